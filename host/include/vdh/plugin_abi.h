@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+// The vdhost plugin ABI: the C boundary between the host process and a device
+// plugin (a shared object loaded with dlopen). Nothing C++ crosses it: no
+// exceptions, no std:: types. The host owns vhost-user, guest memory, the
+// virtqueues and notifications; a plugin sees each request as bounds-checked
+// iovec lists and completes it synchronously or later via vdh_host_api.
+#ifndef VDH_PLUGIN_ABI_H
+#define VDH_PLUGIN_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Bumped on any incompatible change; the host refuses a plugin whose major differs.
+#define VDH_ABI_MAJOR 1
+/// Bumped when fields are appended; a host tolerates plugins built for an older minor.
+#define VDH_ABI_MINOR 0
+
+/// Name of the one symbol every plugin exports.
+#define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
+
+/// Returned by handle_request when the plugin will call vdh_host_api::complete later.
+/// It lies outside the errno range so it cannot be confused with -errno.
+#define VDH_ASYNC (-100000)
+
+/// Log levels, as in syslog.
+enum vdh_log_level {
+    VDH_LOG_ERR = 3,
+    VDH_LOG_WARNING = 4,
+    VDH_LOG_NOTICE = 5,
+    VDH_LOG_INFO = 6,
+    VDH_LOG_DEBUG = 7,
+};
+
+/// One descriptor chain, as the host parsed and validated it. Owned by the host; valid
+/// until the request is completed (returned from handle_request with a value other than
+/// VDH_ASYNC, or passed to complete()).
+struct vdh_request {
+    const struct iovec* in;  ///< device-readable buffers (guest → device), in chain order
+    uint32_t n_in;
+    const struct iovec* out; ///< device-writable buffers (device → guest), in chain order
+    uint32_t n_out;
+    uint64_t in_bytes;       ///< sum of in[].iov_len
+    uint64_t out_bytes;      ///< sum of out[].iov_len
+    uint16_t queue;          ///< virtqueue index
+    uint16_t reserved0;
+    uint32_t reserved1;
+    void* ctx;               ///< request_ctx_size bytes owned by the plugin, pre-allocated
+    void* token;             ///< opaque; pass to vdh_host_api::complete for async completion
+};
+
+/// What the host tells the plugin about one virtqueue when a device starts.
+struct vdh_queue_info {
+    uint16_t index;          ///< virtqueue index
+    uint16_t size;           ///< ring size (number of descriptors)
+    uint32_t cpu;            ///< CPU of the poll lcore that serves this queue
+};
+
+/// Host services handed to a plugin at create(). Every function may be NULL-checked against
+/// struct_size by a plugin built for a newer minor.
+struct vdh_host_api {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t reserved;
+    void* host;              ///< first argument of log()
+    /// Writes one log line (no trailing newline needed). Any thread. Not for per-request use.
+    void (*log)(void* host, int level, const char* device, const char* msg);
+    /// Completes a request that handle_request answered with VDH_ASYNC. \p written is the
+    /// number of bytes written into the request's out buffers (>= 0), or -errno to return the
+    /// chain with zero bytes written. Callable from any thread, exactly once per request.
+    /// From the queue's own poll lcore it publishes directly; from other threads it goes
+    /// through a lock-free ring drained by that lcore.
+    void (*complete)(void* token, int64_t written);
+    /// Wakes the poll lcore that serves \p queue of \p host_dev (e.g. after work finished on
+    /// another thread outside complete()). Any thread.
+    void (*wake)(void* host_dev, uint16_t queue);
+};
+
+/// Per-device function table. Threads: "control" is the host's control thread (vhost-user
+/// message handling); "lcore" is the poll lcore serving the queue named in the call.
+struct vdh_device_ops {
+    uint32_t struct_size;
+    uint32_t reserved;
+    /// Optional. Virtio feature bits this device offers on top of the plugin's
+    /// device_features (e.g. depending on its config). Control thread.
+    uint64_t (*get_features)(void* dev);
+    /// Required. The guest driver is ready: \p features were negotiated and the queues
+    /// are set up. Called before any request of this session arrives. Control thread.
+    /// Returns 0 or -errno (the device then stays stopped).
+    int (*start)(void* dev, uint64_t features, const struct vdh_queue_info* queues,
+                 uint16_t num_queues);
+    /// Required. The session ends (disconnect, reset, memory-table change). The host has
+    /// already stopped taking new requests. The plugin must make every outstanding async
+    /// request complete soon (cancel blocking waits); the host keeps calling poll() and
+    /// waits for all completions before it releases guest memory. Control thread.
+    void (*stop)(void* dev);
+    /// Required. One request. Returns the bytes written to req->out (>= 0) when done now,
+    /// VDH_ASYNC when complete() will be called later, or -errno to return the chain with
+    /// zero bytes written. Lcore. Must not block, allocate on the data path, or throw.
+    int64_t (*handle_request)(void* dev, const struct vdh_request* req);
+    /// Optional. Called on every loop iteration of the queue's lcore (e.g. to reap
+    /// io_uring completions). Returns the amount of work done (0 = idle). Lcore.
+    uint32_t (*poll)(void* dev, uint16_t queue);
+    /// Optional. An fd the lcore should also wait on while it sleeps (e.g. an io_uring
+    /// eventfd), or -1. Called after start() on the control thread.
+    int (*wake_fd)(void* dev, uint16_t queue);
+    /// Optional. Writes a NUL-terminated JSON object with plugin statistics into \p buf
+    /// (at most \p len bytes). Returns the length written or -errno. Any thread.
+    int (*stats_json)(void* dev, char* buf, size_t len);
+    /// Required. Frees the device. Called once, after stop(). Control thread.
+    void (*destroy)(void* dev);
+};
+
+/// Describes one plugin. Returned by the entry point; static storage in the plugin.
+struct vdh_plugin_info {
+    uint32_t struct_size;    ///< sizeof(struct vdh_plugin_info) as the plugin was built
+    uint32_t abi_major;      ///< VDH_ABI_MAJOR the plugin was built against
+    uint32_t abi_minor;      ///< VDH_ABI_MINOR the plugin was built against
+    uint32_t virtio_device_id; ///< e.g. 26 for virtio-fs
+    const char* name;        ///< plugin name: matches devices[].type in the YAML config
+    const char* version;     ///< free-form plugin version string
+    uint64_t device_features; ///< device-specific virtio feature bits offered (0..23, 38+)
+    uint32_t request_ctx_size; ///< bytes of per-request context the host pre-allocates
+    uint32_t min_queues;     ///< fewest virtqueues a session must have
+    /// Required. Creates a device. \p config_yaml is the device's `config:` block as YAML
+    /// text, untouched: it has the same line and column layout as the file named by
+    /// \p config_origin (the text outside the block is blanked), so a YAML parser's marks
+    /// are positions in that file. It may be all blank (no `config:`). On failure returns
+    /// -errno and writes a message naming file:line:column and the key (NUL-terminated, at
+    /// most \p err_len bytes) into \p err. Control thread.
+    int (*create)(const struct vdh_host_api* host, void* host_dev, const char* device_name,
+                  const char* config_yaml, size_t config_len, const char* config_origin,
+                  void** dev_out, const struct vdh_device_ops** ops_out, char* err,
+                  size_t err_len);
+    /// Optional. Validates a `config:` block without creating anything (--check-config).
+    /// Same error convention as create().
+    int (*check_config)(const char* config_yaml, size_t config_len, const char* config_origin,
+                        char* err, size_t err_len);
+};
+
+typedef const struct vdh_plugin_info* (*vdh_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // VDH_PLUGIN_ABI_H

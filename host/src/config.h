@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// The vdhost YAML configuration: the validated, typed form of the file given with
+// --config. yaml-cpp is used only in config.cc. Validation is complete before anything
+// starts; every error names file:line:column, the key and what was expected.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vdh/result.h"
+
+namespace vdh {
+
+/// One entry of `devices:`.
+struct DeviceConfig {
+    std::string name;            ///< unique device name
+    std::string type;            ///< plugin name
+    std::string socket;          ///< vhost-user socket path (unique)
+    /// CPUs of the poll lcores that serve this device's queues; queue q is served by
+    /// lcores[q % lcores.size()]. From `lcore:` (an int or a list of ints, each in
+    /// host.poll_lcores); when absent, one CPU chosen by spreading devices round-robin.
+    std::vector<unsigned> lcores;
+    uint16_t queue_size_max = 1024; ///< largest ring size accepted (power of two, 1..32768)
+    /// The `config:` block, positions preserved (see plugin_abi.h): the file's text with
+    /// everything before the value node blanked to spaces and everything after it dropped
+    /// except line breaks, so a YAML parser's marks in it are positions in the file.
+    /// "" when the device has no `config:` or an empty one.
+    std::string config_text;
+    int line = 0;                ///< 1-based line of this device entry, for messages
+    int column = 0;
+    size_t index = 0;            ///< position in Config::devices (for "devices[i]" in messages)
+    int type_line = 0;           ///< 1-based position of the `type:` value (device_error("type"))
+    int type_column = 0;
+};
+
+/// The `host:` section.
+struct HostConfig {
+    std::vector<unsigned> poll_lcores; ///< CPUs for poll lcores (default: [last CPU])
+    std::string log_level = "info";    ///< err | warning | notice | info | debug
+    std::vector<std::string> eal_args; ///< extra/overriding EAL arguments
+    std::string plugin_dir;            ///< where plugins are found ("" = built-in default)
+    std::string control_socket;        ///< stats/control UNIX socket ("" = none)
+    uint32_t idle_poll_us = 200;       ///< busy-poll this long without work before sleeping
+    uint32_t max_sleep_ms = 100;       ///< upper bound of one sleep on kick eventfds
+};
+
+struct Config {
+    std::string path; ///< file it was loaded from
+    HostConfig host;
+    std::vector<DeviceConfig> devices;
+};
+
+/// A config error: "file:line:column: key: message".
+struct ConfigError {
+    std::string message;
+};
+
+/// Parses and validates \p path. Does not check that plugins exist (the caller does that
+/// with the plugin loader, and reports with the device's position). \p online_cpus is the
+/// number of CPUs the machine has (for range checks and defaults).
+std::optional<Config> load_config(const std::string& path, unsigned online_cpus,
+                                  ConfigError* err);
+
+/// Same as load_config, from text (tests). \p origin is used in messages.
+std::optional<Config> parse_config(const std::string& text, const std::string& origin,
+                                   unsigned online_cpus, ConfigError* err);
+
+/// Formats an error at \p device's position, e.g. for a missing plugin:
+/// "file:line:column: devices[i].key: message" (just "devices[i]" when \p key is empty).
+/// For \p key "type" the position is that of the `type:` value, else the device entry's.
+std::string device_error(const Config& cfg, const DeviceConfig& dev, const std::string& key,
+                         const std::string& message);
+
+} // namespace vdh

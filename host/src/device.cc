@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: MIT
+// Device session lifecycle on top of rte_vhost: build the queue runtimes from the
+// negotiated rings when the driver is ready, hand them to their lcores, and drain them
+// synchronously (in-flight requests included) before guest memory goes away.
+#include "device.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+
+#include "log.h"
+#include "poll_lcore.h"
+#include "rte_vhost_include.h"
+
+namespace vdh {
+
+const char* device_state_name(DeviceState s) noexcept {
+    switch (s) {
+    case DeviceState::Idle:
+        return "idle";
+    case DeviceState::Connected:
+        return "connected";
+    case DeviceState::Running:
+        return "running";
+    case DeviceState::Paused:
+        return "paused";
+    }
+    return "?";
+}
+
+Device::Device(const DeviceConfig& cfg, const Plugin* plugin, std::vector<PollLcore*> lcores)
+    : cfg_(cfg), plugin_(plugin), lcores_(std::move(lcores)) {
+    for (auto& e : enabled_) {
+        e.store(true, std::memory_order_relaxed);
+    }
+}
+
+Device::~Device() {
+    if (pdev_ != nullptr && ops_ != nullptr && ops_->destroy != nullptr) {
+        ops_->destroy(pdev_);
+    }
+}
+
+bool Device::create(const vdh_host_api* api, const std::string& origin, std::string* err) {
+    char msg[512] = {0};
+    int rc = plugin_->info->create(api, this, cfg_.name.c_str(), cfg_.config_text.c_str(),
+                                   cfg_.config_text.size(), origin.c_str(), &pdev_, &ops_, msg,
+                                   sizeof(msg));
+    if (rc != 0) {
+        *err = msg[0] != '\0' ? std::string(msg)
+                              : "device " + cfg_.name + ": plugin create failed: " +
+                                    std::string(strerror(-rc));
+        pdev_ = nullptr;
+        return false;
+    }
+    if (ops_ == nullptr || ops_->struct_size < offsetof(vdh_device_ops, destroy) + sizeof(void*) ||
+        ops_->start == nullptr || ops_->stop == nullptr || ops_->handle_request == nullptr ||
+        ops_->destroy == nullptr) {
+        *err = "device " + cfg_.name + ": plugin returned an incomplete device ops table";
+        if (ops_ != nullptr && ops_->destroy != nullptr && pdev_ != nullptr) {
+            ops_->destroy(pdev_);
+        }
+        pdev_ = nullptr;
+        return false;
+    }
+    return true;
+}
+
+uint64_t Device::offered_features() const noexcept {
+    uint64_t f = plugin_->info->device_features;
+    if (ops_ != nullptr && ops_->get_features != nullptr) {
+        f |= ops_->get_features(pdev_);
+    }
+    return f;
+}
+
+void Device::on_connect(int vid) {
+    vid_.store(vid, std::memory_order_release);
+    state_.store(DeviceState::Connected, std::memory_order_release);
+    VDH_INFO(cfg_.name.c_str(), "frontend connected (vid %d)", vid);
+}
+
+void Device::on_disconnect(int vid) {
+    DeviceState s = state_.load(std::memory_order_acquire);
+    if (s == DeviceState::Running || s == DeviceState::Paused) {
+        stop_session(vid);
+    }
+    vid_.store(-1, std::memory_order_release);
+    state_.store(DeviceState::Idle, std::memory_order_release);
+    VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d)", vid);
+}
+
+void Device::set_vring_enabled(uint16_t q, bool on) {
+    if (q >= kMaxQueues) {
+        return;
+    }
+    enabled_[q].store(on, std::memory_order_release);
+    std::lock_guard<std::mutex> g(stats_mu_);
+    if (q < queues_.size() && queues_[q]) {
+        queues_[q]->set_enabled(on);
+        if (on) {
+            wake(q);
+        }
+    }
+}
+
+bool Device::setup_queues(int vid, std::string* err) {
+    if (rte_vhost_get_negotiated_features(vid, &features_) != 0) {
+        *err = "cannot read negotiated features";
+        return false;
+    }
+    uint16_t nq = rte_vhost_get_vring_num(vid);
+    if (nq == 0 || nq > kMaxQueues) {
+        *err = "unsupported number of queues " + std::to_string(nq);
+        return false;
+    }
+    if (nq < plugin_->info->min_queues) {
+        *err = "frontend set up " + std::to_string(nq) + " queues, the device needs at least " +
+               std::to_string(plugin_->info->min_queues);
+        return false;
+    }
+    if (rte_vhost_get_mem_table(vid, &rte_mem_) != 0 || rte_mem_ == nullptr) {
+        *err = "cannot read the memory table";
+        return false;
+    }
+    mem_.clear();
+    for (uint32_t i = 0; i < rte_mem_->nregions; ++i) {
+        const rte_vhost_mem_region& r = rte_mem_->regions[i];
+        if (!mem_.add_region(r.guest_phys_addr, r.size,
+                             reinterpret_cast<void*>(static_cast<uintptr_t>(r.host_user_addr)))) {
+            *err = "bad memory region " + std::to_string(i);
+            return false;
+        }
+    }
+    bool event_idx = (features_ & (1ULL << VIRTIO_RING_F_EVENT_IDX)) != 0;
+    bool packed = (features_ & (1ULL << VIRTIO_F_RING_PACKED)) != 0;
+    std::vector<std::unique_ptr<QueueRuntime>> qs;
+    std::vector<vdh_queue_info> infos;
+    for (uint16_t i = 0; i < nq; ++i) {
+        rte_vhost_vring vr;
+        if (rte_vhost_get_vhost_vring(vid, i, &vr) != 0) {
+            *err = "cannot read vring " + std::to_string(i);
+            return false;
+        }
+        if (vr.size == 0 || vr.size > cfg_.queue_size_max) {
+            *err = "vring " + std::to_string(i) + " size " + std::to_string(vr.size) +
+                   " outside 1.." + std::to_string(cfg_.queue_size_max) + " (queue_size_max)";
+            return false;
+        }
+        uint16_t last_avail = 0;
+        uint16_t last_used = 0;
+        if (rte_vhost_get_vring_base(vid, i, &last_avail, &last_used) != 0) {
+            *err = "cannot read vring base " + std::to_string(i);
+            return false;
+        }
+        VringAddrs a;
+        a.size = static_cast<uint16_t>(vr.size);
+        a.packed = packed;
+        if (packed) {
+            a.desc_packed = vr.desc_packed;
+            a.driver_event = vr.driver_event;
+            a.device_event = vr.device_event;
+        } else {
+            a.desc = vr.desc;
+            a.avail = vr.avail;
+            a.used = vr.used;
+        }
+        auto q = std::make_unique<QueueRuntime>(this, i);
+        if (!q->vq().init(a, &mem_, last_avail, last_used, event_idx)) {
+            *err = "vring " + std::to_string(i) + " is not usable";
+            return false;
+        }
+        if (!q->allocate(a.size, plugin_->info->request_ctx_size)) {
+            *err = "out of memory for vring " + std::to_string(i);
+            return false;
+        }
+        q->set_kick_fd(vr.kickfd);
+        q->set_enabled(enabled_[i].load(std::memory_order_acquire));
+        PollLcore* l = lcores_[i % lcores_.size()];
+        q->set_lcore(l);
+        infos.push_back(vdh_queue_info{i, a.size, l->cpu()});
+        qs.push_back(std::move(q));
+    }
+    int rc = ops_->start(pdev_, features_, infos.data(), nq);
+    if (rc != 0) {
+        *err = "plugin refused to start: " + std::string(strerror(-rc));
+        return false;
+    }
+    if (ops_->wake_fd != nullptr) {
+        for (auto& q : qs) {
+            q->set_wake_fd(ops_->wake_fd(pdev_, q->index()));
+        }
+    }
+    {
+        std::lock_guard<std::mutex> g(stats_mu_);
+        queues_ = std::move(qs);
+        nqueues_ = nq;
+    }
+    for (auto& q : queues_) {
+        q->lcore()->attach(q.get());
+    }
+    return true;
+}
+
+void Device::teardown_queues(int vid) {
+    // 1. No new requests from here on.
+    for (auto& q : queues_) {
+        q->set_stopping();
+    }
+    // 2. The plugin cancels or finishes what it holds.
+    ops_->stop(pdev_);
+    // 3. Wait until every lcore drained and let go of its queues.
+    std::vector<std::future<void>> waits;
+    for (auto& q : queues_) {
+        waits.push_back(q->lcore()->detach(q.get()));
+    }
+    for (auto& w : waits) {
+        int waited = 0;
+        while (w.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+            waited += 5;
+            VDH_WARN(cfg_.name.c_str(), "still waiting for in-flight requests (%d s)", waited);
+        }
+    }
+    // 4. Hand the ring positions back (rte_vhost returns them in GET_VRING_BASE).
+    for (auto& q : queues_) {
+        if (vid >= 0) {
+            rte_vhost_set_vring_base(vid, q->index(), q->vq().last_avail_base(),
+                                     q->vq().last_used_base());
+        }
+    }
+    {
+        std::lock_guard<std::mutex> g(stats_mu_);
+        queues_.clear();
+    }
+    mem_.clear();
+    if (rte_mem_ != nullptr) {
+        free(rte_mem_);
+        rte_mem_ = nullptr;
+    }
+}
+
+int Device::start_session(int vid) {
+    std::string err;
+    if (!setup_queues(vid, &err)) {
+        VDH_ERR(cfg_.name.c_str(), "cannot start: %s", err.c_str());
+        {
+            std::lock_guard<std::mutex> g(stats_mu_);
+            queues_.clear();
+        }
+        if (rte_mem_ != nullptr) {
+            free(rte_mem_);
+            rte_mem_ = nullptr;
+        }
+        return -1;
+    }
+    ++sessions_;
+    state_.store(DeviceState::Running, std::memory_order_release);
+    VDH_NOTICE(cfg_.name.c_str(), "device running: %u queues, features 0x%llx%s", nqueues_,
+               static_cast<unsigned long long>(features_),
+               (features_ & (1ULL << VIRTIO_F_RING_PACKED)) ? ", packed ring" : "");
+    return 0;
+}
+
+void Device::stop_session(int vid) {
+    DeviceState s = state_.load(std::memory_order_acquire);
+    if (s != DeviceState::Running && s != DeviceState::Paused) {
+        return;
+    }
+    if (s == DeviceState::Running) {
+        teardown_queues(vid);
+    }
+    state_.store(DeviceState::Connected, std::memory_order_release);
+    VDH_NOTICE(cfg_.name.c_str(), "device stopped");
+}
+
+void Device::pause(int vid) {
+    if (state_.load(std::memory_order_acquire) != DeviceState::Running) {
+        return;
+    }
+    teardown_queues(vid);
+    ++pauses_;
+    state_.store(DeviceState::Paused, std::memory_order_release);
+}
+
+void Device::resume(int vid) {
+    if (state_.load(std::memory_order_acquire) != DeviceState::Paused) {
+        return;
+    }
+    std::string err;
+    if (!setup_queues(vid, &err)) {
+        VDH_ERR(cfg_.name.c_str(), "cannot resume after a ring/memory change: %s", err.c_str());
+        {
+            std::lock_guard<std::mutex> g(stats_mu_);
+            queues_.clear();
+        }
+        state_.store(DeviceState::Connected, std::memory_order_release);
+        return;
+    }
+    state_.store(DeviceState::Running, std::memory_order_release);
+    VDH_INFO(cfg_.name.c_str(), "device resumed");
+}
+
+void Device::wake(uint16_t q) noexcept {
+    if (lcores_.empty()) {
+        return;
+    }
+    lcores_[q % lcores_.size()]->wake();
+}
+
+bool Device::notify_guest(QueueRuntime& q) noexcept {
+    int vid = vid_.load(std::memory_order_relaxed);
+    // Keep rte_vhost's view of the ring in step: its EVENT_IDX check reads these.
+    rte_vhost_set_vring_base(vid, q.index(), q.vq().last_avail_base(), q.vq().last_used_base());
+    int rc = rte_vhost_vring_call_nonblock(vid, q.index());
+    return rc != -EAGAIN;
+}
+
+std::string Device::stats_json() const {
+    std::ostringstream o;
+    o << "{\"name\":\"" << cfg_.name << "\",\"type\":\"" << cfg_.type << "\",\"socket\":\""
+      << cfg_.socket << "\",\"state\":\"" << device_state_name(state()) << "\",\"sessions\":"
+      << sessions_ << ",\"pauses\":" << pauses_ << ",\"features\":" << features_
+      << ",\"queues\":[";
+    std::lock_guard<std::mutex> g(stats_mu_);
+    bool first = true;
+    for (const auto& q : queues_) {
+        const QueueStats& s = q->stats();
+        auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+        o << (first ? "" : ",") << "{\"index\":" << q->index() << ",\"size\":" << q->vq().size()
+          << ",\"cpu\":" << q->lcore()->cpu() << ",\"requests\":" << v(s.requests)
+          << ",\"bytes_in\":" << v(s.bytes_in) << ",\"bytes_out\":" << v(s.bytes_out)
+          << ",\"async\":" << v(s.async) << ",\"errors\":" << v(s.errors)
+          << ",\"bad_chains\":" << v(s.bad_chains) << ",\"busy_polls\":" << v(s.busy_polls)
+          << ",\"idle_polls\":" << v(s.idle_polls) << ",\"kicks\":" << v(s.kicks)
+          << ",\"notifies\":" << v(s.notifies) << ",\"notify_retries\":" << v(s.notify_retries)
+          << ",\"broken\":" << v(s.broken) << ",\"inflight\":" << q->inflight() << "}";
+        first = false;
+    }
+    o << "]";
+    if (ops_ != nullptr && ops_->stats_json != nullptr && pdev_ != nullptr) {
+        char buf[4096];
+        int n = ops_->stats_json(pdev_, buf, sizeof(buf));
+        if (n > 0) {
+            o << ",\"plugin\":" << buf;
+        }
+    }
+    o << "}";
+    return o.str();
+}
+
+} // namespace vdh

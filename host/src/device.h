@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+// Device: one configured virtio device — its plugin instance, its vhost-user socket, and
+// the session lifecycle (start when the driver is ready, pause around memory-table and
+// ring changes, stop on reset or disconnect). All lifecycle calls come from the control
+// thread (rte_vhost's vhost-events thread, or main during shutdown).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "guest_memory.h"
+#include "plugin_loader.h"
+#include "queue_runtime.h"
+#include "vdh/plugin_abi.h"
+
+struct rte_vhost_memory;
+
+namespace vdh {
+
+class PollLcore;
+
+enum class DeviceState : uint8_t {
+    Idle,       ///< no frontend connected
+    Connected,  ///< a frontend is connected, driver not ready yet
+    Running,    ///< queues are being served
+    Paused,     ///< stopped around a memory-table/ring change, will resume
+};
+
+const char* device_state_name(DeviceState s) noexcept;
+
+class Device {
+public:
+    static constexpr uint16_t kMaxQueues = 64;
+
+    Device(const DeviceConfig& cfg, const Plugin* plugin, std::vector<PollLcore*> lcores);
+    ~Device();
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+
+    /// Creates the plugin instance. Returns false and sets \p err on failure.
+    bool create(const vdh_host_api* api, const std::string& origin, std::string* err);
+
+    const std::string& name() const noexcept { return cfg_.name; }
+    const std::string& socket() const noexcept { return cfg_.socket; }
+    const DeviceConfig& config() const noexcept { return cfg_; }
+    const Plugin* plugin() const noexcept { return plugin_; }
+    uint64_t offered_features() const noexcept;
+    DeviceState state() const noexcept { return state_.load(std::memory_order_acquire); }
+
+    // --- lifecycle (control thread) ---
+    void on_connect(int vid);
+    void on_disconnect(int vid);
+    /// rte_vhost new_device: the driver is ready. Returns 0 or -1.
+    int start_session(int vid);
+    /// rte_vhost destroy_device: drain and stop; hands ring indexes back to rte_vhost.
+    void stop_session(int vid);
+    /// Pause before a message that changes memory or rings while running; resume after.
+    void pause(int vid);
+    void resume(int vid);
+    void set_vring_enabled(uint16_t q, bool on);
+
+    /// Wakes the lcore of queue \p q (plugin request). Any thread.
+    void wake(uint16_t q) noexcept;
+
+    /// JSON object with state and per-queue counters. Any thread.
+    std::string stats_json() const;
+
+    void* plugin_dev() const noexcept { return pdev_; }
+    const vdh_device_ops* ops() const noexcept { return ops_; }
+    int vid() const noexcept { return vid_.load(std::memory_order_acquire); }
+
+    /// Notifies the guest for queue \p q (lcore). Returns false if it must be retried.
+    bool notify_guest(QueueRuntime& q) noexcept;
+
+private:
+    bool setup_queues(int vid, std::string* err);
+    void teardown_queues(int vid);
+
+    DeviceConfig cfg_;
+    const Plugin* plugin_;
+    std::vector<PollLcore*> lcores_; ///< lcores_[i] serves queues q with q % size == i
+    void* pdev_ = nullptr;
+    const vdh_device_ops* ops_ = nullptr;
+    std::atomic<DeviceState> state_{DeviceState::Idle};
+    std::atomic<int> vid_{-1};
+    uint64_t features_ = 0;
+    GuestMemory mem_;
+    rte_vhost_memory* rte_mem_ = nullptr;
+    std::atomic<bool> enabled_[kMaxQueues];
+    uint16_t nqueues_ = 0;
+    std::vector<std::unique_ptr<QueueRuntime>> queues_;
+    mutable std::mutex stats_mu_; ///< guards queues_ against stats readers. Lock order: leaf.
+    uint64_t sessions_ = 0;
+    uint64_t pauses_ = 0;
+};
+
+} // namespace vdh

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// C trampolines behind vdh_host_api.
+#include "host_api.h"
+
+#include "device.h"
+#include "log.h"
+#include "queue_runtime.h"
+
+namespace vdh {
+namespace {
+
+void api_log(void* /*host*/, int level, const char* device, const char* msg) {
+    if (level <= log_level()) {
+        log_msg(level, device, "%s", msg);
+    }
+}
+
+void api_complete(void* token, int64_t written) {
+    QueueRuntime::complete(static_cast<RequestSlot*>(token), written);
+}
+
+void api_wake(void* host_dev, uint16_t queue) { static_cast<Device*>(host_dev)->wake(queue); }
+
+const vdh_host_api g_api = {
+    .struct_size = sizeof(vdh_host_api),
+    .abi_major = VDH_ABI_MAJOR,
+    .abi_minor = VDH_ABI_MINOR,
+    .reserved = 0,
+    .host = nullptr,
+    .log = api_log,
+    .complete = api_complete,
+    .wake = api_wake,
+};
+
+} // namespace
+
+const vdh_host_api* host_api() { return &g_api; }
+
+} // namespace vdh

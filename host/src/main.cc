@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: MIT
+// vdhost entry point: command line, config validation, EAL and lcores, plugins and
+// devices, vhost-user sockets, then wait for SIGINT/SIGTERM and shut down in reverse.
+#include <rte_eal.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "config.h"
+#include "control_socket.h"
+#include "device.h"
+#include "eal.h"
+#include "host_api.h"
+#include "log.h"
+#include "plugin_loader.h"
+#include "poll_lcore.h"
+#include "vdh_build_config.h"
+#include "vhost_backend.h"
+
+namespace po = boost::program_options;
+
+namespace vdh {
+namespace {
+
+struct Options {
+    std::string config;
+    bool check_only = false;
+    std::string log_level;
+    std::string plugin_dir;
+    std::vector<std::string> eal;
+    std::string stats_socket;
+};
+
+std::vector<std::string> plugin_dirs(const Options& o, const Config& cfg) {
+    std::vector<std::string> dirs;
+    if (!o.plugin_dir.empty()) {
+        dirs.push_back(o.plugin_dir);
+    } else if (!cfg.host.plugin_dir.empty()) {
+        dirs.push_back(cfg.host.plugin_dir);
+    } else {
+        dirs.push_back(VDH_PLUGIN_DIR);
+        dirs.push_back(VDH_BUILD_PLUGIN_DIR);
+    }
+    return dirs;
+}
+
+/// Finds DIR/vdh-TYPE.so or DIR/TYPE/vdh-TYPE.so (the build tree's layout).
+std::string find_plugin(const std::vector<std::string>& dirs, const std::string& type) {
+    for (const auto& d : dirs) {
+        for (const std::string& p : {plugin_file(d, type), plugin_file(d + "/" + type, type)}) {
+            if (access(p.c_str(), R_OK) == 0) {
+                return p;
+            }
+        }
+    }
+    return "";
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) {
+        s += (i ? sep : "") + v[i];
+    }
+    return s;
+}
+
+void make_parent_dir(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) {
+        return;
+    }
+    std::string dir = path.substr(0, slash);
+    make_parent_dir(dir);
+    mkdir(dir.c_str(), 0755);
+}
+
+int run(const Options& o) {
+    unsigned cpus = static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN));
+    ConfigError cerr;
+    auto cfg = load_config(o.config, cpus, &cerr);
+    if (!cfg) {
+        std::fprintf(stderr, "%s\n", cerr.message.c_str());
+        return 1;
+    }
+    int level = parse_log_level(o.log_level.empty() ? cfg->host.log_level : o.log_level);
+    if (level < 0) {
+        std::fprintf(stderr, "--log-level: unknown level \"%s\" (expected err, warning, notice, "
+                             "info or debug)\n", o.log_level.c_str());
+        return 1;
+    }
+    set_log_level(level);
+
+    // Plugins: load each type once; check every device's config block.
+    auto dirs = plugin_dirs(o, *cfg);
+    std::map<std::string, std::unique_ptr<Plugin>> plugins;
+    for (const DeviceConfig& d : cfg->devices) {
+        if (plugins.count(d.type) == 0) {
+            std::string path = find_plugin(dirs, d.type);
+            if (path.empty()) {
+                std::fprintf(stderr, "%s\n",
+                             device_error(*cfg, d, "type",
+                                          "no plugin \"" + d.type + "\" (looked for vdh-" +
+                                              d.type + ".so in " + join(dirs, ", ") + ")")
+                                 .c_str());
+                return 1;
+            }
+            std::string err;
+            auto p = load_plugin(path, &err);
+            if (!p) {
+                std::fprintf(stderr, "%s\n", device_error(*cfg, d, "type", err).c_str());
+                return 1;
+            }
+            plugins[d.type] = std::move(p);
+        }
+        const Plugin& p = *plugins[d.type];
+        if (p.info->struct_size >= offsetof(vdh_plugin_info, check_config) + sizeof(void*) &&
+            p.info->check_config != nullptr) {
+            char msg[1024] = {0};
+            if (p.info->check_config(d.config_text.c_str(), d.config_text.size(),
+                                     cfg->path.c_str(), msg, sizeof(msg)) != 0) {
+                std::fprintf(stderr, "%s\n", msg[0] ? msg : "invalid device config");
+                return 1;
+            }
+        }
+    }
+    if (o.check_only) {
+        std::printf("%s: OK (%zu device%s)\n", cfg->path.c_str(), cfg->devices.size(),
+                    cfg->devices.size() == 1 ? "" : "s");
+        return 0;
+    }
+
+    // Signals are taken by sigwait in main; every thread created from here inherits the mask.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    std::string err;
+    auto eal_args = build_eal_args(cfg->host, cpus, o.eal);
+    VDH_DEBUG("host", "EAL arguments: %s", join(eal_args, " ").c_str());
+    if (!eal_init(eal_args, &err)) {
+        VDH_ERR("host", "%s", err.c_str());
+        return 1;
+    }
+
+    std::map<unsigned, std::unique_ptr<PollLcore>> lcores; // by CPU
+    unsigned lcore_id = 1;
+    for (unsigned cpu : cfg->host.poll_lcores) {
+        auto l = std::make_unique<PollLcore>(lcore_id++, cpu, cfg->host.idle_poll_us,
+                                             cfg->host.max_sleep_ms);
+        if (!l->init() || !rte_lcore_is_enabled(l->lcore_id())) {
+            VDH_ERR("host", "cannot set up poll lcore for cpu %u", cpu);
+            eal_cleanup();
+            return 1;
+        }
+        lcores[cpu] = std::move(l);
+    }
+
+    std::vector<std::unique_ptr<Device>> devices;
+    std::vector<Device*> raw;
+    for (const DeviceConfig& d : cfg->devices) {
+        std::vector<PollLcore*> ls;
+        for (unsigned cpu : d.lcores) {
+            ls.push_back(lcores.at(cpu).get());
+        }
+        auto dev = std::make_unique<Device>(d, plugins[d.type].get(), ls);
+        if (!dev->create(host_api(), cfg->path, &err)) {
+            VDH_ERR("host", "%s", err.c_str());
+            devices.clear();
+            eal_cleanup();
+            return 1;
+        }
+        make_parent_dir(d.socket);
+        raw.push_back(dev.get());
+        devices.push_back(std::move(dev));
+    }
+
+    for (auto& [cpu, l] : lcores) {
+        rte_eal_remote_launch(PollLcore::run_trampoline, l.get(), l->lcore_id());
+    }
+    auto stop_lcores = [&] {
+        for (auto& [cpu, l] : lcores) {
+            l->request_stop();
+        }
+        rte_eal_mp_wait_lcore();
+    };
+
+    if (!vhost_register_devices(raw, &err)) {
+        VDH_ERR("host", "%s", err.c_str());
+        stop_lcores();
+        devices.clear();
+        eal_cleanup();
+        return 1;
+    }
+
+    ControlSocket control;
+    if (!cfg->host.control_socket.empty()) {
+        make_parent_dir(cfg->host.control_socket);
+        auto handler = [&](const std::string& cmd) -> std::string {
+            if (cmd == "ping") {
+                return "{\"pong\":true}";
+            }
+            if (cmd == "stats") {
+                std::ostringstream out;
+                out << "{\"version\":\"" VDH_VERSION "\",\"pid\":" << getpid() << ",\"lcores\":[";
+                bool first = true;
+                for (auto& [cpu, l] : lcores) {
+                    out << (first ? "" : ",") << "{\"lcore\":" << l->lcore_id()
+                        << ",\"cpu\":" << cpu << ",\"loops\":" << l->loops()
+                        << ",\"sleeps\":" << l->sleeps() << "}";
+                    first = false;
+                }
+                out << "],\"devices\":[";
+                for (size_t i = 0; i < devices.size(); ++i) {
+                    out << (i ? "," : "") << devices[i]->stats_json();
+                }
+                out << "]}";
+                return out.str();
+            }
+            return "{\"error\":\"unknown command (expected stats or ping)\"}";
+        };
+        if (!control.start(cfg->host.control_socket, handler, &err)) {
+            VDH_ERR("host", "%s", err.c_str());
+            vhost_unregister_devices();
+            stop_lcores();
+            devices.clear();
+            eal_cleanup();
+            return 1;
+        }
+    }
+
+    VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
+               devices.size(), devices.size() == 1 ? "" : "s", lcores.size(),
+               lcores.size() == 1 ? "" : "s");
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP) {
+        if (sig == SIGHUP) {
+            VDH_INFO("host", "SIGHUP ignored (config reload is not supported)");
+        }
+    }
+    VDH_NOTICE("host", "%s received, shutting down", strsignal(sig));
+    control.stop();
+    vhost_unregister_devices(); // disconnects frontends; their sessions drain first
+    stop_lcores();
+    devices.clear();
+    plugins.clear();
+    eal_cleanup();
+    VDH_NOTICE("host", "stopped");
+    return 0;
+}
+
+} // namespace
+} // namespace vdh
+
+int main(int argc, char** argv) {
+    vdh::Options o;
+    po::options_description desc(
+        "vdhost: serves virtio devices to QEMU guests over vhost-user on poll-mode lcores.\n\n"
+        "Usage: vdhost --config FILE [options]\n"
+        "       vdhost --check-config FILE\n"
+        "       vdhost --stats CONTROL_SOCKET\n\nOptions");
+    std::string check;
+    std::vector<std::string> eal_strings;
+    desc.add_options()
+        ("help,h", "show this help and exit")
+        ("version,V", "print the version and exit")
+        ("config,c", po::value<std::string>(&o.config), "run the devices described in FILE")
+        ("check-config", po::value<std::string>(&check), "validate FILE (and its plugins' config blocks) and exit 0 (valid) or 1")
+        ("log-level,l", po::value<std::string>(&o.log_level), "err | warning | notice | info | debug (overrides host.log_level)")
+        ("plugin-dir", po::value<std::string>(&o.plugin_dir), "directory to load plugins from (overrides host.plugin_dir)")
+        ("eal", po::value<std::vector<std::string>>(&eal_strings), "one extra EAL argument, repeatable; appended after host.eal_args, so it overrides them (e.g. --eal=-m --eal=256)")
+        ("stats", po::value<std::string>(&o.stats_socket), "print the run-time statistics of the vdhost serving CONTROL_SOCKET and exit");
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+        po::notify(vm);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vdhost: %s\nTry 'vdhost --help'.\n", e.what());
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << desc << "\n";
+        return 0;
+    }
+    if (vm.count("version")) {
+        std::printf("vdhost %s (plugin ABI %d.%d)\n", VDH_VERSION, VDH_ABI_MAJOR, VDH_ABI_MINOR);
+        return 0;
+    }
+    if (!o.stats_socket.empty()) {
+        std::string reply;
+        std::string err;
+        if (!vdh::control_request(o.stats_socket, "stats", &reply, &err)) {
+            std::fprintf(stderr, "vdhost: %s\n", err.c_str());
+            return 1;
+        }
+        std::fputs(reply.c_str(), stdout);
+        return 0;
+    }
+    if (!check.empty()) {
+        o.config = check;
+        o.check_only = true;
+    }
+    if (o.config.empty()) {
+        std::fprintf(stderr, "vdhost: --config FILE is required\nTry 'vdhost --help'.\n");
+        return 2;
+    }
+    o.eal = eal_strings;
+    try {
+        return vdh::run(o);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vdhost: fatal: %s\n", e.what());
+        return 1;
+    }
+}

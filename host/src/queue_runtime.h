@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// QueueRuntime: everything one virtqueue needs on its poll lcore during a session — the
+// ring, pre-allocated request slots (host iovecs + the plugin's per-request context), the
+// completion ring for completions from other threads, and counters. Owned by Device,
+// polled only by its lcore; the control thread touches it only while it is detached.
+// Hot path: no alloc, no block, no throw.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "vdh/compiler.h"
+#include "vdh/plugin_abi.h"
+#include "virtqueue.h"
+
+struct rte_ring;
+
+namespace vdh {
+
+class Device;
+class PollLcore;
+class QueueRuntime;
+
+/// Counters readable at run time from any thread (written by the lcore only).
+struct alignas(kCacheLine) QueueStats {
+    std::atomic<uint64_t> requests{0};
+    std::atomic<uint64_t> bytes_in{0};   ///< guest → device bytes of completed requests
+    std::atomic<uint64_t> bytes_out{0};  ///< device → guest bytes written
+    std::atomic<uint64_t> async{0};      ///< requests the plugin completed later
+    std::atomic<uint64_t> errors{0};     ///< plugin returned -errno
+    std::atomic<uint64_t> bad_chains{0}; ///< malformed chains refused
+    std::atomic<uint64_t> busy_polls{0}; ///< loop iterations that found work on this queue
+    std::atomic<uint64_t> idle_polls{0}; ///< loop iterations that found none
+    std::atomic<uint64_t> kicks{0};      ///< guest kicks seen while sleeping
+    std::atomic<uint64_t> notifies{0};   ///< interrupts sent to the guest
+    std::atomic<uint64_t> notify_retries{0}; ///< notification deferred (vring lock busy)
+    std::atomic<uint64_t> broken{0};     ///< 1 once the ring was found corrupt
+    std::atomic<uint64_t> chain_errors[static_cast<int>(ChainError::Count)]{};
+
+    void add(std::atomic<uint64_t>& c, uint64_t v = 1) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    }
+};
+
+/// One in-flight request. Indexed by chain id, so a guest cannot have two slots per id.
+struct RequestSlot {
+    QueueRuntime* queue = nullptr;
+    vdh_request req{};
+    uint16_t id = 0;
+    uint16_t ndesc = 0;
+    bool in_flight = false;
+    int64_t result = 0; ///< set by a foreign thread before it enqueues the slot
+};
+
+/// Per-queue session state. Created and destroyed by Device on the control thread.
+class alignas(kCacheLine) QueueRuntime {
+public:
+    /// iovec capacity of one request: a 1 MiB request in 4 KiB pages plus headers and a
+    /// few region splits. Longer chains are refused (counted as TooManyIovecs).
+    static constexpr uint32_t kSlotIovecs = 272;
+
+    QueueRuntime(Device* dev, uint16_t index) noexcept : dev_(dev), index_(index) {}
+    ~QueueRuntime();
+    QueueRuntime(const QueueRuntime&) = delete;
+    QueueRuntime& operator=(const QueueRuntime&) = delete;
+
+    /// Allocates slots for \p size entries and the completion ring. Control thread.
+    bool allocate(uint16_t size, uint32_t ctx_size) noexcept;
+
+    Virtqueue& vq() noexcept { return vq_; }
+    uint16_t index() const noexcept { return index_; }
+    Device* device() const noexcept { return dev_; }
+    QueueStats& stats() noexcept { return stats_; }
+    const QueueStats& stats() const noexcept { return stats_; }
+
+    void set_lcore(PollLcore* l) noexcept { lcore_ = l; }
+    PollLcore* lcore() const noexcept { return lcore_; }
+    void set_kick_fd(int fd) noexcept { kick_fd_ = fd; }
+    int kick_fd() const noexcept { return kick_fd_; }
+    void set_wake_fd(int fd) noexcept { wake_fd_ = fd; }
+    int wake_fd() const noexcept { return wake_fd_; }
+
+    /// Enable state from SET_VRING_ENABLE / vring_state_changed. Any thread.
+    void set_enabled(bool on) noexcept { enabled_.store(on, std::memory_order_release); }
+    /// Stop taking new requests (session ending). Control thread.
+    void set_stopping() noexcept { stopping_.store(true, std::memory_order_release); }
+    uint32_t inflight() const noexcept { return inflight_.load(std::memory_order_acquire); }
+
+    /// One pass: completions, plugin poll, new requests, notification. Returns work done.
+    uint32_t poll() noexcept;
+    /// Before sleeping: arm kicks. Returns true if work is already pending (don't sleep).
+    bool prepare_sleep() noexcept;
+    /// After waking: kicks off again.
+    void after_sleep() noexcept { vq_.disable_kicks(); }
+    /// Completion entry for the host API (any thread).
+    static void complete(RequestSlot* slot, int64_t written) noexcept;
+
+private:
+    uint32_t drain_completions() noexcept;
+    uint32_t take_requests(uint32_t budget) noexcept;
+    void finish(RequestSlot* slot, int64_t written) noexcept;
+    void flush_notify() noexcept;
+
+    Device* dev_;
+    uint16_t index_;
+    PollLcore* lcore_ = nullptr;
+    Virtqueue vq_;
+    int kick_fd_ = -1; ///< borrowed from rte_vhost for the session
+    int wake_fd_ = -1; ///< plugin's wake fd, or -1
+    std::atomic<bool> enabled_{true};
+    std::atomic<bool> stopping_{false};
+    bool broken_ = false;
+    bool notify_pending_ = false;
+    std::atomic<uint32_t> inflight_{0};
+    uint16_t slot_count_ = 0;
+    std::unique_ptr<RequestSlot[]> slots_;
+    /// slot_count_+1 iovec areas of kSlotIovecs each. A chain is popped into the spare
+    /// area (stage_) before its id is known; accepting it swaps that area with the slot's.
+    std::unique_ptr<struct iovec[]> iovs_;
+    std::unique_ptr<uint16_t[]> slot_home_;
+    uint16_t stage_ = 0;
+    std::unique_ptr<uint8_t[]> ctx_mem_;
+    std::unique_ptr<uint8_t[]> ring_mem_;
+    rte_ring* done_ring_ = nullptr;
+    QueueStats stats_;
+};
+
+} // namespace vdh

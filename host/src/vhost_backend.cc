@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+// rte_vhost registration and callbacks. Callbacks run on rte_vhost's vhost-events thread;
+// they look the device up by vid and call its lifecycle methods, which never block on a
+// poll lcore that could be waiting for a vring lock (lcores only use the non-blocking
+// notification call).
+#include "vhost_backend.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "device.h"
+#include "log.h"
+#include "rte_vhost_include.h"
+
+namespace vdh {
+namespace {
+
+// vhost-user request codes (not in a public DPDK header).
+enum : uint32_t {
+    kSetFeatures = 2,
+    kSetMemTable = 5,
+    kSetVringNum = 8,
+    kSetVringAddr = 9,
+    kSetVringBase = 10,
+    kSetVringKick = 12,
+};
+
+// Protocol features (bit numbers from the vhost-user spec).
+constexpr uint64_t kProtoMq = 1ULL << 0;
+constexpr uint64_t kProtoReplyAck = 1ULL << 3;
+constexpr uint64_t kProtoBackendReq = 1ULL << 5;
+constexpr uint64_t kProtoBackendSendFd = 1ULL << 10;
+constexpr uint64_t kProtoWanted = kProtoMq | kProtoReplyAck | kProtoBackendReq | kProtoBackendSendFd;
+
+std::mutex g_mu; // guards the maps below. Lock order: leaf (never held across a callback)
+std::unordered_map<std::string, Device*> g_by_path;
+std::unordered_map<int, Device*> g_by_vid;
+std::vector<std::string> g_registered;
+
+Device* by_vid(int vid) {
+    std::lock_guard<std::mutex> g(g_mu);
+    auto it = g_by_vid.find(vid);
+    return it == g_by_vid.end() ? nullptr : it->second;
+}
+
+rte_vhost_msg_result pre_msg(int vid, void* msg) {
+    uint32_t req;
+    std::memcpy(&req, msg, sizeof(req));
+    Device* d = by_vid(vid);
+    if (d == nullptr) {
+        return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+    }
+    switch (req) {
+    case kSetMemTable:
+    case kSetVringNum:
+    case kSetVringAddr:
+    case kSetVringBase:
+    case kSetVringKick:
+    case kSetFeatures:
+        // These change memory or rings under a running device: drain first.
+        d->pause(vid);
+        break;
+    default:
+        break;
+    }
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+rte_vhost_msg_result post_msg(int vid, void* msg) {
+    (void)msg;
+    Device* d = by_vid(vid);
+    if (d != nullptr && d->state() == DeviceState::Paused) {
+        d->resume(vid);
+    }
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+const rte_vhost_user_extern_ops g_ext_ops = {
+    .pre_msg_handle = pre_msg,
+    .post_msg_handle = post_msg,
+};
+
+int new_connection(int vid) {
+    char path[PATH_MAX];
+    if (rte_vhost_get_ifname(vid, path, sizeof(path)) != 0) {
+        return -1;
+    }
+    Device* d = nullptr;
+    {
+        std::lock_guard<std::mutex> g(g_mu);
+        auto it = g_by_path.find(path);
+        if (it == g_by_path.end()) {
+            return -1;
+        }
+        d = it->second;
+        if (d->vid() >= 0) {
+            VDH_WARN(d->name().c_str(), "refusing a second frontend (vid %d)", vid);
+            return -1;
+        }
+        g_by_vid[vid] = d;
+    }
+    if (rte_vhost_extern_callback_register(vid, &g_ext_ops, nullptr) != 0) {
+        VDH_ERR(d->name().c_str(), "cannot install vhost-user message hooks");
+    }
+    d->on_connect(vid);
+    return 0;
+}
+
+void destroy_connection(int vid) {
+    Device* d = by_vid(vid);
+    if (d == nullptr) {
+        return;
+    }
+    d->on_disconnect(vid);
+    std::lock_guard<std::mutex> g(g_mu);
+    g_by_vid.erase(vid);
+}
+
+int new_device(int vid) {
+    Device* d = by_vid(vid);
+    return d == nullptr ? -1 : d->start_session(vid);
+}
+
+void destroy_device(int vid) {
+    Device* d = by_vid(vid);
+    if (d != nullptr) {
+        d->stop_session(vid);
+    }
+}
+
+int vring_state_changed(int vid, uint16_t queue, int enable) {
+    Device* d = by_vid(vid);
+    if (d != nullptr) {
+        d->set_vring_enabled(queue, enable != 0);
+    }
+    return 0;
+}
+
+const rte_vhost_device_ops g_ops = {
+    .new_device = new_device,
+    .destroy_device = destroy_device,
+    .vring_state_changed = vring_state_changed,
+    .features_changed = nullptr,
+    .new_connection = new_connection,
+    .destroy_connection = destroy_connection,
+    .guest_notified = nullptr,
+};
+
+bool remove_stale_socket(const std::string& path, std::string* err) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) {
+        return true;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        *err = path + " exists and is not a socket";
+        return false;
+    }
+    unlink(path.c_str());
+    return true;
+}
+
+} // namespace
+
+uint64_t vhost_transport_features() {
+    return (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
+           (1ULL << VIRTIO_RING_F_EVENT_IDX) | (1ULL << VIRTIO_F_RING_PACKED) |
+           (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+bool vhost_register_devices(const std::vector<Device*>& devices, std::string* err) {
+    for (Device* d : devices) {
+        const std::string& path = d->socket();
+        if (!remove_stale_socket(path, err)) {
+            vhost_unregister_devices();
+            return false;
+        }
+        if (rte_vhost_driver_register(path.c_str(), 0) != 0) {
+            *err = d->name() + ": cannot register vhost-user socket " + path;
+            vhost_unregister_devices();
+            return false;
+        }
+        {
+            std::lock_guard<std::mutex> g(g_mu);
+            g_registered.push_back(path);
+            g_by_path[path] = d;
+        }
+        uint64_t proto = 0;
+        bool ok = rte_vhost_driver_set_features(path.c_str(),
+                                                vhost_transport_features() |
+                                                    d->offered_features()) == 0 &&
+                  rte_vhost_driver_get_protocol_features(path.c_str(), &proto) == 0 &&
+                  rte_vhost_driver_set_protocol_features(path.c_str(), proto & kProtoWanted) == 0 &&
+                  rte_vhost_driver_callback_register(path.c_str(), &g_ops) == 0;
+        if (!ok) {
+            *err = d->name() + ": cannot configure vhost-user socket " + path;
+            vhost_unregister_devices();
+            return false;
+        }
+    }
+    for (Device* d : devices) {
+        if (rte_vhost_driver_start(d->socket().c_str()) != 0) {
+            *err = d->name() + ": cannot listen on " + d->socket();
+            vhost_unregister_devices();
+            return false;
+        }
+        VDH_INFO(d->name().c_str(), "listening on %s (%s plugin)", d->socket().c_str(),
+                 d->config().type.c_str());
+    }
+    return true;
+}
+
+void vhost_unregister_devices() {
+    std::vector<std::string> paths;
+    {
+        std::lock_guard<std::mutex> g(g_mu);
+        paths.swap(g_registered);
+    }
+    for (const std::string& p : paths) {
+        rte_vhost_driver_unregister(p.c_str());
+        unlink(p.c_str()); // unregister removes it only if it got as far as listening
+    }
+    std::lock_guard<std::mutex> g(g_mu);
+    g_by_path.clear();
+}
+
+} // namespace vdh

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+// The only place that registers vhost-user sockets with rte_vhost: features and protocol
+// features for a non-net device (no STATUS bit: QEMU 7.2's vhost-user-fs never sends
+// DRIVER_OK), the device callbacks, and the pre/post message hooks that pause a running
+// device around memory-table and ring changes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vdh/result.h"
+
+namespace vdh {
+
+class Device;
+
+/// Registers and starts one vhost-user server socket per device. Removes a stale socket
+/// file first (only if it is a socket). Returns false and sets \p err on failure, after
+/// unregistering what it registered.
+bool vhost_register_devices(const std::vector<Device*>& devices, std::string* err);
+
+/// Unregisters every socket (disconnecting frontends, which stops their sessions) and
+/// removes the socket files. Safe to call more than once.
+void vhost_unregister_devices();
+
+/// Virtio ring features every device offers on top of the plugin's own.
+uint64_t vhost_transport_features();
+
+} // namespace vdh

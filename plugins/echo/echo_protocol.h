@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: MIT
+// The echo test plugin's request format, shared with the tests that drive it: the first
+// 8 readable bytes of a request say what the device should do.
+#pragma once
+
+#include <cstdint>
+
+namespace vdh::echo {
+
+enum EchoOp : uint32_t {
+    kEchoOpEcho = 0,  ///< copy the payload after the header into the writable part
+    kEchoOpAsync = 1, ///< same, completed arg µs later from another thread
+    kEchoOpFail = 2,  ///< fail with -arg (chain returned with 0 bytes)
+    kEchoOpFill = 3,  ///< fill the whole writable part with byte arg
+};
+
+struct EchoHeader {
+    uint32_t op;
+    uint32_t arg;
+};
+
+} // namespace vdh::echo

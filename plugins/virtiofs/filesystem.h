@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+// The filesystem interface the FUSE dispatcher calls: one method per FUSE operation, with
+// decoded, validated arguments and typed results (linux/fuse.h wire structs). Backends
+// (passthrough, null) implement it. Methods are synchronous and thread-safe; the device
+// decides which thread runs them (poll lcore for metadata, io_uring or a worker for
+// operations that can wait on disk or on a lock). Errors are positive errno values that
+// go back to the guest unchanged.
+#pragma once
+
+#include <linux/fuse.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "vdh/result.h"
+
+namespace vdh::virtiofs {
+
+/// Who asked: from fuse_in_header (and the create-op umask). Backends switch fsuid/fsgid
+/// to these for operations that create or modify files.
+struct RequestCtx {
+    uint64_t unique = 0;
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    uint32_t pid = 0;
+};
+
+/// LOOKUP/MKDIR/... result plus CREATE's open result.
+struct CreateOut {
+    fuse_entry_out entry{};
+    fuse_open_out open{};
+};
+
+/// Where READDIR(PLUS) entries go. The backend calls add() per entry until it returns
+/// false (buffer full). For READDIRPLUS the backend passes the entry (its lookup count is
+/// taken only when add() returns true: the backend must undo the lookup otherwise).
+class DirentSink {
+public:
+    virtual ~DirentSink() = default;
+    /// Appends one entry. \p off is the offset of the NEXT entry (seekdir cookie).
+    /// \p entry is null for plain READDIR. Returns false if it does not fit (nothing added).
+    virtual bool add(std::string_view name, uint64_t ino, uint32_t type, uint64_t off,
+                     const fuse_entry_out* entry) = 0;
+    /// True when add() takes a fuse_entry_out (READDIRPLUS).
+    virtual bool plus() const = 0;
+};
+
+/// Capabilities a backend reports for FUSE_INIT negotiation (the share profile).
+struct FsCapabilities {
+    bool writeback_cache = false;  ///< FUSE_WRITEBACK_CACHE
+    bool xattr = false;            ///< allow *XATTR ops (else ENOSYS... per profile)
+    bool posix_locks = true;       ///< FUSE_POSIX_LOCKS
+    bool flock_locks = true;       ///< FUSE_FLOCK_LOCKS
+    bool submounts = false;        ///< FUSE_SUBMOUNTS (announce_submounts)
+    bool readdirplus = true;       ///< FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO
+    bool killpriv_v2 = true;       ///< FUSE_HANDLE_KILLPRIV_V2
+    bool cache_symlinks = false;   ///< FUSE_CACHE_SYMLINKS
+    bool parallel_dirops = true;   ///< FUSE_PARALLEL_DIROPS
+    bool explicit_inval = false;   ///< FUSE_EXPLICIT_INVAL_DATA
+    bool setxattr_ext = false;     ///< FUSE_SETXATTR_EXT (extended setxattr_in)
+};
+
+class Filesystem {
+public:
+    virtual ~Filesystem() = default;
+
+    /// Capabilities for INIT. Called once per session.
+    virtual FsCapabilities capabilities() const = 0;
+    /// FUSE_INIT succeeded with these negotiated values. \p want are the FUSE_* flags the
+    /// device enabled (64-bit with flags2 << 32).
+    virtual void init(uint32_t minor, uint64_t want) = 0;
+    /// FUSE_DESTROY, or the session ended: drop every inode and handle the guest held.
+    virtual void destroy() = 0;
+
+    virtual Result<fuse_entry_out> lookup(const RequestCtx& c, uint64_t parent,
+                                          std::string_view name) = 0;
+    /// Never fails; unknown ids are ignored; counts saturate at zero.
+    virtual void forget(uint64_t nodeid, uint64_t nlookup) = 0;
+    /// \p fh is non-null when the guest passed FUSE_GETATTR_FH.
+    virtual Result<fuse_attr_out> getattr(const RequestCtx& c, uint64_t nodeid,
+                                          const uint64_t* fh) = 0;
+    virtual Result<fuse_attr_out> setattr(const RequestCtx& c, uint64_t nodeid,
+                                          const fuse_setattr_in& in) = 0;
+    /// Writes the target (no NUL) into \p buf; returns its length.
+    virtual Result<size_t> readlink(const RequestCtx& c, uint64_t nodeid, char* buf,
+                                    size_t size) = 0;
+    virtual Result<fuse_entry_out> symlink(const RequestCtx& c, uint64_t parent,
+                                           std::string_view name, std::string_view target) = 0;
+    virtual Result<fuse_entry_out> mknod(const RequestCtx& c, uint64_t parent,
+                                         std::string_view name, uint32_t mode, uint32_t rdev,
+                                         uint32_t umask) = 0;
+    virtual Result<fuse_entry_out> mkdir(const RequestCtx& c, uint64_t parent,
+                                         std::string_view name, uint32_t mode,
+                                         uint32_t umask) = 0;
+    virtual Status unlink(const RequestCtx& c, uint64_t parent, std::string_view name) = 0;
+    virtual Status rmdir(const RequestCtx& c, uint64_t parent, std::string_view name) = 0;
+    /// RENAME (flags 0) and RENAME2 (RENAME_NOREPLACE/EXCHANGE/WHITEOUT).
+    virtual Status rename(const RequestCtx& c, uint64_t parent, std::string_view name,
+                          uint64_t newparent, std::string_view newname, uint32_t flags) = 0;
+    virtual Result<fuse_entry_out> link(const RequestCtx& c, uint64_t nodeid,
+                                        uint64_t newparent, std::string_view newname) = 0;
+    virtual Result<fuse_open_out> open(const RequestCtx& c, uint64_t nodeid,
+                                       uint32_t flags) = 0;
+    virtual Result<CreateOut> create(const RequestCtx& c, uint64_t parent, std::string_view name,
+                                     uint32_t flags, uint32_t mode, uint32_t umask) = 0;
+    /// FUSE_TMPFILE: an unnamed file in directory \p parent.
+    virtual Result<CreateOut> tmpfile(const RequestCtx& c, uint64_t parent, uint32_t flags,
+                                      uint32_t mode, uint32_t umask) = 0;
+    /// Synchronous READ into \p dst (guest memory). Returns bytes read.
+    virtual Result<size_t> read(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                uint64_t offset, const struct iovec* dst, int ndst) = 0;
+    /// Synchronous WRITE from \p src (guest memory). \p write_flags: FUSE_WRITE_*.
+    virtual Result<size_t> write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                 uint64_t offset, const struct iovec* src, int nsrc,
+                                 uint32_t write_flags) = 0;
+    /// For asynchronous I/O (io_uring): the host fd behind open handle \p fh of \p nodeid,
+    /// borrowed; it stays open until RELEASE of \p fh. \p for_write selects a write-capable
+    /// fd. Errors: EBADF for an unknown or mismatched handle.
+    virtual Result<int> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) = 0;
+    /// Before an async WRITE: apply kill-priv rules etc. Called on the submitting thread.
+    virtual Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                 uint32_t write_flags) = 0;
+    virtual Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                         uint64_t lock_owner) = 0;
+    virtual Status release(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint32_t flags,
+                           uint32_t release_flags, uint64_t lock_owner) = 0;
+    virtual Status fsync(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool datasync) = 0;
+    virtual Result<fuse_open_out> opendir(const RequestCtx& c, uint64_t nodeid,
+                                          uint32_t flags) = 0;
+    /// READDIR / READDIRPLUS from \p offset until \p sink is full or the directory ends.
+    virtual Status readdir(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                           DirentSink& sink) = 0;
+    virtual Status releasedir(const RequestCtx& c, uint64_t nodeid, uint64_t fh) = 0;
+    virtual Status fsyncdir(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                            bool datasync) = 0;
+    virtual Result<fuse_statfs_out> statfs(const RequestCtx& c, uint64_t nodeid) = 0;
+    virtual Status access(const RequestCtx& c, uint64_t nodeid, uint32_t mask) = 0;
+    virtual Status setxattr(const RequestCtx& c, uint64_t nodeid, std::string_view name,
+                            const void* value, size_t size, uint32_t flags,
+                            uint32_t setxattr_flags) = 0;
+    /// \p size 0 asks for the value's length. Returns the length (written to \p buf when
+    /// size > 0; ERANGE when it does not fit).
+    virtual Result<size_t> getxattr(const RequestCtx& c, uint64_t nodeid, std::string_view name,
+                                    void* buf, size_t size) = 0;
+    virtual Result<size_t> listxattr(const RequestCtx& c, uint64_t nodeid, char* buf,
+                                     size_t size) = 0;
+    virtual Status removexattr(const RequestCtx& c, uint64_t nodeid, std::string_view name) = 0;
+    virtual Result<fuse_lk_out> getlk(const RequestCtx& c, uint64_t nodeid,
+                                      const fuse_lk_in& in) = 0;
+    /// SETLK (\p sleep false) / SETLKW (\p sleep true; may block: never called on a poll
+    /// lcore) — POSIX (OFD) locks per lock_owner, or flock when FUSE_LK_FLOCK is set.
+    virtual Status setlk(const RequestCtx& c, uint64_t nodeid, const fuse_lk_in& in,
+                        bool sleep) = 0;
+    /// Wakes a blocked setlk(sleep=true) of request \p unique (INTERRUPT); returns true if
+    /// one was found.
+    virtual bool interrupt_lock(uint64_t unique) = 0;
+    virtual Status fallocate(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                             uint64_t length, uint32_t mode) = 0;
+    virtual Result<uint64_t> lseek(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                   uint64_t offset, uint32_t whence) = 0;
+    virtual Result<size_t> copy_file_range(const RequestCtx& c,
+                                           const fuse_copy_file_range_in& in,
+                                           uint64_t nodeid_in) = 0;
+    virtual Status syncfs(const RequestCtx& c, uint64_t nodeid) = 0;
+};
+
+} // namespace vdh::virtiofs

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+// InodeStore: lookup/claim/forget of guest inodes with the file-handle rules documented
+// in inode_store.h. Everything that can block (open, statx, name_to_handle_at, mount fd
+// creation) happens before the map lock is taken.
+
+#include "inode_store.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <sys/sysmacros.h>
+
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace vdh::virtiofs::passthrough {
+
+namespace {
+
+constexpr unsigned int kStatxMask = STATX_BASIC_STATS | STATX_MNT_ID;
+
+InodeIds ids_of(const struct statx& st) {
+    InodeIds ids;
+    ids.ino = st.stx_ino;
+    ids.dev = statx_dev(st);
+    ids.mnt_id = (st.stx_mask & STATX_MNT_ID) != 0 ? st.stx_mnt_id : 0;
+    return ids;
+}
+
+} // namespace
+
+uint64_t statx_dev(const struct statx& st) noexcept {
+    return makedev(st.stx_dev_major, st.stx_dev_minor);
+}
+
+InodeStore::InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget)
+    : sys_(sys), mode_(mode), budget_(budget), mount_fds_(sys) {}
+
+InodeStore::~InodeStore() {
+    clear();
+    std::shared_ptr<InodeData> root;
+    {
+        std::unique_lock lock(mutex_);
+        by_id_.clear();
+        by_ids_.clear();
+        root = std::move(root_);
+    }
+}
+
+Status InodeStore::init_root(UniqueFd root) {
+    struct statx st{};
+    VDH_TRY(sys_.statx(root.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kStatxMask, &st));
+    if ((st.stx_mode & S_IFMT) != S_IFDIR) {
+        return make_err(ENOTDIR);
+    }
+    try {
+        auto data = std::make_shared<InodeData>(kRootNodeId, ids_of(st), S_IFDIR, std::move(root),
+                                                FdSlot{});
+        data->refcount.store(1, std::memory_order_relaxed);
+        std::unique_lock lock(mutex_);
+        by_id_.emplace(kRootNodeId, data);
+        by_ids_.emplace(data->ids, kRootNodeId);
+        root_ = std::move(data);
+    } catch (const std::bad_alloc&) {
+        return make_err(ENOMEM);
+    }
+    return ok();
+}
+
+Result<std::shared_ptr<InodeData>> InodeStore::get(uint64_t id) const {
+    std::shared_lock lock(mutex_);
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) {
+        return make_err(EBADF);
+    }
+    return it->second;
+}
+
+void InodeStore::ref(InodeData& inode) noexcept {
+    inode.refcount.fetch_add(1, std::memory_order_relaxed);
+}
+
+Result<LookupResult> InodeStore::lookup(const InodeData& parent, int parent_fd,
+                                        std::string_view name) {
+    if (name.empty() || name.find('/') != std::string_view::npos ||
+        name.find('\0') != std::string_view::npos) {
+        return make_err(EINVAL);
+    }
+    if (name.size() > NAME_MAX) {
+        return make_err(ENAMETOOLONG);
+    }
+    char cname[NAME_MAX + 1];
+    std::memcpy(cname, name.data(), name.size());
+    cname[name.size()] = '\0';
+
+    if (name == "." || (name == ".." && parent.id == kRootNodeId)) {
+        // "." is the directory itself; ".." of the share root stays at the root.
+        auto self = get(name == "." ? parent.id : kRootNodeId);
+        if (!self) {
+            return make_err(self.error());
+        }
+        int fd = name == "." ? parent_fd : root_->fd.get();
+        LookupResult out;
+        VDH_TRY(sys_.statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kStatxMask, &out.attr));
+        ref(**self);
+        out.inode = std::move(*self);
+        return out;
+    }
+
+    Result<UniqueFd> fd = make_err(EIO);
+    if (name == "..") {
+        // RESOLVE_BENEATH refuses "..": this is the only multi-level step, and only for a
+        // directory below the root (checked above), so the result stays inside the share
+        // unless the host moves directories out of it concurrently.
+        fd = sys_.openat(parent_fd, "..", O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+    } else {
+        fd = sys_.openat2(parent_fd, cname, O_PATH | O_NOFOLLOW, 0,
+                          RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS);
+        if (!fd && fd.error() == ENOSYS) {
+            // Kernels before 5.6: one component with O_NOFOLLOW cannot leave the parent.
+            fd = sys_.openat(parent_fd, cname, O_PATH | O_NOFOLLOW, 0);
+        }
+    }
+    if (!fd) {
+        return make_err(fd.error());
+    }
+    return claim(&parent, parent_fd, std::move(*fd));
+}
+
+Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, int parent_fd,
+                                                       int fd, uint32_t type) {
+    if (mode_ == FileHandleMode::Never) {
+        return Holding{};
+    }
+    auto handle = FileHandle::from_fd(sys_, fd);
+    if (!handle) {
+        // Not "unsupported": a real failure, in every mode and every time (rule 3).
+        return make_err(handle.error());
+    }
+    if (!handle->has_value()) {
+        if (mode_ == FileHandleMode::Mandatory) {
+            return make_err(EOPNOTSUPP);
+        }
+        return Holding{};
+    }
+    const FileHandle& h = **handle;
+    MountFdCandidate candidates[2];
+    size_t n = 0;
+    if (type == S_IFREG || type == S_IFDIR) {
+        candidates[n++] = MountFdCandidate{fd, type};
+    }
+    if (parent != nullptr && parent_fd >= 0 && parent->ids.mnt_id == h.mnt_id) {
+        candidates[n++] = MountFdCandidate{parent_fd, S_IFDIR};
+    }
+    auto mfd = mount_fds_.get(h.mnt_id, candidates, n);
+    if (!mfd) {
+        if (mode_ == FileHandleMode::Mandatory) {
+            return make_err(mfd.error());
+        }
+        // Reproducible and valid (special file or no permission, and no other file of
+        // that mount gave us a mount fd): hold an O_PATH fd instead. If a mount fd shows
+        // up later, lookups of this file will produce a handle but still find this inode
+        // by ids (rule 2).
+        return Holding{};
+    }
+    return Holding{h, std::move(*mfd)};
+}
+
+std::shared_ptr<InodeData> InodeStore::find_locked(const std::optional<FileHandle>& handle,
+                                                   const InodeIds& ids) const {
+    if (handle) {
+        auto it = by_handle_.find(*handle);
+        if (it != by_handle_.end()) {
+            return by_id_.at(it->second);
+        }
+    }
+    // Only fd-held inodes are indexed by ids (rule 1/2): whatever is found here is pinned,
+    // so its ids still name the same file.
+    auto it = by_ids_.find(ids);
+    if (it != by_ids_.end()) {
+        return by_id_.at(it->second);
+    }
+    return nullptr;
+}
+
+Result<LookupResult> InodeStore::claim(const InodeData* parent, int parent_fd, UniqueFd fd) {
+    LookupResult out;
+    VDH_TRY(sys_.statx(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kStatxMask, &out.attr));
+    const InodeIds ids = ids_of(out.attr);
+    const uint32_t type = out.attr.stx_mode & S_IFMT;
+
+    auto holding = decide_holding(parent, parent_fd, fd.get(), type);
+    if (!holding) {
+        return make_err(holding.error());
+    }
+
+    {
+        std::shared_lock lock(mutex_);
+        if (auto found = find_locked(holding->handle, ids)) {
+            ref(*found);
+            out.inode = std::move(found);
+            return out; // fd and holding are released after the lock (declared earlier)
+        }
+    }
+
+    // A new inode (probably). Build it outside the lock; dropped after unlocking if
+    // another thread inserted the same file meanwhile.
+    std::shared_ptr<InodeData> made;
+    const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    try {
+        if (holding->handle) {
+            made = std::make_shared<InodeData>(id, ids, type, *holding->handle,
+                                               std::move(holding->mount_fd));
+        } else {
+            auto slot = budget_.acquire();
+            if (!slot) {
+                return make_err(slot.error());
+            }
+            made = std::make_shared<InodeData>(id, ids, type, std::move(fd), std::move(*slot));
+        }
+    } catch (const std::bad_alloc&) {
+        return make_err(ENOMEM);
+    }
+    made->refcount.store(1, std::memory_order_relaxed);
+
+    std::unique_lock lock(mutex_);
+    if (auto found = find_locked(made->handle, ids)) {
+        ref(*found);
+        out.inode = std::move(found);
+        lock.unlock();
+        return out; // `made` (and its fd) is released here, unlocked
+    }
+    bool in_id = false;
+    try {
+        by_id_.emplace(id, made);
+        in_id = true;
+        if (made->handle) {
+            by_handle_.emplace(*made->handle, id);
+        } else {
+            by_ids_.emplace(ids, id);
+        }
+    } catch (const std::bad_alloc&) {
+        if (in_id) {
+            by_id_.erase(id);
+        }
+        lock.unlock();
+        return make_err(ENOMEM);
+    }
+    lock.unlock();
+    out.inode = std::move(made);
+    return out;
+}
+
+void InodeStore::forget(uint64_t id, uint64_t n) {
+    if (n == 0) {
+        return;
+    }
+    {
+        std::shared_lock lock(mutex_);
+        auto it = by_id_.find(id);
+        if (it == by_id_.end()) {
+            return;
+        }
+        auto& count = it->second->refcount;
+        uint64_t cur = count.load(std::memory_order_relaxed);
+        uint64_t next;
+        do {
+            next = cur > n ? cur - n : 0; // saturating: a bogus forget cannot underflow
+        } while (!count.compare_exchange_weak(cur, next, std::memory_order_acq_rel));
+        if (next != 0 || id == kRootNodeId) {
+            return;
+        }
+    }
+    // The count reached zero. Re-check under the exclusive lock: a concurrent lookup may
+    // have found the entry (under the shared lock) and taken a reference meanwhile.
+    std::shared_ptr<InodeData> victim;
+    {
+        std::unique_lock lock(mutex_);
+        auto it = by_id_.find(id);
+        if (it == by_id_.end() || it->second->refcount.load(std::memory_order_acquire) != 0) {
+            return;
+        }
+        victim = std::move(it->second);
+        by_id_.erase(it);
+        if (victim->handle) {
+            auto h = by_handle_.find(*victim->handle);
+            if (h != by_handle_.end() && h->second == id) {
+                by_handle_.erase(h);
+            }
+        } else {
+            auto i = by_ids_.find(victim->ids);
+            if (i != by_ids_.end() && i->second == id) {
+                by_ids_.erase(i);
+            }
+        }
+    }
+    // victim's fd, budget unit, lock fds and mount fd reference go here, unlocked.
+}
+
+Result<InodeFd> InodeStore::path_fd(const InodeData& inode) const {
+    if (inode.fd_held()) {
+        return InodeFd(inode.fd.get());
+    }
+    auto fd = inode.handle->open(sys_, inode.mount_fd->fd(), O_PATH);
+    if (!fd) {
+        return make_err(fd.error());
+    }
+    return InodeFd(std::move(*fd));
+}
+
+Result<UniqueFd> InodeStore::open(const InodeData& inode, int flags) const {
+    if (inode.type == S_IFLNK) {
+        return make_err(ELOOP);
+    }
+    if (inode.type != S_IFREG && inode.type != S_IFDIR) {
+        return make_err(EBADF);
+    }
+    flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+    if (inode.fd_held()) {
+        return sys_.reopen(inode.fd.get(), flags);
+    }
+    return inode.handle->open(sys_, inode.mount_fd->fd(), flags);
+}
+
+void InodeStore::clear() {
+    std::vector<std::shared_ptr<InodeData>> victims;
+    {
+        std::unique_lock lock(mutex_);
+        try {
+            victims.reserve(by_id_.size());
+        } catch (const std::bad_alloc&) {
+            // Fall through: entries are then destroyed under the lock, acceptable here.
+        }
+        for (auto& [id, data] : by_id_) {
+            if (id != kRootNodeId && victims.size() < victims.capacity()) {
+                victims.push_back(std::move(data));
+            }
+        }
+        std::erase_if(by_id_, [](const auto& kv) { return kv.first != kRootNodeId; });
+        by_handle_.clear();
+        std::erase_if(by_ids_, [](const auto& kv) { return kv.second != kRootNodeId; });
+        if (root_) {
+            root_->refcount.store(1, std::memory_order_relaxed);
+        }
+    }
+}
+
+size_t InodeStore::size() const {
+    std::shared_lock lock(mutex_);
+    return by_id_.size();
+}
+
+size_t InodeStore::fd_held_count() const {
+    std::shared_lock lock(mutex_);
+    return by_ids_.size();
+}
+
+size_t InodeStore::handle_held_count() const {
+    std::shared_lock lock(mutex_);
+    return by_handle_.size();
+}
+
+} // namespace vdh::virtiofs::passthrough
