@@ -43,13 +43,14 @@ e2e_track_pid() {
     E2E_PIDS+=("$1")
 }
 
-# e2e_mktemp_dir: print a fresh temp dir, removed by e2e_cleanup.
+# e2e_mktemp_dir VAR: create a fresh temp dir, store its path in VAR and
+# remove it in e2e_cleanup. (Not "$(...)": a subshell could not record it.)
 # Short path on purpose: unix socket paths are limited to 107 bytes.
 e2e_mktemp_dir() {
-    local d
-    d="$(mktemp -d "${TMPDIR:-/tmp}/vdh-e2e.XXXXXX")"
+    local var="${1:?e2e_mktemp_dir needs a variable name}" d
+    d="$(mktemp -d "${TMPDIR:-/tmp}/vdh-e2e.XXXXXX")" || return 1
     E2E_TMPDIRS+=("$d")
-    echo "$d"
+    printf -v "$var" '%s' "$d"
 }
 
 # e2e_guest_env [6.1|6.12]: build the guest if needed (idempotent) and export

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+// io_uring submission and reaping for one request queue.
+#include "uring_engine.h"
+
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "fuse/fuse_dispatcher.h"
+
+namespace vdh::virtiofs {
+
+UringEngine::UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool) noexcept
+    : entries_(entries < 8 ? 8 : entries > 4096 ? 4096 : entries), poll_cpu_(poll_cpu),
+      pool_(pool) {}
+
+UringEngine::~UringEngine() {
+    if (ring_ok_) {
+        io_uring_queue_exit(&ring_);
+    }
+}
+
+bool UringEngine::init() noexcept {
+    auto e = UniqueFd::from_syscall(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!e) {
+        return false;
+    }
+    efd_ = std::move(*e);
+    return true;
+}
+
+bool UringEngine::ensure_ring() noexcept {
+    if (ring_ok_) {
+        return true;
+    }
+    if (ring_failed_) {
+        return false;
+    }
+    // Created here, on the lcore: the thread that submits owns io_uring's worker pool.
+    if (io_uring_queue_init(entries_, &ring_, 0) != 0) {
+        ring_failed_ = true;
+        return false;
+    }
+    ring_ok_ = true;
+    if (io_uring_register_eventfd(&ring_, efd_.get()) != 0) {
+        io_uring_queue_exit(&ring_);
+        ring_ok_ = false;
+        ring_failed_ = true;
+        return false;
+    }
+    // io-wq workers inherit this thread's pinning to the poll CPU; move them to the
+    // other CPUs so a punted cold read does not compete with busy polling.
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    if (sched_getaffinity(0, sizeof(all), &all) == 0) {
+        cpu_set_t mask;
+        CPU_ZERO(&mask);
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long c = 0; c < n && c < CPU_SETSIZE; ++c) {
+            if (static_cast<uint32_t>(c) != poll_cpu_) {
+                CPU_SET(c, &mask);
+            }
+        }
+        if (CPU_COUNT(&mask) > 0) {
+            io_uring_register_iowq_aff(&ring_, sizeof(mask), &mask);
+        }
+    }
+    return true;
+}
+
+struct io_uring_sqe* UringEngine::next_sqe() noexcept {
+    if (!ensure_ring()) {
+        return nullptr;
+    }
+    return io_uring_get_sqe(&ring_);
+}
+
+bool UringEngine::submit(struct io_uring_sqe* sqe, void* ctx) noexcept {
+    io_uring_sqe_set_data(sqe, ctx);
+    ++inflight_;
+    submitted_.store(submitted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // Submit at once: the loop may sleep right after this request.
+    int rc = io_uring_submit(&ring_);
+    if (rc < 0) {
+        // The SQE stays queued and goes out with the next successful submit or poll().
+        return true;
+    }
+    return true;
+}
+
+bool UringEngine::readv(int fd, const struct iovec* iov, int n, uint64_t off, void* ctx) {
+    struct io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) {
+        return false;
+    }
+    io_uring_prep_readv(sqe, fd, iov, static_cast<unsigned>(n), off);
+    return submit(sqe, ctx);
+}
+
+bool UringEngine::writev(int fd, const struct iovec* iov, int n, uint64_t off, void* ctx) {
+    struct io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) {
+        return false;
+    }
+    io_uring_prep_writev(sqe, fd, iov, static_cast<unsigned>(n), off);
+    return submit(sqe, ctx);
+}
+
+bool UringEngine::fsync(int fd, bool datasync, void* ctx) {
+    struct io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) {
+        return false;
+    }
+    io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    return submit(sqe, ctx);
+}
+
+bool UringEngine::fallocate(int fd, int mode, uint64_t off, uint64_t len, void* ctx) {
+    struct io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) {
+        return false;
+    }
+    io_uring_prep_fallocate(sqe, fd, mode, off, len);
+    return submit(sqe, ctx);
+}
+
+bool UringEngine::run_blocking(void (*fn)(void* ctx), void* ctx) {
+    return pool_ != nullptr && pool_->submit(fn, ctx);
+}
+
+uint32_t UringEngine::poll() noexcept {
+    if (!ring_ok_ || inflight_ == 0) {
+        return 0;
+    }
+    if (io_uring_sq_ready(&ring_) > 0) {
+        io_uring_submit(&ring_);
+    }
+    struct io_uring_cqe* cqes[64];
+    uint32_t total = 0;
+    for (;;) {
+        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+        if (n == 0) {
+            break;
+        }
+        for (unsigned i = 0; i < n; ++i) {
+            void* ctx = io_uring_cqe_get_data(cqes[i]);
+            int res = cqes[i]->res;
+            --inflight_;
+            FuseDispatcher::complete(ctx, res);
+        }
+        io_uring_cq_advance(&ring_, n);
+        total += n;
+    }
+    return total;
+}
+
+} // namespace vdh::virtiofs

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+// Test fixture helper: runs the real vdhost binary on a temporary config, waits for its
+// sockets, reads its control socket, and sends it signals. Used by the integration tests
+// (and the virtio-fs tests) that drive vdhost through the vhost-user frontend library.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace vdh::testing {
+
+/// A temporary directory removed (recursively) at destruction.
+class TempDir {
+public:
+    TempDir() {
+        char tmpl[] = "/tmp/vdh-test-XXXXXX";
+        char* p = mkdtemp(tmpl);
+        path_ = p != nullptr ? p : "";
+    }
+    ~TempDir() {
+        if (!path_.empty()) {
+            std::string cmd = "rm -rf '" + path_ + "'";
+            [[maybe_unused]] int rc = std::system(cmd.c_str());
+        }
+    }
+    const std::string& path() const { return path_; }
+    std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+inline bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    struct stat st;
+    while (std::chrono::steady_clock::now() < end) {
+        if (stat(path.c_str(), &st) == 0) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+}
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+/// One vdhost process.
+class VdhostProcess {
+public:
+    VdhostProcess() = default;
+    ~VdhostProcess() { kill_hard(); }
+
+    /// Writes \p yaml to DIR/vdhost.yaml and starts vdhost on it; stderr goes to
+    /// DIR/vdhost.log. Waits until every path in \p wait_paths exists.
+    bool start(const TempDir& dir, const std::string& yaml,
+               const std::vector<std::string>& wait_paths,
+               std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+        config_ = dir.file("vdhost.yaml");
+        log_ = dir.file("vdhost.log");
+        std::ofstream(config_) << yaml;
+        pid_ = fork();
+        if (pid_ == 0) {
+            int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            execl(VDHOST_PATH, "vdhost", "--config", config_.c_str(), "--plugin-dir",
+                  PLUGIN_BUILD_DIR, "--log-level", "debug", static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        for (const auto& p : wait_paths) {
+            if (!wait_for_path(p, timeout)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    pid_t pid() const { return pid_; }
+    std::string log() const { return read_file(log_); }
+
+    /// Sends \p sig and waits for the exit; returns the exit status (or -1000-signal).
+    int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+        if (pid_ <= 0) {
+            return -1;
+        }
+        ::kill(pid_, sig);
+        auto end = std::chrono::steady_clock::now() + timeout;
+        int status = 0;
+        while (std::chrono::steady_clock::now() < end) {
+            pid_t r = waitpid(pid_, &status, WNOHANG);
+            if (r == pid_) {
+                pid_ = -1;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : -1000 - WTERMSIG(status);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        kill_hard();
+        return -2;
+    }
+
+    /// True while the process runs.
+    bool alive() {
+        if (pid_ <= 0) {
+            return false;
+        }
+        int status;
+        return waitpid(pid_, &status, WNOHANG) == 0;
+    }
+
+    /// CPU time (user+sys) in clock ticks, from /proc.
+    long cpu_ticks() const {
+        std::string s = read_file("/proc/" + std::to_string(pid_) + "/stat");
+        auto rp = s.rfind(')');
+        if (rp == std::string::npos) {
+            return -1;
+        }
+        std::istringstream in(s.substr(rp + 2));
+        std::string f;
+        long utime = 0;
+        long stime = 0;
+        for (int i = 3; i <= 15 && in >> f; ++i) {
+            if (i == 14) {
+                utime = std::stol(f);
+            } else if (i == 15) {
+                stime = std::stol(f);
+            }
+        }
+        return utime + stime;
+    }
+
+private:
+    void kill_hard() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            int status;
+            waitpid(pid_, &status, 0);
+            pid_ = -1;
+        }
+    }
+
+    pid_t pid_ = -1;
+    std::string config_;
+    std::string log_;
+};
+
+/// Runs `vdhost --stats SOCKET` and returns its output.
+inline std::string vdhost_stats(const std::string& control_socket) {
+    std::string cmd = std::string(VDHOST_PATH) + " --stats " + control_socket + " 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) {
+        return out;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+        out.append(buf, n);
+    }
+    pclose(p);
+    return out;
+}
+
+/// Extracts the number after "\"key\":" at or after position \p from (crude JSON read).
+inline long json_number(const std::string& json, const std::string& key, size_t from = 0) {
+    auto p = json.find("\"" + key + "\":", from);
+    if (p == std::string::npos) {
+        return -1;
+    }
+    return std::strtol(json.c_str() + p + key.size() + 3, nullptr, 10);
+}
+
+} // namespace vdh::testing
