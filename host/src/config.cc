@@ -34,7 +34,6 @@ constexpr uint64_t kMaxIdlePollUs = 1000000;
 constexpr uint64_t kMinSleepMs = 1;
 constexpr uint64_t kMaxSleepMs = 10000;
 constexpr uint64_t kMaxQueueSize = 32768;
-constexpr uint16_t kDefaultQueueSize = 1024;
 constexpr size_t kMaxShownValue = 40;
 constexpr int kMaxTreeDepth = 256;
 
@@ -569,7 +568,8 @@ private:
                 return true;
             }
             if (message != nullptr) {
-                *message = " (does it use an anchor defined outside it?)";
+                // yaml-cpp accepts some under-indented text that the cut cannot follow.
+                *message = " (indent all of its lines more than the `config` key)";
             }
         } catch (const YAML::Exception& e) {
             if (message != nullptr) {
@@ -594,19 +594,18 @@ public:
         : src_(text), online_cpus_(online_cpus == 0 ? 1 : online_cpus) {}
 
     Config parse() {
-        std::vector<YAML::Node> docs;
+        check_single_document();
+        // Not LoadAll(): yaml-cpp 0.7's LoadAll() loops forever on a stray ',' at the start
+        // of a document.
+        YAML::Node root;
         try {
-            docs = YAML::LoadAll(src_.text());
+            root = YAML::Load(src_.text());
         } catch (const YAML::Exception& e) {
             fail(pos_of(e.mark), "yaml", e.msg);
         }
-        if (docs.empty() || (docs.size() == 1 && docs[0].IsNull() && docs[0].Mark().is_null())) {
+        if (root.IsNull() && root.Mark().is_null()) {
             fail(Pos{}, "(root)", "expected mapping, got empty document");
         }
-        if (docs.size() > 1) {
-            fail(docs[1], "(root)", "expected a single YAML document");
-        }
-        const YAML::Node& root = docs[0];
         auto top = read_mapping(root, "", {"host", "devices"});
 
         Config cfg;
@@ -621,6 +620,40 @@ public:
     }
 
 private:
+    /// A `---` after the first document's content, or content after `...`, starts another
+    /// document (these markers cannot occur at column 0 inside a document).
+    void check_single_document() const {
+        bool seen_content = false;
+        bool ended = false;
+        for (size_t l = 0; l < src_.num_lines(); ++l) {
+            std::string_view line(src_.text().data() + src_.line_start(l),
+                                  src_.line_end(l) - src_.line_start(l));
+            auto marker = [&line](std::string_view m) {
+                return line.substr(0, 3) == m && (line.size() == 3 || is_blank_char(line[3]));
+            };
+            size_t p = line.find_first_not_of(" \t\r");
+            if (p == std::string_view::npos || line[p] == '#') {
+                continue;
+            }
+            if (marker("...")) {
+                ended = true;
+                continue;
+            }
+            if (ended ? line[0] != '%' : marker("---") && seen_content) {
+                fail(Pos{static_cast<int>(l) + 1, 1}, "(root)", "expected a single YAML document");
+            }
+            if (line[0] == '%' && !seen_content) {
+                continue; // a directive
+            }
+            if (marker("---")) {
+                size_t q = line.find_first_not_of(" \t\r", 3);
+                seen_content = q != std::string_view::npos && line[q] != '#';
+                continue;
+            }
+            seen_content = true;
+        }
+    }
+
     HostConfig parse_host(const YAML::Node& n) {
         HostConfig h;
         h.poll_lcores = {online_cpus_ - 1};

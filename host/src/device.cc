@@ -85,6 +85,10 @@ void Device::on_disconnect(int vid) {
     if (s == DeviceState::Running || s == DeviceState::Paused) {
         stop_session(vid);
     }
+    if (ops_->struct_size >= offsetof(vdh_device_ops, disconnect) + sizeof(void*) &&
+        ops_->disconnect != nullptr) {
+        ops_->disconnect(pdev_);
+    }
     vid_.store(-1, std::memory_order_release);
     state_.store(DeviceState::Idle, std::memory_order_release);
     VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d)", vid);

@@ -89,7 +89,11 @@ public:
     /// call that returned true (or since init). Full barrier included.
     bool should_notify() noexcept;
     /// Marks the current used position as signalled (after the transport notified).
-    void mark_notified() noexcept { signalled_used_ = last_used_; signalled_valid_ = true; }
+    void mark_notified() noexcept {
+        signalled_used_ = last_used_;
+        signalled_used_wrap_ = used_wrap_;
+        signalled_valid_ = true;
+    }
 
     /// Asks the driver to kick on new buffers (before sleeping). Returns true if buffers
     /// became available meanwhile (then don't sleep). Full barrier included.

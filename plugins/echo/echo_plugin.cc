@@ -184,6 +184,7 @@ const vdh_device_ops g_ops = {
     .wake_fd = nullptr,
     .stats_json = op_stats,
     .destroy = op_destroy,
+    .disconnect = nullptr,
 };
 
 /// Parses the config block. Returns false with a "file:line:col: config.key: ..." message.

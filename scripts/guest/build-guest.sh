@@ -137,7 +137,7 @@ busybox=$(sha256sum "$busybox_bin" | cut -d' ' -f1)"
 
 if [ "$force" -eq 0 ] && [ -f "$stamp_file" ] && [ -f "$env_file" ] &&
    [ "$(cat "$stamp_file")" = "$stamp" ]; then
-    # shellcheck disable=SC1090
+    # shellcheck disable=SC1090,SC2153
     ( . "$env_file"; [ -f "$KERNEL" ] && [ -f "$INITRD" ] ) && {
         log "up to date ($env_file)"
         exit 0

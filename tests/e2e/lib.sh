@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Helpers for end-to-end tests that boot the busybox test guest (built by
 # scripts/guest/build-guest.sh) under QEMU/TCG against a vhost-user-fs backend.
 # Source it from bash:  . "$(dirname "$0")/lib.sh"; trap e2e_cleanup EXIT
@@ -47,10 +48,10 @@ e2e_track_pid() {
 # remove it in e2e_cleanup. (Not "$(...)": a subshell could not record it.)
 # Short path on purpose: unix socket paths are limited to 107 bytes.
 e2e_mktemp_dir() {
-    local var="${1:?e2e_mktemp_dir needs a variable name}" d
-    d="$(mktemp -d "${TMPDIR:-/tmp}/vdh-e2e.XXXXXX")" || return 1
-    E2E_TMPDIRS+=("$d")
-    printf -v "$var" '%s' "$d"
+    local __e2e_dir
+    __e2e_dir="$(mktemp -d "${TMPDIR:-/tmp}/vdh-e2e.XXXXXX")" || return 1
+    E2E_TMPDIRS+=("$__e2e_dir")
+    printf -v "${1:?e2e_mktemp_dir needs a variable name}" '%s' "$__e2e_dir"
 }
 
 # e2e_guest_env [6.1|6.12]: build the guest if needed (idempotent) and export

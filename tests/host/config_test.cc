@@ -162,7 +162,19 @@ TEST(ConfigError, RootNotAMapping) {
 
 TEST(ConfigError, MoreThanOneDocument) {
     EXPECT_EQ(parse_err(one_device("", "") + "---\ndevices: []\n"),
+              "t.yaml:5:1: (root): expected a single YAML document");
+    EXPECT_EQ(parse_err(one_device("", "") + "...\n# fine\n\nhost: {}\n"),
+              "t.yaml:8:1: (root): expected a single YAML document");
+    EXPECT_EQ(parse_err(one_device("", "") + "...\n--- # x\n"),
               "t.yaml:6:1: (root): expected a single YAML document");
+    // Markers around one document are fine.
+    EXPECT_EQ(parse_ok("%YAML 1.2\n---\n" + one_device("", "") + "...\n").devices.size(), 1u);
+    EXPECT_EQ(parse_ok("--- # the config\n" + one_device("", "")).devices.size(), 1u);
+}
+
+TEST(ConfigError, StrayCommaAtStart) {
+    // yaml-cpp's LoadAll() would loop forever on this.
+    EXPECT_EQ(parse_err(",devices: []\n"), "t.yaml:1:1: (root): expected mapping, got null");
 }
 
 TEST(ConfigError, SyntaxError) {
@@ -391,6 +403,15 @@ TEST(ConfigError, ConfigUsingOutsideAnchorRejected) {
                         0),
               0u)
         << msg;
+}
+
+TEST(ConfigError, ConfigContinuedBelowItsIndentation) {
+    // Not valid YAML (a quoted scalar's next line must be indented), but yaml-cpp takes it.
+    EXPECT_EQ(parse_err(one_device("", "    config:\n"
+                                       "      a: \"one\n"
+                                       "    two\"\n")),
+              "t.yaml:6:7: devices[0].config: cannot be handed to the plugin as standalone YAML "
+              "(indent all of its lines more than the `config` key)");
 }
 
 TEST(ConfigError, ErrorPointerIsOptional) {

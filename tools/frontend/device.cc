@@ -3,20 +3,40 @@
 // queue setup that turns SplitVirtqueue rings into SET_VRING_* messages.
 #include "frontend/device.h"
 
+#include <algorithm>
+#include <thread>
+
 namespace vdh::frontend {
 
 Result<std::unique_ptr<Device>> Device::connect(GuestMemory& mem, const DeviceOptions& options) {
     if (options.num_queues == 0) {
         return make_err(EINVAL);
     }
-    auto conn = VhostUserConnection::connect(options.socket_path, options.connect_timeout);
-    if (!conn) {
-        return Err{conn.error()};
+    auto deadline = std::chrono::steady_clock::now() + options.connect_timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto conn = VhostUserConnection::connect(options.socket_path,
+                                                 std::max(left, std::chrono::milliseconds(0)));
+        if (!conn) {
+            return Err{conn.error()};
+        }
+        conn->set_reply_timeout(options.reply_timeout);
+        std::unique_ptr<Device> dev(new Device(mem, options, std::move(*conn)));
+        auto st = dev->handshake();
+        if (st) {
+            return dev;
+        }
+        // A backend still tearing down the previous session may accept and then drop a new
+        // connection before answering anything (vdhost refuses a second frontend). That is
+        // "not ready yet", like a missing socket: retry until connect_timeout.
+        bool dropped_at_once =
+            (st.error() == ECONNRESET || st.error() == EPIPE) && !dev->got_features_;
+        if (!dropped_at_once || std::chrono::steady_clock::now() >= deadline) {
+            return Err{st.error()};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    conn->set_reply_timeout(options.reply_timeout);
-    std::unique_ptr<Device> dev(new Device(mem, options, std::move(*conn)));
-    VDH_TRY(dev->handshake());
-    return dev;
 }
 
 Device::~Device() { disconnect(); }
@@ -27,6 +47,7 @@ Status Device::handshake() {
         return Err{offered.error()};
     }
     offered_features_ = *offered;
+    got_features_ = true;
     features_ = offered_features_ & (options_.wanted_features | kFVersion1 | kFProtocolFeatures);
 
     if ((offered_features_ & kFProtocolFeatures) != 0) {

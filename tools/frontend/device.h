@@ -41,7 +41,9 @@ public:
 
     /// Connects and runs the init handshake: GET_FEATURES, GET/SET_PROTOCOL_FEATURES (when
     /// PROTOCOL_FEATURES is offered), GET_QUEUE_NUM (with MQ; EINVAL if fewer queues than
-    /// requested), SET_OWNER. `mem` must outlive the Device. Allocates.
+    /// requested), SET_OWNER. Until `connect_timeout`, a missing socket, a refused connect,
+    /// or a backend that hangs up before answering GET_FEATURES (still busy with the last
+    /// session) is retried. `mem` must outlive the Device. Allocates.
     static Result<std::unique_ptr<Device>> connect(GuestMemory& mem, const DeviceOptions& options);
 
     Device(const Device&) = delete;
@@ -92,6 +94,7 @@ private:
     VhostUserConnection conn_;
     State state_ = State::Connected;
     uint64_t offered_features_ = 0;
+    bool got_features_ = false; // GET_FEATURES was answered (for connect()'s retry rule)
     uint64_t features_ = 0;
     uint64_t offered_protocol_ = 0;
     uint64_t protocol_features_ = 0;

@@ -48,7 +48,8 @@ constexpr uint64_t used_ring_bytes(uint16_t size) { return 6ULL + 8ULL * size; }
 /// virtio's vring_need_event(): true when moving an index from `old_idx` to `new_idx` passes
 /// the other side's `event_idx`.
 constexpr bool vring_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx) {
-    return static_cast<uint16_t>(new_idx - event_idx - 1) < static_cast<uint16_t>(new_idx - old_idx);
+    return static_cast<uint16_t>(new_idx - event_idx - 1) <
+           static_cast<uint16_t>(new_idx - old_idx);
 }
 
 /// One buffer of a chain, given either by guest-physical address or by a host pointer into

@@ -114,6 +114,9 @@ struct vdh_device_ops {
     int (*stats_json)(void* dev, char* buf, size_t len);
     /// Required. Frees the device. Called once, after stop(). Control thread.
     void (*destroy)(void* dev);
+    /// Optional. The frontend disconnected (after stop()): drop per-connection state, such
+    /// as a protocol session and what the guest held through it. Control thread.
+    void (*disconnect)(void* dev);
 };
 
 /// Describes one plugin. Returned by the entry point; static storage in the plugin.

@@ -19,8 +19,7 @@ public:
     /// Writes through \p out (positioned where the first record goes), at most \p budget
     /// bytes in total. \p plus selects fuse_direntplus records. \p out must outlive this.
     DirentWriter(IovecCursor* out, size_t budget, bool plus) noexcept
-        : out_(out), budget_(budget < out->remaining() ? budget : out->remaining()),
-          plus_(plus) {}
+        : out_(out), budget_(budget < out->remaining() ? budget : out->remaining()), plus_(plus) {}
 
     /// Appends one whole record, or nothing (false) when it does not fit in what is left.
     /// A null \p entry in plus mode is written as a zeroed fuse_entry_out (nodeid 0: the

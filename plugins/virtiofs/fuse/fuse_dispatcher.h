@@ -35,14 +35,14 @@ inline constexpr int kMaxReplyIovs = 24;
 /// engine only passes the pointer back.
 struct FuseRequestCtx {
     FuseDispatcher* owner;
-    void* token;               ///< vdh_request::token, for the completion callback
+    void* token; ///< vdh_request::token, for the completion callback
     uint64_t unique;
     uint32_t opcode;
-    uint32_t n_reply_iov;      ///< reply_iov entries in use
-    int32_t n_io_iov;          ///< io_iov entries in use
-    uint32_t io_bytes;         ///< bytes the data iovecs describe (READ/WRITE)
+    uint32_t n_reply_iov; ///< reply_iov entries in use
+    int32_t n_io_iov;     ///< io_iov entries in use
+    uint32_t io_bytes;    ///< bytes the data iovecs describe (READ/WRITE)
     uint64_t nodeid;
-    RequestCtx rc;             ///< caller identity, for calls the worker makes
+    RequestCtx rc; ///< caller identity, for calls the worker makes
     union Args {
         fuse_read_in read;
         fuse_write_in write;

@@ -161,7 +161,9 @@ Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, 
         // Reproducible and valid (special file or no permission, and no other file of
         // that mount gave us a mount fd): hold an O_PATH fd instead. If a mount fd shows
         // up later, lookups of this file will produce a handle but still find this inode
-        // by ids (rule 2).
+        // by ids (rule 2). Transient mount-fd errors (EMFILE, ENOMEM) take the same path;
+        // that is safe for the same reason, and the next lookup after the inode is
+        // forgotten may then use a handle.
         return Holding{};
     }
     return Holding{h, std::move(*mfd)};

@@ -56,18 +56,12 @@
 #include "file_handle.h"
 #include "inode_data.h"
 #include "mount_fd.h"
+#include "passthrough_options.h"
 #include "sys.h"
 #include "vdh/result.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs::passthrough {
-
-/// How inodes are held (the `inode_file_handles` share option).
-enum class FileHandleMode {
-    Never,     ///< O_PATH fds only
-    Prefer,    ///< file handles where the filesystem allows, else O_PATH fds
-    Mandatory, ///< file handles or fail the lookup
-};
 
 inline constexpr uint64_t kRootNodeId = 1; // FUSE_ROOT_ID
 

@@ -147,6 +147,16 @@ bool raw_ack_if_needed(int fd, const RawMsg& req, uint64_t status) {
     return raw_reply(fd, req, &status, sizeof(status));
 }
 
+int count_open_fds() {
+    int n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        n++;
+    }
+    return n;
+}
+
 uint64_t drain_eventfd(int fd) {
     uint64_t v = 0;
     pollfd p{fd, POLLIN, 0};

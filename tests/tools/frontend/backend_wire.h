@@ -41,7 +41,8 @@ struct RawMsg {
     template <typename T>
     T as() const {
         T v{};
-        __builtin_memcpy(&v, payload.data(), payload.size() < sizeof(T) ? payload.size() : sizeof(T));
+        __builtin_memcpy(&v, payload.data(),
+                         payload.size() < sizeof(T) ? payload.size() : sizeof(T));
         return v;
     }
 };
@@ -57,6 +58,9 @@ bool raw_send(int fd, uint32_t request, uint32_t flags, const void* payload, uin
 bool raw_reply(int fd, const RawMsg& req, const void* payload, uint32_t size);
 /// Sends the REPLY_ACK answer (u64 status) if `req` asked for one; returns true if it did.
 bool raw_ack_if_needed(int fd, const RawMsg& req, uint64_t status = 0);
+
+/// Number of open fds of this process (for leak checks in fixtures).
+int count_open_fds();
 
 /// Reads and returns an eventfd counter (0 if nothing pending).
 uint64_t drain_eventfd(int fd);

@@ -58,6 +58,9 @@ void FakeBackend::run() {
         {
             std::lock_guard lock(mu_);
             connections_++;
+            if (connections_ <= config_.drop_first_connections) {
+                continue; // closes `conn`
+            }
         }
         serve(conn.get());
         std::lock_guard lock(mu_);
@@ -166,8 +169,10 @@ void FakeBackend::translate_rings() {
             continue;
         }
         auto n = static_cast<uint16_t>(v.num);
-        v.desc = reinterpret_cast<VringDesc*>(va_to_ptr(v.addr.desc_user_addr, desc_table_bytes(n)));
-        v.avail = reinterpret_cast<uint16_t*>(va_to_ptr(v.addr.avail_user_addr, avail_ring_bytes(n)));
+        v.desc =
+            reinterpret_cast<VringDesc*>(va_to_ptr(v.addr.desc_user_addr, desc_table_bytes(n)));
+        v.avail =
+            reinterpret_cast<uint16_t*>(va_to_ptr(v.addr.avail_user_addr, avail_ring_bytes(n)));
         v.used = va_to_ptr(v.addr.used_user_addr, used_ring_bytes(n));
         if (!regions_.empty() && (v.desc == nullptr || v.avail == nullptr || v.used == nullptr)) {
             fail("ring address outside the memory table");
@@ -341,7 +346,8 @@ void FakeBackend::process(Vring& v) {
         uint32_t table_size = n;
         uint16_t i = head;
         if (v.desc[head].flags & kDescFIndirect) {
-            table = reinterpret_cast<const VringDesc*>(gpa_to_ptr(v.desc[head].addr, v.desc[head].len));
+            const VringDesc& ind = v.desc[head];
+            table = reinterpret_cast<const VringDesc*>(gpa_to_ptr(ind.addr, ind.len));
             table_size = v.desc[head].len / sizeof(VringDesc);
             i = 0;
             if (table == nullptr) {

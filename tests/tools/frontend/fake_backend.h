@@ -25,6 +25,9 @@ struct FakeBackendConfig {
     uint64_t queue_num = 8;
     /// false: accept and read, but never reply (a hung backend).
     bool answer = true;
+    /// Accept and immediately close this many connections first (a backend still busy
+    /// with the previous session, as vdhost refuses a second frontend).
+    int drop_first_connections = 0;
 };
 
 /// One request as received.

@@ -218,12 +218,12 @@ protected:
 };
 
 TEST_F(SplitVirtqueueTest, CreateRejectsBadSizes) {
-    auto m = GuestMemory::create({.size = 1 << 20});
+    auto m = GuestMemory::create({.size = 256 << 10});
     ASSERT_TRUE(m);
     EXPECT_EQ(SplitVirtqueue::create(**m, 0).error(), EINVAL);
     EXPECT_EQ(SplitVirtqueue::create(**m, 100).error(), EINVAL);
     EXPECT_EQ(SplitVirtqueue::create(**m, 65535).error(), EINVAL);
-    EXPECT_EQ(SplitVirtqueue::create(**m, 32768).error(), ENOMEM); // 1 MiB is too small
+    EXPECT_EQ(SplitVirtqueue::create(**m, 32768).error(), ENOMEM); // 256 KiB is too small
     auto q = SplitVirtqueue::create(**m, 256);
     ASSERT_TRUE(q);
     EXPECT_EQ((*q)->num_free(), 256);

@@ -66,6 +66,10 @@ RawMsg expect_msg(int fd, Request expected) {
 
 class VhostUserConnectionTest : public ::testing::Test {
 protected:
+    void SetUp() override { fds_at_start_ = count_open_fds(); }
+    void TearDown() override { EXPECT_EQ(count_open_fds(), fds_at_start_) << "fd leak"; }
+
+    int fds_at_start_ = 0;
     TempDir dir_;
     std::string path_ = dir_.file("vhost.sock");
 };

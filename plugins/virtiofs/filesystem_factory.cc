@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// Maps a share profile onto a backend: the passthrough backend's options, timeouts and
+// open flags come from the profile's cache policy and switches.
+#include "filesystem_factory.h"
+
+#include <cstring>
+
+#include "passthrough/passthrough_fs.h"
+
+namespace vdh::virtiofs {
+
+namespace {
+double seconds(FuseTimeout t) { return static_cast<double>(t.sec) + t.nsec / 1e9; }
+
+passthrough::FileHandleMode map_mode(FileHandleMode m) {
+    switch (m) {
+    case FileHandleMode::Prefer:
+        return passthrough::FileHandleMode::Prefer;
+    case FileHandleMode::Mandatory:
+        return passthrough::FileHandleMode::Mandatory;
+    case FileHandleMode::Never:
+        break;
+    }
+    return passthrough::FileHandleMode::Never;
+}
+} // namespace
+
+std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::string* err) {
+    if (profile.backend == BackendKind::Null) {
+        *err = "share " + profile.tag + ": backend: null is not available yet";
+        return nullptr;
+    }
+    passthrough::PassthroughOptions o;
+    o.shared_dir = profile.shared_dir;
+    o.inode_file_handles = map_mode(profile.inode_file_handles);
+    o.fd_limit = profile.fd_limit;
+    o.xattr = profile.xattr;
+    o.readonly = profile.readonly;
+    o.announce_submounts = profile.announce_submounts;
+    o.writeback = profile.writeback;
+    o.entry_timeout = seconds(entry_timeout(profile));
+    o.attr_timeout = seconds(attr_timeout(profile));
+    o.posix_locks = profile.posix_locks;
+    o.flock = profile.flock;
+    auto fs = passthrough::PassthroughFs::create(o);
+    if (!fs) {
+        *err = "share " + profile.tag + ": cannot open shared_dir " + profile.shared_dir + ": " +
+               std::strerror(fs.error());
+        return nullptr;
+    }
+    return std::move(*fs);
+}
+
+} // namespace vdh::virtiofs

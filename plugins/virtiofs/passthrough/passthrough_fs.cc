@@ -1,0 +1,1231 @@
+// SPDX-License-Identifier: MIT
+// PassthroughFs: every FUSE operation with host semantics over the shared directory.
+// Pattern per op: validate ids (InodeStore/HandleTable, EBADF), validate names (one
+// component), get a pinned fd for the inode, do one *at syscall relative to it, and for
+// entry-returning ops look the result up (taking one lookup reference).
+
+#include "passthrough_fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "credentials.h"
+#include "vdh/scope_exit.h"
+
+// Evaluates a Result expression; on error returns its errno, else binds the value to
+// `lhs` (a reference into a hidden local).
+#define VDH_PT_CONCAT2(a, b) a##b
+#define VDH_PT_CONCAT(a, b) VDH_PT_CONCAT2(a, b)
+#define VDH_PT_ASSIGN(lhs, expr) VDH_PT_ASSIGN_IMPL(lhs, expr, VDH_PT_CONCAT(vdh_pt_r_, __LINE__))
+#define VDH_PT_ASSIGN_IMPL(lhs, expr, tmp)                                                    \
+    auto tmp = (expr);                                                                        \
+    if (!tmp.has_value()) {                                                                   \
+        return ::vdh::Err{tmp.error()};                                                       \
+    }                                                                                         \
+    lhs = std::move(*tmp)
+
+namespace vdh::virtiofs::passthrough {
+
+namespace {
+
+constexpr int kAllowedOpenFlags = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC |
+                                  O_SYNC | O_DIRECT | O_NOATIME | O_LARGEFILE | O_DIRECTORY |
+                                  O_NOFOLLOW;
+
+void split_timeout(double t, uint64_t& sec, uint32_t& nsec) {
+    if (!(t > 0)) {
+        sec = 0;
+        nsec = 0;
+        return;
+    }
+    double whole = std::floor(t);
+    sec = whole >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(whole);
+    nsec = static_cast<uint32_t>(std::min((t - whole) * 1e9, 999999999.0));
+}
+
+/// The kernel's new_encode_dev (what FUSE carries as rdev).
+uint32_t encode_dev(uint32_t major, uint32_t minor) {
+    return (minor & 0xffU) | (major << 8) | ((minor & ~0xffU) << 12);
+}
+
+/// A name for a create/remove-type op: one component, not "." or "..".
+Status copy_name(std::string_view name, char (&out)[NAME_MAX + 1]) {
+    if (name.empty() || name == "." || name == ".." ||
+        name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+        return make_err(EINVAL);
+    }
+    if (name.size() > NAME_MAX) {
+        return make_err(ENAMETOOLONG);
+    }
+    std::memcpy(out, name.data(), name.size());
+    out[name.size()] = '\0';
+    return ok();
+}
+
+Status copy_xattr_name(std::string_view name, char (&out)[XATTR_NAME_MAX + 1]) {
+    if (name.find('\0') != std::string_view::npos) {
+        return make_err(EINVAL);
+    }
+    if (name.empty() || name.size() > XATTR_NAME_MAX) {
+        return make_err(ERANGE);
+    }
+    std::memcpy(out, name.data(), name.size());
+    out[name.size()] = '\0';
+    return ok();
+}
+
+Status sys_status(int rc) {
+    if (rc < 0) {
+        return errno_err();
+    }
+    return ok();
+}
+
+/// Clears set-user-ID and (group-executable) set-group-ID bits, as the kernel does for an
+/// unprivileged writer. Used where the write itself cannot be made unprivileged.
+Status kill_suid_bits(int fd) {
+    struct stat st{};
+    if (::fstat(fd, &st) < 0) {
+        return errno_err();
+    }
+    mode_t kill = 0;
+    if ((st.st_mode & S_ISUID) != 0) {
+        kill |= S_ISUID;
+    }
+    if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
+        kill |= S_ISGID;
+    }
+    if (kill == 0 || !S_ISREG(st.st_mode)) {
+        return ok();
+    }
+    return sys_status(::fchmod(fd, st.st_mode & 07777 & ~kill));
+}
+
+bool is_dot_or_dotdot(const char* n) {
+    return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+/// fuse_file_lock → struct flock (whole-file when end is OFFSET_MAX).
+Result<struct flock> to_flock(const fuse_file_lock& lk) {
+    if (lk.type != F_RDLCK && lk.type != F_WRLCK && lk.type != F_UNLCK) {
+        return make_err(EINVAL);
+    }
+    constexpr uint64_t kOffsetMax = static_cast<uint64_t>(INT64_MAX);
+    if (lk.start > kOffsetMax || lk.end < lk.start) {
+        return make_err(EINVAL);
+    }
+    struct flock fl{};
+    fl.l_type = static_cast<short>(lk.type);
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(lk.start);
+    fl.l_len = lk.end >= kOffsetMax ? 0 : static_cast<off_t>(lk.end - lk.start + 1);
+    fl.l_pid = 0;
+    return fl;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------
+// Setup
+
+PassthroughFs::PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys)
+    : options_(options), sys_(std::move(sys)), budget_(options.fd_limit),
+      store_(*sys_, options.inode_file_handles, budget_), writeback_(options.writeback),
+      submounts_(options.announce_submounts) {}
+
+PassthroughFs::~PassthroughFs() { destroy(); }
+
+Result<std::unique_ptr<PassthroughFs>> PassthroughFs::create(const PassthroughOptions& options,
+                                                             std::unique_ptr<Sys> sys) {
+    if (!sys) {
+        auto real = RealSys::create();
+        if (!real) {
+            return make_err(real.error());
+        }
+        sys = std::move(*real);
+    }
+    Result<UniqueFd> root = make_err(EINVAL);
+    if (options.shared_dir_fd >= 0) {
+        root = sys->openat(options.shared_dir_fd, ".", O_PATH | O_DIRECTORY, 0);
+    } else if (!options.shared_dir.empty()) {
+        // The configured path is trusted (it comes from the host's config), so it may
+        // contain symlinks; everything below it is resolved one component at a time.
+        root = sys->openat(AT_FDCWD, options.shared_dir.c_str(), O_PATH | O_DIRECTORY, 0);
+    }
+    if (!root) {
+        return make_err(root.error());
+    }
+    std::unique_ptr<PassthroughFs> fs(new (std::nothrow) PassthroughFs(options, std::move(sys)));
+    if (!fs) {
+        return make_err(ENOMEM);
+    }
+    VDH_TRY(fs->store_.init_root(std::move(*root)));
+    return fs;
+}
+
+FsCapabilities PassthroughFs::capabilities() const {
+    FsCapabilities caps;
+    caps.writeback_cache = options_.writeback;
+    caps.xattr = options_.xattr;
+    caps.posix_locks = options_.posix_locks;
+    caps.flock_locks = options_.flock;
+    caps.submounts = options_.announce_submounts;
+    caps.readdirplus = true;
+    caps.killpriv_v2 = true;
+    caps.cache_symlinks = false;
+    caps.parallel_dirops = true;
+    caps.explicit_inval = false;
+    caps.setxattr_ext = false;
+    return caps;
+}
+
+void PassthroughFs::init(uint32_t /*minor*/, uint64_t want) {
+    writeback_.store(options_.writeback && (want & FUSE_WRITEBACK_CACHE) != 0);
+    submounts_.store(options_.announce_submounts && (want & FUSE_SUBMOUNTS) != 0);
+}
+
+void PassthroughFs::destroy() {
+    {
+        std::lock_guard<std::mutex> g(waiters_mutex_);
+        for (auto* w : lock_waiters_) {
+            w->cancelled = true;
+        }
+    }
+    waiters_cv_.notify_all();
+    handles_.clear();
+    store_.clear();
+}
+
+// ---------------------------------------------------------------------------------------
+// Entries and attributes
+
+fuse_attr PassthroughFs::make_attr(const struct statx& st) const {
+    fuse_attr a{};
+    a.ino = st.stx_ino;
+    a.size = st.stx_size;
+    a.blocks = st.stx_blocks;
+    a.atime = static_cast<uint64_t>(st.stx_atime.tv_sec);
+    a.mtime = static_cast<uint64_t>(st.stx_mtime.tv_sec);
+    a.ctime = static_cast<uint64_t>(st.stx_ctime.tv_sec);
+    a.atimensec = st.stx_atime.tv_nsec;
+    a.mtimensec = st.stx_mtime.tv_nsec;
+    a.ctimensec = st.stx_ctime.tv_nsec;
+    a.mode = st.stx_mode;
+    a.nlink = st.stx_nlink;
+    a.uid = st.stx_uid;
+    a.gid = st.stx_gid;
+    a.rdev = encode_dev(st.stx_rdev_major, st.stx_rdev_minor);
+    a.blksize = st.stx_blksize;
+    a.flags = 0;
+    return a;
+}
+
+fuse_entry_out PassthroughFs::make_entry(const LookupResult& r, const InodeData* parent) const {
+    fuse_entry_out e{};
+    e.nodeid = r.inode->id;
+    e.generation = 0; // node ids are never reused within a session
+    split_timeout(options_.entry_timeout, e.entry_valid, e.entry_valid_nsec);
+    split_timeout(options_.attr_timeout, e.attr_valid, e.attr_valid_nsec);
+    e.attr = make_attr(r.attr);
+    if (submounts_.load(std::memory_order_relaxed) && parent != nullptr &&
+        (r.attr.stx_mask & STATX_MNT_ID) != 0 && r.attr.stx_mnt_id != parent->ids.mnt_id &&
+        r.inode.get() != parent && r.inode->id != kRootNodeId) {
+        e.attr.flags |= FUSE_ATTR_SUBMOUNT;
+    }
+    return e;
+}
+
+Result<fuse_attr_out> PassthroughFs::attr_of(int fd) const {
+    struct statx st{};
+    VDH_TRY(sys_->statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st));
+    fuse_attr_out out{};
+    split_timeout(options_.attr_timeout, out.attr_valid, out.attr_valid_nsec);
+    out.attr = make_attr(st);
+    return out;
+}
+
+Result<fuse_entry_out> PassthroughFs::lookup_child(const InodeData& parent, int parent_fd,
+                                                   std::string_view name) {
+    VDH_PT_ASSIGN(LookupResult r, store_.lookup(parent, parent_fd, name));
+    return make_entry(r, name == ".." ? nullptr : &parent);
+}
+
+// ---------------------------------------------------------------------------------------
+// Names and inodes
+
+Result<fuse_entry_out> PassthroughFs::lookup(const RequestCtx&, uint64_t parent,
+                                             std::string_view name) {
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    return lookup_child(*p, pfd.get(), name);
+}
+
+void PassthroughFs::forget(uint64_t nodeid, uint64_t nlookup) { store_.forget(nodeid, nlookup); }
+
+Result<fuse_attr_out> PassthroughFs::getattr(const RequestCtx&, uint64_t nodeid,
+                                             const uint64_t* fh) {
+    if (fh != nullptr) {
+        VDH_PT_ASSIGN(auto h, open_handle(*fh, nodeid));
+        return attr_of(h->fd.get());
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    return attr_of(fd.get());
+}
+
+Result<fuse_attr_out> PassthroughFs::setattr(const RequestCtx& c, uint64_t nodeid,
+                                             const fuse_setattr_in& in) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*i));
+    std::shared_ptr<HandleData> h;
+    if ((in.valid & FATTR_FH) != 0) {
+        VDH_PT_ASSIGN(h, open_handle(in.fh, nodeid));
+    }
+    char name[16];
+    format_fd(pfd.get(), name);
+    const int proc = sys_->proc_self_fd();
+
+    if ((in.valid & FATTR_MODE) != 0) {
+        if (i->type == S_IFLNK) {
+            return make_err(EOPNOTSUPP); // like fchmodat(AT_SYMLINK_NOFOLLOW)
+        }
+        if (h) {
+            VDH_TRY(sys_status(::fchmod(h->fd.get(), in.mode & 07777)));
+        } else {
+            VDH_TRY(sys_status(::fchmodat(proc, name, in.mode & 07777, 0)));
+        }
+    }
+    if ((in.valid & (FATTR_UID | FATTR_GID)) != 0) {
+        uid_t uid = (in.valid & FATTR_UID) != 0 ? in.uid : static_cast<uid_t>(-1);
+        gid_t gid = (in.valid & FATTR_GID) != 0 ? in.gid : static_cast<gid_t>(-1);
+        VDH_TRY(sys_status(
+            ::fchownat(pfd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)));
+    }
+    if ((in.valid & FATTR_SIZE) != 0) {
+        if (in.size > static_cast<uint64_t>(INT64_MAX)) {
+            return make_err(EFBIG);
+        }
+        UniqueFd opened;
+        int fd = -1;
+        if (h && h->writable()) {
+            fd = h->fd.get();
+        } else {
+            if (i->type == S_IFDIR) {
+                return make_err(EISDIR);
+            }
+            VDH_PT_ASSIGN(opened, store_.open(*i, O_WRONLY | O_NONBLOCK));
+            fd = opened.get();
+        }
+        if ((in.valid & FATTR_KILL_SUIDGID) != 0) {
+            ScopedDropFsetid unpriv;
+            if (!unpriv.ok()) {
+                VDH_TRY(kill_suid_bits(fd));
+            }
+            VDH_TRY(sys_status(::ftruncate(fd, static_cast<off_t>(in.size))));
+        } else {
+            VDH_TRY(sys_status(::ftruncate(fd, static_cast<off_t>(in.size))));
+        }
+    }
+    if ((in.valid & (FATTR_ATIME | FATTR_MTIME)) != 0) {
+        struct timespec ts[2];
+        ts[0].tv_sec = 0;
+        ts[0].tv_nsec = UTIME_OMIT;
+        ts[1] = ts[0];
+        if ((in.valid & FATTR_ATIME_NOW) != 0) {
+            ts[0].tv_nsec = UTIME_NOW;
+        } else if ((in.valid & FATTR_ATIME) != 0) {
+            ts[0].tv_sec = static_cast<time_t>(in.atime);
+            ts[0].tv_nsec = in.atimensec;
+        }
+        if ((in.valid & FATTR_MTIME_NOW) != 0) {
+            ts[1].tv_nsec = UTIME_NOW;
+        } else if ((in.valid & FATTR_MTIME) != 0) {
+            ts[1].tv_sec = static_cast<time_t>(in.mtime);
+            ts[1].tv_nsec = in.mtimensec;
+        }
+        if (h) {
+            VDH_TRY(sys_status(::futimens(h->fd.get(), ts)));
+        } else {
+            // Through the magic link of our pinned fd: reaches the inode itself, even a
+            // symlink (the link is not followed any further).
+            VDH_TRY(sys_status(::utimensat(proc, name, ts, 0)));
+        }
+    }
+    (void)c;
+    return attr_of(h ? h->fd.get() : pfd.get());
+}
+
+Result<size_t> PassthroughFs::readlink(const RequestCtx&, uint64_t nodeid, char* buf,
+                                       size_t size) {
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    if (i->type != S_IFLNK) {
+        return make_err(EINVAL);
+    }
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    return sys_->readlinkat(fd.get(), "", buf, size);
+}
+
+Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t parent,
+                                              std::string_view name, std::string_view target) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    if (target.empty()) {
+        return make_err(ENOENT);
+    }
+    if (target.find('\0') != std::string_view::npos) {
+        return make_err(EINVAL);
+    }
+    if (target.size() >= PATH_MAX) {
+        return make_err(ENAMETOOLONG);
+    }
+    char ctarget[PATH_MAX];
+    std::memcpy(ctarget, target.data(), target.size());
+    ctarget[target.size()] = '\0';
+
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    {
+        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_TRY(sys_status(::symlinkat(ctarget, pfd.get(), cname)));
+    }
+    return lookup_child(*p, pfd.get(), cname);
+}
+
+Result<fuse_entry_out> PassthroughFs::mknod(const RequestCtx& c, uint64_t parent,
+                                            std::string_view name, uint32_t mode, uint32_t rdev,
+                                            uint32_t umask) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    const mode_t m = (mode & S_IFMT) | (mode & 07777 & ~umask);
+    {
+        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_TRY(sys_status(::mknodat(pfd.get(), cname, m, static_cast<dev_t>(rdev))));
+    }
+    return lookup_child(*p, pfd.get(), cname);
+}
+
+Result<fuse_entry_out> PassthroughFs::mkdir(const RequestCtx& c, uint64_t parent,
+                                            std::string_view name, uint32_t mode,
+                                            uint32_t umask) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    {
+        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_TRY(sys_status(::mkdirat(pfd.get(), cname, mode & 07777 & ~umask)));
+    }
+    return lookup_child(*p, pfd.get(), cname);
+}
+
+Status PassthroughFs::unlink(const RequestCtx&, uint64_t parent, std::string_view name) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    return sys_status(::unlinkat(pfd.get(), cname, 0));
+}
+
+Status PassthroughFs::rmdir(const RequestCtx&, uint64_t parent, std::string_view name) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    return sys_status(::unlinkat(pfd.get(), cname, AT_REMOVEDIR));
+}
+
+Status PassthroughFs::rename(const RequestCtx&, uint64_t parent, std::string_view name,
+                             uint64_t newparent, std::string_view newname, uint32_t flags) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0) {
+        return make_err(EINVAL);
+    }
+    char cname[NAME_MAX + 1];
+    char cnewname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    VDH_TRY(copy_name(newname, cnewname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(auto np, inode(newparent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    VDH_PT_ASSIGN(InodeFd npfd, store_.path_fd(*np));
+    return sys_status(::renameat2(pfd.get(), cname, npfd.get(), cnewname, flags));
+}
+
+Result<fuse_entry_out> PassthroughFs::link(const RequestCtx&, uint64_t nodeid,
+                                           uint64_t newparent, std::string_view newname) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(newname, cname));
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(auto np, inode(newparent));
+    if (i->type == S_IFDIR) {
+        return make_err(EPERM);
+    }
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    VDH_PT_ASSIGN(InodeFd npfd, store_.path_fd(*np));
+    if (::linkat(fd.get(), "", npfd.get(), cname, AT_EMPTY_PATH) < 0) {
+        int err = errno;
+        if (err != ENOENT && err != EPERM) {
+            return make_err(err);
+        }
+        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the magic link of our pinned fd names
+        // the same inode (a symlink stays a symlink: the magic link is the last hop).
+        char name[16];
+        format_fd(fd.get(), name);
+        VDH_TRY(sys_status(
+            ::linkat(sys_->proc_self_fd(), name, npfd.get(), cname, AT_SYMLINK_FOLLOW)));
+    }
+    return lookup_child(*np, npfd.get(), cname);
+}
+
+// ---------------------------------------------------------------------------------------
+// Open files
+
+int PassthroughFs::adjust_open_flags(uint32_t flags) const {
+    int f = static_cast<int>(flags) & kAllowedOpenFlags;
+    if (writeback_.load(std::memory_order_relaxed)) {
+        // With the writeback cache the guest kernel may read pages of a file opened
+        // write-only, and it implements O_APPEND itself (virtiofsd does the same).
+        if ((f & O_ACCMODE) == O_WRONLY) {
+            f = (f & ~O_ACCMODE) | O_RDWR;
+        }
+        f &= ~O_APPEND;
+    }
+    return f;
+}
+
+Result<uint64_t> PassthroughFs::add_handle(uint64_t nodeid, int flags, UniqueFd fd, FdSlot slot,
+                                           std::unique_ptr<DirStream> dir) {
+    std::shared_ptr<HandleData> h;
+    try {
+        h = std::make_shared<HandleData>(nodeid, flags, std::move(fd), std::move(slot),
+                                         std::move(dir));
+    } catch (const std::bad_alloc&) {
+        return make_err(ENOMEM);
+    }
+    return handles_.insert(std::move(h));
+}
+
+Result<fuse_open_out> PassthroughFs::open(const RequestCtx&, uint64_t nodeid, uint32_t flags) {
+    const int acc = static_cast<int>(flags) & O_ACCMODE;
+    if (options_.readonly && (acc != O_RDONLY || (flags & O_TRUNC) != 0)) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    const int f = adjust_open_flags(flags);
+    VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
+    VDH_PT_ASSIGN(UniqueFd fd, store_.open(*i, f));
+    VDH_PT_ASSIGN(uint64_t fh, add_handle(nodeid, f, std::move(fd), std::move(slot)));
+    fuse_open_out out{};
+    out.fh = fh;
+    return out;
+}
+
+Result<CreateOut> PassthroughFs::finish_create(const InodeData& parent, int parent_fd,
+                                               UniqueFd fd, int flags, FdSlot slot) {
+    VDH_PT_ASSIGN(UniqueFd path, sys_->reopen(fd.get(), O_PATH));
+    VDH_PT_ASSIGN(LookupResult r, store_.claim(&parent, parent_fd, std::move(path)));
+    CreateOut out;
+    out.entry = make_entry(r, &parent);
+    auto fh = add_handle(r.inode->id, flags, std::move(fd), std::move(slot));
+    if (!fh) {
+        store_.forget(r.inode->id, 1);
+        return make_err(fh.error());
+    }
+    out.open.fh = *fh;
+    return out;
+}
+
+Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
+                                        std::string_view name, uint32_t flags, uint32_t mode,
+                                        uint32_t umask) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[NAME_MAX + 1];
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    // O_NOFOLLOW: an existing symlink at `name` is never followed (ELOOP).
+    int f = adjust_open_flags(flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+    if ((flags & O_EXCL) != 0) {
+        f |= O_EXCL;
+    }
+    VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
+    UniqueFd fd;
+    {
+        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(fd, UniqueFd::from_syscall(
+                              ::openat(pfd.get(), cname, f, mode & 07777 & ~umask)));
+    }
+    return finish_create(*p, pfd.get(), std::move(fd), f & ~(O_CREAT | O_EXCL), std::move(slot));
+}
+
+Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, uint32_t flags,
+                                         uint32_t mode, uint32_t umask) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    int f = (adjust_open_flags(flags) & ~O_DIRECTORY) | O_TMPFILE | O_CLOEXEC;
+    if ((f & O_ACCMODE) == O_RDONLY) {
+        return make_err(EINVAL); // O_TMPFILE needs write access
+    }
+    VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
+    UniqueFd fd;
+    {
+        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(fd, UniqueFd::from_syscall(::openat(pfd.get(), ".", f,
+                                                           mode & 07777 & ~umask)));
+    }
+    return finish_create(*p, pfd.get(), std::move(fd), f & ~O_TMPFILE, std::move(slot));
+}
+
+Result<size_t> PassthroughFs::read(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+                                   uint64_t offset, const struct iovec* dst, int ndst) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (ndst < 0 || ndst > IOV_MAX || offset > static_cast<uint64_t>(INT64_MAX)) {
+        return make_err(EINVAL);
+    }
+    ssize_t n = ::preadv(h->fd.get(), dst, ndst, static_cast<off_t>(offset));
+    if (n < 0) {
+        return errno_err();
+    }
+    return static_cast<size_t>(n);
+}
+
+Result<size_t> PassthroughFs::write(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+                                    uint64_t offset, const struct iovec* src, int nsrc,
+                                    uint32_t write_flags) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (!h->writable()) {
+        return make_err(EBADF);
+    }
+    if (nsrc < 0 || nsrc > IOV_MAX || offset > static_cast<uint64_t>(INT64_MAX)) {
+        return make_err(EINVAL);
+    }
+    ssize_t n;
+    if ((write_flags & FUSE_WRITE_KILL_SUIDGID) != 0) {
+        // The guest asks for an unprivileged write: without CAP_FSETID the host kernel
+        // clears suid/sgid itself, atomically with the write.
+        ScopedDropFsetid unpriv;
+        if (!unpriv.ok()) {
+            VDH_TRY(kill_suid_bits(h->fd.get()));
+        }
+        n = ::pwritev(h->fd.get(), src, nsrc, static_cast<off_t>(offset));
+    } else {
+        n = ::pwritev(h->fd.get(), src, nsrc, static_cast<off_t>(offset));
+    }
+    if (n < 0) {
+        return errno_err();
+    }
+    return static_cast<size_t>(n);
+}
+
+Result<int> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (for_write) {
+        if (options_.readonly) {
+            return make_err(EROFS);
+        }
+        if (!h->writable()) {
+            return make_err(EBADF);
+        }
+    }
+    if (h->dir) {
+        return make_err(EISDIR);
+    }
+    return h->fd.get();
+}
+
+Status PassthroughFs::prepare_write(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+                                    uint32_t write_flags) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (!h->writable()) {
+        return make_err(EBADF);
+    }
+    if ((write_flags & FUSE_WRITE_KILL_SUIDGID) != 0) {
+        // The asynchronous write runs elsewhere with our capabilities; clear the bits now.
+        VDH_TRY(kill_suid_bits(h->fd.get()));
+    }
+    return ok();
+}
+
+Status PassthroughFs::flush(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+                            uint64_t lock_owner) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    {
+        // close(dup(fd)): what a close() in the guest means for the host file
+        // (process-associated locks, NFS close-to-open flush).
+        auto dup = h->fd.dup();
+        if (!dup) {
+            return make_err(dup.error());
+        }
+    }
+    // POSIX lock semantics: closing any fd of the file drops the owner's locks on it.
+    auto i = inode(nodeid);
+    if (i) {
+        LockOwnerFd victim;
+        {
+            std::lock_guard<std::mutex> g((*i)->lock_mutex);
+            auto& v = (*i)->lock_fds;
+            for (auto it = v.begin(); it != v.end(); ++it) {
+                if (it->owner == lock_owner) {
+                    victim = std::move(*it);
+                    v.erase(it);
+                    break;
+                }
+            }
+        }
+    }
+    return ok();
+}
+
+Status PassthroughFs::release(const RequestCtx&, uint64_t nodeid, uint64_t fh, uint32_t,
+                              uint32_t release_flags, uint64_t) {
+    VDH_PT_ASSIGN(auto h, handles_.remove(fh, nodeid));
+    if ((release_flags & FUSE_RELEASE_FLOCK_UNLOCK) != 0) {
+        (void)::flock(h->fd.get(), LOCK_UN);
+    }
+    return ok(); // the fd closes when the last in-flight user drops `h`
+}
+
+Status PassthroughFs::fsync(const RequestCtx&, uint64_t nodeid, uint64_t fh, bool datasync) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    return sys_status(datasync ? ::fdatasync(h->fd.get()) : ::fsync(h->fd.get()));
+}
+
+Status PassthroughFs::fallocate(const RequestCtx&, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                                uint64_t length, uint32_t mode) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (offset > static_cast<uint64_t>(INT64_MAX) || length > static_cast<uint64_t>(INT64_MAX)) {
+        return make_err(EINVAL);
+    }
+    return sys_status(::fallocate(h->fd.get(), static_cast<int>(mode), static_cast<off_t>(offset),
+                                  static_cast<off_t>(length)));
+}
+
+Result<uint64_t> PassthroughFs::lseek(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+                                      uint64_t offset, uint32_t whence) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END && whence != SEEK_DATA &&
+        whence != SEEK_HOLE) {
+        return make_err(EINVAL);
+    }
+    off_t r = ::lseek(h->fd.get(), static_cast<off_t>(offset), static_cast<int>(whence));
+    if (r < 0) {
+        return errno_err();
+    }
+    return static_cast<uint64_t>(r);
+}
+
+Result<size_t> PassthroughFs::copy_file_range(const RequestCtx&, const fuse_copy_file_range_in& in,
+                                              uint64_t nodeid_in) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_PT_ASSIGN(auto hin, open_handle(in.fh_in, nodeid_in));
+    VDH_PT_ASSIGN(auto hout, open_handle(in.fh_out, in.nodeid_out));
+    if (!hout->writable()) {
+        return make_err(EBADF);
+    }
+    if (in.off_in > static_cast<uint64_t>(INT64_MAX) ||
+        in.off_out > static_cast<uint64_t>(INT64_MAX)) {
+        return make_err(EINVAL);
+    }
+    loff_t off_in = static_cast<loff_t>(in.off_in);
+    loff_t off_out = static_cast<loff_t>(in.off_out);
+    ssize_t n = ::copy_file_range(hin->fd.get(), &off_in, hout->fd.get(), &off_out,
+                                  static_cast<size_t>(in.len), static_cast<unsigned int>(in.flags));
+    if (n < 0) {
+        return errno_err();
+    }
+    return static_cast<size_t>(n);
+}
+
+// ---------------------------------------------------------------------------------------
+// Directories
+
+Result<fuse_open_out> PassthroughFs::opendir(const RequestCtx&, uint64_t nodeid, uint32_t) {
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    if (i->type != S_IFDIR) {
+        return make_err(ENOTDIR);
+    }
+    VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
+    VDH_PT_ASSIGN(UniqueFd fd, store_.open(*i, O_RDONLY | O_DIRECTORY));
+    std::unique_ptr<DirStream> dir(new (std::nothrow) DirStream);
+    if (!dir) {
+        return make_err(ENOMEM);
+    }
+    dir->buf.reset(new (std::nothrow) char[DirStream::kBufSize]);
+    if (!dir->buf) {
+        return make_err(ENOMEM);
+    }
+    VDH_PT_ASSIGN(uint64_t fh, add_handle(nodeid, O_RDONLY | O_DIRECTORY, std::move(fd),
+                                          std::move(slot), std::move(dir)));
+    fuse_open_out out{};
+    out.fh = fh;
+    return out;
+}
+
+Status PassthroughFs::readdir(const RequestCtx&, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                              DirentSink& sink) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    if (!h->dir) {
+        return make_err(ENOTDIR);
+    }
+    std::shared_ptr<InodeData> dir_inode;
+    InodeFd dir_path;
+    const bool plus = sink.plus();
+    if (plus) {
+        VDH_PT_ASSIGN(dir_inode, inode(nodeid));
+        VDH_PT_ASSIGN(dir_path, store_.path_fd(*dir_inode));
+    }
+    DirStream& ds = *h->dir;
+    std::lock_guard<std::mutex> g(ds.mutex);
+    if (offset != ds.offset) {
+        // A seekdir (or a restart): offsets are the filesystem's d_off cookies.
+        if (::lseek(h->fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) {
+            return errno_err();
+        }
+        ds.len = 0;
+        ds.pos = 0;
+        ds.offset = offset;
+    }
+    size_t added = 0;
+    for (;;) {
+        if (ds.pos >= ds.len) {
+            ssize_t n = ::getdents64(h->fd.get(), ds.buf.get(), DirStream::kBufSize);
+            if (n < 0) {
+                if (added == 0) {
+                    return errno_err();
+                }
+                break;
+            }
+            if (n == 0) {
+                break; // end of directory
+            }
+            ds.len = static_cast<size_t>(n);
+            ds.pos = 0;
+        }
+        // Safety: getdents64 wrote whole, aligned records into buf[0, len).
+        const auto* d = reinterpret_cast<const struct dirent64*>(ds.buf.get() + ds.pos);
+        const char* name = d->d_name;
+        const uint64_t next = static_cast<uint64_t>(d->d_off);
+        bool fits;
+        if (plus) {
+            fuse_entry_out e{};
+            if (is_dot_or_dotdot(name)) {
+                // No lookup for "." and "..": nodeid 0 means "name only" (as virtiofsd).
+                e.attr.ino = d->d_ino;
+                e.attr.mode = static_cast<uint32_t>(d->d_type) << 12;
+            } else {
+                auto r = store_.lookup(*dir_inode, dir_path.get(), name);
+                if (r) {
+                    e = make_entry(*r, dir_inode.get());
+                } else if (r.error() == ENOENT) {
+                    // Removed since getdents: still list the name, without an entry.
+                    e.attr.ino = d->d_ino;
+                    e.attr.mode = static_cast<uint32_t>(d->d_type) << 12;
+                } else {
+                    if (added == 0) {
+                        return make_err(r.error());
+                    }
+                    break;
+                }
+            }
+            fits = sink.add(name, d->d_ino, d->d_type, next, &e);
+            if (!fits && e.nodeid != 0) {
+                store_.forget(e.nodeid, 1); // undo the lookup the guest will not see
+            }
+        } else {
+            fits = sink.add(name, d->d_ino, d->d_type, next, nullptr);
+        }
+        if (!fits) {
+            break; // this entry stays buffered for the next call (ds.offset unchanged)
+        }
+        ++added;
+        ds.pos += d->d_reclen;
+        ds.offset = next;
+    }
+    return ok();
+}
+
+Status PassthroughFs::releasedir(const RequestCtx&, uint64_t nodeid, uint64_t fh) {
+    VDH_PT_ASSIGN(auto h, handles_.remove(fh, nodeid));
+    return ok();
+}
+
+Status PassthroughFs::fsyncdir(const RequestCtx&, uint64_t nodeid, uint64_t fh, bool datasync) {
+    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    return sys_status(datasync ? ::fdatasync(h->fd.get()) : ::fsync(h->fd.get()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Filesystem-wide, permissions, xattrs
+
+Result<fuse_statfs_out> PassthroughFs::statfs(const RequestCtx&, uint64_t nodeid) {
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    struct statvfs sv{};
+    if (::fstatvfs(fd.get(), &sv) < 0) {
+        return errno_err();
+    }
+    fuse_statfs_out out{};
+    out.st.blocks = sv.f_blocks;
+    out.st.bfree = sv.f_bfree;
+    out.st.bavail = sv.f_bavail;
+    out.st.files = sv.f_files;
+    out.st.ffree = sv.f_ffree;
+    out.st.bsize = static_cast<uint32_t>(sv.f_bsize);
+    out.st.namelen = static_cast<uint32_t>(sv.f_namemax);
+    out.st.frsize = static_cast<uint32_t>(sv.f_frsize);
+    return out;
+}
+
+Status PassthroughFs::syncfs(const RequestCtx&, uint64_t nodeid) {
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    // syncfs() needs a real (not O_PATH) fd on the filesystem.
+    const InodeData& target = (i->type == S_IFREG || i->type == S_IFDIR) ? *i : *store_.root();
+    int flags = O_RDONLY | O_NONBLOCK | (target.type == S_IFDIR ? O_DIRECTORY : 0);
+    VDH_PT_ASSIGN(UniqueFd fd, store_.open(target, flags));
+    return sys_status(::syncfs(fd.get()));
+}
+
+Status PassthroughFs::access(const RequestCtx& c, uint64_t nodeid, uint32_t mask) {
+    if ((mask & ~static_cast<uint32_t>(R_OK | W_OK | X_OK)) != 0) {
+        return make_err(EINVAL);
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i)); // before dropping privileges
+    char name[16];
+    format_fd(fd.get(), name);
+    VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+    // AT_EACCESS: check with the fsuid/fsgid we just set (plain access() uses the real
+    // uid). faccessat2 is the syscall that honours the flag.
+    long rc = ::syscall(SYS_faccessat2, sys_->proc_self_fd(), name, static_cast<int>(mask),
+                        AT_EACCESS);
+    if (rc < 0) {
+        return errno_err();
+    }
+    return ok();
+}
+
+Status PassthroughFs::setxattr(const RequestCtx&, uint64_t nodeid, std::string_view name,
+                               const void* value, size_t size, uint32_t flags, uint32_t) {
+    if (!options_.xattr) {
+        return make_err(ENOSYS);
+    }
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    if ((flags & ~static_cast<uint32_t>(XATTR_CREATE | XATTR_REPLACE)) != 0) {
+        return make_err(EINVAL);
+    }
+    char cname[XATTR_NAME_MAX + 1];
+    VDH_TRY(copy_xattr_name(name, cname));
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    // The xattr calls have no *at form: use the magic link of our pinned fd, which
+    // resolves to the inode itself for every file type (symlinks included, like l*xattr).
+    char path[32];
+    proc_fd_path(fd.get(), path);
+    return sys_status(::setxattr(path, cname, value, size, static_cast<int>(flags)));
+}
+
+Result<size_t> PassthroughFs::getxattr(const RequestCtx&, uint64_t nodeid, std::string_view name,
+                                       void* buf, size_t size) {
+    if (!options_.xattr) {
+        return make_err(ENOSYS);
+    }
+    char cname[XATTR_NAME_MAX + 1];
+    VDH_TRY(copy_xattr_name(name, cname));
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    char path[32];
+    proc_fd_path(fd.get(), path);
+    ssize_t n = ::getxattr(path, cname, size == 0 ? nullptr : buf, size);
+    if (n < 0) {
+        return errno_err();
+    }
+    return static_cast<size_t>(n);
+}
+
+Result<size_t> PassthroughFs::listxattr(const RequestCtx&, uint64_t nodeid, char* buf,
+                                        size_t size) {
+    if (!options_.xattr) {
+        return make_err(ENOSYS);
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    char path[32];
+    proc_fd_path(fd.get(), path);
+    ssize_t n = ::listxattr(path, size == 0 ? nullptr : buf, size);
+    if (n < 0) {
+        return errno_err();
+    }
+    return static_cast<size_t>(n);
+}
+
+Status PassthroughFs::removexattr(const RequestCtx&, uint64_t nodeid, std::string_view name) {
+    if (!options_.xattr) {
+        return make_err(ENOSYS);
+    }
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    char cname[XATTR_NAME_MAX + 1];
+    VDH_TRY(copy_xattr_name(name, cname));
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
+    char path[32];
+    proc_fd_path(fd.get(), path);
+    return sys_status(::removexattr(path, cname));
+}
+
+// ---------------------------------------------------------------------------------------
+// Locks
+
+int PassthroughFs::posix_lock_once(InodeData& inode, uint64_t owner, struct flock& fl) {
+    std::lock_guard<std::mutex> g(inode.lock_mutex);
+    int fd = -1;
+    for (auto& lf : inode.lock_fds) {
+        if (lf.owner == owner) {
+            fd = lf.fd.get();
+            break;
+        }
+    }
+    if (fd < 0) {
+        if (fl.l_type == F_UNLCK) {
+            return 0; // nothing locked by this owner
+        }
+        auto slot = budget_.acquire();
+        if (!slot) {
+            return slot.error();
+        }
+        // One open file description per owner. Write locks need a writable fd.
+        auto opened = store_.open(inode, O_RDWR | O_NONBLOCK);
+        if (!opened && fl.l_type == F_RDLCK &&
+            (opened.error() == EROFS || opened.error() == EACCES || opened.error() == EISDIR)) {
+            opened = store_.open(inode, O_RDONLY | O_NONBLOCK);
+        }
+        if (!opened) {
+            return opened.error();
+        }
+        try {
+            inode.lock_fds.push_back(LockOwnerFd{owner, std::move(*opened), std::move(*slot)});
+        } catch (const std::bad_alloc&) {
+            return ENOMEM;
+        }
+        fd = inode.lock_fds.back().fd.get();
+    }
+    if (::fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        return errno;
+    }
+    return 0;
+}
+
+template <typename F>
+Status PassthroughFs::wait_for_lock(uint64_t unique, F&& try_once) {
+    int err = try_once();
+    if (err == 0) {
+        return ok();
+    }
+    if (err != EAGAIN && err != EACCES && err != EWOULDBLOCK) {
+        return make_err(err);
+    }
+    LockWaiter w;
+    w.unique = unique;
+    {
+        std::lock_guard<std::mutex> g(waiters_mutex_);
+        try {
+            lock_waiters_.push_back(&w);
+        } catch (const std::bad_alloc&) {
+            return make_err(ENOMEM);
+        }
+    }
+    ScopeExit unregister([&] {
+        std::lock_guard<std::mutex> g(waiters_mutex_);
+        lock_waiters_.erase(std::find(lock_waiters_.begin(), lock_waiters_.end(), &w));
+    });
+    auto delay = std::chrono::milliseconds(1);
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lk(waiters_mutex_);
+            waiters_cv_.wait_for(lk, delay, [&] { return w.cancelled; });
+            if (w.cancelled) {
+                return make_err(EINTR);
+            }
+        }
+        err = try_once();
+        if (err == 0) {
+            return ok();
+        }
+        if (err != EAGAIN && err != EACCES && err != EWOULDBLOCK) {
+            return make_err(err);
+        }
+        delay = std::min(delay * 2, std::chrono::milliseconds(10));
+    }
+}
+
+Result<fuse_lk_out> PassthroughFs::getlk(const RequestCtx&, uint64_t nodeid,
+                                         const fuse_lk_in& in) {
+    if (!options_.posix_locks || (in.lk_flags & FUSE_LK_FLOCK) != 0) {
+        return make_err(ENOSYS);
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(struct flock fl, to_flock(in.lk));
+    if (fl.l_type == F_UNLCK) {
+        return make_err(EINVAL);
+    }
+    int rc;
+    {
+        // Query through the owner's own description if it has one (its own locks do not
+        // conflict); otherwise any fresh description sees every lock as another owner's.
+        std::lock_guard<std::mutex> g(i->lock_mutex);
+        int fd = -1;
+        for (auto& lf : i->lock_fds) {
+            if (lf.owner == in.owner) {
+                fd = lf.fd.get();
+            }
+        }
+        UniqueFd temp;
+        if (fd < 0) {
+            auto opened = store_.open(*i, O_RDONLY | O_NONBLOCK);
+            if (!opened) {
+                return make_err(opened.error());
+            }
+            temp = std::move(*opened);
+            fd = temp.get();
+        }
+        rc = ::fcntl(fd, F_OFD_GETLK, &fl);
+        if (rc < 0) {
+            return errno_err();
+        }
+    }
+    fuse_lk_out out{};
+    out.lk.type = static_cast<uint32_t>(fl.l_type);
+    if (fl.l_type != F_UNLCK) {
+        out.lk.start = static_cast<uint64_t>(fl.l_start);
+        out.lk.end = fl.l_len == 0 ? static_cast<uint64_t>(INT64_MAX)
+                                   : static_cast<uint64_t>(fl.l_start + fl.l_len - 1);
+        out.lk.pid = fl.l_pid > 0 ? static_cast<uint32_t>(fl.l_pid) : 0;
+    }
+    return out;
+}
+
+Status PassthroughFs::setlk(const RequestCtx& c, uint64_t nodeid, const fuse_lk_in& in,
+                            bool sleep) {
+    if ((in.lk_flags & FUSE_LK_FLOCK) != 0) {
+        if (!options_.flock) {
+            return make_err(ENOSYS);
+        }
+        VDH_PT_ASSIGN(auto h, open_handle(in.fh, nodeid));
+        int op;
+        switch (in.lk.type) {
+        case F_RDLCK: op = LOCK_SH; break;
+        case F_WRLCK: op = LOCK_EX; break;
+        case F_UNLCK: op = LOCK_UN; break;
+        default: return make_err(EINVAL);
+        }
+        const int fd = h->fd.get();
+        auto once = [fd, op]() -> int { return ::flock(fd, op | LOCK_NB) < 0 ? errno : 0; };
+        if (!sleep || op == LOCK_UN) {
+            int err = once();
+            return err == 0 ? ok() : make_err(err == EWOULDBLOCK ? EAGAIN : err);
+        }
+        return wait_for_lock(c.unique, once);
+    }
+    if (!options_.posix_locks) {
+        return make_err(ENOSYS);
+    }
+    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(struct flock fl, to_flock(in.lk));
+    InodeData& node = *i;
+    const uint64_t owner = in.owner;
+    auto once = [this, &node, owner, fl]() mutable -> int {
+        struct flock copy = fl;
+        return posix_lock_once(node, owner, copy);
+    };
+    if (!sleep || fl.l_type == F_UNLCK) {
+        int err = once();
+        if (err == EACCES) {
+            err = EAGAIN;
+        }
+        return err == 0 ? ok() : make_err(err);
+    }
+    return wait_for_lock(c.unique, once);
+}
+
+bool PassthroughFs::interrupt_lock(uint64_t unique) {
+    bool found = false;
+    {
+        std::lock_guard<std::mutex> g(waiters_mutex_);
+        for (auto* w : lock_waiters_) {
+            if (w->unique == unique) {
+                w->cancelled = true;
+                found = true;
+            }
+        }
+    }
+    if (found) {
+        waiters_cv_.notify_all();
+    }
+    return found;
+}
+
+} // namespace vdh::virtiofs::passthrough

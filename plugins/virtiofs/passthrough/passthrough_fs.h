@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+// PassthroughFs: the Filesystem (filesystem.h) over a host directory. Guest node ids and
+// file handles are counters looked up in InodeStore and HandleTable; containment is left
+// to the kernel: only single-component *at calls relative to pinned fds, never following
+// symlinks, and /proc/self/fd reopening only of our own pinned fds. No host path strings
+// are built or walked. Callers: the FUSE dispatcher (poll lcores and worker threads).
+//
+// Credentials: create-type operations (mknod, mkdir, symlink, create, tmpfile) and
+// access() run with the caller's fsuid/fsgid (credentials.h), so ownership, setgid
+// directory inheritance and permission checks are the kernel's; everything else runs
+// with the daemon's credentials after the guest kernel checked permissions
+// (default_permissions), as virtiofsd does.
+//
+// Locks: POSIX locks are OFD locks on one fd per (inode, lock_owner), released by
+// FLUSH of that owner (close semantics) and when the inode is forgotten. flock() uses the
+// open handle's fd. A blocking SETLKW waits by retrying the non-blocking call every few
+// ms (1 ms backing off to 10 ms) on a condition variable that interrupt_lock() and
+// destroy() signal. This was chosen over a real F_OFD_SETLKW interrupted by a signal:
+// that needs a process-wide signal handler installed by a plugin inside a DPDK host and
+// a careful race around entering the syscall, whereas polling is self-contained. Its
+// costs: wake-up latency of up to 10 ms after the lock is freed and no FIFO fairness
+// between waiters (OFD locks have no deadlock detection either way).
+#pragma once
+
+#include <fcntl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "filesystem.h"
+#include "fd_budget.h"
+#include "handle_table.h"
+#include "inode_store.h"
+#include "passthrough_options.h"
+#include "sys.h"
+
+namespace vdh::virtiofs::passthrough {
+
+class PassthroughFs final : public Filesystem {
+public:
+    /// Opens the shared directory and sets up the root inode. \p sys defaults to RealSys.
+    /// Allocates (cold path). Errors: the open's errno, ENOTDIR, ENOMEM.
+    static Result<std::unique_ptr<PassthroughFs>> create(const PassthroughOptions& options,
+                                                         std::unique_ptr<Sys> sys = nullptr);
+    ~PassthroughFs() override;
+
+    FsCapabilities capabilities() const override;
+    void init(uint32_t minor, uint64_t want) override;
+    void destroy() override;
+
+    Result<fuse_entry_out> lookup(const RequestCtx& c, uint64_t parent,
+                                  std::string_view name) override;
+    void forget(uint64_t nodeid, uint64_t nlookup) override;
+    Result<fuse_attr_out> getattr(const RequestCtx& c, uint64_t nodeid,
+                                  const uint64_t* fh) override;
+    Result<fuse_attr_out> setattr(const RequestCtx& c, uint64_t nodeid,
+                                  const fuse_setattr_in& in) override;
+    Result<size_t> readlink(const RequestCtx& c, uint64_t nodeid, char* buf,
+                            size_t size) override;
+    Result<fuse_entry_out> symlink(const RequestCtx& c, uint64_t parent, std::string_view name,
+                                   std::string_view target) override;
+    Result<fuse_entry_out> mknod(const RequestCtx& c, uint64_t parent, std::string_view name,
+                                 uint32_t mode, uint32_t rdev, uint32_t umask) override;
+    Result<fuse_entry_out> mkdir(const RequestCtx& c, uint64_t parent, std::string_view name,
+                                 uint32_t mode, uint32_t umask) override;
+    Status unlink(const RequestCtx& c, uint64_t parent, std::string_view name) override;
+    Status rmdir(const RequestCtx& c, uint64_t parent, std::string_view name) override;
+    Status rename(const RequestCtx& c, uint64_t parent, std::string_view name, uint64_t newparent,
+                  std::string_view newname, uint32_t flags) override;
+    Result<fuse_entry_out> link(const RequestCtx& c, uint64_t nodeid, uint64_t newparent,
+                                std::string_view newname) override;
+    Result<fuse_open_out> open(const RequestCtx& c, uint64_t nodeid, uint32_t flags) override;
+    Result<CreateOut> create(const RequestCtx& c, uint64_t parent, std::string_view name,
+                             uint32_t flags, uint32_t mode, uint32_t umask) override;
+    Result<CreateOut> tmpfile(const RequestCtx& c, uint64_t parent, uint32_t flags,
+                              uint32_t mode, uint32_t umask) override;
+    Result<size_t> read(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                        const struct iovec* dst, int ndst) override;
+    Result<size_t> write(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                         const struct iovec* src, int nsrc, uint32_t write_flags) override;
+    Result<int> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override;
+    Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                         uint32_t write_flags) override;
+    Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                 uint64_t lock_owner) override;
+    Status release(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint32_t flags,
+                   uint32_t release_flags, uint64_t lock_owner) override;
+    Status fsync(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool datasync) override;
+    Result<fuse_open_out> opendir(const RequestCtx& c, uint64_t nodeid, uint32_t flags) override;
+    Status readdir(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                   DirentSink& sink) override;
+    Status releasedir(const RequestCtx& c, uint64_t nodeid, uint64_t fh) override;
+    Status fsyncdir(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool datasync) override;
+    Result<fuse_statfs_out> statfs(const RequestCtx& c, uint64_t nodeid) override;
+    Status access(const RequestCtx& c, uint64_t nodeid, uint32_t mask) override;
+    Status setxattr(const RequestCtx& c, uint64_t nodeid, std::string_view name,
+                    const void* value, size_t size, uint32_t flags,
+                    uint32_t setxattr_flags) override;
+    Result<size_t> getxattr(const RequestCtx& c, uint64_t nodeid, std::string_view name,
+                            void* buf, size_t size) override;
+    Result<size_t> listxattr(const RequestCtx& c, uint64_t nodeid, char* buf,
+                             size_t size) override;
+    Status removexattr(const RequestCtx& c, uint64_t nodeid, std::string_view name) override;
+    Result<fuse_lk_out> getlk(const RequestCtx& c, uint64_t nodeid,
+                              const fuse_lk_in& in) override;
+    Status setlk(const RequestCtx& c, uint64_t nodeid, const fuse_lk_in& in,
+                 bool sleep) override;
+    bool interrupt_lock(uint64_t unique) override;
+    Status fallocate(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                     uint64_t length, uint32_t mode) override;
+    Result<uint64_t> lseek(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
+                           uint32_t whence) override;
+    Result<size_t> copy_file_range(const RequestCtx& c, const fuse_copy_file_range_in& in,
+                                   uint64_t nodeid_in) override;
+    Status syncfs(const RequestCtx& c, uint64_t nodeid) override;
+
+    /// For tests and stats.
+    InodeStore& inodes() noexcept { return store_; }
+    HandleTable& handles() noexcept { return handles_; }
+    GuestFdBudget& fd_budget() noexcept { return budget_; }
+    const PassthroughOptions& options() const noexcept { return options_; }
+
+private:
+    /// A blocked SETLKW (or blocking flock) that interrupt_lock() can cancel.
+    struct LockWaiter {
+        uint64_t unique = 0;
+        bool cancelled = false;
+    };
+
+    PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys);
+
+    Result<std::shared_ptr<InodeData>> inode(uint64_t id) const { return store_.get(id); }
+    fuse_entry_out make_entry(const LookupResult& r, const InodeData* parent) const;
+    fuse_attr make_attr(const struct statx& st) const;
+    Result<fuse_entry_out> lookup_child(const InodeData& parent, int parent_fd,
+                                        std::string_view name);
+    Result<fuse_attr_out> attr_of(int fd) const;
+    int adjust_open_flags(uint32_t flags) const;
+    Result<std::shared_ptr<HandleData>> open_handle(uint64_t fh, uint64_t nodeid) const {
+        return handles_.get(fh, nodeid);
+    }
+    Result<CreateOut> finish_create(const InodeData& parent, int parent_fd, UniqueFd fd,
+                                    int flags, FdSlot slot);
+    Result<uint64_t> add_handle(uint64_t nodeid, int flags, UniqueFd fd, FdSlot slot,
+                                std::unique_ptr<DirStream> dir = nullptr);
+    /// Applies one POSIX lock request for \p owner on \p inode without blocking: 0 or an
+    /// errno. Opens the owner's OFD fd on first use.
+    int posix_lock_once(InodeData& inode, uint64_t owner, struct flock& fl);
+    /// Retries \p try_once (returns 0 or an errno) until it stops reporting contention or
+    /// the request is interrupted (EINTR). Defined in the .cc (only used there).
+    template <typename F>
+    Status wait_for_lock(uint64_t unique, F&& try_once);
+
+    PassthroughOptions options_;
+    std::unique_ptr<Sys> sys_;
+    GuestFdBudget budget_;
+    InodeStore store_;
+    HandleTable handles_;
+    std::atomic<bool> writeback_{false}; // set by init(); read by open/create
+    std::atomic<bool> submounts_{false}; // set by init(); read by lookups
+
+    // Lock order: leaf; protects lock_waiters_. Never held across a syscall that can
+    // block.
+    std::mutex waiters_mutex_;
+    std::condition_variable waiters_cv_;
+    std::vector<LockWaiter*> lock_waiters_; // guarded by waiters_mutex_
+};
+
+} // namespace vdh::virtiofs::passthrough

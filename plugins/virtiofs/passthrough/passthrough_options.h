@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// PassthroughOptions: everything the passthrough backend needs to know about a share.
+// The plugin glue maps the share profile (YAML) onto this struct; the backend does not
+// depend on the profile types.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace vdh::virtiofs::passthrough {
+
+/// How inodes are held (the `inode_file_handles` share option).
+enum class FileHandleMode {
+    Never,     ///< O_PATH fds only
+    Prefer,    ///< file handles where the filesystem allows, else O_PATH fds
+    Mandatory, ///< file handles or fail the lookup
+};
+
+struct PassthroughOptions {
+    /// The shared directory: an fd (borrowed; the backend dups it) or, when
+    /// shared_dir_fd < 0, a path opened once at creation.
+    int shared_dir_fd = -1;
+    std::string shared_dir;
+
+    FileHandleMode inode_file_handles = FileHandleMode::Never;
+    /// Max fds held for the guest (inode O_PATH fds, open files/dirs, lock fds); 0 means
+    /// no per-share limit. Exhaustion → ENFILE for this share.
+    uint32_t fd_limit = 0;
+    bool xattr = false;              ///< allow *XATTR ops (else ENOSYS)
+    bool readonly = false;           ///< EROFS for every modifying op
+    bool announce_submounts = false; ///< FUSE_ATTR_SUBMOUNT on mount points
+    bool writeback = false;          ///< guest may use the writeback cache
+    double entry_timeout = 1.0;      ///< seconds, fuse_entry_out::entry_valid
+    double attr_timeout = 1.0;       ///< seconds, attr_valid
+    bool posix_locks = true;         ///< POSIX locks (emulated with OFD locks)
+    bool flock = true;               ///< flock() locks
+};
+
+} // namespace vdh::virtiofs::passthrough

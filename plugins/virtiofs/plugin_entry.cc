@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+// The virtio-fs plugin's C entry point and the noexcept trampolines behind
+// vdh_device_ops. No C++ type or exception crosses this boundary.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "fuse/fuse_dispatcher.h"
+#include "share_profile.h"
+#include "vdh/compiler.h"
+#include "vdh/plugin_abi.h"
+#include "virtiofs_device.h"
+
+namespace vdh::virtiofs {
+namespace {
+
+constexpr uint32_t kVirtioIdFs = 26;
+
+VirtiofsDevice* self(void* dev) { return static_cast<VirtiofsDevice*>(dev); }
+
+void copy_err(const std::string& msg, char* err, size_t len) {
+    if (err != nullptr && len > 0) {
+        std::snprintf(err, len, "%s", msg.c_str());
+    }
+}
+
+int op_start(void* dev, uint64_t features, const vdh_queue_info* q, uint16_t nq) noexcept {
+    try {
+        return self(dev)->start(features, q, nq);
+    } catch (...) {
+        return -ENOMEM;
+    }
+}
+void op_stop(void* dev) noexcept { self(dev)->stop(); }
+int64_t op_handle(void* dev, const vdh_request* req) noexcept { return self(dev)->handle(req); }
+uint32_t op_poll(void* dev, uint16_t q) noexcept { return self(dev)->poll(q); }
+int op_wake_fd(void* dev, uint16_t q) noexcept { return self(dev)->wake_fd(q); }
+int op_stats(void* dev, char* buf, size_t len) noexcept { return self(dev)->stats_json(buf, len); }
+void op_destroy(void* dev) noexcept { delete self(dev); }
+void op_disconnect(void* dev) noexcept { self(dev)->disconnect(); }
+
+const vdh_device_ops g_ops = {
+    .struct_size = sizeof(vdh_device_ops),
+    .reserved = 0,
+    .get_features = nullptr,
+    .start = op_start,
+    .stop = op_stop,
+    .handle_request = op_handle,
+    .poll = op_poll,
+    .wake_fd = op_wake_fd,
+    .stats_json = op_stats,
+    .destroy = op_destroy,
+    .disconnect = op_disconnect,
+};
+
+int plugin_check(const char* text, size_t len, const char* origin, char* err,
+                 size_t err_len) noexcept {
+    try {
+        std::string e;
+        auto p = parse_share_profile(std::string_view(text, len), origin, "check", &e);
+        if (!p || !check_shared_dir(*p, origin, &e)) {
+            copy_err(e, err, err_len);
+            return -EINVAL;
+        }
+        return 0;
+    } catch (...) {
+        copy_err("out of memory", err, err_len);
+        return -ENOMEM;
+    }
+}
+
+int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, const char* text,
+                  size_t len, const char* origin, void** dev_out, const vdh_device_ops** ops_out,
+                  char* err, size_t err_len) noexcept {
+    try {
+        std::string e;
+        auto p = parse_share_profile(std::string_view(text, len), origin, name, &e);
+        if (!p || !check_shared_dir(*p, origin, &e)) {
+            copy_err(e, err, err_len);
+            return -EINVAL;
+        }
+        auto d = VirtiofsDevice::create(host, host_dev, name, std::move(*p), &e);
+        if (!d) {
+            copy_err(e, err, err_len);
+            return -EINVAL;
+        }
+        *dev_out = d.release();
+        *ops_out = &g_ops;
+        return 0;
+    } catch (const std::bad_alloc&) {
+        copy_err("out of memory", err, err_len);
+        return -ENOMEM;
+    } catch (const std::exception& ex) {
+        copy_err(ex.what(), err, err_len);
+        return -EIO;
+    }
+}
+
+const vdh_plugin_info g_info = {
+    .struct_size = sizeof(vdh_plugin_info),
+    .abi_major = VDH_ABI_MAJOR,
+    .abi_minor = VDH_ABI_MINOR,
+    .virtio_device_id = kVirtioIdFs,
+    .name = "virtiofs",
+    .version = "1.0",
+    .device_features = 0,
+    .request_ctx_size = static_cast<uint32_t>(kFuseRequestCtxSize),
+    .min_queues = 2,
+    .create = plugin_create,
+    .check_config = plugin_check,
+};
+
+} // namespace
+} // namespace vdh::virtiofs
+
+extern "C" VDH_EXPORT const vdh_plugin_info* vdh_plugin_entry(void) {
+    return &vdh::virtiofs::g_info;
+}

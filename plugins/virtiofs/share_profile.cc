@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: MIT
+// Share profile parsing and what follows from a profile (see share_profile.h). yaml-cpp
+// throws; every exception is caught in parse_share_profile() and becomes an error message
+// "ORIGIN:LINE:COL: config.KEY: message" (positions are file positions because the
+// config text keeps the file's layout).
+#include "share_profile.h"
+
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+namespace vdh::virtiofs {
+
+namespace {
+
+constexpr std::string_view kRoot = "config";
+constexpr size_t kMaxTagBytes = 36; ///< virtio_fs_config.tag
+constexpr size_t kMaxPathBytes = 4095;
+constexpr size_t kMaxShownValue = 40;
+constexpr uint64_t kMinFdLimit = 64;
+constexpr uint64_t kMaxFdLimit = 1048576;
+constexpr uint64_t kOneDaySec = 86400;
+constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
+constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
+
+/// Every key, in the order the error message lists them.
+constexpr std::array<std::string_view, 15> kKeys = {
+    "shared_dir",
+    "tag",
+    "cache",
+    "writeback",
+    "xattr",
+    "readonly",
+    "announce_submounts",
+    "inode_file_handles",
+    "fd_limit",
+    "max_pages",
+    "posix_locks",
+    "flock",
+    "entry_timeout_ms",
+    "attr_timeout_ms",
+    "backend",
+};
+
+/// Thrown inside this file only.
+struct Failure {
+    SourcePos pos;
+    std::string key;
+    std::string message;
+};
+
+SourcePos pos_of(const YAML::Mark& m) {
+    if (m.is_null()) {
+        return SourcePos{};
+    }
+    return SourcePos{m.line + 1, m.column + 1};
+}
+
+[[noreturn]] void fail(const YAML::Node& at, std::string key, std::string message) {
+    throw Failure{pos_of(at.Mark()), std::move(key), std::move(message)};
+}
+
+std::string key_path(std::string_view key) {
+    return std::string(kRoot) + "." + std::string(key);
+}
+
+/// \p s in double quotes, escaped, shortened for messages.
+std::string quoted(std::string_view s) {
+    std::string out = "\"";
+    size_t n = 0;
+    for (char c : s) {
+        if (n++ == kMaxShownValue) {
+            out += "...";
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            out += '?';
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+/// What a node is, for "expected X, got Y".
+std::string describe(const YAML::Node& n) {
+    switch (n.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Sequence: return "sequence";
+    case YAML::NodeType::Map: return "mapping";
+    case YAML::NodeType::Scalar:
+        if (n.Tag() == "!") {
+            return "quoted string " + quoted(n.Scalar());
+        }
+        return quoted(n.Scalar());
+    case YAML::NodeType::Undefined: break;
+    }
+    return "nothing";
+}
+
+[[noreturn]] void fail_type(const YAML::Node& n, const std::string& path,
+                            std::string_view expected) {
+    fail(n, path, "expected " + std::string(expected) + ", got " + describe(n));
+}
+
+template <typename Range>
+std::string join(const Range& items, std::string_view sep) {
+    std::string out;
+    for (std::string_view s : items) {
+        out += out.empty() ? "" : std::string(sep);
+        out += s;
+    }
+    return out;
+}
+
+std::string parse_string(const YAML::Node& n, const std::string& path) {
+    if (!n.IsScalar()) {
+        fail_type(n, path, "string");
+    }
+    return n.Scalar();
+}
+
+bool parse_bool(const YAML::Node& n, const std::string& path) {
+    // YAML 1.2 core schema booleans only, unquoted ("yes"/"on" are strings there).
+    if (n.IsScalar() && (n.Tag() == "?" || n.Tag() == kBoolTag)) {
+        const std::string& s = n.Scalar();
+        if (s == "true" || s == "True" || s == "TRUE") {
+            return true;
+        }
+        if (s == "false" || s == "False" || s == "FALSE") {
+            return false;
+        }
+    }
+    fail_type(n, path, "boolean (true or false)");
+}
+
+uint64_t parse_uint(const YAML::Node& n, const std::string& path, uint64_t lo, uint64_t hi) {
+    if (!n.IsScalar() || (n.Tag() != "?" && n.Tag() != kIntTag)) {
+        fail_type(n, path, "unsigned integer");
+    }
+    const std::string& s = n.Scalar();
+    if (s.empty() ||
+        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        fail_type(n, path, "unsigned integer");
+    }
+    uint64_t v = 0;
+    bool overflow = false;
+    for (char c : s) {
+        auto digit = static_cast<uint64_t>(c - '0');
+        if (v > (UINT64_MAX - digit) / 10) {
+            overflow = true;
+            break;
+        }
+        v = v * 10 + digit;
+    }
+    if (overflow || v < lo || v > hi) {
+        fail(n, path,
+             "out of range: " + s + " (expected " + std::to_string(lo) + ".." + std::to_string(hi) +
+                 ")");
+    }
+    return v;
+}
+
+/// One of \p names (YAML spelling, plain or quoted); returns its index.
+size_t parse_enum(const YAML::Node& n, const std::string& path,
+                  std::initializer_list<std::string_view> names) {
+    if (n.IsScalar()) {
+        size_t i = 0;
+        for (std::string_view name : names) {
+            if (n.Scalar() == name) {
+                return i;
+            }
+            ++i;
+        }
+    }
+    fail_type(n, path, "one of " + join(names, ", "));
+}
+
+class ProfileParser {
+public:
+    ProfileParser(std::string_view yaml, std::string_view device_name)
+        : yaml_(yaml), device_name_(device_name) {}
+
+    ShareProfile parse() {
+        ShareProfile p;
+        p.tag = std::string(device_name_.substr(0, kMaxTagBytes));
+        const bool blank = std::all_of(yaml_.begin(), yaml_.end(), [](char c) {
+            return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+        });
+        if (blank) {
+            throw Failure{SourcePos{}, key_path("shared_dir"),
+                          "missing required key (the device has no config: block)"};
+        }
+        YAML::Node root = YAML::Load(std::string(yaml_));
+        if (!root.IsMap()) {
+            fail_type(root, std::string(kRoot), "mapping");
+        }
+        std::vector<std::pair<YAML::Node, YAML::Node>> seen;
+        bool have_dir = false;
+        for (auto it = root.begin(); it != root.end(); ++it) {
+            const YAML::Node k = it->first;
+            const YAML::Node v = it->second;
+            if (!k.IsScalar()) {
+                fail_type(k, std::string(kRoot), "string key");
+            }
+            const std::string& name = k.Scalar();
+            const std::string path = key_path(name);
+            if (std::find(kKeys.begin(), kKeys.end(), name) == kKeys.end()) {
+                fail(k, path, "unknown key (expected one of: " + join(kKeys, ", ") + ")");
+            }
+            for (const auto& [prev, unused] : seen) {
+                if (prev.Scalar() == name) {
+                    fail(k, path,
+                         "duplicate key (first at line " +
+                             std::to_string(pos_of(prev.Mark()).line) + ")");
+                }
+            }
+            seen.emplace_back(k, v);
+            try {
+                parse_value(p, name, v, path);
+            } catch (Failure& f) {
+                // An empty value's mark is wherever the next token is; point at its key.
+                if (v.IsNull() && !explicit_null(v)) {
+                    f.pos = pos_of(k.Mark());
+                }
+                throw;
+            }
+            have_dir = have_dir || name == "shared_dir";
+        }
+        if (!have_dir) {
+            fail(root, key_path("shared_dir"), "missing required key");
+        }
+        return p;
+    }
+
+private:
+    /// Stores key \p name's value \p v into \p p.
+    void parse_value(ShareProfile& p, const std::string& name, const YAML::Node& v,
+                     const std::string& path) const {
+        if (name == "shared_dir") {
+            p.shared_dir = parse_shared_dir(v, path);
+            p.shared_dir_pos = pos_of(v.Mark());
+        } else if (name == "tag") {
+            p.tag = parse_tag(v, path);
+        } else if (name == "cache") {
+            static constexpr CachePolicy kValues[] = {CachePolicy::Never, CachePolicy::Auto,
+                                                      CachePolicy::Always, CachePolicy::Metadata};
+            p.cache = kValues[parse_enum(v, path, {"never", "auto", "always", "metadata"})];
+        } else if (name == "writeback") {
+            p.writeback = parse_bool(v, path);
+        } else if (name == "xattr") {
+            p.xattr = parse_bool(v, path);
+        } else if (name == "readonly") {
+            p.readonly = parse_bool(v, path);
+        } else if (name == "announce_submounts") {
+            p.announce_submounts = parse_bool(v, path);
+        } else if (name == "inode_file_handles") {
+            static constexpr FileHandleMode kValues[] = {
+                FileHandleMode::Never, FileHandleMode::Prefer, FileHandleMode::Mandatory};
+            p.inode_file_handles = kValues[parse_enum(v, path, {"never", "prefer", "mandatory"})];
+        } else if (name == "fd_limit") {
+            p.fd_limit = static_cast<uint32_t>(parse_uint(v, path, kMinFdLimit, kMaxFdLimit));
+        } else if (name == "max_pages") {
+            p.max_pages = static_cast<uint32_t>(parse_uint(v, path, 1, 256));
+        } else if (name == "posix_locks") {
+            p.posix_locks = parse_bool(v, path);
+        } else if (name == "flock") {
+            p.flock = parse_bool(v, path);
+        } else if (name == "entry_timeout_ms") {
+            p.entry_timeout_ms = static_cast<uint32_t>(parse_uint(v, path, 0, UINT32_MAX));
+        } else if (name == "attr_timeout_ms") {
+            p.attr_timeout_ms = static_cast<uint32_t>(parse_uint(v, path, 0, UINT32_MAX));
+        } else { // backend
+            static constexpr BackendKind kValues[] = {BackendKind::Passthrough, BackendKind::Null};
+            // A plain `null` is YAML's null, not the string: accept it as written.
+            p.backend = explicit_null(v, false)
+                            ? BackendKind::Null
+                            : kValues[parse_enum(v, path, {"passthrough", "null"})];
+        }
+    }
+
+    /// Whether \p v is a null written out (`null`, `Null`, `NULL`, and `~` if
+    /// \p tilde), not an empty value.
+    bool explicit_null(const YAML::Node& v, bool tilde = true) const {
+        if (!v.IsNull() || v.Mark().is_null()) {
+            return false;
+        }
+        const auto pos = static_cast<size_t>(v.Mark().pos);
+        if (pos >= yaml_.size()) {
+            return false;
+        }
+        std::string_view rest = yaml_.substr(pos);
+        constexpr std::string_view kEnd = " \t\r\n,]}#";
+        for (std::string_view lit : {"null", "Null", "NULL", "~"}) {
+            if (lit == "~" && !tilde) {
+                continue;
+            }
+            if (rest.substr(0, lit.size()) == lit &&
+                (rest.size() == lit.size() ||
+                 kEnd.find(rest[lit.size()]) != std::string_view::npos)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    static std::string parse_shared_dir(const YAML::Node& v, const std::string& path) {
+        std::string dir = parse_string(v, path);
+        if (dir.empty() || dir[0] != '/') {
+            fail(v, path, "expected an absolute path, got " + quoted(dir));
+        }
+        if (dir.find('\0') != std::string::npos) {
+            fail(v, path, "path contains a NUL byte");
+        }
+        if (dir.size() > kMaxPathBytes) {
+            fail(v, path,
+                 "path too long: " + std::to_string(dir.size()) + " bytes (at most " +
+                     std::to_string(kMaxPathBytes) + ")");
+        }
+        return dir;
+    }
+
+    static std::string parse_tag(const YAML::Node& v, const std::string& path) {
+        std::string tag = parse_string(v, path);
+        if (tag.empty() || tag.size() > kMaxTagBytes) {
+            fail(v, path,
+                 "expected 1.." + std::to_string(kMaxTagBytes) + " bytes, got " +
+                     std::to_string(tag.size()));
+        }
+        if (tag.find('\n') != std::string::npos || tag.find('\0') != std::string::npos) {
+            fail(v, path, "must not contain a newline or NUL byte");
+        }
+        return tag;
+    }
+
+    std::string_view yaml_;
+    std::string_view device_name_;
+};
+
+std::string format_error(std::string_view origin, SourcePos pos, const std::string& key,
+                         const std::string& message) {
+    return std::string(origin) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
+           ": " + key + ": " + message;
+}
+
+FuseTimeout timeout_of(const ShareProfile& p, const std::optional<uint32_t>& override_ms) {
+    if (override_ms) {
+        return FuseTimeout{*override_ms / 1000, (*override_ms % 1000) * 1000000};
+    }
+    switch (p.cache) {
+    case CachePolicy::Never: return FuseTimeout{0, 0};
+    case CachePolicy::Auto: return FuseTimeout{1, 0};
+    case CachePolicy::Always:
+    case CachePolicy::Metadata: return FuseTimeout{kOneDaySec, 0};
+    }
+    return FuseTimeout{1, 0};
+}
+
+} // namespace
+
+std::optional<ShareProfile> parse_share_profile(std::string_view yaml, std::string_view origin,
+                                                std::string_view device_name, std::string* error) {
+    std::string message;
+    try {
+        return ProfileParser(yaml, device_name).parse();
+    } catch (const Failure& f) {
+        message = format_error(origin, f.pos, f.key, f.message);
+    } catch (const YAML::Exception& e) {
+        message = format_error(origin, pos_of(e.mark), std::string(kRoot), e.msg);
+    } catch (const std::exception& e) {
+        message = format_error(origin, SourcePos{}, std::string(kRoot),
+                               std::string("internal error: ") + e.what());
+    }
+    if (error != nullptr) {
+        *error = std::move(message);
+    }
+    return std::nullopt;
+}
+
+bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std::string* error) {
+    struct stat st {};
+    std::string message;
+    if (::stat(profile.shared_dir.c_str(), &st) != 0) {
+        message = "cannot access " + quoted(profile.shared_dir) + ": " + std::strerror(errno);
+    } else if (!S_ISDIR(st.st_mode)) {
+        message = "not a directory: " + quoted(profile.shared_dir);
+    } else {
+        return true;
+    }
+    if (error != nullptr) {
+        *error = format_error(origin, profile.shared_dir_pos, key_path("shared_dir"), message);
+    }
+    return false;
+}
+
+FsCapabilities capabilities_from(const ShareProfile& p) {
+    FsCapabilities caps;
+    caps.writeback_cache = p.writeback;
+    caps.xattr = p.xattr;
+    caps.posix_locks = p.posix_locks;
+    caps.flock_locks = p.flock;
+    caps.submounts = p.announce_submounts;
+    // With nothing cached, READDIRPLUS only adds lookups the guest drops at once.
+    caps.readdirplus = p.cache != CachePolicy::Never;
+    // Not negotiated: with HANDLE_KILLPRIV_V2 the guest leaves clearing suid/sgid on an
+    // O_TRUNC open to the server, and Filesystem::open() does not carry open_flags. Without
+    // it the guest kernel clears the bits itself with a SETATTR (and WRITE's KILL_SUIDGID
+    // flag is still honoured by the backend).
+    caps.killpriv_v2 = false;
+    caps.cache_symlinks = p.cache == CachePolicy::Always;
+    caps.parallel_dirops = true;
+    caps.explicit_inval = false;
+    caps.setxattr_ext = false;
+    return caps;
+}
+
+FuseTimeout entry_timeout(const ShareProfile& p) {
+    return timeout_of(p, p.entry_timeout_ms);
+}
+
+FuseTimeout attr_timeout(const ShareProfile& p) {
+    return timeout_of(p, p.attr_timeout_ms);
+}
+
+uint32_t open_flags_for(const ShareProfile& p, bool directory) {
+    switch (p.cache) {
+    case CachePolicy::Never: return directory ? 0 : FOPEN_DIRECT_IO;
+    case CachePolicy::Metadata: return directory ? FOPEN_CACHE_DIR : FOPEN_DIRECT_IO;
+    case CachePolicy::Always: return directory ? FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE;
+    case CachePolicy::Auto: return 0;
+    }
+    return 0;
+}
+
+const char* to_string(CachePolicy c) {
+    switch (c) {
+    case CachePolicy::Never: return "never";
+    case CachePolicy::Auto: return "auto";
+    case CachePolicy::Always: return "always";
+    case CachePolicy::Metadata: return "metadata";
+    }
+    return "?";
+}
+
+const char* to_string(FileHandleMode m) {
+    switch (m) {
+    case FileHandleMode::Never: return "never";
+    case FileHandleMode::Prefer: return "prefer";
+    case FileHandleMode::Mandatory: return "mandatory";
+    }
+    return "?";
+}
+
+const char* to_string(BackendKind b) {
+    switch (b) {
+    case BackendKind::Passthrough: return "passthrough";
+    case BackendKind::Null: return "null";
+    }
+    return "?";
+}
+
+} // namespace vdh::virtiofs

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+// The share profile: a virtio-fs device's `config:` block, parsed and validated into a
+// typed ShareProfile, plus what follows from it (INIT capabilities, cache timeouts, open
+// flags). Parsing is pure (no file system access); check_shared_dir() does the create-time
+// check. Cold path: uses yaml-cpp and std::string, exceptions stay inside the .cc.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "filesystem.h"
+
+namespace vdh::virtiofs {
+
+/// Guest caching, as virtiofsd's --cache.
+enum class CachePolicy {
+    Never,    ///< no attribute/entry caching, files opened with direct I/O
+    Auto,     ///< 1 s attribute/entry timeouts, data cache dropped on open
+    Always,   ///< 1 day timeouts, data and directory caches kept across opens
+    Metadata, ///< 1 day timeouts, but file data is not cached (direct I/O)
+};
+
+/// How the backend identifies inodes, as virtiofsd's --inode-file-handles.
+enum class FileHandleMode {
+    Never,     ///< O_PATH fds only
+    Prefer,    ///< file handles where the file system supports them, else O_PATH fds
+    Mandatory, ///< file handles or fail
+};
+
+enum class BackendKind {
+    Passthrough, ///< a host directory
+    Null,        ///< answers without touching disk (benchmarks; not implemented yet)
+};
+
+/// 1-based position in the config file.
+struct SourcePos {
+    int line = 1;
+    int column = 1;
+};
+
+/// Defaults are the documented defaults of each key.
+struct ShareProfile {
+    std::string shared_dir;   ///< required; absolute
+    SourcePos shared_dir_pos; ///< where shared_dir was written (for later errors)
+    /// virtio-fs tag (<= 36 bytes). Informational: QEMU's vhost-user-fs device owns the tag
+    /// the guest sees. Default: the device name (cut to 36 bytes).
+    std::string tag;
+    CachePolicy cache = CachePolicy::Auto;
+    bool writeback = false;         ///< FUSE_WRITEBACK_CACHE
+    bool xattr = false;             ///< serve *XATTR requests (else ENOSYS)
+    bool readonly = false;          ///< refuse every modification with EROFS
+    bool announce_submounts = true; ///< FUSE_SUBMOUNTS + FUSE_ATTR_SUBMOUNT
+    FileHandleMode inode_file_handles = FileHandleMode::Never;
+    /// Most fds the backend holds for the guest (ENFILE beyond). Default 65536, a common
+    /// hard RLIMIT_NOFILE floor; range 64..1048576 (the kernel's default nr_open).
+    uint32_t fd_limit = 65536;
+    uint32_t max_pages = 256; ///< FUSE max_pages (1..256; 256 = 1 MiB requests)
+    bool posix_locks = true;  ///< FUSE_POSIX_LOCKS (fcntl locks go to the host)
+    bool flock = true;        ///< FUSE_FLOCK_LOCKS (flock() goes to the host)
+    /// Overrides of the cache policy's entry / attribute timeouts, in milliseconds.
+    std::optional<uint32_t> entry_timeout_ms;
+    std::optional<uint32_t> attr_timeout_ms;
+    BackendKind backend = BackendKind::Passthrough;
+};
+
+/// Parses a device's `config:` block. \p yaml is the block with the file's line/column
+/// layout (see vdh_plugin_info::create); \p origin names the file in messages;
+/// \p device_name is the tag default. On error returns nullopt and sets \p error to
+/// "ORIGIN:LINE:COL: config.KEY: message". Pure: touches no files.
+std::optional<ShareProfile> parse_share_profile(std::string_view yaml, std::string_view origin,
+                                                std::string_view device_name, std::string* error);
+
+/// Create-time check: shared_dir exists and is a directory. Same error format (the
+/// position is shared_dir's). Returns false and sets \p error otherwise.
+bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std::string* error);
+
+/// What the profile means for FUSE_INIT.
+FsCapabilities capabilities_from(const ShareProfile& profile);
+
+/// A FUSE cache timeout (fuse_entry_out entry_valid / attr_valid and their _nsec).
+struct FuseTimeout {
+    uint64_t sec = 0;
+    uint32_t nsec = 0;
+    bool operator==(const FuseTimeout&) const = default;
+};
+
+/// Cache timeouts: the override if set, else by cache policy (virtiofsd's values):
+/// never 0, auto 1 s, always and metadata 1 day (86400 s).
+FuseTimeout entry_timeout(const ShareProfile& profile);
+FuseTimeout attr_timeout(const ShareProfile& profile);
+
+/// FOPEN_* flags an OPEN (\p directory false) or OPENDIR reply carries under the profile's
+/// cache policy (virtiofsd): never: DIRECT_IO for files; metadata: DIRECT_IO for files,
+/// CACHE_DIR for directories; always: KEEP_CACHE for files, CACHE_DIR for directories;
+/// auto: none.
+uint32_t open_flags_for(const ShareProfile& profile, bool directory);
+
+/// Names as written in YAML ("auto", "prefer", "passthrough").
+const char* to_string(CachePolicy c);
+const char* to_string(FileHandleMode m);
+const char* to_string(BackendKind b);
+
+} // namespace vdh::virtiofs

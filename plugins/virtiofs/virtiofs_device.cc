@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+// The virtio-fs device behind the plugin ABI.
+#include "virtiofs_device.h"
+
+#include <cstdio>
+
+#include "filesystem_factory.h"
+
+namespace vdh::virtiofs {
+
+const vdh_host_api* VirtiofsDevice::g_host_ = nullptr;
+
+namespace {
+constexpr unsigned kBlockingThreads = 4;
+constexpr unsigned kBlockingCapacity = 1024;
+constexpr uint16_t kMinDispatcherQueues = 16;
+} // namespace
+
+VirtiofsDevice::VirtiofsDevice(const vdh_host_api* host, void* host_dev, std::string name,
+                               ShareProfile profile)
+    : host_(host), host_dev_(host_dev), name_(std::move(name)), profile_(std::move(profile)) {}
+
+VirtiofsDevice::~VirtiofsDevice() {
+    // The pool's workers may still reference the dispatcher and filesystem.
+    pool_.reset();
+    engines_.clear();
+    dispatcher_.reset();
+    fs_.reset();
+}
+
+std::unique_ptr<VirtiofsDevice> VirtiofsDevice::create(const vdh_host_api* host, void* host_dev,
+                                                       std::string name, ShareProfile profile,
+                                                       std::string* err) {
+    g_host_ = host;
+    std::unique_ptr<VirtiofsDevice> d(
+        new VirtiofsDevice(host, host_dev, std::move(name), std::move(profile)));
+    d->fs_ = make_filesystem(d->profile_, err);
+    if (!d->fs_) {
+        return nullptr;
+    }
+    d->pool_ = std::make_unique<BlockingPool>(kBlockingThreads, kBlockingCapacity,
+                                              &VirtiofsDevice::cancel_blocking, d.get());
+    return d;
+}
+
+void VirtiofsDevice::on_done(void* token, int64_t written) { g_host_->complete(token, written); }
+
+void VirtiofsDevice::cancel_blocking(void* self, void* ctx) {
+    auto* d = static_cast<VirtiofsDevice*>(self);
+    auto* c = static_cast<FuseRequestCtx*>(ctx);
+    d->fs_->interrupt_lock(c->unique);
+}
+
+int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, uint16_t nq) {
+    try {
+        if (!dispatcher_ || dispatcher_->config().num_queues < nq) {
+            FuseDispatcherConfig cfg;
+            cfg.max_pages = profile_.max_pages;
+            cfg.num_queues = nq > kMinDispatcherQueues ? nq : kMinDispatcherQueues;
+            cfg.engine = nullptr;
+            cfg.done = &VirtiofsDevice::on_done;
+            dispatcher_ = std::make_unique<FuseDispatcher>(*fs_, cfg);
+        }
+        if (engines_.size() != nq) {
+            engines_.clear();
+            engines_.resize(nq);
+            for (uint16_t i = 1; i < nq; ++i) {
+                auto e = std::make_unique<UringEngine>(queues[i].size, queues[i].cpu, pool_.get());
+                if (!e->init()) {
+                    return -ENOMEM;
+                }
+                engines_[i] = std::move(e);
+            }
+        }
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void VirtiofsDevice::stop() {
+    // Blocking calls (lock waits) are interrupted and finish; io_uring requests complete on
+    // their own and are reaped by the lcores, which the host keeps polling until drained.
+    if (pool_) {
+        pool_->drain();
+    }
+}
+
+void VirtiofsDevice::disconnect() {
+    if (dispatcher_) {
+        dispatcher_->end_session();
+    }
+}
+
+int64_t VirtiofsDevice::handle(const vdh_request* req) noexcept {
+    IoEngine* e = req->queue < engines_.size() ? engines_[req->queue].get() : nullptr;
+    return dispatcher_->handle(*req, static_cast<FuseRequestCtx*>(req->ctx), e);
+}
+
+uint32_t VirtiofsDevice::poll(uint16_t q) noexcept {
+    if (q >= engines_.size() || !engines_[q]) {
+        return 0;
+    }
+    return engines_[q]->poll();
+}
+
+int VirtiofsDevice::wake_fd(uint16_t q) noexcept {
+    if (q >= engines_.size() || !engines_[q]) {
+        return -1;
+    }
+    return engines_[q]->wake_fd();
+}
+
+int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
+    uint64_t io = 0;
+    for (const auto& e : engines_) {
+        if (e) {
+            io += e->submitted();
+        }
+    }
+    if (!dispatcher_) {
+        return std::snprintf(buf, len, "{\"initialized\":false}");
+    }
+    const FuseStats& s = dispatcher_->stats();
+    uint64_t total = 0;
+    for (const auto& r : s.requests) {
+        total += r.load(std::memory_order_relaxed);
+    }
+    return std::snprintf(buf, len,
+                         "{\"initialized\":%s,\"fuse_minor\":%u,\"requests\":%llu,"
+                         "\"errors\":%llu,\"malformed\":%llu,\"unsupported\":%llu,"
+                         "\"async\":%llu,\"async_fallbacks\":%llu,\"uring_submitted\":%llu}",
+                         dispatcher_->initialized() ? "true" : "false",
+                         dispatcher_->negotiated_minor(), static_cast<unsigned long long>(total),
+                         static_cast<unsigned long long>(s.errors.load()),
+                         static_cast<unsigned long long>(s.malformed.load()),
+                         static_cast<unsigned long long>(s.unsupported.load()),
+                         static_cast<unsigned long long>(s.async_submitted.load()),
+                         static_cast<unsigned long long>(s.async_fallbacks.load()),
+                         static_cast<unsigned long long>(io));
+}
+
+} // namespace vdh::virtiofs

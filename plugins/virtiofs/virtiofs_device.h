@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// VirtiofsDevice: one virtio-fs device (a share). Ties the share profile, the filesystem
+// backend, the FUSE dispatcher (session state), one io_uring engine per queue and the
+// blocking pool together behind the plugin ABI. Queue 0 is hiprio (FORGETs), queues
+// 1..N are request queues, possibly served by different poll lcores.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "blocking_pool.h"
+#include "filesystem.h"
+#include "fuse/fuse_dispatcher.h"
+#include "share_profile.h"
+#include "uring_engine.h"
+#include "vdh/plugin_abi.h"
+
+namespace vdh::virtiofs {
+
+class VirtiofsDevice {
+public:
+    /// Creates the backend for \p profile. Returns nullptr with \p err set on failure.
+    static std::unique_ptr<VirtiofsDevice> create(const vdh_host_api* host, void* host_dev,
+                                                  std::string name, ShareProfile profile,
+                                                  std::string* err);
+    ~VirtiofsDevice();
+    VirtiofsDevice(const VirtiofsDevice&) = delete;
+    VirtiofsDevice& operator=(const VirtiofsDevice&) = delete;
+
+    int start(uint64_t features, const vdh_queue_info* queues, uint16_t nq);
+    void stop();
+    void disconnect();
+    /// Hot path: no alloc, no block, no throw.
+    int64_t handle(const vdh_request* req) noexcept;
+    uint32_t poll(uint16_t q) noexcept;
+    int wake_fd(uint16_t q) noexcept;
+    int stats_json(char* buf, size_t len) noexcept;
+
+private:
+    VirtiofsDevice(const vdh_host_api* host, void* host_dev, std::string name,
+                   ShareProfile profile);
+    static void on_done(void* token, int64_t written);
+    static void cancel_blocking(void* self, void* ctx);
+
+    const vdh_host_api* host_;
+    void* host_dev_;
+    std::string name_;
+    ShareProfile profile_;
+    std::unique_ptr<Filesystem> fs_;
+    std::unique_ptr<BlockingPool> pool_;
+    std::unique_ptr<FuseDispatcher> dispatcher_;
+    std::vector<std::unique_ptr<UringEngine>> engines_; ///< per queue (queue 0: none)
+    static const vdh_host_api* g_host_; ///< for on_done (the host API is process-wide)
+};
+
+} // namespace vdh::virtiofs

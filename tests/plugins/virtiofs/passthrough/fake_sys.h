@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// FakeSys: the real kernel with injectable faults, for inode-store and mount-fd tests.
+// Rules are keyed by the REAL inode number of the file a call targets, and can make
+// name_to_handle_at fail (a number of times or forever), report a different inode number
+// or mount id (to simulate inode number reuse and other mounts), or make reopening fail.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "sys.h"
+
+namespace vdh::virtiofs::passthrough::testing {
+
+struct FakeRule {
+    int handle_err = 0;          ///< errno for name_to_handle_at (0: no fault)
+    int handle_err_times = -1;   ///< how many calls fail; -1 forever
+    std::optional<uint64_t> ino; ///< reported st_ino override
+    std::optional<uint64_t> mnt_id; ///< reported mount id override (statx and handles)
+    int reopen_err = 0;          ///< errno for reopen() of this file (0: no fault)
+};
+
+class FakeSys : public RealSys {
+public:
+    FakeSys();
+
+    /// Installs \p rule for the file with real inode number \p real_ino.
+    void set_rule(uint64_t real_ino, const FakeRule& rule);
+    void clear_rules();
+
+    Result<UniqueFd> reopen(int fd, int flags) override;
+    Status name_to_handle_at(int dirfd, const char* path, struct file_handle* fh, int* mount_id,
+                             int flags) override;
+    Result<UniqueFd> open_by_handle_at(int mount_fd, struct file_handle* fh, int flags) override;
+    Status statx(int dirfd, const char* path, int flags, unsigned int mask,
+                 struct statx* out) override;
+
+    std::atomic<int> name_to_handle_calls{0};
+    std::atomic<int> open_by_handle_calls{0};
+    std::atomic<int> reopen_calls{0};
+
+private:
+    std::optional<uint64_t> real_ino(int dirfd, const char* path, int flags);
+    /// Copies the rule for \p ino (and consumes one failure when \p consume_handle_err).
+    std::optional<FakeRule> rule_for(uint64_t ino, bool consume_handle_err);
+
+    std::mutex mutex_;
+    std::map<uint64_t, FakeRule> rules_;
+};
+
+} // namespace vdh::virtiofs::passthrough::testing

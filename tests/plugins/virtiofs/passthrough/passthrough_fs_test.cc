@@ -1,0 +1,1215 @@
+// SPDX-License-Identifier: MIT
+// PassthroughFs against a real temp directory: every operation, as root and as an
+// unprivileged caller (RequestCtx uid/gid 1000), containment, read-only shares, the fd
+// limit and node-id validation. Each test runs with inode_file_handles=never and (where
+// /tmp supports handles and we may open them) =prefer. Needs root for the credential
+// tests; they skip otherwise.
+
+#include "passthrough_fs.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace vdh::virtiofs::passthrough {
+namespace {
+
+using testing::TempDir;
+
+constexpr uint32_t kUser = 1000;
+constexpr uint32_t kGroup = 1000;
+
+struct Dirent {
+    std::string name;
+    uint64_t ino = 0;
+    uint32_t type = 0;
+    uint64_t off = 0;
+    std::optional<fuse_entry_out> entry;
+};
+
+/// Collects entries up to a capacity, then reports "full".
+class VectorSink : public DirentSink {
+public:
+    VectorSink(bool plus, size_t cap) : plus_(plus), cap_(cap) {}
+    bool add(std::string_view name, uint64_t ino, uint32_t type, uint64_t off,
+             const fuse_entry_out* entry) override {
+        if (entries.size() >= cap_) {
+            return false;
+        }
+        Dirent d;
+        d.name = std::string(name);
+        d.ino = ino;
+        d.type = type;
+        d.off = off;
+        if (entry != nullptr) {
+            d.entry = *entry;
+        }
+        entries.push_back(d);
+        return true;
+    }
+    bool plus() const override { return plus_; }
+
+    std::vector<Dirent> entries;
+
+private:
+    bool plus_;
+    size_t cap_;
+};
+
+std::string read_host(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+struct stat lstat_host(const std::string& path) {
+    struct stat st{};
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st;
+}
+
+class PassthroughFsTest : public ::testing::TestWithParam<FileHandleMode> {
+protected:
+    void SetUp() override {
+        ASSERT_FALSE(dir_.path().empty());
+        if (GetParam() != FileHandleMode::Never && !testing::handles_usable(dir_.path())) {
+            GTEST_SKIP() << "no file handle support on /tmp (or no CAP_DAC_READ_SEARCH)";
+        }
+        base_fds_ = testing::count_open_fds();
+        make_fs();
+    }
+
+    void TearDown() override {
+        fs_.reset();
+        if (base_fds_ > 0) {
+            EXPECT_EQ(testing::count_open_fds(), base_fds_) << "fd leak";
+        }
+    }
+
+    PassthroughOptions default_options() const {
+        PassthroughOptions o;
+        o.shared_dir = dir_.path();
+        o.inode_file_handles = GetParam();
+        o.xattr = true;
+        o.entry_timeout = 1.5;
+        o.attr_timeout = 2.25;
+        return o;
+    }
+
+    void make_fs(const std::optional<PassthroughOptions>& o = std::nullopt) {
+        fs_.reset();
+        auto r = PassthroughFs::create(o ? *o : default_options());
+        ASSERT_TRUE(r.has_value()) << r.error();
+        fs_ = std::move(*r);
+        fs_->init(38, FUSE_WRITEBACK_CACHE | FUSE_SUBMOUNTS);
+    }
+
+    static bool is_root() { return ::geteuid() == 0; }
+
+    fuse_entry_out lookup_ok(uint64_t parent, std::string_view name) {
+        auto r = fs_->lookup(root_, parent, name);
+        EXPECT_TRUE(r.has_value()) << name << ": " << (r ? 0 : r.error());
+        return r ? *r : fuse_entry_out{};
+    }
+
+    uint64_t open_ok(uint64_t node, uint32_t flags) {
+        auto r = fs_->open(root_, node, flags);
+        EXPECT_TRUE(r.has_value()) << (r ? 0 : r.error());
+        return r ? r->fh : 0;
+    }
+
+    std::string read_fh(uint64_t node, uint64_t fh, uint64_t off = 0, size_t size = 4096) {
+        std::string buf(size, '\0');
+        struct iovec iov{buf.data(), buf.size()};
+        auto n = fs_->read(root_, node, fh, off, &iov, 1);
+        EXPECT_TRUE(n.has_value()) << (n ? 0 : n.error());
+        buf.resize(n ? *n : 0);
+        return buf;
+    }
+
+    Result<size_t> write_fh(uint64_t node, uint64_t fh, uint64_t off, const std::string& data,
+                            uint32_t flags = 0, const RequestCtx* c = nullptr) {
+        std::string copy = data;
+        struct iovec iov{copy.data(), copy.size()};
+        return fs_->write(c ? *c : root_, node, fh, off, &iov, 1, flags);
+    }
+
+    std::vector<Dirent> read_dir(uint64_t node, bool plus, size_t chunk = 1000) {
+        auto od = fs_->opendir(root_, node, O_RDONLY);
+        EXPECT_TRUE(od.has_value());
+        std::vector<Dirent> all;
+        uint64_t off = 0;
+        for (int guard = 0; guard < 10000; ++guard) {
+            VectorSink sink(plus, chunk);
+            EXPECT_TRUE(fs_->readdir(root_, node, od->fh, off, sink).has_value());
+            if (sink.entries.empty()) {
+                break;
+            }
+            off = sink.entries.back().off;
+            all.insert(all.end(), sink.entries.begin(), sink.entries.end());
+        }
+        EXPECT_TRUE(fs_->releasedir(root_, node, od->fh).has_value());
+        return all;
+    }
+
+    TempDir dir_;
+    std::unique_ptr<PassthroughFs> fs_;
+    int base_fds_ = 0;
+    RequestCtx root_{1, 0, 0, 100};
+    RequestCtx user_{2, kUser, kGroup, 200};
+};
+
+#define REQUIRE_ROOT()                                                 \
+    do {                                                               \
+        if (!is_root()) {                                              \
+            GTEST_SKIP() << "needs root (CAP_SETUID/CAP_SETGID/...)"; \
+        }                                                              \
+    } while (0)
+
+// ---------------------------------------------------------------------------------------
+// Lookup, forget, ids
+
+TEST_P(PassthroughFsTest, LookupFillsEntryFromHost) {
+    testing::write_file(dir_ / "f", "hello", 0640);
+    auto e = lookup_ok(kRootNodeId, "f");
+    struct stat st = lstat_host(dir_ / "f");
+    EXPECT_GT(e.nodeid, kRootNodeId);
+    EXPECT_EQ(e.generation, 0u);
+    EXPECT_EQ(e.entry_valid, 1u);
+    EXPECT_EQ(e.entry_valid_nsec, 500000000u);
+    EXPECT_EQ(e.attr_valid, 2u);
+    EXPECT_EQ(e.attr_valid_nsec, 250000000u);
+    EXPECT_EQ(e.attr.ino, st.st_ino);
+    EXPECT_EQ(e.attr.size, 5u);
+    EXPECT_EQ(e.attr.mode, st.st_mode);
+    EXPECT_EQ(e.attr.nlink, 1u);
+    EXPECT_EQ(e.attr.uid, st.st_uid);
+    EXPECT_EQ(e.attr.mtime, static_cast<uint64_t>(st.st_mtim.tv_sec));
+    EXPECT_EQ(e.attr.flags, 0u);
+    EXPECT_EQ(lookup_ok(kRootNodeId, "f").nodeid, e.nodeid);
+
+    auto missing = fs_->lookup(root_, kRootNodeId, "nope");
+    ASSERT_FALSE(missing.has_value());
+    EXPECT_EQ(missing.error(), ENOENT);
+}
+
+TEST_P(PassthroughFsTest, UnknownNodeIdsAreEbadfEverywhere) {
+    const uint64_t bad = 424242;
+    uint64_t fh = 0;
+    EXPECT_EQ(fs_->lookup(root_, bad, "x").error(), EBADF);
+    EXPECT_EQ(fs_->lookup(root_, 0, "x").error(), EBADF);
+    EXPECT_EQ(fs_->getattr(root_, bad, nullptr).error(), EBADF);
+    EXPECT_EQ(fs_->getattr(root_, kRootNodeId, &fh).error(), EBADF);
+    EXPECT_EQ(fs_->setattr(root_, bad, fuse_setattr_in{}).error(), EBADF);
+    EXPECT_EQ(fs_->mkdir(root_, bad, "d", 0755, 0).error(), EBADF);
+    EXPECT_EQ(fs_->open(root_, bad, O_RDONLY).error(), EBADF);
+    EXPECT_EQ(fs_->opendir(root_, bad, 0).error(), EBADF);
+    EXPECT_EQ(fs_->statfs(root_, bad).error(), EBADF);
+    EXPECT_EQ(fs_->access(root_, bad, R_OK).error(), EBADF);
+    EXPECT_EQ(fs_->link(root_, bad, kRootNodeId, "l").error(), EBADF);
+    EXPECT_EQ(fs_->rename(root_, kRootNodeId, "a", bad, "b", 0).error(), EBADF);
+    EXPECT_EQ(fs_->io_fd(kRootNodeId, 77, false).error(), EBADF);
+    EXPECT_EQ(fs_->release(root_, kRootNodeId, 77, 0, 0, 0).error(), EBADF);
+    fs_->forget(bad, 1); // ignored
+    fs_->forget(kRootNodeId, 100);
+    EXPECT_TRUE(fs_->getattr(root_, kRootNodeId, nullptr).has_value());
+}
+
+TEST_P(PassthroughFsTest, ForgetDropsInodeAndSaturates) {
+    testing::write_file(dir_ / "f", "x");
+    auto e = lookup_ok(kRootNodeId, "f");
+    lookup_ok(kRootNodeId, "f");
+    fs_->forget(e.nodeid, 1);
+    EXPECT_TRUE(fs_->getattr(root_, e.nodeid, nullptr).has_value());
+    fs_->forget(e.nodeid, 1000);
+    EXPECT_EQ(fs_->getattr(root_, e.nodeid, nullptr).error(), EBADF);
+    fs_->forget(e.nodeid, 1);
+    EXPECT_EQ(fs_->inodes().size(), 1u);
+}
+
+TEST_P(PassthroughFsTest, ContainmentDotDotAndNames) {
+    auto dotdot = lookup_ok(kRootNodeId, "..");
+    EXPECT_EQ(dotdot.nodeid, kRootNodeId);
+    auto dot = lookup_ok(kRootNodeId, ".");
+    EXPECT_EQ(dot.nodeid, kRootNodeId);
+    ASSERT_EQ(::mkdir((dir_ / "sub").c_str(), 0755), 0);
+    auto sub = lookup_ok(kRootNodeId, "sub");
+    EXPECT_EQ(lookup_ok(sub.nodeid, "..").nodeid, kRootNodeId);
+    EXPECT_EQ(lookup_ok(lookup_ok(kRootNodeId, "..").nodeid, "..").nodeid, kRootNodeId);
+
+    for (std::string_view bad : {"a/b", "/etc", "", "../x"}) {
+        EXPECT_EQ(fs_->lookup(root_, kRootNodeId, bad).error(), EINVAL) << bad;
+        EXPECT_FALSE(fs_->mkdir(root_, kRootNodeId, bad, 0755, 0).has_value());
+        EXPECT_FALSE(fs_->create(root_, kRootNodeId, bad, O_RDWR, 0644, 0).has_value());
+        EXPECT_FALSE(fs_->unlink(root_, kRootNodeId, bad).has_value());
+        EXPECT_FALSE(fs_->symlink(root_, kRootNodeId, bad, "t").has_value());
+        EXPECT_FALSE(fs_->rename(root_, kRootNodeId, "sub", kRootNodeId, bad, 0).has_value());
+    }
+    EXPECT_EQ(fs_->mkdir(root_, kRootNodeId, "x/y", 0755, 0).error(), EINVAL);
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "..", O_RDWR, 0644, 0).error(), EINVAL);
+    EXPECT_EQ(fs_->unlink(root_, kRootNodeId, "..").error(), EINVAL);
+    std::string longname(NAME_MAX + 1, 'a');
+    EXPECT_EQ(fs_->lookup(root_, kRootNodeId, longname).error(), ENAMETOOLONG);
+    // Nothing was created outside.
+    struct stat st{};
+    EXPECT_NE(::lstat((dir_ / "x").c_str(), &st), 0);
+}
+
+TEST_P(PassthroughFsTest, SymlinkToOutsideIsNeverFollowed) {
+    TempDir outside;
+    testing::write_file(outside / "secret", "top secret");
+    ASSERT_EQ(::symlink(outside.path().c_str(), (dir_ / "out").c_str()), 0);
+    ASSERT_EQ(::symlink((outside / "secret").c_str(), (dir_ / "sf").c_str()), 0);
+    auto out = lookup_ok(kRootNodeId, "out");
+    EXPECT_TRUE(S_ISLNK(out.attr.mode));
+    EXPECT_EQ(fs_->lookup(root_, out.nodeid, "secret").error(), ENOTDIR);
+    EXPECT_EQ(fs_->opendir(root_, out.nodeid, 0).error(), ENOTDIR);
+    EXPECT_EQ(fs_->mkdir(root_, out.nodeid, "x", 0755, 0).error(), ENOTDIR);
+    auto sf = lookup_ok(kRootNodeId, "sf");
+    EXPECT_EQ(fs_->open(root_, sf.nodeid, O_RDONLY).error(), ELOOP);
+    EXPECT_EQ(fs_->open(root_, sf.nodeid, O_WRONLY | O_TRUNC).error(), ELOOP);
+    // create() over an existing symlink does not follow it either.
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "sf", O_WRONLY | O_TRUNC, 0644, 0).error(), ELOOP);
+    EXPECT_EQ(read_host(outside / "secret"), "top secret");
+    // setattr(times) on the link touches the link, not the target.
+    struct stat before = lstat_host(outside / "secret");
+    fuse_setattr_in in{};
+    in.valid = FATTR_MTIME;
+    in.mtime = 1000;
+    ASSERT_TRUE(fs_->setattr(root_, sf.nodeid, in).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "sf").st_mtim.tv_sec, 1000);
+    EXPECT_EQ(lstat_host(outside / "secret").st_mtim.tv_sec, before.st_mtim.tv_sec);
+}
+
+// ---------------------------------------------------------------------------------------
+// getattr / setattr
+
+TEST_P(PassthroughFsTest, GetattrByNodeAndByHandle) {
+    testing::write_file(dir_ / "f", "12345");
+    auto e = lookup_ok(kRootNodeId, "f");
+    auto a = fs_->getattr(root_, e.nodeid, nullptr);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(a->attr.size, 5u);
+    EXPECT_EQ(a->attr_valid, 2u);
+    uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    ASSERT_TRUE(write_fh(e.nodeid, fh, 5, "678").has_value());
+    auto b = fs_->getattr(root_, e.nodeid, &fh);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(b->attr.size, 8u);
+    // A handle of another inode is refused.
+    EXPECT_EQ(fs_->getattr(root_, kRootNodeId, &fh).error(), EBADF);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, SetattrModeOwnerSizeTimes) {
+    testing::write_file(dir_ / "f", "0123456789", 0644);
+    auto e = lookup_ok(kRootNodeId, "f");
+    fuse_setattr_in in{};
+    in.valid = FATTR_MODE;
+    in.mode = S_IFREG | 0600;
+    auto r = fs_->setattr(root_, e.nodeid, in);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->attr.mode & 07777, 0600u);
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0600u);
+
+    if (is_root()) {
+        in = {};
+        in.valid = FATTR_UID | FATTR_GID;
+        in.uid = 1234;
+        in.gid = 5678;
+        ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+        EXPECT_EQ(lstat_host(dir_ / "f").st_uid, 1234u);
+        EXPECT_EQ(lstat_host(dir_ / "f").st_gid, 5678u);
+        in.valid = FATTR_GID; // uid untouched
+        in.gid = 42;
+        ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+        EXPECT_EQ(lstat_host(dir_ / "f").st_uid, 1234u);
+        EXPECT_EQ(lstat_host(dir_ / "f").st_gid, 42u);
+    }
+
+    in = {};
+    in.valid = FATTR_SIZE;
+    in.size = 4;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    EXPECT_EQ(read_host(dir_ / "f"), "0123");
+    uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    in.valid = FATTR_SIZE | FATTR_FH;
+    in.fh = fh;
+    in.size = 2;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    EXPECT_EQ(read_host(dir_ / "f"), "01");
+
+    in = {};
+    in.valid = FATTR_ATIME | FATTR_MTIME;
+    in.atime = 111;
+    in.atimensec = 5;
+    in.mtime = 222;
+    in.mtimensec = 6;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    struct stat st = lstat_host(dir_ / "f");
+    EXPECT_EQ(st.st_atim.tv_sec, 111);
+    EXPECT_EQ(st.st_atim.tv_nsec, 5);
+    EXPECT_EQ(st.st_mtim.tv_sec, 222);
+    EXPECT_EQ(st.st_mtim.tv_nsec, 6);
+    // mtime only: atime omitted (UTIME_OMIT).
+    in.valid = FATTR_MTIME;
+    in.mtime = 333;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    st = lstat_host(dir_ / "f");
+    EXPECT_EQ(st.st_atim.tv_sec, 111);
+    EXPECT_EQ(st.st_mtim.tv_sec, 333);
+    // NOW, through the handle (futimens).
+    in.valid = FATTR_MTIME | FATTR_MTIME_NOW | FATTR_FH;
+    in.fh = fh;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    st = lstat_host(dir_ / "f");
+    EXPECT_GT(st.st_mtim.tv_sec, 1000000000);
+    EXPECT_EQ(st.st_atim.tv_sec, 111);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, TruncateWithKillSuidgidClearsSuid) {
+    REQUIRE_ROOT();
+    testing::write_file(dir_ / "f", "0123456789", 04755);
+    auto e = lookup_ok(kRootNodeId, "f");
+    fuse_setattr_in in{};
+    in.valid = FATTR_SIZE;
+    in.size = 5;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 04755u) << "root keeps suid";
+    in.valid = FATTR_SIZE | FATTR_KILL_SUIDGID;
+    in.size = 3;
+    ASSERT_TRUE(fs_->setattr(root_, e.nodeid, in).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
+}
+
+// ---------------------------------------------------------------------------------------
+// Creating things
+
+TEST_P(PassthroughFsTest, SymlinkAndReadlink) {
+    auto e = fs_->symlink(root_, kRootNodeId, "l", "../../etc/passwd");
+    ASSERT_TRUE(e.has_value());
+    EXPECT_TRUE(S_ISLNK(e->attr.mode));
+    char buf[PATH_MAX];
+    auto n = fs_->readlink(root_, e->nodeid, buf, sizeof(buf));
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(std::string(buf, *n), "../../etc/passwd");
+    EXPECT_EQ(fs_->symlink(root_, kRootNodeId, "l", "x").error(), EEXIST);
+    testing::write_file(dir_ / "f", "x");
+    auto f = lookup_ok(kRootNodeId, "f");
+    EXPECT_EQ(fs_->readlink(root_, f.nodeid, buf, sizeof(buf)).error(), EINVAL);
+}
+
+TEST_P(PassthroughFsTest, CreateTypeOpsAsUserAreOwnedByUser) {
+    REQUIRE_ROOT();
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    auto d = fs_->mkdir(user_, kRootNodeId, "d", 0777, 022);
+    ASSERT_TRUE(d.has_value()) << d.error();
+    struct stat st = lstat_host(dir_ / "d");
+    EXPECT_EQ(st.st_uid, kUser);
+    EXPECT_EQ(st.st_gid, kGroup);
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << "mode & ~umask, not the process umask";
+    EXPECT_EQ(d->attr.uid, kUser);
+
+    auto f = fs_->create(user_, kRootNodeId, "f", O_RDWR, 0666, 027);
+    ASSERT_TRUE(f.has_value());
+    st = lstat_host(dir_ / "f");
+    EXPECT_EQ(st.st_uid, kUser);
+    EXPECT_EQ(st.st_gid, kGroup);
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+
+    auto s = fs_->symlink(user_, kRootNodeId, "s", "target");
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(lstat_host(dir_ / "s").st_uid, kUser);
+
+    auto p = fs_->mknod(user_, kRootNodeId, "p", S_IFIFO | 0666, 0, 0);
+    ASSERT_TRUE(p.has_value());
+    st = lstat_host(dir_ / "p");
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    EXPECT_EQ(st.st_uid, kUser);
+
+    // Devices need CAP_MKNOD, which the user does not have.
+    EXPECT_EQ(fs_->mknod(user_, kRootNodeId, "null", S_IFCHR | 0666, makedev(1, 3), 0).error(),
+              EPERM);
+    // The thread's credentials were restored.
+    auto r = fs_->mkdir(root_, kRootNodeId, "rootdir", 0755, 0);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(lstat_host(dir_ / "rootdir").st_uid, 0u);
+}
+
+TEST_P(PassthroughFsTest, UserDeniedWhereLocalFsWouldDeny) {
+    REQUIRE_ROOT();
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0); // root-owned, not writable by user
+    EXPECT_EQ(fs_->mkdir(user_, kRootNodeId, "d", 0755, 0).error(), EACCES);
+    EXPECT_EQ(fs_->create(user_, kRootNodeId, "f", O_RDWR, 0644, 0).error(), EACCES);
+    EXPECT_EQ(fs_->symlink(user_, kRootNodeId, "s", "t").error(), EACCES);
+    EXPECT_EQ(fs_->mknod(user_, kRootNodeId, "p", S_IFIFO | 0644, 0, 0).error(), EACCES);
+    EXPECT_EQ(fs_->tmpfile(user_, kRootNodeId, O_RDWR, 0644, 0).error(), EACCES);
+    // An existing root-only file cannot be opened through create() without O_EXCL.
+    testing::write_file(dir_ / "secret", "x", 0600);
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    EXPECT_EQ(fs_->create(user_, kRootNodeId, "secret", O_RDWR, 0644, 0).error(), EACCES);
+    // Root may.
+    auto ok = fs_->mkdir(root_, kRootNodeId, "d", 0755, 0);
+    EXPECT_TRUE(ok.has_value());
+}
+
+TEST_P(PassthroughFsTest, SetgidDirectoryInheritance) {
+    REQUIRE_ROOT();
+    ASSERT_EQ(::mkdir((dir_ / "g").c_str(), 0777), 0);
+    ASSERT_EQ(::chown((dir_ / "g").c_str(), 0, 2000), 0);
+    ASSERT_EQ(::chmod((dir_ / "g").c_str(), 02777), 0);
+    auto g = lookup_ok(kRootNodeId, "g");
+    auto f = fs_->create(user_, g.nodeid, "f", O_RDWR, 0644, 0);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(lstat_host(dir_ / "g/f").st_gid, 2000u) << "group from the setgid directory";
+    EXPECT_EQ(lstat_host(dir_ / "g/f").st_uid, kUser);
+    auto sub = fs_->mkdir(user_, g.nodeid, "sub", 0755, 0);
+    ASSERT_TRUE(sub.has_value());
+    struct stat st = lstat_host(dir_ / "g/sub");
+    EXPECT_EQ(st.st_gid, 2000u);
+    EXPECT_NE(st.st_mode & S_ISGID, 0u) << "subdirectories inherit the setgid bit";
+    // A file created setgid by a user outside the group loses the bit (kernel rule).
+    auto sg = fs_->create(user_, g.nodeid, "sg", O_RDWR, 02755, 0);
+    ASSERT_TRUE(sg.has_value());
+    EXPECT_EQ(lstat_host(dir_ / "g/sg").st_mode & S_ISGID, 0u);
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->release(root_, sg->entry.nodeid, sg->open.fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, MknodFifoSocketAndDeviceAsRoot) {
+    REQUIRE_ROOT();
+    auto p = fs_->mknod(root_, kRootNodeId, "p", S_IFIFO | 0644, 0, 0);
+    ASSERT_TRUE(p.has_value());
+    EXPECT_TRUE(S_ISFIFO(p->attr.mode));
+    auto s = fs_->mknod(root_, kRootNodeId, "s", S_IFSOCK | 0644, 0, 0);
+    ASSERT_TRUE(s.has_value());
+    EXPECT_TRUE(S_ISSOCK(lstat_host(dir_ / "s").st_mode));
+    auto c = fs_->mknod(root_, kRootNodeId, "c", S_IFCHR | 0600, makedev(1, 3), 0);
+    ASSERT_TRUE(c.has_value());
+    struct stat st = lstat_host(dir_ / "c");
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(major(st.st_rdev), 1u);
+    EXPECT_EQ(minor(st.st_rdev), 3u);
+    EXPECT_EQ(c->attr.rdev, static_cast<uint32_t>((1u << 8) | 3u));
+    auto b = fs_->mknod(root_, kRootNodeId, "b", S_IFBLK | 0600, makedev(7, 0x123), 0);
+    ASSERT_TRUE(b.has_value());
+    st = lstat_host(dir_ / "b");
+    EXPECT_EQ(major(st.st_rdev), 7u);
+    EXPECT_EQ(minor(st.st_rdev), 0x123u);
+    // The guest may not open host devices or FIFOs through us.
+    EXPECT_EQ(fs_->open(root_, c->nodeid, O_RDONLY).error(), EBADF);
+    EXPECT_EQ(fs_->open(root_, p->nodeid, O_RDONLY).error(), EBADF);
+}
+
+TEST_P(PassthroughFsTest, UnlinkRmdir) {
+    testing::write_file(dir_ / "f", "x");
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((dir_ / "full").c_str(), 0755), 0);
+    testing::write_file(dir_ / "full/x", "x");
+    EXPECT_EQ(fs_->unlink(root_, kRootNodeId, "d").error(), EISDIR);
+    EXPECT_EQ(fs_->rmdir(root_, kRootNodeId, "f").error(), ENOTDIR);
+    EXPECT_EQ(fs_->rmdir(root_, kRootNodeId, "full").error(), ENOTEMPTY);
+    EXPECT_EQ(fs_->unlink(root_, kRootNodeId, "missing").error(), ENOENT);
+    EXPECT_TRUE(fs_->unlink(root_, kRootNodeId, "f").has_value());
+    EXPECT_TRUE(fs_->rmdir(root_, kRootNodeId, "d").has_value());
+    struct stat st{};
+    EXPECT_NE(::lstat((dir_ / "f").c_str(), &st), 0);
+    EXPECT_NE(::lstat((dir_ / "d").c_str(), &st), 0);
+}
+
+TEST_P(PassthroughFsTest, RenameAndFlags) {
+    testing::write_file(dir_ / "a", "A");
+    testing::write_file(dir_ / "b", "B");
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    auto d = lookup_ok(kRootNodeId, "d");
+    auto a = lookup_ok(kRootNodeId, "a");
+    EXPECT_EQ(fs_->rename(root_, kRootNodeId, "a", kRootNodeId, "b", RENAME_NOREPLACE).error(),
+              EEXIST);
+    ASSERT_TRUE(fs_->rename(root_, kRootNodeId, "a", kRootNodeId, "b", RENAME_EXCHANGE)
+                    .has_value());
+    EXPECT_EQ(read_host(dir_ / "a"), "B");
+    EXPECT_EQ(read_host(dir_ / "b"), "A");
+    ASSERT_TRUE(fs_->rename(root_, kRootNodeId, "b", d.nodeid, "moved", 0).has_value());
+    EXPECT_EQ(read_host(dir_ / "d/moved"), "A");
+    // The inode the guest holds follows the file.
+    EXPECT_EQ(lookup_ok(d.nodeid, "moved").nodeid, a.nodeid);
+    EXPECT_EQ(fs_->rename(root_, kRootNodeId, "a", kRootNodeId, "c", 0x80).error(), EINVAL);
+    if (is_root()) {
+        ASSERT_TRUE(fs_->rename(root_, kRootNodeId, "a", kRootNodeId, "c", RENAME_WHITEOUT)
+                        .has_value());
+        struct stat st = lstat_host(dir_ / "a");
+        EXPECT_TRUE(S_ISCHR(st.st_mode)) << "whiteout left behind";
+        EXPECT_EQ(st.st_rdev, makedev(0, 0));
+    }
+}
+
+TEST_P(PassthroughFsTest, LinkReturnsSameInode) {
+    testing::write_file(dir_ / "f", "x");
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    auto f = lookup_ok(kRootNodeId, "f");
+    auto d = lookup_ok(kRootNodeId, "d");
+    auto l = fs_->link(root_, f.nodeid, d.nodeid, "hard");
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(l->nodeid, f.nodeid);
+    EXPECT_EQ(l->attr.nlink, 2u);
+    EXPECT_EQ(lstat_host(dir_ / "d/hard").st_ino, lstat_host(dir_ / "f").st_ino);
+    EXPECT_EQ(fs_->link(root_, d.nodeid, kRootNodeId, "dirlink").error(), EPERM);
+    EXPECT_EQ(fs_->link(root_, f.nodeid, d.nodeid, "hard").error(), EEXIST);
+    // A symlink is linked as itself.
+    ASSERT_EQ(::symlink("/nowhere", (dir_ / "sl").c_str()), 0);
+    auto sl = lookup_ok(kRootNodeId, "sl");
+    auto sl2 = fs_->link(root_, sl.nodeid, kRootNodeId, "sl2");
+    ASSERT_TRUE(sl2.has_value());
+    EXPECT_TRUE(S_ISLNK(lstat_host(dir_ / "sl2").st_mode));
+}
+
+// ---------------------------------------------------------------------------------------
+// Open files
+
+TEST_P(PassthroughFsTest, OpenReadWriteRelease) {
+    testing::write_file(dir_ / "f", "hello world");
+    auto e = lookup_ok(kRootNodeId, "f");
+    fs_->init(38, 0); // no writeback: flags kept as asked
+    uint64_t ro = open_ok(e.nodeid, O_RDONLY);
+    EXPECT_EQ(read_fh(e.nodeid, ro), "hello world");
+    EXPECT_EQ(read_fh(e.nodeid, ro, 6), "world");
+    EXPECT_EQ(write_fh(e.nodeid, ro, 0, "x").error(), EBADF);
+    uint64_t wo = open_ok(e.nodeid, O_WRONLY);
+    auto n = write_fh(e.nodeid, wo, 0, "HELLO");
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(*n, 5u);
+    EXPECT_EQ(read_host(dir_ / "f"), "HELLO world");
+    std::string buf(4, '\0');
+    struct iovec iov{buf.data(), buf.size()};
+    EXPECT_EQ(fs_->read(root_, e.nodeid, wo, 0, &iov, 1).error(), EBADF);
+    // Handles are bound to their inode.
+    EXPECT_EQ(fs_->read(root_, kRootNodeId, ro, 0, &iov, 1).error(), EBADF);
+    // O_APPEND is kept in the handle: writes land at the end whatever the offset.
+    uint64_t ap = open_ok(e.nodeid, O_WRONLY | O_APPEND);
+    ASSERT_TRUE(write_fh(e.nodeid, ap, 0, "!").has_value());
+    EXPECT_EQ(read_host(dir_ / "f"), "HELLO world!");
+    // O_TRUNC.
+    uint64_t tr = open_ok(e.nodeid, O_WRONLY | O_TRUNC);
+    EXPECT_EQ(read_host(dir_ / "f"), "");
+    for (uint64_t fh : {ro, wo, ap, tr}) {
+        EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+    }
+    EXPECT_EQ(fs_->release(root_, e.nodeid, ro, 0, 0, 0).error(), EBADF);
+    EXPECT_EQ(fs_->handles().size(), 0u);
+}
+
+TEST_P(PassthroughFsTest, WritebackOpensWriteOnlyForReadingAndDropsAppend) {
+    testing::write_file(dir_ / "f", "abc");
+    auto o = default_options();
+    o.writeback = true;
+    make_fs(o); // negotiates FUSE_WRITEBACK_CACHE
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_WRONLY | O_APPEND);
+    EXPECT_EQ(read_fh(e.nodeid, fh), "abc") << "O_WRONLY became O_RDWR";
+    ASSERT_TRUE(write_fh(e.nodeid, fh, 0, "X").has_value());
+    EXPECT_EQ(read_host(dir_ / "f"), "Xbc") << "O_APPEND is the guest kernel's job";
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, CreateSemantics) {
+    auto c = fs_->create(root_, kRootNodeId, "new", O_RDWR | O_EXCL, 0644, 0);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_TRUE(S_ISREG(c->entry.attr.mode));
+    EXPECT_EQ(lookup_ok(kRootNodeId, "new").nodeid, c->entry.nodeid);
+    ASSERT_TRUE(write_fh(c->entry.nodeid, c->open.fh, 0, "data").has_value());
+    EXPECT_EQ(read_fh(c->entry.nodeid, c->open.fh), "data");
+    EXPECT_EQ(read_host(dir_ / "new"), "data");
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "new", O_RDWR | O_EXCL, 0644, 0).error(), EEXIST);
+    // Without O_EXCL an existing file is opened (and truncated when asked).
+    auto again = fs_->create(root_, kRootNodeId, "new", O_RDWR | O_TRUNC, 0644, 0);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->entry.nodeid, c->entry.nodeid);
+    EXPECT_EQ(read_host(dir_ / "new"), "");
+    EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, again->open.fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, TmpfileIsUnnamedAndUsable) {
+    ASSERT_EQ(::mkdir((dir_ / "t").c_str(), 0755), 0);
+    auto t = lookup_ok(kRootNodeId, "t");
+    auto c = fs_->tmpfile(root_, t.nodeid, O_RDWR, 0600, 0);
+    if (!c.has_value() && c.error() == EOPNOTSUPP) {
+        GTEST_SKIP() << "O_TMPFILE unsupported here";
+    }
+    ASSERT_TRUE(c.has_value()) << c.error();
+    EXPECT_EQ(c->entry.attr.nlink, 0u);
+    EXPECT_EQ(c->entry.attr.mode & 07777, 0600u);
+    ASSERT_TRUE(write_fh(c->entry.nodeid, c->open.fh, 0, "tmp").has_value());
+    EXPECT_EQ(read_fh(c->entry.nodeid, c->open.fh), "tmp");
+    EXPECT_EQ(read_dir(t.nodeid, false).size(), 2u) << "only . and ..";
+    // It can be given a name with link().
+    auto l = fs_->link(root_, c->entry.nodeid, t.nodeid, "named");
+    ASSERT_TRUE(l.has_value()) << l.error();
+    EXPECT_EQ(read_host(dir_ / "t/named"), "tmp");
+    EXPECT_EQ(fs_->tmpfile(root_, t.nodeid, O_RDONLY, 0600, 0).error(), EINVAL);
+    EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, WriteWithKillSuidgidClearsSuid) {
+    REQUIRE_ROOT();
+    testing::write_file(dir_ / "f", "x", 04755);
+    ASSERT_EQ(::chown((dir_ / "f").c_str(), 0, 0), 0);
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 06775), 0);
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_WRONLY);
+    // A write as (privileged) root without the flag keeps the bits.
+    ASSERT_TRUE(write_fh(e.nodeid, fh, 0, "a").has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 06775u);
+    // A write by a non-owner: the guest sets FUSE_WRITE_KILL_SUIDGID.
+    ASSERT_TRUE(write_fh(e.nodeid, fh, 0, "b", FUSE_WRITE_KILL_SUIDGID, &user_).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0775u);
+    EXPECT_EQ(read_host(dir_ / "f"), "b");
+    // The capability came back: a new suid file keeps its bit on a plain write.
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 04755), 0);
+    ASSERT_TRUE(write_fh(e.nodeid, fh, 0, "c").has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 04755u);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, IoFdAndPrepareWrite) {
+    testing::write_file(dir_ / "f", "abc", 04755);
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t ro = open_ok(e.nodeid, O_RDONLY);
+    uint64_t rw = open_ok(e.nodeid, O_RDWR);
+    auto fd = fs_->io_fd(e.nodeid, ro, false);
+    ASSERT_TRUE(fd.has_value());
+    char c = 0;
+    EXPECT_EQ(::pread(*fd, &c, 1, 1), 1);
+    EXPECT_EQ(c, 'b');
+    EXPECT_EQ(fs_->io_fd(e.nodeid, ro, true).error(), EBADF);
+    EXPECT_EQ(fs_->io_fd(kRootNodeId, ro, false).error(), EBADF);
+    auto wfd = fs_->io_fd(e.nodeid, rw, true);
+    ASSERT_TRUE(wfd.has_value());
+    EXPECT_EQ(fs_->prepare_write(root_, e.nodeid, ro, 0).error(), EBADF);
+    ASSERT_TRUE(fs_->prepare_write(root_, e.nodeid, rw, 0).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 04755u);
+    ASSERT_TRUE(fs_->prepare_write(root_, e.nodeid, rw, FUSE_WRITE_KILL_SUIDGID).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, ro, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, rw, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, FsyncFallocateLseekCopyFileRange) {
+    testing::write_file(dir_ / "src", "0123456789");
+    auto s = lookup_ok(kRootNodeId, "src");
+    auto d = fs_->create(root_, kRootNodeId, "dst", O_RDWR, 0644, 0);
+    ASSERT_TRUE(d.has_value());
+    uint64_t sfh = open_ok(s.nodeid, O_RDONLY);
+    EXPECT_TRUE(fs_->fsync(root_, d->entry.nodeid, d->open.fh, false).has_value());
+    EXPECT_TRUE(fs_->fsync(root_, d->entry.nodeid, d->open.fh, true).has_value());
+
+    fuse_copy_file_range_in in{};
+    in.fh_in = sfh;
+    in.off_in = 2;
+    in.nodeid_out = d->entry.nodeid;
+    in.fh_out = d->open.fh;
+    in.off_out = 0;
+    in.len = 5;
+    auto n = fs_->copy_file_range(root_, in, s.nodeid);
+    ASSERT_TRUE(n.has_value()) << n.error();
+    EXPECT_EQ(*n, 5u);
+    EXPECT_EQ(read_host(dir_ / "dst"), "23456");
+    in.fh_out = sfh; // read-only destination
+    in.nodeid_out = s.nodeid;
+    EXPECT_EQ(fs_->copy_file_range(root_, in, s.nodeid).error(), EBADF);
+
+    // A sparse file: data at 1 MiB, hole before.
+    ASSERT_TRUE(fs_->fallocate(root_, d->entry.nodeid, d->open.fh, 1 << 20, 4096, 0).has_value());
+    EXPECT_GE(lstat_host(dir_ / "dst").st_size, (1 << 20) + 4096);
+    auto data = fs_->lseek(root_, d->entry.nodeid, d->open.fh, 0, SEEK_DATA);
+    ASSERT_TRUE(data.has_value());
+    EXPECT_EQ(*data, 0u);
+    auto hole = fs_->lseek(root_, d->entry.nodeid, d->open.fh, 0, SEEK_HOLE);
+    ASSERT_TRUE(hole.has_value());
+    EXPECT_GT(*hole, 0u);
+    EXPECT_LT(*hole, static_cast<uint64_t>(1 << 20));
+    EXPECT_EQ(fs_->lseek(root_, d->entry.nodeid, d->open.fh, 0, 99).error(), EINVAL);
+    EXPECT_EQ(fs_->fallocate(root_, s.nodeid, sfh, 0, 10, 0).error(), EBADF);
+
+    EXPECT_TRUE(fs_->syncfs(root_, d->entry.nodeid).has_value());
+    EXPECT_TRUE(fs_->syncfs(root_, kRootNodeId).has_value());
+    EXPECT_TRUE(fs_->release(root_, s.nodeid, sfh, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->release(root_, d->entry.nodeid, d->open.fh, 0, 0, 0).has_value());
+}
+
+// ---------------------------------------------------------------------------------------
+// Directories
+
+TEST_P(PassthroughFsTest, ReaddirListsEverythingAcrossCalls) {
+    std::set<std::string> expect{".", ".."};
+    for (int i = 0; i < 50; ++i) {
+        std::string n = "file" + std::to_string(i);
+        testing::write_file(dir_ / n, "x");
+        expect.insert(n);
+    }
+    auto whole = read_dir(kRootNodeId, false);
+    std::set<std::string> got;
+    for (auto& d : whole) {
+        EXPECT_TRUE(got.insert(d.name).second) << "duplicate " << d.name;
+        EXPECT_FALSE(d.entry.has_value());
+    }
+    EXPECT_EQ(got, expect);
+    // Small chunks (the sink fills after 7 entries): same listing, resumed by d_off.
+    auto chunked = read_dir(kRootNodeId, false, 7);
+    std::set<std::string> got2;
+    for (auto& d : chunked) {
+        EXPECT_TRUE(got2.insert(d.name).second) << "duplicate " << d.name;
+    }
+    EXPECT_EQ(got2, expect);
+    // opendir on a file.
+    auto f = lookup_ok(kRootNodeId, "file1");
+    EXPECT_EQ(fs_->opendir(root_, f.nodeid, 0).error(), ENOTDIR);
+}
+
+TEST_P(PassthroughFsTest, ReaddirSeekRestartsAtCookie) {
+    for (int i = 0; i < 10; ++i) {
+        testing::write_file(dir_ / ("f" + std::to_string(i)), "x");
+    }
+    auto od = fs_->opendir(root_, kRootNodeId, 0);
+    ASSERT_TRUE(od.has_value());
+    VectorSink first(false, 100);
+    ASSERT_TRUE(fs_->readdir(root_, kRootNodeId, od->fh, 0, first).has_value());
+    ASSERT_EQ(first.entries.size(), 12u);
+    // Seek back to after the 4th entry.
+    VectorSink again(false, 100);
+    ASSERT_TRUE(fs_->readdir(root_, kRootNodeId, od->fh, first.entries[3].off, again).has_value());
+    ASSERT_EQ(again.entries.size(), 8u);
+    EXPECT_EQ(again.entries[0].name, first.entries[4].name);
+    // Offset 0 restarts.
+    VectorSink restart(false, 100);
+    ASSERT_TRUE(fs_->readdir(root_, kRootNodeId, od->fh, 0, restart).has_value());
+    EXPECT_EQ(restart.entries.size(), 12u);
+    EXPECT_TRUE(fs_->releasedir(root_, kRootNodeId, od->fh).has_value());
+    EXPECT_EQ(fs_->releasedir(root_, kRootNodeId, od->fh).error(), EBADF);
+}
+
+TEST_P(PassthroughFsTest, ReaddirplusLooksUpAndUndoesWhenFull) {
+    testing::write_file(dir_ / "a", "x");
+    testing::write_file(dir_ / "b", "x");
+    testing::write_file(dir_ / "c", "x");
+    const size_t before = fs_->inodes().size();
+    auto od = fs_->opendir(root_, kRootNodeId, 0);
+    ASSERT_TRUE(od.has_value());
+    VectorSink two(true, 2);
+    ASSERT_TRUE(fs_->readdir(root_, kRootNodeId, od->fh, 0, two).has_value());
+    ASSERT_EQ(two.entries.size(), 2u);
+    size_t looked_up = 0;
+    for (auto& d : two.entries) {
+        ASSERT_TRUE(d.entry.has_value());
+        if (d.name == "." || d.name == "..") {
+            EXPECT_EQ(d.entry->nodeid, 0u);
+            EXPECT_EQ(d.entry->attr.ino, d.ino);
+        } else {
+            EXPECT_NE(d.entry->nodeid, 0u);
+            EXPECT_EQ(d.entry->attr.ino, d.ino);
+            ++looked_up;
+        }
+    }
+    // Exactly the entries handed to the guest hold a lookup: the one that did not fit
+    // was looked up and then forgotten again.
+    EXPECT_EQ(fs_->inodes().size(), before + looked_up);
+    VectorSink rest(true, 100);
+    ASSERT_TRUE(fs_->readdir(root_, kRootNodeId, od->fh, two.entries.back().off, rest).has_value());
+    EXPECT_EQ(two.entries.size() + rest.entries.size(), 5u);
+    for (auto& d : rest.entries) {
+        if (d.name != "." && d.name != "..") {
+            auto e = lookup_ok(kRootNodeId, d.name);
+            EXPECT_EQ(e.nodeid, d.entry->nodeid);
+            auto i = fs_->inodes().get(e.nodeid);
+            ASSERT_TRUE(i.has_value());
+            EXPECT_EQ((*i)->refcount.load(), 2u);
+        }
+    }
+    EXPECT_TRUE(fs_->releasedir(root_, kRootNodeId, od->fh).has_value());
+}
+
+TEST_P(PassthroughFsTest, FsyncdirAndStatfs) {
+    auto od = fs_->opendir(root_, kRootNodeId, 0);
+    ASSERT_TRUE(od.has_value());
+    EXPECT_TRUE(fs_->fsyncdir(root_, kRootNodeId, od->fh, false).has_value());
+    EXPECT_TRUE(fs_->fsyncdir(root_, kRootNodeId, od->fh, true).has_value());
+    EXPECT_TRUE(fs_->releasedir(root_, kRootNodeId, od->fh).has_value());
+    auto s = fs_->statfs(root_, kRootNodeId);
+    ASSERT_TRUE(s.has_value());
+    struct statvfs sv{};
+    ASSERT_EQ(::statvfs(dir_.path().c_str(), &sv), 0);
+    EXPECT_EQ(s->st.blocks, sv.f_blocks);
+    EXPECT_EQ(s->st.bsize, sv.f_bsize);
+    EXPECT_EQ(s->st.namelen, sv.f_namemax);
+    EXPECT_EQ(s->st.files, sv.f_files);
+}
+
+// ---------------------------------------------------------------------------------------
+// access, xattrs
+
+TEST_P(PassthroughFsTest, AccessUsesCallerCredentials) {
+    REQUIRE_ROOT();
+    testing::write_file(dir_ / "rootonly", "x", 0600);
+    testing::write_file(dir_ / "mine", "x", 0600);
+    ASSERT_EQ(::chown((dir_ / "mine").c_str(), kUser, kGroup), 0);
+    testing::write_file(dir_ / "plain", "x", 0644);
+    auto ro = lookup_ok(kRootNodeId, "rootonly");
+    auto mine = lookup_ok(kRootNodeId, "mine");
+    auto plain = lookup_ok(kRootNodeId, "plain");
+    EXPECT_TRUE(fs_->access(root_, ro.nodeid, R_OK | W_OK).has_value());
+    EXPECT_EQ(fs_->access(user_, ro.nodeid, R_OK).error(), EACCES);
+    EXPECT_TRUE(fs_->access(user_, ro.nodeid, F_OK).has_value());
+    EXPECT_TRUE(fs_->access(user_, mine.nodeid, R_OK | W_OK).has_value());
+    EXPECT_TRUE(fs_->access(user_, plain.nodeid, R_OK).has_value());
+    EXPECT_EQ(fs_->access(user_, plain.nodeid, W_OK).error(), EACCES);
+    EXPECT_EQ(fs_->access(root_, plain.nodeid, X_OK).error(), EACCES);
+    EXPECT_EQ(fs_->access(root_, plain.nodeid, 0x40).error(), EINVAL);
+}
+
+TEST_P(PassthroughFsTest, Xattrs) {
+    testing::write_file(dir_ / "f", "x");
+    auto f = lookup_ok(kRootNodeId, "f");
+    const char v[] = "value";
+    auto set = fs_->setxattr(root_, f.nodeid, "user.test", v, 5, 0, 0);
+    if (!set.has_value() && set.error() == EOPNOTSUPP) {
+        GTEST_SKIP() << "no user xattrs on /tmp";
+    }
+    ASSERT_TRUE(set.has_value()) << set.error();
+    EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "user.test", v, 5, XATTR_CREATE, 0).error(), EEXIST);
+    auto len = fs_->getxattr(root_, f.nodeid, "user.test", nullptr, 0);
+    ASSERT_TRUE(len.has_value());
+    EXPECT_EQ(*len, 5u);
+    char buf[64];
+    auto got = fs_->getxattr(root_, f.nodeid, "user.test", buf, sizeof(buf));
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(std::string(buf, *got), "value");
+    EXPECT_EQ(fs_->getxattr(root_, f.nodeid, "user.test", buf, 2).error(), ERANGE);
+    EXPECT_EQ(fs_->getxattr(root_, f.nodeid, "user.none", buf, sizeof(buf)).error(), ENODATA);
+    char host[64];
+    EXPECT_EQ(::getxattr((dir_ / "f").c_str(), "user.test", host, sizeof(host)), 5);
+    auto list_len = fs_->listxattr(root_, f.nodeid, nullptr, 0);
+    ASSERT_TRUE(list_len.has_value());
+    std::string list(*list_len, '\0');
+    auto l = fs_->listxattr(root_, f.nodeid, list.data(), list.size());
+    ASSERT_TRUE(l.has_value());
+    EXPECT_NE(list.find("user.test"), std::string::npos);
+    EXPECT_TRUE(fs_->removexattr(root_, f.nodeid, "user.test").has_value());
+    EXPECT_EQ(fs_->removexattr(root_, f.nodeid, "user.test").error(), ENODATA);
+    // On a symlink: the link itself (user.* is not allowed on links), not its target.
+    ASSERT_EQ(::symlink("f", (dir_ / "sl").c_str()), 0);
+    auto sl = lookup_ok(kRootNodeId, "sl");
+    EXPECT_EQ(fs_->setxattr(root_, sl.nodeid, "user.x", v, 1, 0, 0).error(), EPERM);
+    EXPECT_EQ(::getxattr((dir_ / "f").c_str(), "user.x", host, sizeof(host)), -1);
+    // On a FIFO: handled without opening it.
+    ASSERT_EQ(::mkfifo((dir_ / "p").c_str(), 0644), 0);
+    auto p = lookup_ok(kRootNodeId, "p");
+    auto plen = fs_->listxattr(root_, p.nodeid, nullptr, 0);
+    EXPECT_TRUE(plen.has_value());
+    // Disabled.
+    auto o = default_options();
+    o.xattr = false;
+    make_fs(o);
+    f = lookup_ok(kRootNodeId, "f");
+    EXPECT_EQ(fs_->getxattr(root_, f.nodeid, "user.test", buf, sizeof(buf)).error(), ENOSYS);
+    EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "user.test", v, 5, 0, 0).error(), ENOSYS);
+    EXPECT_EQ(fs_->listxattr(root_, f.nodeid, buf, sizeof(buf)).error(), ENOSYS);
+    EXPECT_EQ(fs_->removexattr(root_, f.nodeid, "user.test").error(), ENOSYS);
+}
+
+// ---------------------------------------------------------------------------------------
+// Locks
+
+fuse_lk_in lock_req(uint64_t fh, uint64_t owner, uint32_t type, uint64_t start = 0,
+                    uint64_t end = INT64_MAX, uint32_t flags = 0) {
+    fuse_lk_in in{};
+    in.fh = fh;
+    in.owner = owner;
+    in.lk.start = start;
+    in.lk.end = end;
+    in.lk.type = type;
+    in.lk.pid = 1;
+    in.lk_flags = flags;
+    return in;
+}
+
+TEST_P(PassthroughFsTest, PosixLocksPerOwner) {
+    testing::write_file(dir_ / "f", "0123456789");
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    ASSERT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK, 0, 4), false).has_value());
+    // Same owner may re-lock; another owner conflicts.
+    EXPECT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK, 0, 9), false).has_value());
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(fh, 2, F_RDLCK, 2, 3), false).error(), EAGAIN);
+    EXPECT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 2, F_RDLCK, 20, 30), false).has_value());
+    auto g = fs_->getlk(root_, e.nodeid, lock_req(fh, 2, F_WRLCK, 0, 100));
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(g->lk.type, static_cast<uint32_t>(F_WRLCK));
+    EXPECT_EQ(g->lk.start, 0u);
+    EXPECT_EQ(g->lk.end, 9u);
+    auto own = fs_->getlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK, 0, 9));
+    ASSERT_TRUE(own.has_value());
+    EXPECT_EQ(own->lk.type, static_cast<uint32_t>(F_UNLCK)) << "own locks do not conflict";
+    // Unlock by owner 1 → owner 2 may lock.
+    ASSERT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_UNLCK), false).has_value());
+    EXPECT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 2, F_WRLCK, 0, 4), false).has_value());
+    // FLUSH by owner 2 drops its locks (close semantics).
+    ASSERT_TRUE(fs_->flush(root_, e.nodeid, fh, 2).has_value());
+    EXPECT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 3, F_WRLCK, 0, 4), false).has_value());
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK, 3, 3, 0), false).error(),
+              EAGAIN);
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, 77), false).error(), EINVAL);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+    // Forgetting the inode releases the lock fds (and their budget units).
+    fs_->forget(e.nodeid, 1);
+    EXPECT_EQ(fs_->fd_budget().in_use(), 0u);
+}
+
+TEST_P(PassthroughFsTest, SetlkwBlocksAndIsInterruptible) {
+    testing::write_file(dir_ / "f", "x");
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    ASSERT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK), false).has_value());
+
+    // Interrupted waiter.
+    std::atomic<int> result{-1};
+    RequestCtx c = root_;
+    c.unique = 777;
+    std::thread waiter([&] {
+        auto s = fs_->setlk(c, e.nodeid, lock_req(fh, 2, F_WRLCK), true);
+        result = s.has_value() ? 0 : s.error();
+    });
+    bool found = false;
+    for (int i = 0; i < 200 && !found; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        found = fs_->interrupt_lock(777);
+    }
+    waiter.join();
+    EXPECT_TRUE(found);
+    EXPECT_EQ(result.load(), EINTR);
+    EXPECT_FALSE(fs_->interrupt_lock(777)) << "no longer waiting";
+
+    // A waiter that gets the lock once it is released.
+    result = -1;
+    c.unique = 778;
+    std::thread waiter2([&] {
+        auto s = fs_->setlk(c, e.nodeid, lock_req(fh, 2, F_WRLCK), true);
+        result = s.has_value() ? 0 : s.error();
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_EQ(result.load(), -1) << "still blocked";
+    ASSERT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_UNLCK), false).has_value());
+    waiter2.join();
+    EXPECT_EQ(result.load(), 0);
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK), false).error(), EAGAIN);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, FlockOnHandles) {
+    testing::write_file(dir_ / "f", "x");
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t a = open_ok(e.nodeid, O_RDONLY);
+    uint64_t b = open_ok(e.nodeid, O_RDONLY);
+    ASSERT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(a, 1, F_WRLCK, 0, 0, FUSE_LK_FLOCK), false)
+                    .has_value());
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(b, 2, F_RDLCK, 0, 0, FUSE_LK_FLOCK), false)
+                  .error(),
+              EAGAIN);
+    // Blocking flock is interruptible too.
+    std::atomic<int> result{-1};
+    RequestCtx c = root_;
+    c.unique = 900;
+    std::thread waiter([&] {
+        auto s = fs_->setlk(c, e.nodeid, lock_req(b, 2, F_WRLCK, 0, 0, FUSE_LK_FLOCK), true);
+        result = s.has_value() ? 0 : s.error();
+    });
+    bool found = false;
+    for (int i = 0; i < 200 && !found; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        found = fs_->interrupt_lock(900);
+    }
+    waiter.join();
+    EXPECT_EQ(result.load(), EINTR);
+    // RELEASE with FUSE_RELEASE_FLOCK_UNLOCK frees it.
+    ASSERT_TRUE(fs_->release(root_, e.nodeid, a, 0, FUSE_RELEASE_FLOCK_UNLOCK, 1).has_value());
+    EXPECT_TRUE(fs_->setlk(root_, e.nodeid, lock_req(b, 2, F_WRLCK, 0, 0, FUSE_LK_FLOCK), false)
+                    .has_value());
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, b, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, LocksDisabledAreEnosys) {
+    auto o = default_options();
+    o.posix_locks = false;
+    o.flock = false;
+    make_fs(o);
+    testing::write_file(dir_ / "f", "x");
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK), false).error(), ENOSYS);
+    EXPECT_EQ(fs_->getlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK)).error(), ENOSYS);
+    EXPECT_EQ(fs_->setlk(root_, e.nodeid, lock_req(fh, 1, F_WRLCK, 0, 0, FUSE_LK_FLOCK), false)
+                  .error(),
+              ENOSYS);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+// ---------------------------------------------------------------------------------------
+// Share options and lifetime
+
+TEST_P(PassthroughFsTest, ReadonlyShareRefusesEveryModification) {
+    testing::write_file(dir_ / "f", "x", 0644);
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    auto o = default_options();
+    o.readonly = true;
+    make_fs(o);
+    auto f = lookup_ok(kRootNodeId, "f");
+    auto d = lookup_ok(kRootNodeId, "d");
+    fuse_setattr_in sa{};
+    sa.valid = FATTR_MODE;
+    sa.mode = 0600;
+    EXPECT_EQ(fs_->setattr(root_, f.nodeid, sa).error(), EROFS);
+    EXPECT_EQ(fs_->symlink(root_, kRootNodeId, "s", "t").error(), EROFS);
+    EXPECT_EQ(fs_->mknod(root_, kRootNodeId, "p", S_IFIFO | 0644, 0, 0).error(), EROFS);
+    EXPECT_EQ(fs_->mkdir(root_, kRootNodeId, "n", 0755, 0).error(), EROFS);
+    EXPECT_EQ(fs_->unlink(root_, kRootNodeId, "f").error(), EROFS);
+    EXPECT_EQ(fs_->rmdir(root_, kRootNodeId, "d").error(), EROFS);
+    EXPECT_EQ(fs_->rename(root_, kRootNodeId, "f", kRootNodeId, "g", 0).error(), EROFS);
+    EXPECT_EQ(fs_->link(root_, f.nodeid, d.nodeid, "l").error(), EROFS);
+    EXPECT_EQ(fs_->open(root_, f.nodeid, O_WRONLY).error(), EROFS);
+    EXPECT_EQ(fs_->open(root_, f.nodeid, O_RDWR).error(), EROFS);
+    EXPECT_EQ(fs_->open(root_, f.nodeid, O_RDONLY | O_TRUNC).error(), EROFS);
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "c", O_RDWR, 0644, 0).error(), EROFS);
+    EXPECT_EQ(fs_->tmpfile(root_, kRootNodeId, O_RDWR, 0644, 0).error(), EROFS);
+    EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "user.a", "v", 1, 0, 0).error(), EROFS);
+    EXPECT_EQ(fs_->removexattr(root_, f.nodeid, "user.a").error(), EROFS);
+    uint64_t fh = open_ok(f.nodeid, O_RDONLY);
+    EXPECT_EQ(read_fh(f.nodeid, fh), "x");
+    EXPECT_EQ(write_fh(f.nodeid, fh, 0, "y").error(), EROFS);
+    EXPECT_EQ(fs_->fallocate(root_, f.nodeid, fh, 0, 10, 0).error(), EROFS);
+    EXPECT_EQ(fs_->io_fd(f.nodeid, fh, true).error(), EROFS);
+    EXPECT_EQ(fs_->prepare_write(root_, f.nodeid, fh, 0).error(), EROFS);
+    fuse_copy_file_range_in cr{};
+    cr.fh_in = fh;
+    cr.nodeid_out = f.nodeid;
+    cr.fh_out = fh;
+    cr.len = 1;
+    EXPECT_EQ(fs_->copy_file_range(root_, cr, f.nodeid).error(), EROFS);
+    EXPECT_TRUE(fs_->release(root_, f.nodeid, fh, 0, 0, 0).has_value());
+    EXPECT_EQ(read_host(dir_ / "f"), "x");
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0644u);
+}
+
+TEST_P(PassthroughFsTest, FdLimitGivesEnfileForThisShareOnly) {
+    testing::write_file(dir_ / "f", "x");
+    auto o = default_options();
+    o.fd_limit = 3;
+    make_fs(o);
+    auto f = lookup_ok(kRootNodeId, "f"); // an fd in `never` mode, none with handles
+    std::vector<uint64_t> fhs;
+    Result<fuse_open_out> r = make_err(EIO);
+    for (int i = 0; i < 5; ++i) {
+        r = fs_->open(root_, f.nodeid, O_RDONLY);
+        if (!r) {
+            break;
+        }
+        fhs.push_back(r->fh);
+    }
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), ENFILE);
+    EXPECT_EQ(fs_->fd_budget().in_use(), 3u);
+    EXPECT_EQ(fhs.size(), GetParam() == FileHandleMode::Never ? 2u : 3u);
+    // Another share is unaffected.
+    auto other = PassthroughFs::create(o);
+    ASSERT_TRUE(other.has_value());
+    auto of = (*other)->lookup(root_, kRootNodeId, "f");
+    ASSERT_TRUE(of.has_value());
+    auto oo = (*other)->open(root_, of->nodeid, O_RDONLY);
+    EXPECT_TRUE(oo.has_value());
+    // Releasing frees a unit.
+    ASSERT_TRUE(fs_->release(root_, f.nodeid, fhs.back(), 0, 0, 0).has_value());
+    fhs.pop_back();
+    auto again = fs_->open(root_, f.nodeid, O_RDONLY);
+    ASSERT_TRUE(again.has_value());
+    fhs.push_back(again->fh);
+    for (uint64_t fh : fhs) {
+        EXPECT_TRUE(fs_->release(root_, f.nodeid, fh, 0, 0, 0).has_value());
+    }
+}
+
+TEST_P(PassthroughFsTest, DestroyDropsEverything) {
+    testing::write_file(dir_ / "f", "x");
+    int before = testing::count_open_fds();
+    auto f = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(f.nodeid, O_RDONLY);
+    auto od = fs_->opendir(root_, kRootNodeId, 0);
+    ASSERT_TRUE(od.has_value());
+    ASSERT_TRUE(fs_->setlk(root_, f.nodeid, lock_req(fh, 1, F_RDLCK), false).has_value());
+    fs_->destroy();
+    EXPECT_EQ(fs_->inodes().size(), 1u);
+    EXPECT_EQ(fs_->handles().size(), 0u);
+    EXPECT_EQ(fs_->fd_budget().in_use(), 0u);
+    EXPECT_EQ(testing::count_open_fds(), before);
+    EXPECT_EQ(fs_->getattr(root_, f.nodeid, nullptr).error(), EBADF);
+    EXPECT_EQ(fs_->read(root_, f.nodeid, fh, 0, nullptr, 0).error(), EBADF);
+    // Usable again (a new session).
+    EXPECT_NE(lookup_ok(kRootNodeId, "f").nodeid, 0u);
+}
+
+TEST_P(PassthroughFsTest, SubmountsAreAnnounced) {
+    REQUIRE_ROOT();
+    ASSERT_EQ(::mkdir((dir_ / "mnt").c_str(), 0755), 0);
+    // A private mount namespace for this thread, so the host sees nothing.
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", (dir_ / "mnt").c_str(), "tmpfs", 0, "size=1m") != 0) {
+        GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+    }
+    testing::write_file(dir_ / "mnt/inner", "x");
+    auto o = default_options();
+    o.announce_submounts = true;
+    make_fs(o);
+    fs_->init(38, FUSE_SUBMOUNTS);
+    auto m = lookup_ok(kRootNodeId, "mnt");
+    EXPECT_NE(m.attr.flags & FUSE_ATTR_SUBMOUNT, 0u);
+    auto inner = lookup_ok(m.nodeid, "inner");
+    EXPECT_EQ(inner.attr.flags & FUSE_ATTR_SUBMOUNT, 0u);
+    // Not announced unless negotiated.
+    fs_->init(38, 0);
+    auto m2 = lookup_ok(kRootNodeId, "mnt");
+    EXPECT_EQ(m2.attr.flags & FUSE_ATTR_SUBMOUNT, 0u);
+    fs_.reset();
+    EXPECT_EQ(::umount2((dir_ / "mnt").c_str(), MNT_DETACH), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, PassthroughFsTest,
+                         ::testing::Values(FileHandleMode::Never, FileHandleMode::Prefer),
+                         [](const ::testing::TestParamInfo<FileHandleMode>& i) {
+                             return i.param == FileHandleMode::Never ? std::string("Never")
+                                                                     : std::string("Prefer");
+                         });
+
+} // namespace
+} // namespace vdh::virtiofs::passthrough
