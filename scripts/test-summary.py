@@ -1,50 +1,52 @@
 #!/usr/bin/env python3
-# Reads meson's testlog.json and prints the plain closing line "N passed, N failed",
-# counting individual cases: gtest cases ([ OK ] / [ FAILED ] lines), TAP lines
-# (ok / not ok) for script tests, and one case for any other test. A test that failed,
-# timed out or crashed without reporting a failed case counts as one more failure.
+# Prints the plain closing line "N passed, N failed" over all suites, counting individual
+# cases: meson's JUnit report (testlog.junit.xml) holds every gtest case and TAP line. A
+# test with no cases there counts as one case by its result in testlog.json, and a test
+# that failed, timed out or crashed without a failing case counts as one more failure.
 import json
-import re
+import os
 import sys
-
-GTEST_OK = re.compile(r"^\[\s+OK \] (\S+)", re.M)
-GTEST_FAIL = re.compile(r"^\[\s+FAILED\s+\] (\S+\.\S+)", re.M)
-GTEST_SKIP = re.compile(r"^\[\s+SKIPPED \] (\S+\.\S+)", re.M)
-TAP_OK = re.compile(r"^ok \d+", re.M)
-TAP_NOT_OK = re.compile(r"^not ok \d+", re.M)
-TAP_SKIP = re.compile(r"^ok \d+[^\n]*# SKIP", re.M | re.I)
+import xml.etree.ElementTree as ET
 
 
-def main(path):
+def main(logdir):
+    cases = {}  # meson test name -> [passed, failed, skipped]
+    junit = os.path.join(logdir, "testlog.junit.xml")
+    if os.path.exists(junit):
+        root = ET.parse(junit).getroot()
+        for ts in root.iter("testsuite"):
+            name = ts.attrib.get("name", "")
+            # "<project>.<meson test name>[.<gtest suite>]"
+            key = name.split(".", 1)[1] if "." in name else name  # drop "<project>."
+            c = cases.setdefault(key, [0, 0, 0])
+            for tc in ts.iter("testcase"):
+                if tc.find("failure") is not None or tc.find("error") is not None:
+                    c[1] += 1
+                elif tc.find("skipped") is not None:
+                    c[2] += 1
+                else:
+                    c[0] += 1
     passed = failed = skipped = 0
     bad = []
-    with open(path) as f:
+    seen = set()
+    with open(os.path.join(logdir, "testlog.json")) as f:
         for line in f:
             if not line.strip():
                 continue
             t = json.loads(line)
-            out = t.get("stdo", "") or ""
-            result = t.get("result", "")
-            name = t.get("name", "?")
-            ok_cases = GTEST_OK.findall(out)
-            fail_cases = set(GTEST_FAIL.findall(out))
-            skip_cases = set(GTEST_SKIP.findall(out))
-            tap_skip = len(TAP_SKIP.findall(out))
-            tap_ok = len(TAP_OK.findall(out)) - tap_skip
-            tap_fail = len(TAP_NOT_OK.findall(out))
-            if ok_cases or fail_cases or skip_cases:
-                p, fl, s = len(ok_cases), len(fail_cases), len(skip_cases)
-            elif tap_ok or tap_fail or tap_skip:
-                p, fl, s = tap_ok, tap_fail, tap_skip
-            else:
-                p, fl, s = (1, 0, 0) if result in ("OK", "EXPECTEDFAIL") else (0, 0, 1) if result == "SKIP" else (0, 1, 0)
-            if result not in ("OK", "SKIP", "EXPECTEDFAIL") and fl == 0:
-                fl = 1
-            if fl:
+            name, result = t.get("name", "?"), t.get("result", "")
+            c = None
+            for k, v in cases.items():
+                if k == name or k.startswith(name + "."):
+                    c = [a + b for a, b in zip(c or [0, 0, 0], v)]
+                    seen.add(k)
+            if c is None or sum(c) == 0:
+                c = [1, 0, 0] if result in ("OK", "EXPECTEDFAIL") else [0, 0, 1] if result == "SKIP" else [0, 1, 0]
+            if result not in ("OK", "SKIP", "EXPECTEDFAIL") and c[1] == 0:
+                c[1] = 1
+            if c[1]:
                 bad.append(f"{name} ({result})")
-            passed += p
-            failed += fl
-            skipped += s
+            passed, failed, skipped = passed + c[0], failed + c[1], skipped + c[2]
     for b in bad:
         print(f"FAILED: {b}")
     line = f"{passed} passed, {failed} failed"
@@ -55,4 +57,7 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs/testlog.json"))
+    d = sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs"
+    if d.endswith(".json"):
+        d = os.path.dirname(d)
+    sys.exit(main(d))
