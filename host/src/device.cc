@@ -33,6 +33,7 @@ Device::Device(const DeviceConfig& cfg, const Plugin* plugin, std::vector<PollLc
     for (auto& e : enabled_) {
         e.store(true, std::memory_order_relaxed);
     }
+    queue_stats_ = std::make_unique<QueueStats[]>(kMaxQueues);
 }
 
 Device::~Device() {
@@ -169,7 +170,7 @@ bool Device::setup_queues(int vid, std::string* err) {
             a.avail = vr.avail;
             a.used = vr.used;
         }
-        auto q = std::make_unique<QueueRuntime>(this, i);
+        auto q = std::make_unique<QueueRuntime>(this, i, queue_stats_[i]);
         if (!q->vq().init(a, &mem_, last_avail, last_used, event_idx)) {
             *err = "vring " + std::to_string(i) + " is not usable";
             return false;
@@ -199,6 +200,12 @@ bool Device::setup_queues(int vid, std::string* err) {
         std::lock_guard<std::mutex> g(stats_mu_);
         queues_ = std::move(qs);
         nqueues_ = nq;
+        for (auto& q : queues_) {
+            queue_cpu_[q->index()] = q->lcore()->cpu();
+        }
+        if (nq > max_queues_seen_) {
+            max_queues_seen_ = nq;
+        }
     }
     for (auto& q : queues_) {
         q->lcore()->attach(q.get());
@@ -326,19 +333,19 @@ std::string Device::stats_json() const {
       << sessions_ << ",\"pauses\":" << pauses_ << ",\"features\":" << features_
       << ",\"queues\":[";
     std::lock_guard<std::mutex> g(stats_mu_);
-    bool first = true;
-    for (const auto& q : queues_) {
-        const QueueStats& s = q->stats();
+    for (uint16_t i = 0; i < max_queues_seen_; ++i) {
+        const QueueStats& s = queue_stats_[i];
+        const QueueRuntime* q = i < queues_.size() ? queues_[i].get() : nullptr;
         auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-        o << (first ? "" : ",") << "{\"index\":" << q->index() << ",\"size\":" << q->vq().size()
-          << ",\"cpu\":" << q->lcore()->cpu() << ",\"requests\":" << v(s.requests)
+        o << (i ? "," : "") << "{\"index\":" << i << ",\"size\":" << (q ? q->vq().size() : 0)
+          << ",\"cpu\":" << queue_cpu_[i] << ",\"requests\":" << v(s.requests)
           << ",\"bytes_in\":" << v(s.bytes_in) << ",\"bytes_out\":" << v(s.bytes_out)
           << ",\"async\":" << v(s.async) << ",\"errors\":" << v(s.errors)
           << ",\"bad_chains\":" << v(s.bad_chains) << ",\"busy_polls\":" << v(s.busy_polls)
           << ",\"idle_polls\":" << v(s.idle_polls) << ",\"kicks\":" << v(s.kicks)
           << ",\"notifies\":" << v(s.notifies) << ",\"notify_retries\":" << v(s.notify_retries)
-          << ",\"broken\":" << v(s.broken) << ",\"inflight\":" << q->inflight() << "}";
-        first = false;
+          << ",\"broken\":" << v(s.broken) << ",\"inflight\":" << (q ? q->inflight() : 0)
+          << "}";
     }
     o << "]";
     if (ops_ != nullptr && ops_->stats_json != nullptr && pdev_ != nullptr) {

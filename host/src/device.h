@@ -94,6 +94,10 @@ private:
     std::atomic<bool> enabled_[kMaxQueues];
     uint16_t nqueues_ = 0;
     std::vector<std::unique_ptr<QueueRuntime>> queues_;
+    /// Per-queue counters, cumulative over sessions (queue index → stats).
+    std::unique_ptr<QueueStats[]> queue_stats_;
+    uint16_t max_queues_seen_ = 0;
+    uint32_t queue_cpu_[kMaxQueues] = {};
     mutable std::mutex stats_mu_; ///< guards queues_ against stats readers. Lock order: leaf.
     uint64_t sessions_ = 0;
     uint64_t pauses_ = 0;

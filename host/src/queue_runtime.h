@@ -60,7 +60,9 @@ public:
     /// few region splits. Longer chains are refused (counted as TooManyIovecs).
     static constexpr uint32_t kSlotIovecs = 272;
 
-    QueueRuntime(Device* dev, uint16_t index) noexcept : dev_(dev), index_(index) {}
+    /// \p stats outlives the runtime: counters accumulate across sessions.
+    QueueRuntime(Device* dev, uint16_t index, QueueStats& stats) noexcept
+        : dev_(dev), index_(index), stats_(stats) {}
     ~QueueRuntime();
     QueueRuntime(const QueueRuntime&) = delete;
     QueueRuntime& operator=(const QueueRuntime&) = delete;
@@ -69,6 +71,7 @@ public:
     bool allocate(uint16_t size, uint32_t ctx_size) noexcept;
 
     Virtqueue& vq() noexcept { return vq_; }
+    const Virtqueue& vq() const noexcept { return vq_; }
     uint16_t index() const noexcept { return index_; }
     Device* device() const noexcept { return dev_; }
     QueueStats& stats() noexcept { return stats_; }
@@ -123,7 +126,7 @@ private:
     std::unique_ptr<uint8_t[]> ctx_mem_;
     std::unique_ptr<uint8_t[]> ring_mem_;
     rte_ring* done_ring_ = nullptr;
-    QueueStats stats_;
+    QueueStats& stats_;
 };
 
 } // namespace vdh

@@ -9,7 +9,7 @@
 #          [--mem 512M] [--smp 1] [--cpu qemu64,-cx16] [--kernel-env FILE]
 #          [--append 'extra cmdline']
 #          [--timeout 120] [--log FILE] [--fs-socket2 PATH --tag2 TAG2]
-#          [--print-cmd] [--raw] [-- extra qemu args...]
+#          [--fs-opts 'packed=on,...'] [--print-cmd] [--raw] [-- extra qemu args...]
 # Output has CRs stripped unless --raw; --print-cmd only prints the command.
 # Kernel/initrd: --kernel-env FILE, else $KERNEL/$INITRD from the environment,
 # else <repo>/build/guest/guest-6.1.env.
@@ -38,7 +38,7 @@ print_cmd=0
 raw=0
 extra_qemu=()
 
-usage() { sed -n '8,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '8,16p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "run-qemu: $*" >&2; exit 2; }
 need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 
@@ -57,6 +57,7 @@ while [ $# -gt 0 ]; do
         --log) need "$@"; log_file="$2"; shift ;;
         --fs-socket2) need "$@"; socket2="$2"; shift ;;
         --tag2) need "$@"; tag2="$2"; shift ;;
+        --fs-opts) need "$@"; fs_opts=",$2"; shift ;;
         --print-cmd) print_cmd=1 ;;
         --raw) raw=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -96,11 +97,11 @@ cmd=(qemu-system-x86_64
     -object "memory-backend-memfd,id=mem,size=$mem,share=on"
     -numa node,memdev=mem
     -chardev "socket,id=char0,path=$socket"
-    -device "vhost-user-fs-pci,chardev=char0,tag=$tag,num-request-queues=$queues,queue-size=$queue_size"
+    -device "vhost-user-fs-pci,chardev=char0,tag=$tag,num-request-queues=$queues,queue-size=$queue_size${fs_opts:-}"
 )
 if [ -n "$socket2" ]; then
     cmd+=(-chardev "socket,id=char1,path=$socket2"
-          -device "vhost-user-fs-pci,chardev=char1,tag=$tag2,num-request-queues=$queues,queue-size=$queue_size")
+          -device "vhost-user-fs-pci,chardev=char1,tag=$tag2,num-request-queues=$queues,queue-size=$queue_size${fs_opts:-}")
 fi
 cmd+=(-kernel "$KERNEL" -initrd "$INITRD" -append "$cmdline")
 cmd+=("${extra_qemu[@]}")
