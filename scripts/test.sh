@@ -12,7 +12,8 @@ if ! bash scripts/build.sh; then
 fi
 # Guest images for the end-to-end suites (cached in build/guest).
 if [ -x scripts/guest/build-guest.sh ]; then
-    bash scripts/guest/build-guest.sh build/guest || echo "guest image build failed: e2e tests will fail"
+    bash scripts/guest/build-guest.sh --kernel 6.1 build/guest || echo "6.1 guest image build failed: e2e tests will fail"
+    bash scripts/guest/build-guest.sh --kernel 6.12 build/guest || echo "6.12 guest image build failed: e2e tests will fail"
 fi
 meson test -C build --print-errorlogs --num-processes 1 "$@"
 rc=$?
