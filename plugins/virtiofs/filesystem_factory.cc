@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Maps a share profile onto a backend: the passthrough backend's options, timeouts and
-// open flags come from the profile's cache policy and switches.
+// open flags come from the profile's cache policy and switches; the null backend takes
+// the same timeouts, open flags and INIT capabilities (it has no directory to open).
 #include "filesystem_factory.h"
 
 #include <cstring>
 
+#include "null/null_fs.h"
 #include "passthrough/passthrough_fs.h"
 
 namespace vdh::virtiofs {
@@ -27,8 +29,18 @@ passthrough::FileHandleMode map_mode(FileHandleMode m) {
 
 std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::string* err) {
     if (profile.backend == BackendKind::Null) {
-        *err = "share " + profile.tag + ": backend: null is not available yet";
-        return nullptr;
+        null::NullFsOptions o;
+        o.capabilities = capabilities_from(profile);
+        const FuseTimeout entry = entry_timeout(profile);
+        const FuseTimeout attr = attr_timeout(profile);
+        o.entry_valid = entry.sec;
+        o.entry_valid_nsec = entry.nsec;
+        o.attr_valid = attr.sec;
+        o.attr_valid_nsec = attr.nsec;
+        o.file_open_flags = open_flags_for(profile, false);
+        o.dir_open_flags = open_flags_for(profile, true);
+        o.readonly = profile.readonly;
+        return std::make_unique<null::NullFs>(o);
     }
     passthrough::PassthroughOptions o;
     o.shared_dir = profile.shared_dir;
@@ -42,6 +54,8 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.attr_timeout = seconds(attr_timeout(profile));
     o.posix_locks = profile.posix_locks;
     o.flock = profile.flock;
+    o.file_open_flags = open_flags_for(profile, false);
+    o.dir_open_flags = open_flags_for(profile, true);
     auto fs = passthrough::PassthroughFs::create(o);
     if (!fs) {
         *err = "share " + profile.tag + ": cannot open shared_dir " + profile.shared_dir + ": " +

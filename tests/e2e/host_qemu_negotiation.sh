@@ -17,7 +17,7 @@ notok() { n=$((n + 1)); echo "not ok $n - $*"; }
 check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
 
 e2e_guest_env 6.1 || { for i in 1 2 3 4 5 6; do notok "guest image"; done; exit 1; }
-tmp=$(e2e_mktemp_dir)
+e2e_mktemp_dir tmp
 cat >"$tmp/vdhost.yaml" <<YAML
 host:
   poll_lcores: [1]

@@ -560,6 +560,7 @@ Result<fuse_open_out> PassthroughFs::open(const RequestCtx&, uint64_t nodeid, ui
     VDH_PT_ASSIGN(uint64_t fh, add_handle(nodeid, f, std::move(fd), std::move(slot)));
     fuse_open_out out{};
     out.fh = fh;
+    out.open_flags = options_.file_open_flags;
     return out;
 }
 
@@ -575,6 +576,7 @@ Result<CreateOut> PassthroughFs::finish_create(const InodeData& parent, int pare
         return make_err(fh.error());
     }
     out.open.fh = *fh;
+    out.open.open_flags = options_.file_open_flags;
     return out;
 }
 
@@ -819,6 +821,7 @@ Result<fuse_open_out> PassthroughFs::opendir(const RequestCtx&, uint64_t nodeid,
                                           std::move(slot), std::move(dir)));
     fuse_open_out out{};
     out.fh = fh;
+    out.open_flags = options_.dir_open_flags;
     return out;
 }
 

@@ -34,6 +34,10 @@ struct PassthroughOptions {
     double attr_timeout = 1.0;       ///< seconds, attr_valid
     bool posix_locks = true;         ///< POSIX locks (emulated with OFD locks)
     bool flock = true;               ///< flock() locks
+    /// FOPEN_* flags for OPEN/CREATE replies (cache policy: DIRECT_IO, KEEP_CACHE).
+    uint32_t file_open_flags = 0;
+    /// FOPEN_* flags for OPENDIR replies (cache policy: CACHE_DIR).
+    uint32_t dir_open_flags = 0;
 };
 
 } // namespace vdh::virtiofs::passthrough

@@ -635,6 +635,28 @@ TEST_P(PassthroughFsTest, WritebackOpensWriteOnlyForReadingAndDropsAppend) {
     EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
 }
 
+TEST_P(PassthroughFsTest, OpenRepliesCarryTheCachePolicyFlags) {
+    testing::write_file(dir_ / "f", "abc");
+    auto o = default_options();
+    o.file_open_flags = FOPEN_DIRECT_IO;
+    o.dir_open_flags = FOPEN_CACHE_DIR;
+    make_fs(o);
+    auto e = lookup_ok(kRootNodeId, "f");
+    auto op = fs_->open(root_, e.nodeid, O_RDONLY);
+    ASSERT_TRUE(op.has_value());
+    EXPECT_EQ(op->open_flags, static_cast<uint32_t>(FOPEN_DIRECT_IO));
+    auto c = fs_->create(root_, kRootNodeId, "g", O_RDWR, 0644, 0);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->open.open_flags, static_cast<uint32_t>(FOPEN_DIRECT_IO));
+    auto d = fs_->opendir(root_, kRootNodeId, 0);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ(d->open_flags, static_cast<uint32_t>(FOPEN_CACHE_DIR));
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, op->fh, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->releasedir(root_, kRootNodeId, d->fh).has_value());
+    fs_->forget(c->entry.nodeid, 1);
+}
+
 TEST_P(PassthroughFsTest, CreateSemantics) {
     auto c = fs_->create(root_, kRootNodeId, "new", O_RDWR | O_EXCL, 0644, 0);
     ASSERT_TRUE(c.has_value());
