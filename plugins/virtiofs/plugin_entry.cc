@@ -60,7 +60,7 @@ int plugin_check(const char* text, size_t len, const char* origin, char* err,
     try {
         std::string e;
         auto p = parse_share_profile(std::string_view(text, len), origin, "check", &e);
-        if (!p || !check_shared_dir(*p, origin, &e)) {
+        if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e))) {
             copy_err(e, err, err_len);
             return -EINVAL;
         }
@@ -77,7 +77,7 @@ int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, co
     try {
         std::string e;
         auto p = parse_share_profile(std::string_view(text, len), origin, name, &e);
-        if (!p || !check_shared_dir(*p, origin, &e)) {
+        if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e))) {
             copy_err(e, err, err_len);
             return -EINVAL;
         }

@@ -31,7 +31,7 @@ enum class FileHandleMode {
 
 enum class BackendKind {
     Passthrough, ///< a host directory
-    Null,        ///< answers without touching disk (benchmarks; not implemented yet)
+    Null,        ///< answers without touching disk (benchmarks; null/null_fs.h)
 };
 
 /// 1-based position in the config file.

@@ -89,7 +89,8 @@ Result<std::unique_ptr<FuseSession>> FuseSession::connect(const SessionOptions& 
     }
     s->device_ = std::move(*dev);
     VDH_TRY(s->device_->start());
-    s->use_indirect_ = options.indirect && (s->device_->features() & frontend::kFIndirectDesc) != 0;
+    s->use_indirect_ =
+        options.indirect && (s->device_->features() & frontend::kFIndirectDesc) != 0;
     VDH_TRY(s->setup_queues());
     if (options.send_init) {
         auto r = s->init();
@@ -322,8 +323,8 @@ Status FuseSession::submit(uint16_t queue, FuseRequest& r, uint64_t cookie, bool
         });
         head = qs.free_descs.back();
         qs.free_descs.pop_back();
-        qs.vq->write_desc(head, VringDesc{r.table_gpa_, static_cast<uint32_t>(n * sizeof(VringDesc)),
-                                          frontend::kDescFIndirect, 0});
+        const auto table_len = static_cast<uint32_t>(n * sizeof(VringDesc));
+        qs.vq->write_desc(head, VringDesc{r.table_gpa_, table_len, frontend::kDescFIndirect, 0});
         r.n_descs_ = 0;
     } else {
         for (uint32_t i = 0; i < n; ++i) {

@@ -135,7 +135,10 @@ public:
 
     // ---- non-blocking core -------------------------------------------------------------
     // Threads: any number of threads, each driving its own set of queues; one thread per
-    // queue at a time. submit/poll/wait/kick allocate nothing.
+    // queue at a time (that includes in_flight()). submit/poll/wait/kick allocate nothing.
+    // The session owns every descriptor of every queue: do not use the queues' add_chain()
+    // or a RequestHelper on them. Typical loop: alloc_request() N slots up front, then
+    // begin()/append() + submit(kick=false) each, kick(), poll() or wait(), resubmit.
 
     /// Makes a request slot with \p in_capacity (>= 40) and \p out_capacity bytes of guest
     /// buffers and room for its descriptors. Owned by the session (freed at destruction or
@@ -148,8 +151,9 @@ public:
     /// Publishes \p request (built with begin()/append*() or set_raw()) on \p queue:
     /// fills in len and a fresh unique (unless raw), zeroes the out header, writes the
     /// descriptors and makes the head available; kicks when \p kick (else call kick()).
-    /// EINVAL: bad queue or in area shorter than a header (not raw); EBUSY: request in
-    /// flight; ENOSPC: not enough free descriptors (wait for completions).
+    /// EINVAL: bad queue, in area shorter than a header (not raw) or nothing to send;
+    /// EBUSY: request in flight; ENOSPC: not enough free descriptors (wait for
+    /// completions). A failing kick is returned too, but the request is in flight then.
     /// Hot path: no alloc.
     Status submit(uint16_t queue, FuseRequest& request, uint64_t cookie, bool kick = true) noexcept;
     /// Notifies the device of everything published on \p queue (honours suppression).
