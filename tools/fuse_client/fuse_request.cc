@@ -95,7 +95,8 @@ std::span<const uint8_t> FuseRequest::out_payload() const noexcept {
 }
 
 int FuseRequest::reply_errno() const noexcept {
-    if (!has_reply() || out_header().unique != unique_ || out_header().len < kOutHeaderSize) {
+    if (!has_reply() || out_header().unique != unique_ || out_header().len < kOutHeaderSize ||
+        out_header().len > used_len_) {
         return EPROTO;
     }
     const int32_t e = out_header().error;

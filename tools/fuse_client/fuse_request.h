@@ -101,7 +101,8 @@ public:
         return true;
     }
     /// The reply's positive errno (-out_header.error), 0 on success, EPROTO without a
-    /// complete reply header or with a unique other than the request's.
+    /// complete reply header, with a unique other than the request's, or with a header
+    /// len outside [16, used_len].
     int reply_errno() const noexcept;
 
     /// Guest addresses, for tests that look at the buffers.

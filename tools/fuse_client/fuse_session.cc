@@ -57,9 +57,8 @@ FuseSession::FuseSession(const SessionOptions& options) : options_(options) {
     if (options_.pid == SessionOptions::kSelf) {
         options_.pid = static_cast<uint32_t>(getpid());
     }
-    if (options_.max_pages == 0) {
-        options_.max_pages = 1;
-    }
+    // FUSE's own limit is 256 pages (FUSE_MAX_MAX_PAGES).
+    options_.max_pages = std::clamp<uint32_t>(options_.max_pages, 1, 256);
 }
 
 FuseSession::~FuseSession() = default;

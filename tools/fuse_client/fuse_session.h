@@ -67,7 +67,8 @@ struct SessionOptions {
     uint32_t init_minor = 38;
     uint64_t init_flags = kDefaultInitFlags;
     uint32_t max_readahead = 128 * 1024;
-    /// Largest READ/WRITE the blocking calls do, in pages (also capped by INIT's max_pages).
+    /// Largest READ/WRITE the blocking calls do, in pages (1..256; also capped by INIT's
+    /// max_pages).
     uint32_t max_pages = 256;
     /// Credentials put in every in header; kSelf = this process's (getuid() etc.).
     static constexpr uint32_t kSelf = UINT32_MAX;
