@@ -22,10 +22,15 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "vdh/yaml_messages.h"
+
 #include "vdh/unique_fd.h"
 
 namespace vdh {
 namespace {
+
+using yaml_messages::describe;
+using yaml_messages::quoted;
 
 constexpr size_t kMaxDeviceName = 63;
 /// sun_path holds the path and its NUL.
@@ -34,7 +39,6 @@ constexpr uint64_t kMaxIdlePollUs = 1000000;
 constexpr uint64_t kMinSleepMs = 1;
 constexpr uint64_t kMaxSleepMs = 10000;
 constexpr uint64_t kMaxQueueSize = 32768;
-constexpr size_t kMaxShownValue = 40;
 constexpr int kMaxTreeDepth = 256;
 
 constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
@@ -78,49 +82,6 @@ std::string child_path(const std::string& parent, std::string_view key) {
 
 std::string index_path(const std::string& parent, size_t i) {
     return parent + "[" + std::to_string(i) + "]";
-}
-
-/// \p s in double quotes, escaped, shortened for messages.
-std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    size_t n = 0;
-    for (char c : s) {
-        if (n++ == kMaxShownValue) {
-            out += "...";
-            break;
-        }
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += '?';
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
-
-/// What a node is, for "expected X, got Y" messages.
-std::string describe(const YAML::Node& n) {
-    switch (n.Type()) {
-    case YAML::NodeType::Null:
-        return "null";
-    case YAML::NodeType::Sequence:
-        return "sequence";
-    case YAML::NodeType::Map:
-        return "mapping";
-    case YAML::NodeType::Scalar:
-        if (n.Tag() == "!") {
-            return "quoted string " + quoted(n.Scalar());
-        }
-        return quoted(n.Scalar());
-    case YAML::NodeType::Undefined:
-        break;
-    }
-    return "nothing";
 }
 
 [[noreturn]] void fail_type(const YAML::Node& n, const std::string& path,

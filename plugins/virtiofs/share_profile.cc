@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include "vdh/yaml_messages.h"
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -21,10 +23,12 @@ namespace vdh::virtiofs {
 
 namespace {
 
+using yaml_messages::describe;
+using yaml_messages::quoted;
+
 constexpr std::string_view kRoot = "config";
 constexpr size_t kMaxTagBytes = 36; ///< virtio_fs_config.tag
 constexpr size_t kMaxPathBytes = 4095;
-constexpr size_t kMaxShownValue = 40;
 constexpr uint64_t kMinFdLimit = 64;
 constexpr uint64_t kMaxFdLimit = 1048576;
 constexpr uint64_t kOneDaySec = 86400;
@@ -70,45 +74,6 @@ SourcePos pos_of(const YAML::Mark& m) {
 
 std::string key_path(std::string_view key) {
     return std::string(kRoot) + "." + std::string(key);
-}
-
-/// \p s in double quotes, escaped, shortened for messages.
-std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    size_t n = 0;
-    for (char c : s) {
-        if (n++ == kMaxShownValue) {
-            out += "...";
-            break;
-        }
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += '?';
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
-
-/// What a node is, for "expected X, got Y".
-std::string describe(const YAML::Node& n) {
-    switch (n.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Sequence: return "sequence";
-    case YAML::NodeType::Map: return "mapping";
-    case YAML::NodeType::Scalar:
-        if (n.Tag() == "!") {
-            return "quoted string " + quoted(n.Scalar());
-        }
-        return quoted(n.Scalar());
-    case YAML::NodeType::Undefined: break;
-    }
-    return "nothing";
 }
 
 [[noreturn]] void fail_type(const YAML::Node& n, const std::string& path,

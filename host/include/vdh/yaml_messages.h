@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+// Wording helpers for YAML config errors, shared by the host's config loader and plugins
+// that parse their own `config:` block, so every "expected X, got Y" reads the same.
+// Cold path only (allocates); needs yaml-cpp.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace vdh::yaml_messages {
+
+/// Longest value shown in a message before it is cut with "...".
+inline constexpr size_t kMaxShownValue = 40;
+
+/// \p s in double quotes, escaped, shortened for messages.
+inline std::string quoted(std::string_view s) {
+    std::string out = "\"";
+    size_t n = 0;
+    for (char c : s) {
+        if (n++ == kMaxShownValue) {
+            out += "...";
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            out += '?';
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+/// What a node is, for "expected X, got Y" messages.
+inline std::string describe(const YAML::Node& n) {
+    switch (n.Type()) {
+    case YAML::NodeType::Null:
+        return "null";
+    case YAML::NodeType::Sequence:
+        return "sequence";
+    case YAML::NodeType::Map:
+        return "mapping";
+    case YAML::NodeType::Scalar:
+        if (n.Tag() == "!") {
+            return "quoted string " + quoted(n.Scalar());
+        }
+        return quoted(n.Scalar());
+    case YAML::NodeType::Undefined:
+        break;
+    }
+    return "nothing";
+}
+
+} // namespace vdh::yaml_messages
