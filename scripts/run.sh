@@ -38,7 +38,8 @@ echo "--- guest: df -h /mnt"; df -h /mnt
 GUEST
     echo "=== booting a guest on vdhost's fs0 device (TCG, a few seconds) ==="
     bash scripts/guest/run-qemu.sh --socket /tmp/vdhost/fs0.sock --queue-size 1024 \
-        --timeout 120 --append "vdh.script=.vdh/demo.sh" | grep -vE '^\[ *[0-9.]+\]' || true
+        --timeout 120 --append "vdh.script=.vdh/demo.sh" | sed -n '/VDH-INIT/,$p' |
+        grep -vE '^\[ *[0-9.]+\]' || true
     echo "=== host: cat $share/from-guest.txt ==="
     cat "$share/from-guest.txt" || true
     echo "=== host: vdhost --stats /tmp/vdhost/vdhost.ctl ==="
