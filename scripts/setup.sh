@@ -26,6 +26,7 @@ packages=(
     gzip
     xz-utils
     attr
+    gnuplot-nox
 )
 
 missing=()

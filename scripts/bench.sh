@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Benchmarks vdhost (one poll lcore) against the C virtiofsd (and the Rust virtiofsd with
+# --rust-virtiofsd) with tools/bench/vdhost-bench, plus vdhost's null backend (the
+# transport ceiling) and the raw host-syscall baseline. Runs alternate between backends
+# (A B A B ...); the C virtiofsd is started afresh for every run (it serves one
+# connection). Prints a table of medians, writes bench-results/latest.{csv,json}, a text
+# summary and PNG plots (gnuplot), and measures vdhost's idle CPU and RSS after the load.
+#
+# Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH] [--build-dir DIR]
+#                         [--out DIR] [--reps N] [--duration SEC] [--workloads LIST]
+#                         [--depths LIST] [--keep]
+#   --quick  (default) 2 reps x 1 s per run, QD 1 and 32, 7 workloads: under 2 minutes
+#            on a 2-core machine once built
+#   --full   5 reps x 5 s, QD 1, 8, 32, 128, all 13 workloads (about 50 minutes)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+mode=quick
+rust=""
+build_dir="$REPO/build"
+out="$REPO/bench-results"
+reps="" duration="" workloads="" depths="" keep=0
+VIRTIOFSD="${VDH_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) mode=quick ;;
+    --full) mode=full ;;
+    --rust-virtiofsd) rust="$2"; shift ;;
+    --build-dir) build_dir="$(realpath -m "$2")"; shift ;;
+    --out) out="$(realpath -m "$2")"; shift ;;
+    --reps) reps="$2"; shift ;;
+    --duration) duration="$2"; shift ;;
+    --workloads) workloads="$2"; shift ;;
+    --depths) depths="$2"; shift ;;
+    --keep) keep=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [ "$mode" = quick ]; then
+    : "${reps:=2}" "${duration:=1}" "${depths:=1,32}"
+    : "${workloads:=getattr,lookup-hit,lookup-miss,read-4k-rand,write-4k-rand,read-1m-seq,meta-mix}"
+    warmup=0.2
+    null_workloads="getattr,read-4k-rand"
+    mq_workloads="read-4k-rand"
+    mq_depths="32"
+else
+    : "${reps:=5}" "${duration:=5}" "${depths:=1,8,32,128}"
+    : "${workloads:=getattr,lookup-hit,lookup-miss,open-release,read-4k-rand,write-4k-rand,read-128k-seq,read-1m-seq,write-128k-seq,write-1m-seq,create-unlink,readdirplus-10k,meta-mix}"
+    warmup=0.5
+    null_workloads="getattr,lookup-hit,lookup-miss,open-release,read-4k-rand,read-1m-seq,meta-mix"
+    mq_workloads="getattr,lookup-hit,read-4k-rand"
+    mq_depths="32,128"
+fi
+file_mib=64
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+command -v python3 >/dev/null || die "python3 is needed (scripts/setup.sh)"
+[ -x "$VIRTIOFSD" ] || die "$VIRTIOFSD not found (qemu-system-x86 7.x ships it)"
+[ -z "$rust" ] || [ -x "$rust" ] || die "--rust-virtiofsd $rust is not executable"
+
+# ---- build ------------------------------------------------------------------------------
+if [ ! -f "$build_dir/build.ninja" ]; then
+    log "configuring $build_dir"
+    meson setup "$build_dir" >/dev/null
+fi
+log "building vdhost, the virtiofs plugin and vdhost-bench in $build_dir"
+ninja -C "$build_dir" -j2 host/vdhost plugins/virtiofs/vdh-virtiofs.so tools/bench/vdhost-bench >/dev/null
+VDHOST="$build_dir/host/vdhost"
+BENCH="$build_dir/tools/bench/vdhost-bench"
+PLUGINS="$build_dir/plugins"
+
+# ---- CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0 --------------
+ncpu=$(nproc)
+lcore=$((ncpu - 1))
+bench_cpu=0
+[ "$ncpu" -ge 2 ] || log "warning: one CPU only; the load generator shares it with the poll lcore"
+
+work="$(mktemp -d /tmp/vdh-bench.XXXXXX)"
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -TERM "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
+    if [ "$keep" -eq 1 ]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+share="$work/share"
+mkdir -p "$share" "$work/nullshare" "$out"
+csv="$work/runs.csv"
+failures=0
+start_time=$(date +%s)
+
+log "preparing $share (${file_mib} MiB files, 10000-entry directory)"
+"$BENCH" --share-dir "$share" --prepare-only --file-size-mib "$file_mib" >/dev/null
+
+wait_socket() { # PATH PID
+    local i
+    for ((i = 0; i < 200; i++)); do
+        [ -S "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+start_vdhost() { # NAME BACKEND -> sets vd_pid, vd_sock
+    local name="$1" backend="$2" dir="$share"
+    [ "$backend" = null ] && dir="$work/nullshare"
+    cat >"$work/$name.yaml" <<YAML
+host:
+  poll_lcores: [$lcore]
+devices:
+  - name: fs0
+    type: virtiofs
+    socket: $work/$name.sock
+    lcore: $lcore
+    config:
+      shared_dir: $dir
+      cache: auto
+      backend: $backend
+YAML
+    "$VDHOST" --config "$work/$name.yaml" --plugin-dir "$PLUGINS" >"$work/$name.log" 2>&1 &
+    vd_pid=$!
+    pids+=("$vd_pid")
+    vd_sock="$work/$name.sock"
+    wait_socket "$vd_sock" "$vd_pid" || { cat "$work/$name.log" >&2; die "vdhost ($name) did not start"; }
+}
+
+stop_pid() { # PID
+    local i
+    kill -TERM "$1" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# bench LABEL REP SOCKET PID ARGS...: one vdhost-bench run, rows appended to $csv.
+# RUN_DURATION / RUN_WARMUP override the mode's duration and warm-up.
+bench() {
+    local label="$1" rep="$2" sock="$3" pid="$4" rc=0
+    shift 4
+    "$BENCH" --socket "$sock" --no-prepare --poll --cpus "$bench_cpu" --file-size-mib "$file_mib" \
+        --duration "${RUN_DURATION:-$duration}" --warmup "${RUN_WARMUP:-$warmup}" \
+        --backend-pid "$pid" --label "$label" \
+        --rep "$rep" --csv "$csv" "$@" >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        failures=$((failures + 1))
+        log "run failed ($label rep $rep $*): rc=$rc; see below"
+        tail -n 5 "$work/bench.err" >&2
+    fi
+}
+
+# A fresh virtiofsd (C or Rust) for one run.
+peer_run() { # LABEL REP ARGS...
+    local label="$1" rep="$2" sock="$work/$1-$RANDOM.sock" p
+    shift 2
+    rm -f "$sock"
+    if [ "$label" = virtiofsd ]; then
+        "$VIRTIOFSD" --socket-path="$sock" -o source="$share" -o cache=auto >>"$work/$label.log" 2>&1 &
+    else
+        "$rust" --socket-path="$sock" --shared-dir="$share" --cache=auto >>"$work/$label.log" 2>&1 &
+    fi
+    p=$!
+    pids+=("$p")
+    if ! wait_socket "$sock" "$p"; then
+        failures=$((failures + 1))
+        log "$label did not start"
+        tail -n 5 "$work/$label.log" >&2
+        return 0
+    fi
+    bench "$label" "$rep" "$sock" "$p" "$@"
+    # It exits when the frontend disconnects; make sure before the next one starts.
+    local i
+    for ((i = 0; i < 30; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$p"
+}
+
+# ---- vdhost vs peers, alternating --------------------------------------------------------
+start_vdhost vdhost passthrough
+vdhost_pid=$vd_pid
+vdhost_sock=$vd_sock
+IFS=, read -r -a wl <<<"$workloads"
+log "mode $mode: ${#wl[@]} workloads x $reps reps x QD $depths, ${duration}s per run (+${warmup}s warm-up)"
+for w in "${wl[@]}"; do
+    for ((r = 1; r <= reps; r++)); do
+        log "$w rep $r: vdhost, virtiofsd${rust:+, rust-virtiofsd}"
+        bench vdhost "$r" "$vdhost_sock" "$vdhost_pid" --workload "$w" --queue-depth "$depths"
+        peer_run virtiofsd "$r" --workload "$w" --queue-depth "$depths"
+        [ -z "$rust" ] || peer_run rust-virtiofsd "$r" --workload "$w" --queue-depth "$depths"
+    done
+done
+
+# ---- raw baseline (depth 1) --------------------------------------------------------------
+for ((r = 1; r <= reps; r++)); do
+    log "raw baseline rep $r"
+    rc=0
+    "$BENCH" --raw --share-dir "$share" --no-prepare --cpus "$bench_cpu" --file-size-mib "$file_mib" \
+        --duration "$duration" --warmup "$warmup" --label raw --rep "$r" --csv "$csv" \
+        --workload "$workloads" >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
+    [ "$rc" -eq 0 ] || { failures=$((failures + 1)); log "raw run failed: rc=$rc"; }
+done
+
+# ---- null backend ceiling ----------------------------------------------------------------
+stop_pid "$vdhost_pid"
+start_vdhost null null
+null_pid=$vd_pid
+for ((r = 1; r <= reps; r++)); do
+    log "null backend rep $r"
+    bench null "$r" "$vd_sock" "$null_pid" --workload "$null_workloads" --queue-depth "$depths"
+done
+stop_pid "$null_pid"
+
+# ---- vdhost with two request queues (vdhost only: virtiofsd serves one) ------------------
+start_vdhost vdhost passthrough
+vdhost_pid=$vd_pid
+for ((r = 1; r <= reps; r++)); do
+    log "vdhost 2 request queues rep $r"
+    bench vdhost "$r" "$vd_sock" "$vdhost_pid" --queues 2 --workload "$mq_workloads" \
+        --queue-depth "$mq_depths"
+done
+# Every workload once more at QD32, sampling vdhost's memory in the middle: RssAnon +
+# RssFile is its own memory, RssShmem the guest memory (memfd) it has mapped.
+RUN_DURATION=0.3 RUN_WARMUP=0 bench vdhost-rss 0 "$vd_sock" "$vdhost_pid" --workload "$workloads" \
+    --queue-depth 32 &
+rss_job=$!
+sleep 1
+load_rss=$(awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s ", $1, $2}' /proc/"$vdhost_pid"/status)
+wait "$rss_job" || true
+
+# ---- idle CPU and RSS after the load -----------------------------------------------------
+cpu_ns() { # PID: on-CPU nanoseconds of all its threads
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+t_stop=$(date +%s.%N)
+c0=$(cpu_ns "$vdhost_pid")
+sleep 1
+c1=$(cpu_ns "$vdhost_pid")
+sleep 2
+c2=$(cpu_ns "$vdhost_pid")
+idle_first_s=$(python3 -c "print(($c1-$c0)/1e9/1.0*100)")
+idle_pct=$(python3 -c "print(($c2-$c1)/1e9/2.0*100)")
+rss_kib=$(awk '/^VmRSS:/ {print $2}' /proc/"$vdhost_pid"/status)
+hwm_kib=$(awk '/^VmHWM:/ {print $2}' /proc/"$vdhost_pid"/status)
+stop_pid "$vdhost_pid"
+elapsed=$(( $(date +%s) - start_time ))
+log "vdhost memory under load (KiB): $load_rss"
+log "load stopped at $t_stop; vdhost CPU: ${idle_first_s}% in the first second, ${idle_pct}% over the next 2 s; VmRSS ${rss_kib} KiB (peak ${hwm_kib} KiB)"
+
+# ---- report ------------------------------------------------------------------------------
+cp "$csv" "$out/latest.csv"
+python3 - "$csv" "$out" "$work" "$mode" "$idle_pct" "$idle_first_s" "$rss_kib" "$hwm_kib" \
+    "$elapsed" "$failures" "$reps" "$duration" "$depths" "$load_rss" <<'PY'
+import csv, json, os, platform, statistics, subprocess, sys
+from collections import defaultdict
+
+(csv_path, out, work, mode, idle_pct, idle_first, rss_kib, hwm_kib, elapsed, failures,
+ reps, duration, depths, load_rss) = sys.argv[1:]
+lr = load_rss.split()
+load_mem = {lr[i].rstrip(":"): int(lr[i + 1]) / 1024 for i in range(0, len(lr) - 1, 2)}
+rows = list(csv.DictReader(open(csv_path)))
+num = lambda r, k: float(r[k])
+groups = defaultdict(list)
+for r in rows:
+    if r["label"] == "vdhost-rss":
+        continue
+    groups[(r["label"], r["workload"], int(r["queues"]), int(r["queue_depth"]))].append(r)
+
+metrics = ["ops_s", "req_s", "mb_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_mean_us",
+           "backend_cpu_us_per_op", "client_cpu_us_per_op"]
+med = {}
+for key, rs in groups.items():
+    m = {k: statistics.median(num(r, k) for r in rs) for k in metrics}
+    m["runs"] = len(rs)
+    m["errors"] = sum(int(r["err_errno"]) + int(r["err_proto"]) + int(r["err_verify"]) +
+                      int(r["timed_out"]) for r in rs)
+    med[key] = m
+
+def get(label, w, qd, q=1):
+    return med.get((label, w, 0 if label == "raw" else q, 1 if label == "raw" else qd))
+
+workloads = []
+for r in rows:
+    if r["workload"] not in workloads and r["label"] != "vdhost-rss":
+        workloads.append(r["workload"])
+qds = sorted({int(r["queue_depth"]) for r in rows if r["label"] == "vdhost" and r["queues"] == "1"})
+peers = [p for p in ("virtiofsd", "rust-virtiofsd") if any(k[0] == p for k in med)]
+
+summary = []
+for w in workloads:
+    for qd in qds:
+        v = get("vdhost", w, qd)
+        if v is None:
+            continue
+        s = {"workload": w, "queue_depth": qd, "vdhost": v}
+        for p in peers:
+            pm = get(p, w, qd)
+            s[p] = pm
+            s["ratio_" + p] = v["ops_s"] / pm["ops_s"] if pm and pm["ops_s"] > 0 else None
+        s["null"] = get("null", w, qd)
+        raw = get("raw", w, 1)
+        s["raw"] = raw
+        if raw and raw["ops_s"] > 0:
+            s["ratio_raw"] = v["ops_s"] / raw["ops_s"]
+            s["overhead_p50_us"] = v["lat_p50_us"] - raw["lat_p50_us"]
+            s["overhead_mean_us"] = v["lat_mean_us"] - raw["lat_mean_us"]
+        summary.append(s)
+mq = [{"workload": k[1], "queues": k[2], "queue_depth": k[3], **m}
+      for k, m in sorted(med.items()) if k[0] == "vdhost" and k[2] > 1]
+
+def f(v, fmt="{:.0f}"):
+    return "-" if v is None else fmt.format(v)
+
+lines = []
+hdr = f"{'workload':<16}{'qd':>4}{'vdhost':>11}"
+for p in peers:
+    hdr += f"{p[:9]:>11}{'ratio':>7}"
+hdr += f"{'null':>11}{'raw':>11}{'vd/raw':>7}{'ovh_us':>8}{'vd_p99':>9}"
+for p in peers:
+    hdr += f"{(p[:5] + '_p99'):>10}"
+hdr += f"{'vd_cpu':>8}"
+for p in peers:
+    hdr += f"{(p[:5] + '_cpu'):>10}"
+lines.append("ops/s medians (ratio = vdhost/peer; ovh_us = vdhost p50 - raw p50 at QD1; cpu = backend CPU us/op)")
+lines.append(hdr)
+for s in summary:
+    v = s["vdhost"]
+    line = f"{s['workload']:<16}{s['queue_depth']:>4}{f(v['ops_s']):>11}"
+    for p in peers:
+        pm = s.get(p)
+        line += f"{f(pm['ops_s'] if pm else None):>11}{f(s.get('ratio_' + p), '{:.2f}'):>7}"
+    n = s["null"]
+    raw = s["raw"]
+    line += f"{f(n['ops_s'] if n else None):>11}"
+    line += f"{f(raw['ops_s'] if raw and s['queue_depth'] == 1 else None):>11}"
+    line += f"{f(s.get('ratio_raw') if s['queue_depth'] == 1 else None, '{:.2f}'):>7}"
+    line += f"{f(s.get('overhead_p50_us') if s['queue_depth'] == 1 else None, '{:.2f}'):>8}"
+    line += f"{f(v['lat_p99_us'], '{:.1f}'):>9}"
+    for p in peers:
+        pm = s.get(p)
+        line += f"{f(pm['lat_p99_us'] if pm else None, '{:.1f}'):>10}"
+    line += f"{f(v['backend_cpu_us_per_op'], '{:.2f}'):>8}"
+    for p in peers:
+        pm = s.get(p)
+        line += f"{f(pm['backend_cpu_us_per_op'] if pm else None, '{:.2f}'):>10}"
+    lines.append(line)
+if mq:
+    lines.append("")
+    lines.append("vdhost with more request queues (one poll lcore)")
+    for m in mq:
+        lines.append(f"{m['workload']:<16} queues {m['queues']} qd {m['queue_depth']:>4}: "
+                     f"{m['ops_s']:.0f} ops/s, p99 {m['lat_p99_us']:.1f} us")
+lines.append("")
+lines.append(f"MB/s medians: " + ", ".join(
+    f"{s['workload']} QD{s['queue_depth']} vdhost {s['vdhost']['mb_s']:.0f}"
+    + (f" raw {s['raw']['mb_s']:.0f}" if s['raw'] else "")
+    for s in summary if s["vdhost"]["mb_s"] > 0))
+
+# Targets.
+def best(label, w, key="ops_s"):
+    vals = [m[key] for k, m in med.items() if k[0] == label and k[1] == w and k[2] <= 1]
+    return max(vals) if vals else None
+
+targets = []
+def target(name, value, limit, ok, unit=""):
+    targets.append({"target": name, "value": value, "limit": limit,
+                    "met": bool(ok) if value is not None else None, "unit": unit})
+for w in ("getattr", "lookup-hit", "read-4k-rand"):
+    s = next((s for s in summary if s["workload"] == w and s["queue_depth"] == 32), None)
+    r = s.get("ratio_virtiofsd") if s else None
+    target(f"{w} QD32 ops/s >= 2x C virtiofsd", r, 2.0, r is not None and r >= 2.0, "x")
+for w in ("getattr", "read-4k-rand"):
+    s = next((s for s in summary if s["workload"] == w and s["queue_depth"] == 1), None)
+    o = s.get("overhead_p50_us") if s else None
+    target(f"{w} QD1 overhead over raw <= 2 us (p50)", o, 2.0, o is not None and o <= 2.0, "us")
+raw1m = get("raw", "read-1m-seq", 1)
+vd1m = best("vdhost", "read-1m-seq", "mb_s")
+pct = vd1m / raw1m["mb_s"] * 100 if raw1m and vd1m and raw1m["mb_s"] > 0 else None
+target("read-1m-seq >= 80% of raw pread throughput (best QD)", pct, 80, pct is not None and pct >= 80, "%")
+nulls = [m["req_s"] for k, m in med.items() if k[0] == "null"]
+nb = max(nulls) if nulls else None
+target("null backend >= 1,000,000 req/s", nb, 1e6, nb is not None and nb >= 1e6, "req/s")
+ip = float(idle_pct)
+target("vdhost idle CPU < 1% (from 1 s after the load, over 2 s)", ip, 1.0, ip < 1.0, "%")
+rss = int(rss_kib) / 1024
+own = load_mem.get("RssAnon", 0) + load_mem.get("RssFile", 0)
+target("vdhost RSS < 64 MiB (one share, idle after the load)", rss, 64, rss < 64, "MiB")
+target("vdhost own RSS < 64 MiB under load (RssAnon+RssFile)", own, 64, own < 64, "MiB")
+lines.append("")
+lines.append("targets:")
+for t in targets:
+    v = t["value"]
+    vs = "-" if v is None else (f"{v:,.0f}" if t["unit"] == "req/s" else f"{v:.2f}")
+    state = "not measured" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+    lines.append(f"  [{state}] {t['target']}: {vs} {t['unit']}")
+lines.append(f"vdhost idle CPU: {float(idle_first):.2f}% in the first second after the load, "
+             f"{ip:.2f}% over the next 2 s; VmRSS {rss:.1f} MiB idle after the load, VmHWM "
+             f"{int(hwm_kib)/1024:.1f} MiB; under load: " +
+             ", ".join(f"{k} {v:.1f} MiB" for k, v in load_mem.items()) +
+             " (RssShmem = guest memory mapped from the frontend)")
+errs = sum(m["errors"] for m in med.values())
+lines.append(f"errors in replies: {errs}; failed runs: {failures}; total time {elapsed} s")
+text = "\n".join(lines)
+print(text)
+open(os.path.join(out, "latest-summary.txt"), "w").write(text + "\n")
+
+def cpu_model():
+    try:
+        for l in open("/proc/cpuinfo"):
+            if l.startswith("model name"):
+                return l.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+doc = {
+    "generated": subprocess.run(["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"], capture_output=True,
+                                text=True).stdout.strip(),
+    "mode": mode, "reps": int(reps), "duration_s": float(duration), "depths": depths,
+    "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release()},
+    "setup": {"vdhost": "one poll lcore (last CPU), cache: auto", "load_generator": "CPU 0, --poll",
+              "virtiofsd": "/usr/lib/qemu/virtiofsd -o cache=auto, fresh per run, 1 request queue"},
+    "summary": summary, "multi_queue": mq, "targets": targets,
+    "vdhost_idle_cpu_pct": ip, "vdhost_cpu_first_second_pct": float(idle_first),
+    "vdhost_rss_mib": rss, "vdhost_hwm_mib": int(hwm_kib) / 1024,
+    "vdhost_memory_under_load_mib": load_mem,
+    "errors": errs, "failed_runs": int(failures), "elapsed_s": int(elapsed), "runs": rows,
+}
+json.dump(doc, open(os.path.join(out, "latest.json"), "w"), indent=1)
+
+# Plot data: one file per chart, then gnuplot.
+labels = ["vdhost"] + peers + ["null"]
+def dat(name, header, data):
+    with open(os.path.join(work, name), "w") as fh:
+        fh.write("# " + " ".join(header) + "\n")
+        for row in data:
+            fh.write(" ".join(str(x) for x in row) + "\n")
+charts = []
+for qd in qds:
+    for metric, title in (("ops_s", "ops/s"), ("lat_p99_us", "p99 latency (us)")):
+        cols = labels + (["raw"] if qd == 1 else [])
+        data = []
+        for w in workloads:
+            vals = []
+            for l in cols:
+                m = get(l, w, qd)
+                vals.append(m[metric] if m else "NaN")
+            data.append([w] + vals)
+        fn = f"by_workload_{metric}_qd{qd}"
+        dat(fn + ".dat", ["workload"] + cols, data)
+        charts.append((fn, f"{title} by workload, queue depth {qd}", cols, "hist"))
+for w in ("getattr", "lookup-hit", "read-4k-rand"):
+    if w not in workloads:
+        continue
+    for metric, title in (("ops_s", "ops/s"), ("lat_p99_us", "p99 latency (us)")):
+        data = []
+        for qd in qds:
+            vals = []
+            for l in labels:
+                m = get(l, w, qd)
+                vals.append(m[metric] if m else "NaN")
+            data.append([qd] + vals)
+        fn = f"by_qd_{metric}_{w}"
+        dat(fn + ".dat", ["qd"] + labels, data)
+        charts.append((fn, f"{w}: {title} by queue depth", labels, "lines"))
+gp = ["set terminal pngcairo size 1000,560 noenhanced font ',10'", "set grid ytics",
+      "set key top left", "set logscale y"]
+for fn, title, cols, kind in charts:
+    gp.append(f"set output '{os.path.join(out, fn + '.png')}'")
+    gp.append(f"set title '{title}'")
+    src = os.path.join(work, fn + ".dat")
+    if kind == "hist":
+        gp += ["set style data histograms", "set style histogram clustered gap 1",
+               "set style fill solid 0.8 border -1", "set xtics rotate by -30 scale 0",
+               "unset logscale x", "set xlabel ''"]
+        plots = [f"'{src}' using {i + 2}:xtic(1) title '{c}'" for i, c in enumerate(cols)]
+    else:
+        gp += ["set style data linespoints", "set logscale x 2", "set xtics norotate",
+               "set xlabel 'queue depth'"]
+        plots = [f"'{src}' using 1:{i + 2} title '{c}'" for i, c in enumerate(cols)]
+    gp.append("plot " + ", ".join(plots))
+open(os.path.join(work, "plots.gp"), "w").write("\n".join(gp) + "\n")
+PY
+if command -v gnuplot >/dev/null; then
+    rm -f "$out"/by_*.png
+    if gnuplot "$work/plots.gp" 2>"$work/gnuplot.err"; then
+        log "plots: $(cd "$out" && ls by_*.png | tr '\n' ' ')"
+    else
+        log "gnuplot failed:"; head -n 5 "$work/gnuplot.err" >&2
+    fi
+else
+    log "gnuplot not installed (scripts/setup.sh installs gnuplot-nox): no plots"
+fi
+log "results: $out/latest.csv, $out/latest.json, $out/latest-summary.txt"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# vdhost-bench correctness: starts a vdhost with one virtio-fs share, prepares the share
+# through FUSE, then runs EVERY workload briefly with --verify (every reply checked, data
+# read back equals data written) at queue depths 1 and 8; one TAP line per workload. Also
+# the raw baseline, poll mode, two request queues on two threads, direct descriptors,
+# and a corrupted file that --verify must reject (so the checks can fail). TAP output.
+# Usage: bench_workloads.sh VDHOST PLUGIN_DIR VDHOST_BENCH
+set -uo pipefail
+. "$(dirname "$0")/../../e2e/lib.sh"
+trap e2e_cleanup EXIT
+VDHOST="$1"
+PLUGIN_DIR="$2"
+BENCH="$3"
+
+WORKLOADS=$("$BENCH" --list-workloads) || { echo "1..0 # SKIP vdhost-bench does not run"; exit 0; }
+n_workloads=$(echo "$WORKLOADS" | wc -l)
+echo "1..$((n_workloads + 8))"
+n=0
+tap() { # DESCRIPTION RC
+    n=$((n + 1))
+    if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1 (rc=$2)"; fi
+}
+
+e2e_mktemp_dir tmp
+mkdir -p "$tmp/share"
+cpu=$(( $(nproc) - 1 ))
+cat >"$tmp/vdhost.yaml" <<YAML
+host:
+  poll_lcores: [$cpu]
+  control_socket: $tmp/ctl.sock
+devices:
+  - name: fs0
+    type: virtiofs
+    socket: $tmp/fs0.sock
+    lcore: $cpu
+    config:
+      shared_dir: $tmp/share
+      cache: auto
+YAML
+"$VDHOST" --config "$tmp/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$tmp/vdhost.log" 2>&1 &
+vpid=$!
+e2e_track_pid "$vpid"
+if ! e2e_wait_socket "$tmp/fs0.sock" 20; then
+    sed 's/^/# /' "$tmp/vdhost.log"
+    exit 1
+fi
+
+# bench ARGS...: runs vdhost-bench against the share, output as TAP comments on failure.
+bench() {
+    local rc=0
+    "$BENCH" --socket "$tmp/fs0.sock" --file-size-mib 16 "$@" >"$tmp/out.log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        sed 's/^/# /' "$tmp/out.log"
+    fi
+    return "$rc"
+}
+
+rc=0; bench --prepare-only || rc=$?
+[ "$rc" -ne 0 ] || [ "$(find "$tmp/share/dir10k" -type f | wc -l)" -eq 10000 ] || rc=99
+[ "$rc" -ne 0 ] || [ "$(stat -c %s "$tmp/share/bench.dat")" -eq $((16 << 20)) ] || rc=98
+tap "share prepared over FUSE (bench.dat, bench-wr.dat, dir10k with 10000 files, dir-cu)" "$rc"
+
+for w in $WORKLOADS; do
+    ops=200
+    [ "$w" = readdirplus-10k ] && ops=3
+    rc=0; bench --no-prepare --verify --workload "$w" --queue-depth 1,8 --ops "$ops" || rc=$?
+    tap "$w --verify at queue depth 1 and 8: every reply and all data checked" "$rc"
+done
+
+rc=0; bench --no-prepare --verify --poll --workload getattr,read-4k-rand,write-128k-seq,create-unlink,meta-mix \
+    --queue-depth 4 --ops 300 || rc=$?
+tap "busy-poll mode (--poll) with --verify" "$rc"
+
+rc=0; bench --no-prepare --verify --queues 2 --threads 2 \
+    --workload lookup-hit,read-128k-seq,write-4k-rand,create-unlink,meta-mix --queue-depth 4 --ops 400 || rc=$?
+tap "two request queues driven by two threads with --verify" "$rc"
+
+rc=0; bench --no-prepare --verify --no-indirect --workload getattr,read-1m-seq,write-1m-seq,readdirplus-10k \
+    --queue-depth 2 --ops 4 || rc=$?
+tap "direct descriptor chains (--no-indirect) with --verify" "$rc"
+
+rc=0; bench --no-prepare --duration 0.3 --warmup 0.1 --workload read-4k-rand --queue-depth 2 \
+    --backend-pid "$vpid" --csv "$tmp/r.csv" --json "$tmp/r.json" || rc=$?
+if [ "$rc" -eq 0 ]; then
+    # One header and one row; the row has ops and a backend CPU figure.
+    [ "$(wc -l <"$tmp/r.csv")" -eq 2 ] || rc=97
+    python3 - "$tmp/r.csv" "$tmp/r.json" <<'PY' || rc=96
+import csv, json, sys
+row = next(csv.DictReader(open(sys.argv[1])))
+js = json.loads(open(sys.argv[2]).readline())
+assert int(row["ops"]) > 0 and float(row["ops_s"]) > 0, row
+assert float(row["backend_cpu_s"]) >= 0 and float(row["lat_p99_us"]) >= float(row["lat_p50_us"]) > 0
+assert js["workload"] == "read-4k-rand" and js["ops"] == int(row["ops"])
+PY
+fi
+tap "duration mode writes one CSV row and one JSON line with results and backend CPU" "$rc"
+
+rc=0
+"$BENCH" --raw --share-dir "$tmp/share" --no-prepare --file-size-mib 16 --verify --workload all \
+    --ops 200 >"$tmp/raw.log" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$tmp/raw.log"
+tap "raw host baseline of every workload with --verify" "$rc"
+
+# Corrupt the data behind the device: --verify must notice (exit 1, verify errors).
+head -c $((16 << 20)) /dev/zero >"$tmp/share/bench.dat"
+rc=0
+"$BENCH" --socket "$tmp/fs0.sock" --file-size-mib 16 --no-prepare --verify --workload read-4k-rand \
+    --ops 50 --csv "$tmp/bad.csv" >"$tmp/bad.log" 2>&1 || rc=$?
+bad=1
+if [ "$rc" -eq 1 ] && grep -q "data differs" "$tmp/bad.log" &&
+    python3 -c "import csv,sys; r=next(csv.DictReader(open(sys.argv[1]))); sys.exit(0 if int(r['err_verify'])==50 else 1)" "$tmp/bad.csv"; then
+    bad=0
+else
+    sed 's/^/# /' "$tmp/bad.log"
+fi
+tap "--verify reports a file whose data was changed behind the device (rc=$rc)" "$bad"
+
+kill -0 "$vpid" 2>/dev/null
+tap "vdhost still running after all runs" "$?"
+exit 0

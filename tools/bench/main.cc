@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+// vdhost-bench: a vhost-user-fs load generator. Connects to any vhost-user-fs socket
+// (vdhost, the C or Rust virtiofsd) as QEMU and a Linux guest would, prepares its files in
+// the share, and runs FUSE workloads at a fixed queue depth; or runs the same system calls
+// directly on the host (--raw) as the baseline. Prints a table and appends CSV/JSON rows.
+#include <sys/types.h>
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/fuse_channel.h"
+#include "bench/fuse_runner.h"
+#include "bench/prepare.h"
+#include "bench/raw_runner.h"
+#include "bench/report.h"
+#include "bench/workload.h"
+
+namespace po = boost::program_options;
+using namespace vdh::bench;
+
+namespace {
+
+struct Cli {
+    std::string socket;
+    std::string workloads = "getattr";
+    std::string depths = "1";
+    uint32_t queues = 1;
+    uint32_t threads = 1;
+    uint32_t queue_size = 1024;
+    double duration = 5;
+    uint64_t ops = 0;
+    double warmup = -1;
+    bool poll = false;
+    bool verify = false;
+    bool no_indirect = false;
+    uint32_t segment_size = 4096;
+    uint64_t file_size_mib = 64;
+    uint32_t readdir_bytes = 4096;
+    std::string share_dir;
+    bool raw = false;
+    bool prepare_only = false;
+    bool no_prepare = false;
+    int backend_pid = 0;
+    std::string label;
+    int rep = 0;
+    std::string json;
+    std::string csv;
+    std::string cpus;
+    std::string init_flags;
+    uint64_t seed = 1;
+    uint32_t connect_timeout_ms = 10000;
+};
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (!item.empty()) {
+            out.push_back(item);
+        }
+    }
+    return out;
+}
+
+bool parse_u32_list(const std::string& s, std::vector<uint32_t>& out) {
+    for (const std::string& item : split(s)) {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(item.c_str(), &end, 10);
+        if (end == item.c_str() || *end != 0 || v == 0 || v > 32768) {
+            return false;
+        }
+        out.push_back(static_cast<uint32_t>(v));
+    }
+    return !out.empty();
+}
+
+int fail(const std::string& msg) {
+    std::fprintf(stderr, "vdhost-bench: %s\n", msg.c_str());
+    return 2;
+}
+
+void emit(const Cli& cli, const RunResult& r) {
+    print_table_row(r);
+    if (!cli.csv.empty() && !append_csv(cli.csv, r)) {
+        std::fprintf(stderr, "vdhost-bench: cannot append to %s\n", cli.csv.c_str());
+    }
+    if (!cli.json.empty() && !append_json(cli.json, r)) {
+        std::fprintf(stderr, "vdhost-bench: cannot append to %s\n", cli.json.c_str());
+    }
+}
+
+int run(const Cli& cli) {
+    std::vector<Workload> workloads;
+    for (const std::string& name : split(cli.workloads)) {
+        if (name == "all") {
+            for (int i = 0; i < kNumWorkloads; i++) {
+                workloads.push_back(static_cast<Workload>(i));
+            }
+            continue;
+        }
+        auto w = parse_workload(name);
+        if (!w) {
+            return fail("unknown workload '" + name + "' (see --list-workloads)");
+        }
+        workloads.push_back(*w);
+    }
+    std::vector<uint32_t> depths;
+    if (!parse_u32_list(cli.depths, depths)) {
+        return fail("--queue-depth: expected a comma-separated list of positive integers");
+    }
+    std::vector<int> cpus;
+    for (const std::string& c : split(cli.cpus)) {
+        cpus.push_back(std::atoi(c.c_str()));
+    }
+    uint64_t init_flags = kDefaultInitFlags;
+    if (!cli.init_flags.empty()) {
+        init_flags = std::strtoull(cli.init_flags.c_str(), nullptr, 0);
+    }
+    const uint64_t file_bytes = cli.file_size_mib << 20;
+    if (file_bytes < (1u << 20)) {
+        return fail("--file-size-mib must be at least 1");
+    }
+    if (cli.raw && cli.share_dir.empty()) {
+        return fail("--raw needs --share-dir");
+    }
+    if (!cli.raw && cli.socket.empty() && !(cli.prepare_only && !cli.share_dir.empty())) {
+        return fail("--socket is required (or --raw --share-dir DIR)");
+    }
+    if (cli.threads == 0 || cli.queues == 0 || cli.threads > cli.queues) {
+        return fail("--threads must be 1..--queues");
+    }
+
+    std::string why;
+    if (!cli.share_dir.empty() && !cli.no_prepare) {
+        auto st = prepare_host(cli.share_dir, file_bytes, &why);
+        if (!st) {
+            return fail("preparing " + cli.share_dir + ": " + why);
+        }
+    }
+    if (cli.prepare_only && (cli.raw || cli.socket.empty())) {
+        return 0;
+    }
+
+    RunConfig base;
+    base.threads = cli.threads;
+    base.duration_s = cli.duration;
+    base.ops = cli.ops;
+    base.warmup_s = cli.warmup >= 0 ? cli.warmup : (cli.ops > 0 ? 0.0 : 0.2);
+    base.verify = cli.verify;
+    base.readdir_bytes = cli.readdir_bytes;
+    base.file_bytes = file_bytes;
+    base.cpus = cpus;
+    base.seed = cli.seed;
+    base.backend_pid = static_cast<pid_t>(cli.backend_pid);
+
+    uint64_t total_errors = 0;
+    print_table_header();
+
+    auto fill = [&](RunResult& r, const RunConfig& c) {
+        const WorkloadInfo& wi = workload_info(c.workload);
+        r.label = cli.label.empty() ? (cli.raw ? "raw" : "fuse") : cli.label;
+        r.workload = std::string(wi.name);
+        r.io_bytes = wi.io_bytes;
+        r.threads = c.threads;
+        r.queue_depth = c.queue_depth;
+        r.poll = cli.poll;
+        r.verify = cli.verify;
+        r.duration_req_s = cli.ops > 0 ? 0 : cli.duration;
+        r.ops_req = cli.ops;
+        r.rep = cli.rep;
+    };
+
+    if (cli.raw) {
+        for (Workload w : workloads) {
+            RunConfig c = base;
+            c.workload = w;
+            c.threads = 1;
+            c.queue_depth = 1;
+            auto r = run_raw(cli.share_dir, c, &why);
+            if (!r) {
+                return fail("raw " + std::string(workload_info(w).name) + ": " + why);
+            }
+            fill(*r, c);
+            r->mode = "raw";
+            r->target = cli.share_dir;
+            r->queues = 0;
+            emit(cli, *r);
+            total_errors += r->errors();
+        }
+        return total_errors == 0 ? 0 : 1;
+    }
+
+    ChannelOptions co;
+    co.socket_path = cli.socket;
+    co.request_queues = static_cast<uint16_t>(cli.queues);
+    co.queue_size = static_cast<uint16_t>(cli.queue_size);
+    co.indirect = !cli.no_indirect;
+    co.segment_size = cli.segment_size;
+    co.poll = cli.poll;
+    co.slots_per_queue = *std::max_element(depths.begin(), depths.end());
+    uint32_t data_cap = std::max<uint32_t>(cli.readdir_bytes, 128 * 1024);
+    for (Workload w : workloads) {
+        data_cap = std::max(data_cap, workload_info(w).io_bytes);
+    }
+    co.data_capacity = data_cap;
+    co.init_flags = init_flags;
+    co.connect_timeout = std::chrono::milliseconds(cli.connect_timeout_ms);
+    auto ch = FuseChannel::connect(co, &why);
+    if (!ch) {
+        return fail(why);
+    }
+    FuseChannel& chan = **ch;
+    const fuse_init_out& io = chan.init_reply();
+    std::fprintf(stderr,
+                 "vdhost-bench: %s: FUSE %u.%u, max_write %u, max_pages %u, max READ %u, "
+                 "max WRITE %u, %s descriptors, event_idx %s\n",
+                 cli.socket.c_str(), io.major, io.minor, io.max_write, io.max_pages,
+                 chan.max_read(), chan.max_write(), chan.indirect() ? "indirect" : "direct",
+                 (chan.features() & vdh::frontend::kFEventIdx) ? "on" : "off");
+
+    if (cli.share_dir.empty() && !cli.no_prepare) {
+        auto st = prepare_fuse(chan, file_bytes, &why);
+        if (!st) {
+            return fail("preparing the share over FUSE: " + why);
+        }
+    }
+    if (cli.prepare_only) {
+        chan.close();
+        return 0;
+    }
+    auto targets = find_targets(chan, &why);
+    if (!targets) {
+        return fail(why);
+    }
+    for (Workload w : workloads) {
+        const WorkloadInfo& wi = workload_info(w);
+        if (wi.op == OpKind::Read && wi.io_bytes > chan.max_read()) {
+            return fail(std::string(wi.name) + ": the device allows READs of at most " +
+                        std::to_string(chan.max_read()) + " bytes");
+        }
+        if (wi.op == OpKind::Write && wi.io_bytes > chan.max_write()) {
+            return fail(std::string(wi.name) + ": the device allows WRITEs of at most " +
+                        std::to_string(chan.max_write()) + " bytes");
+        }
+        if (wi.io_bytes > 0 && std::min(file_bytes, targets->read_size) < wi.io_bytes) {
+            return fail(std::string(wi.name) + ": bench.dat is too small");
+        }
+        // --verify writes give every slot its own blocks, so a read-back sees its own data.
+        uint64_t slots = static_cast<uint64_t>(co.slots_per_queue) * cli.queues;
+        if (wi.op == OpKind::Write && cli.verify &&
+            std::min(file_bytes, targets->write_size) / wi.io_bytes < slots) {
+            return fail(std::string(wi.name) +
+                        " --verify: bench-wr.dat has fewer blocks than requests in flight; "
+                        "raise --file-size-mib");
+        }
+    }
+
+    for (Workload w : workloads) {
+        for (uint32_t qd : depths) {
+            RunConfig c = base;
+            c.workload = w;
+            c.queue_depth = qd;
+            auto r = run_fuse(chan, *targets, c);
+            if (!r) {
+                return fail("run failed: " + std::string(std::strerror(r.error())));
+            }
+            fill(*r, c);
+            r->mode = "fuse";
+            r->target = cli.socket;
+            r->queues = cli.queues;
+            r->threads = std::min(cli.threads, cli.queues);
+            r->queue_size = cli.queue_size;
+            r->indirect = chan.indirect();
+            r->segment_size = chan.indirect() ? cli.segment_size : 0;
+            emit(cli, *r);
+            total_errors += r->errors();
+            if (r->timed_out) {
+                return fail("the device stopped answering; giving up");
+            }
+        }
+    }
+    release_targets(chan, *targets);
+    chan.close();
+    return total_errors == 0 ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Cli cli;
+    po::options_description desc(
+        "vdhost-bench: vhost-user-fs load generator\n"
+        "Usage: vdhost-bench --socket PATH [--workload LIST] [--queue-depth LIST] ...\n"
+        "       vdhost-bench --raw --share-dir DIR [--workload LIST] ...\nOptions");
+    desc.add_options()
+        ("help,h", "show this help and exit")
+        ("list-workloads", "print the workload names and exit")
+        ("socket,s", po::value(&cli.socket), "vhost-user-fs socket to connect to")
+        ("workload,w", po::value(&cli.workloads), "comma-separated workloads, or 'all' (default getattr)")
+        ("queue-depth,d", po::value(&cli.depths), "comma-separated queue depths per request queue (default 1); each is one run")
+        ("queues,q", po::value(&cli.queues), "request queues (default 1; hiprio is extra)")
+        ("threads,t", po::value(&cli.threads), "frontend threads; thread i drives queues i, i+T, ... (default 1)")
+        ("queue-size", po::value(&cli.queue_size), "virtqueue size (default 1024)")
+        ("duration", po::value(&cli.duration), "seconds measured per run (default 5)")
+        ("ops", po::value(&cli.ops), "run this many ops instead of a duration")
+        ("warmup", po::value(&cli.warmup), "seconds run before measuring (default 0.2; 0 with --ops)")
+        ("poll", po::bool_switch(&cli.poll), "busy-poll the used rings instead of waiting on call eventfds")
+        ("verify", po::bool_switch(&cli.verify), "also check data and attributes (writes are read back)")
+        ("no-indirect", po::bool_switch(&cli.no_indirect), "use direct descriptor chains")
+        ("segment-size", po::value(&cli.segment_size), "bytes per data descriptor (default 4096, a page; 0: one per part)")
+        ("file-size-mib", po::value(&cli.file_size_mib), "size of bench.dat and bench-wr.dat (default 64)")
+        ("readdir-bytes", po::value(&cli.readdir_bytes), "READDIRPLUS / getdents64 buffer (default 4096, as Linux 6.1)")
+        ("share-dir", po::value(&cli.share_dir), "the share's host directory: prepare files there directly (and --raw)")
+        ("raw", po::bool_switch(&cli.raw), "run the raw host-syscall baseline on --share-dir")
+        ("prepare-only", po::bool_switch(&cli.prepare_only), "prepare the share and exit")
+        ("no-prepare", po::bool_switch(&cli.no_prepare), "do not create the benchmark files (they must exist)")
+        ("backend-pid", po::value(&cli.backend_pid), "report this process's CPU time per op")
+        ("label", po::value(&cli.label), "label of the rows (e.g. vdhost, virtiofsd)")
+        ("rep", po::value(&cli.rep), "repetition number recorded in the rows")
+        ("json", po::value(&cli.json), "append one JSON object per run to FILE")
+        ("csv", po::value(&cli.csv), "append one CSV row per run to FILE")
+        ("cpus", po::value(&cli.cpus), "comma-separated CPUs to pin frontend threads to")
+        ("init-flags", po::value(&cli.init_flags), "FUSE_INIT flags to offer (hex, 64-bit)")
+        ("seed", po::value(&cli.seed), "random seed (default 1)")
+        ("connect-timeout-ms", po::value(&cli.connect_timeout_ms), "how long to retry connecting (default 10000)");
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        po::notify(vm);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vdhost-bench: %s\n", e.what());
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << desc << "\n";
+        return 0;
+    }
+    if (vm.count("list-workloads")) {
+        for (int i = 0; i < kNumWorkloads; i++) {
+            std::cout << workload_info(static_cast<Workload>(i)).name << "\n";
+        }
+        return 0;
+    }
+    try {
+        return run(cli);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vdhost-bench: %s\n", e.what());
+        return 2;
+    }
+}
