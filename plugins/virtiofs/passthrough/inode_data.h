@@ -31,6 +31,16 @@ struct InodeIds {
     friend auto operator<=>(const InodeIds&, const InodeIds&) = default;
 };
 
+/// Hash of InodeIds for the by-ids index (a hash map: LOOKUP hits search it).
+struct InodeIdsHash {
+    size_t operator()(const InodeIds& i) const noexcept {
+        uint64_t h = i.ino * 0x9E3779B97F4A7C15ULL;
+        h ^= (i.dev + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
+        h ^= (i.mnt_id + 0x165667B19E3779F9ULL) * 0x94D049BB133111EBULL;
+        return static_cast<size_t>(h ^ (h >> 31));
+    }
+};
+
 /// An OFD lock fd opened for one lock_owner of the guest (POSIX locks are emulated with
 /// OFD locks: one open file description per owner, so owners do not share locks).
 struct LockOwnerFd {

@@ -173,7 +173,7 @@ private:
     // never acquired while this is held, and no fd is closed under it.
     mutable std::shared_mutex mutex_;
     std::unordered_map<uint64_t, std::shared_ptr<InodeData>> by_id_;  // guarded by mutex_
-    std::map<InodeIds, uint64_t> by_ids_;                             // fd-held only
+    std::unordered_map<InodeIds, uint64_t, InodeIdsHash> by_ids_;                             // fd-held only
     std::unordered_map<FileHandle, uint64_t, FileHandleHash> by_handle_; // handle-held only
 };
 
