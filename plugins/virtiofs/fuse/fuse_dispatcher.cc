@@ -1019,6 +1019,16 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
     return encode_io_reply(ctx, run_sync(ctx, false));
 }
 
+int64_t FuseDispatcher::submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept {
+    if (c.engine != nullptr) {
+        Result<int> fd = fs_.io_fd(c.h.nodeid, fh, for_write);
+        if (fd) {
+            return submit_io(c, *fd);
+        }
+    }
+    return encode_io_reply(c.ctx, run_sync(c.ctx, false));
+}
+
 int64_t FuseDispatcher::do_fsync(Call& c) noexcept {
     fuse_fsync_in in;
     VDH_NEED_ARG(c, &in);
@@ -1030,13 +1040,7 @@ int64_t FuseDispatcher::do_fsync(Call& c) noexcept {
     if (!take_reply_iovs(c, kOutHeaderSize)) {
         VDH_MALFORMED(c);
     }
-    if (c.engine != nullptr) {
-        Result<int> fd = fs_.io_fd(c.h.nodeid, in.fh, false);
-        if (fd) {
-            return submit_io(c, *fd);
-        }
-    }
-    return encode_io_reply(c.ctx, run_sync(c.ctx, false));
+    return submit_or_sync(c, in.fh, false);
 }
 
 int64_t FuseDispatcher::do_fallocate(Call& c) noexcept {
@@ -1050,13 +1054,7 @@ int64_t FuseDispatcher::do_fallocate(Call& c) noexcept {
     if (!take_reply_iovs(c, kOutHeaderSize)) {
         VDH_MALFORMED(c);
     }
-    if (c.engine != nullptr) {
-        Result<int> fd = fs_.io_fd(c.h.nodeid, in.fh, true);
-        if (fd) {
-            return submit_io(c, *fd);
-        }
-    }
-    return encode_io_reply(c.ctx, run_sync(c.ctx, false));
+    return submit_or_sync(c, in.fh, true);
 }
 
 int64_t FuseDispatcher::do_blocking(Call& c) noexcept {

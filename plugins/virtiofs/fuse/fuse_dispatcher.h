@@ -178,6 +178,9 @@ private:
     bool take_reply_iovs(Call& c, size_t bytes) noexcept;
     /// Hands ctx to the engine or runs it synchronously; returns handle()'s result.
     int64_t submit_io(Call& c, int fd) noexcept;
+    /// Submits ctx's operation on open handle \p fh to the engine when it has one and the
+    /// backend gives an fd; otherwise runs it synchronously. Returns handle()'s result.
+    int64_t submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept;
     /// Runs ctx's operation through the Filesystem; \p may_block false on the lcore.
     int64_t run_sync(FuseRequestCtx* ctx, bool may_block) noexcept;
     /// Encodes the reply of ctx's operation from \p res; returns the bytes written.
