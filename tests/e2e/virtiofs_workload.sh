@@ -8,7 +8,8 @@
 # Usage: virtiofs_workload.sh virtiofsd
 #        virtiofs_workload.sh vdhost VDHOST_BIN PLUGIN_DIR
 #        virtiofs_workload.sh compare VDHOST_BIN PLUGIN_DIR
-# Environment: VDH_GUEST_KERNEL=6.1|6.12 (default 6.1), VDH_CACHE=auto|never|always
+# Environment: VDH_GUEST_KERNEL=6.1|6.12 (default 6.1), VDH_CACHE=auto|never|always,
+#   VDH_FILE_HANDLES=never|prefer|mandatory (vdhost's inode_file_handles)
 #   (default auto), VDH_NO_HELPER=1 (busybox only: no locks/xattr/mmap checks),
 #   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares.
 set -uo pipefail
@@ -33,6 +34,7 @@ case "$mode" in
     *) usage >&2; exit 2 ;;
 esac
 CACHE="${VDH_CACHE:-auto}"
+FILE_HANDLES="${VDH_FILE_HANDLES:-never}" # vdhost only: never|prefer|mandatory
 case "$CACHE" in auto|never|always) ;; *) echo "VDH_CACHE: auto|never|always" >&2; exit 2 ;; esac
 GUEST_TIMEOUT="${VDH_WORKLOAD_TIMEOUT:-240}"
 HOST_WANT='host-v2-modified-content'
@@ -110,6 +112,7 @@ devices:
       xattr: true
       posix_locks: true
       flock: true
+      inode_file_handles: $FILE_HANDLES
 YAML
     BACKEND_LOG="$dir/vdhost.log"
     "$VDHOST" --config "$dir/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$BACKEND_LOG" 2>&1 &
