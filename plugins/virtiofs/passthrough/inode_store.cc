@@ -108,6 +108,16 @@ Result<LookupResult> InodeStore::lookup(const InodeData& parent, int parent_fd,
         return out;
     }
 
+    if (name != "..") {
+        auto hit = find_by_name(parent_fd, cname);
+        if (!hit) {
+            return make_err(hit.error());
+        }
+        if (hit->has_value()) {
+            return std::move(**hit);
+        }
+    }
+
     Result<UniqueFd> fd = make_err(EIO);
     if (name == "..") {
         // RESOLVE_BENEATH refuses "..": this is the only multi-level step, and only for a
@@ -126,6 +136,43 @@ Result<LookupResult> InodeStore::lookup(const InodeData& parent, int parent_fd,
         return make_err(fd.error());
     }
     return claim(&parent, parent_fd, std::move(*fd));
+}
+
+Result<std::optional<LookupResult>> InodeStore::find_by_name(int parent_fd,
+                                                             const char* name) {
+    // Only in Never mode. With handles (Prefer, Mandatory) every lookup must produce the
+    // handle: a handle-held inode of the same file takes precedence over an fd-held one,
+    // and a real name_to_handle_at error fails the lookup every time (rule 3). Skipping
+    // that here would change what a lookup returns, so those modes take the open path.
+    if (mode_ != FileHandleMode::Never) {
+        return std::optional<LookupResult>();
+    }
+    // Same walk as the open in lookup(): one component, no symlink followed, no automount
+    // (an O_PATH open does not trigger one either). ENOENT is the open's answer too, so a
+    // miss costs one syscall; any other failure: the open path decides.
+    LookupResult out;
+    auto st = sys_.statx(parent_fd, name,
+                         AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_AS_STAT,
+                         kStatxMask, &out.attr);
+    if (!st) {
+        if (st.error() == ENOENT) {
+            return make_err(ENOENT);
+        }
+        return std::optional<LookupResult>();
+    }
+    const InodeIds ids = ids_of(out.attr);
+    std::shared_lock lock(mutex_);
+    // by_ids_ holds only fd-held inodes (rule 1/2), so a handle-held inode is never found
+    // here. The O_PATH fd pins the inode: these ids name that file and no other. If the
+    // name is renamed or replaced after the statx, the result is the file the name
+    // pointed at when statx ran, the same guarantee the open-then-statx path gives.
+    auto it = by_ids_.find(ids);
+    if (it == by_ids_.end()) {
+        return std::optional<LookupResult>();
+    }
+    out.inode = by_id_.at(it->second);
+    ref(*out.inode); // under the lock, as in claim(): forget() re-checks under it
+    return std::optional<LookupResult>(std::move(out));
 }
 
 Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, int parent_fd,

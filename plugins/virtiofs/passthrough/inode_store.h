@@ -113,6 +113,8 @@ public:
     /// ".." of the root is the root; other names are opened as one component, never
     /// following a symlink, never leaving \p parent (openat2 RESOLVE_BENEATH). Empty names
     /// and names with '/' fail with EINVAL. Must run with the daemon's own credentials.
+    /// In Never mode the name is first statx'ed by name: a hit on an existing (fd-held,
+    /// so pinned) inode and ENOENT are answered without opening the child.
     /// Allocates: a new inode.
     Result<LookupResult> lookup(const InodeData& parent, int parent_fd, std::string_view name);
 
@@ -158,6 +160,11 @@ private:
     };
     Result<Holding> decide_holding(const InodeData* parent, int parent_fd, int fd,
                                    uint32_t type);
+    /// LOOKUP hit without opening the child: statx(parent_fd, name) and, when the ids
+    /// name an existing fd-held inode, that inode with one more reference. nullopt: take
+    /// the open path (no match, statx failed other than ENOENT, or a mode in which
+    /// handles must be made). Never mode only. Takes the map lock shared, after statx.
+    Result<std::optional<LookupResult>> find_by_name(int parent_fd, const char* name);
     std::shared_ptr<InodeData> find_locked(const std::optional<FileHandle>& handle,
                                            const InodeIds& ids) const;
     LookupResult self_result(const std::shared_ptr<InodeData>& inode, int fd);

@@ -49,6 +49,17 @@ std::optional<FakeRule> FakeSys::rule_for(uint64_t ino, bool consume_handle_err)
     return r;
 }
 
+Result<UniqueFd> FakeSys::openat(int dirfd, const char* path, int flags, mode_t mode) {
+    open_calls++;
+    return RealSys::openat(dirfd, path, flags, mode);
+}
+
+Result<UniqueFd> FakeSys::openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode,
+                                  uint64_t resolve) {
+    open_calls++;
+    return RealSys::openat2(dirfd, path, flags, mode, resolve);
+}
+
 Result<UniqueFd> FakeSys::reopen(int fd, int flags) {
     reopen_calls++;
     if (auto ino = real_ino(fd, "", AT_EMPTY_PATH)) {
@@ -84,6 +95,7 @@ Result<UniqueFd> FakeSys::open_by_handle_at(int mount_fd, struct file_handle* fh
 
 Status FakeSys::statx(int dirfd, const char* path, int flags, unsigned int mask,
                       struct statx* out) {
+    statx_calls++;
     VDH_TRY(RealSys::statx(dirfd, path, flags, mask, out));
     if (auto r = rule_for(out->stx_ino, false)) {
         if (r->mnt_id) {

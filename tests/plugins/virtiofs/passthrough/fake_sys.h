@@ -3,6 +3,7 @@
 // Rules are keyed by the REAL inode number of the file a call targets, and can make
 // name_to_handle_at fail (a number of times or forever), report a different inode number
 // or mount id (to simulate inode number reuse and other mounts), or make reopening fail.
+// Counts the opens, statx calls and handle calls a test may want to bound.
 #pragma once
 
 #include <atomic>
@@ -31,6 +32,9 @@ public:
     void set_rule(uint64_t real_ino, const FakeRule& rule);
     void clear_rules();
 
+    Result<UniqueFd> openat(int dirfd, const char* path, int flags, mode_t mode) override;
+    Result<UniqueFd> openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode,
+                             uint64_t resolve) override;
     Result<UniqueFd> reopen(int fd, int flags) override;
     Status name_to_handle_at(int dirfd, const char* path, struct file_handle* fh, int* mount_id,
                              int flags) override;
@@ -41,6 +45,8 @@ public:
     std::atomic<int> name_to_handle_calls{0};
     std::atomic<int> open_by_handle_calls{0};
     std::atomic<int> reopen_calls{0};
+    std::atomic<int> open_calls{0};  ///< openat + openat2
+    std::atomic<int> statx_calls{0};
 
 private:
     std::optional<uint64_t> real_ino(int dirfd, const char* path, int flags);

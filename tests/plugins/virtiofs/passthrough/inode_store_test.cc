@@ -191,6 +191,115 @@ TEST_F(InodeStoreTest, NeverModeHoldsFdsAndMakesNoHandles) {
     EXPECT_EQ(sys_.name_to_handle_calls.load(), 0);
 }
 
+// A LOOKUP hit on an fd-held inode (Never mode) is answered by statx by name: no open.
+TEST_F(InodeStoreTest, NeverModeHitByNameDoesNotOpen) {
+    make_store(FileHandleMode::Never);
+    testing::write_file(dir_ / "f", "xyz");
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    auto first = lookup("f");
+    ASSERT_TRUE(first.has_value());
+    ASSERT_TRUE(lookup("d").has_value());
+    int opens = sys_.open_calls.load();
+    int fds0 = testing::count_open_fds();
+    for (int i = 0; i < 3; ++i) {
+        auto again = lookup("f");
+        ASSERT_TRUE(again.has_value());
+        EXPECT_EQ(again->inode, first->inode);
+        EXPECT_EQ(again->attr.stx_ino, testing::ino_of(dir_ / "f"));
+        EXPECT_EQ(again->attr.stx_size, 3u) << "fresh attributes from the by-name statx";
+    }
+    auto d = lookup("d");
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ((d->attr.stx_mode & S_IFMT), static_cast<uint32_t>(S_IFDIR));
+    EXPECT_EQ(sys_.open_calls.load(), opens) << "hits must not open the child";
+    EXPECT_EQ(testing::count_open_fds(), fds0);
+    EXPECT_EQ(first->inode->refcount.load(), 4u);
+    // Attributes are current: a write after the first lookup shows in the next hit.
+    testing::write_file(dir_ / "f", "longer");
+    auto later = lookup("f");
+    ASSERT_TRUE(later.has_value());
+    EXPECT_EQ(later->attr.stx_size, 6u);
+    EXPECT_EQ(store_->size(), 3u);
+    // A miss is ENOENT without an open either.
+    auto miss = lookup("nope");
+    ASSERT_FALSE(miss.has_value());
+    EXPECT_EQ(miss.error(), ENOENT);
+    EXPECT_EQ(sys_.open_calls.load(), opens);
+    // A new name still takes the open path (and becomes fd-held).
+    testing::write_file(dir_ / "g", "g");
+    auto g = lookup("g");
+    ASSERT_TRUE(g.has_value());
+    EXPECT_TRUE(g->inode->fd_held());
+    EXPECT_EQ(sys_.open_calls.load(), opens + 1);
+}
+
+// The by-name path matches ids, never names: a name whose file was replaced (the old one
+// still pinned by our O_PATH fd, so the new one has another inode number) is a new inode.
+TEST_F(InodeStoreTest, ReplacedNameIsNotMatchedToOldInode) {
+    make_store(FileHandleMode::Never);
+    testing::write_file(dir_ / "a", "old");
+    auto old_r = lookup("a");
+    ASSERT_TRUE(old_r.has_value());
+    uint64_t old_ino = testing::ino_of(dir_ / "a");
+    ASSERT_EQ(::unlink((dir_ / "a").c_str()), 0);
+    testing::write_file(dir_ / "a", "new!");
+    ASSERT_NE(testing::ino_of(dir_ / "a"), old_ino);
+    int opens = sys_.open_calls.load();
+    auto new_r = lookup("a");
+    ASSERT_TRUE(new_r.has_value());
+    EXPECT_NE(new_r->inode->id, old_r->inode->id);
+    EXPECT_NE(new_r->inode->ids.ino, old_ino);
+    EXPECT_EQ(new_r->attr.stx_size, 4u);
+    EXPECT_EQ(sys_.open_calls.load(), opens + 1) << "no match: the open path";
+    EXPECT_EQ(old_r->inode->refcount.load(), 1u) << "the old inode got no reference";
+    // The same name renamed over by another looked-up file resolves to that file's inode.
+    testing::write_file(dir_ / "b", "bb");
+    auto b = lookup("b");
+    ASSERT_TRUE(b.has_value());
+    ASSERT_EQ(::rename((dir_ / "b").c_str(), (dir_ / "a").c_str()), 0);
+    auto a2 = lookup("a");
+    ASSERT_TRUE(a2.has_value());
+    EXPECT_EQ(a2->inode, b->inode);
+    EXPECT_NE(a2->inode, new_r->inode);
+}
+
+// Handle-held inodes are found only by handle: lookups with handles never take the
+// by-name path (they open, make the handle and look it up), so a by-name ids match can
+// never return a handle-held inode, and rule 3's errors still fail every lookup.
+TEST_F(InodeStoreTest, HandleModesNeverUseTheByNamePath) {
+    REQUIRE_HANDLES();
+    make_store(FileHandleMode::Prefer);
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    testing::write_file(dir_ / "f", "x");
+    ASSERT_TRUE(lookup("d").has_value());
+    auto first = lookup("f");
+    ASSERT_TRUE(first.has_value());
+    ASSERT_FALSE(first->inode->fd_held());
+    int opens = sys_.open_calls.load();
+    int handles = sys_.name_to_handle_calls.load();
+    auto again = lookup("f");
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->inode, first->inode) << "found by handle";
+    EXPECT_EQ(sys_.open_calls.load(), opens + 1);
+    EXPECT_GT(sys_.name_to_handle_calls.load(), handles);
+    // An fd-held inode in Prefer mode: the handle is still made on every lookup, so a
+    // real handle error still fails it (rule 3) instead of being skipped by a by-name hit.
+    testing::write_file(dir_ / "g", "x");
+    FakeRule unsupported;
+    unsupported.handle_err = EOPNOTSUPP;
+    sys_.set_rule(testing::ino_of(dir_ / "g"), unsupported);
+    auto g = lookup("g");
+    ASSERT_TRUE(g.has_value());
+    ASSERT_TRUE(g->inode->fd_held());
+    FakeRule broken;
+    broken.handle_err = EIO;
+    sys_.set_rule(testing::ino_of(dir_ / "g"), broken);
+    auto g2 = lookup("g");
+    ASSERT_FALSE(g2.has_value());
+    EXPECT_EQ(g2.error(), EIO);
+    EXPECT_EQ(g->inode->refcount.load(), 1u);
+}
+
 // Rule 1: a handle-held inode pins nothing and is found only by handle.
 TEST_F(InodeStoreTest, HandleHeldInodePinsNoFd) {
     REQUIRE_HANDLES();
