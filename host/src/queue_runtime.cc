@@ -126,9 +126,6 @@ uint32_t QueueRuntime::take_requests(uint32_t budget) noexcept {
         c.iov_cap = kSlotIovecs;
         ChainError err;
         PopStatus st = vq_.pop(c, &err);
-        if (st == PopStatus::Ok) {
-            vq_.prefetch_ahead(3);
-        }
         if (st == PopStatus::Empty) {
             break;
         }

@@ -358,46 +358,6 @@ bool Virtqueue::should_notify() noexcept {
                       static_cast<uint16_t>(old_idx));
 }
 
-void Virtqueue::prefetch_ahead(unsigned n) const noexcept {
-    if (packed_) {
-        return;
-    }
-    // The next chain: its descriptor was prefetched one request earlier, so reading it is
-    // cheap; prefetch its indirect table and first buffer (the request header). Chains
-    // after it: only their descriptors, to be followed up one request later.
-    uint16_t avail_idx = __atomic_load_n(&a_.avail->idx, __ATOMIC_RELAXED);
-    for (unsigned k = 0; k < n; ++k) {
-        uint16_t pos = static_cast<uint16_t>(last_avail_ + k);
-        if (pos == avail_idx) {
-            return;
-        }
-        uint16_t head = a_.avail->ring[pos & (size_ - 1)];
-        if (head >= size_) {
-            return;
-        }
-        const struct vring_desc& d = a_.desc[head];
-        if (k > 0) {
-            __builtin_prefetch(&d);
-            continue;
-        }
-        uint64_t addr = d.addr;
-        uint32_t len = d.len;
-        if ((d.flags & VRING_DESC_F_INDIRECT) != 0 && len >= sizeof(struct vring_desc)) {
-            auto* table = static_cast<const struct vring_desc*>(
-                mem_->translate_contiguous(addr, sizeof(struct vring_desc)));
-            if (table == nullptr) {
-                continue;
-            }
-            __builtin_prefetch(table);
-            continue;
-        }
-        const void* first = len > 0 ? mem_->translate_contiguous(addr, 1) : nullptr;
-        if (first != nullptr) {
-            __builtin_prefetch(first);
-        }
-    }
-}
-
 bool Virtqueue::has_available() const noexcept {
     if (!packed_) {
         return load_acquire(&a_.avail->idx) != last_avail_;

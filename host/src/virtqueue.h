@@ -101,11 +101,6 @@ public:
     /// Tells the driver that kicks are not needed (while busy-polling).
     void disable_kicks() noexcept;
 
-    /// Prefetches the descriptors (and indirect tables and first buffers) of up to \p n
-    /// chains after the next one, so their cache misses overlap with the current request.
-    /// Split rings only; a hint: it validates nothing and changes nothing.
-    void prefetch_ahead(unsigned n) const noexcept;
-
     /// True if the driver has published buffers not yet popped.
     bool has_available() const noexcept;
 
