@@ -22,7 +22,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "vdh/yaml_messages.h"
+#include "vdh/yaml_util.h"
 
 #include "vdh/unique_fd.h"
 
@@ -147,21 +147,12 @@ uint64_t parse_uint(const YAML::Node& n, const std::string& path, uint64_t lo = 
         fail_type(n, path, "unsigned integer");
     }
     const std::string& s = n.Scalar();
-    if (s.empty() ||
-        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    uint64_t v = 0;
+    yaml_messages::Decimal d = yaml_messages::parse_decimal(s, &v);
+    if (d == yaml_messages::Decimal::NotDecimal) {
         fail_type(n, path, "unsigned integer");
     }
-    uint64_t v = 0;
-    bool overflow = false;
-    for (char c : s) {
-        auto digit = static_cast<uint64_t>(c - '0');
-        if (v > (UINT64_MAX - digit) / 10) {
-            overflow = true;
-            break;
-        }
-        v = v * 10 + digit;
-    }
-    if (overflow || v < lo || v > hi) {
+    if (d == yaml_messages::Decimal::Overflow || v < lo || v > hi) {
         fail(n, path,
              "out of range: " + s + " (expected " + std::to_string(lo) + ".." + std::to_string(hi) +
                  ")");

@@ -482,20 +482,17 @@ int64_t FuseDispatcher::do_setattr(Call& c) noexcept {
     return reply_ok(c, &*r, sizeof(fuse_attr_out));
 }
 
-int64_t FuseDispatcher::do_readlink(Call& c) noexcept {
-    QueueScratch* s = scratch(c.req.queue);
-    size_t size = c.req.out_bytes - kOutHeaderSize;
-    if (size > kXattrSizeMax) {
-        size = kXattrSizeMax;
-    }
+template <typename Fill>
+int64_t FuseDispatcher::reply_filled(Call& c, size_t size, QueueScratch* s, Fill&& fill) noexcept {
+    // Straight into guest memory when the payload area is contiguous, else via scratch.
     IovecCursor out(c.req.out, c.req.n_out);
     out.skip(kOutHeaderSize);
-    auto* direct = static_cast<char*>(out.peek_contiguous(size));
-    char* buf = direct != nullptr ? direct : (s != nullptr ? s->out : nullptr);
+    void* direct = out.peek_contiguous(size);
+    void* buf = direct != nullptr ? direct : (s != nullptr ? s->out : nullptr);
     if (buf == nullptr) {
         return reply_error(c, EIO);
     }
-    Result<size_t> r = fs_.readlink(c.rc, c.h.nodeid, buf, size);
+    Result<size_t> r = fill(buf, size);
     if (!r) {
         return reply_error(c, r.error());
     }
@@ -507,6 +504,17 @@ int64_t FuseDispatcher::do_readlink(Call& c) noexcept {
     IovecCursor head(c.req.out, c.req.n_out);
     head.write(&oh, sizeof(oh));
     return oh.len;
+}
+
+int64_t FuseDispatcher::do_readlink(Call& c) noexcept {
+    QueueScratch* s = scratch(c.req.queue);
+    size_t size = c.req.out_bytes - kOutHeaderSize;
+    if (size > kXattrSizeMax) {
+        size = kXattrSizeMax;
+    }
+    return reply_filled(c, size, s, [&](void* buf, size_t n) {
+        return fs_.readlink(c.rc, c.h.nodeid, static_cast<char*>(buf), n);
+    });
 }
 
 int64_t FuseDispatcher::do_symlink(Call& c) noexcept {
@@ -795,23 +803,10 @@ int64_t FuseDispatcher::do_getxattr(Call& c) noexcept {
     if (size > kXattrSizeMax) {
         size = kXattrSizeMax;
     }
-    IovecCursor out(c.req.out, c.req.n_out);
-    out.skip(kOutHeaderSize);
-    void* direct = out.peek_contiguous(size);
-    QueueScratch* s = scratch(c.req.queue); // non-null: copy_args succeeded
-    void* buf = direct != nullptr ? direct : s->out;
-    Result<size_t> r = fs_.getxattr(c.rc, c.h.nodeid, name, buf, size);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    const size_t n = *r <= size ? *r : size;
-    if (direct == nullptr) {
-        out.write(buf, n);
-    }
-    fuse_out_header oh{static_cast<uint32_t>(kOutHeaderSize + n), 0, c.h.unique};
-    IovecCursor head(c.req.out, c.req.n_out);
-    head.write(&oh, sizeof(oh));
-    return oh.len;
+    // Scratch is non-null: copy_args succeeded.
+    return reply_filled(c, size, scratch(c.req.queue), [&](void* buf, size_t n) {
+        return fs_.getxattr(c.rc, c.h.nodeid, name, buf, n);
+    });
 }
 
 int64_t FuseDispatcher::do_listxattr(Call& c) noexcept {
@@ -838,26 +833,9 @@ int64_t FuseDispatcher::do_listxattr(Call& c) noexcept {
     if (size > kXattrSizeMax) {
         size = kXattrSizeMax;
     }
-    IovecCursor out(c.req.out, c.req.n_out);
-    out.skip(kOutHeaderSize);
-    auto* direct = static_cast<char*>(out.peek_contiguous(size));
-    QueueScratch* s = scratch(c.req.queue);
-    char* buf = direct != nullptr ? direct : (s != nullptr ? s->out : nullptr);
-    if (buf == nullptr) {
-        return reply_error(c, EIO);
-    }
-    Result<size_t> r = fs_.listxattr(c.rc, c.h.nodeid, buf, size);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    const size_t n = *r <= size ? *r : size;
-    if (direct == nullptr) {
-        out.write(buf, n);
-    }
-    fuse_out_header oh{static_cast<uint32_t>(kOutHeaderSize + n), 0, c.h.unique};
-    IovecCursor head(c.req.out, c.req.n_out);
-    head.write(&oh, sizeof(oh));
-    return oh.len;
+    return reply_filled(c, size, scratch(c.req.queue), [&](void* buf, size_t n) {
+        return fs_.listxattr(c.rc, c.h.nodeid, static_cast<char*>(buf), n);
+    });
 }
 
 int64_t FuseDispatcher::do_removexattr(Call& c) noexcept {

@@ -178,6 +178,11 @@ private:
     bool take_reply_iovs(Call& c, size_t bytes) noexcept;
     /// Hands ctx to the engine or runs it synchronously; returns handle()'s result.
     int64_t submit_io(Call& c, int fd) noexcept;
+    /// Replies with a variable-size payload of at most \p size bytes that \p fill
+    /// (Result<size_t>(void* buf, size_t size)) writes: into guest memory directly when
+    /// that area is contiguous, else into \p s's scratch and then copied.
+    template <typename Fill>
+    int64_t reply_filled(Call& c, size_t size, QueueScratch* s, Fill&& fill) noexcept;
     /// Submits ctx's operation on open handle \p fh to the engine when it has one and the
     /// backend gives an fd; otherwise runs it synchronously. Returns handle()'s result.
     int64_t submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept;

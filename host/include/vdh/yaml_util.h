@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// Wording helpers for YAML config errors, shared by the host's config loader and plugins
-// that parse their own `config:` block, so every "expected X, got Y" reads the same.
-// Cold path only (allocates); needs yaml-cpp.
+// Helpers for YAML config parsing shared by the host's config loader and plugins that
+// parse their own `config:` block: error wording (so every "expected X, got Y" reads the
+// same) and strict scalar parsing. Cold path only (allocates); needs yaml-cpp.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,30 @@ inline std::string describe(const YAML::Node& n) {
         break;
     }
     return "nothing";
+}
+
+/// Outcome of parse_decimal().
+enum class Decimal { Ok, NotDecimal, Overflow };
+
+/// Parses \p s as a plain decimal unsigned integer (digits only: no sign, no prefix, no
+/// spaces) into \p out.
+inline Decimal parse_decimal(std::string_view s, uint64_t* out) {
+    if (s.empty()) {
+        return Decimal::NotDecimal;
+    }
+    uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return Decimal::NotDecimal;
+        }
+        auto digit = static_cast<uint64_t>(c - '0');
+        if (v > (UINT64_MAX - digit) / 10) {
+            return Decimal::Overflow;
+        }
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return Decimal::Ok;
 }
 
 } // namespace vdh::yaml_messages
