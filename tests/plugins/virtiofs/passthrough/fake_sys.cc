@@ -25,12 +25,13 @@ void FakeSys::clear_rules() {
     rules_.clear();
 }
 
-void FakeSys::substitute_opens(const std::string& path) {
+void FakeSys::substitute_opens(const std::string& path, bool reopen_only) {
     std::lock_guard<std::mutex> g(mutex_);
     substitute_ = path;
+    substitute_reopen_only_ = reopen_only;
 }
 
-std::optional<Result<UniqueFd>> FakeSys::io_open(int flags) {
+std::optional<Result<UniqueFd>> FakeSys::io_open(int flags, bool is_reopen) {
     if ((flags & O_PATH) != 0) {
         return std::nullopt;
     }
@@ -38,7 +39,9 @@ std::optional<Result<UniqueFd>> FakeSys::io_open(int flags) {
     std::string sub;
     {
         std::lock_guard<std::mutex> g(mutex_);
-        sub = substitute_;
+        if (!substitute_reopen_only_ || is_reopen) {
+            sub = substitute_;
+        }
     }
     if (sub.empty()) {
         return std::nullopt;
@@ -95,7 +98,7 @@ Result<UniqueFd> FakeSys::reopen(int fd, int flags) {
             return make_err(r->reopen_err);
         }
     }
-    if (auto sub = io_open(flags)) {
+    if (auto sub = io_open(flags, true)) {
         return std::move(*sub);
     }
     return RealSys::reopen(fd, flags);

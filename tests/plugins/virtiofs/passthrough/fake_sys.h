@@ -37,7 +37,8 @@ public:
     /// \p path instead, with the caller's access mode, O_NONBLOCK and O_NOCTTY: the
     /// kernel answering with something else than the caller expected (a device node, a
     /// FIFO). Empty: off.
-    void substitute_opens(const std::string& path);
+    /// \p reopen_only: only reopen() (the /proc/self/fd path) is substituted.
+    void substitute_opens(const std::string& path, bool reopen_only = false);
 
     Result<UniqueFd> openat(int dirfd, const char* path, int flags, mode_t mode) override;
     Result<UniqueFd> openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode,
@@ -60,7 +61,7 @@ public:
 private:
     /// For a non-O_PATH open with \p flags: records them and, when substituting, opens
     /// the substitute. nullopt: go on with the real call.
-    std::optional<Result<UniqueFd>> io_open(int flags);
+    std::optional<Result<UniqueFd>> io_open(int flags, bool is_reopen = false);
     std::optional<uint64_t> real_ino(int dirfd, const char* path, int flags);
     /// Copies the rule for \p ino (and consumes one failure when \p consume_handle_err).
     std::optional<FakeRule> rule_for(uint64_t ino, bool consume_handle_err);
@@ -68,6 +69,7 @@ private:
     std::mutex mutex_;
     std::map<uint64_t, FakeRule> rules_;
     std::string substitute_; // guarded by mutex_
+    bool substitute_reopen_only_ = false; // guarded by mutex_
 };
 
 } // namespace vdh::virtiofs::passthrough::testing
