@@ -122,7 +122,8 @@ public:
     Result<LookupResult> lookup(const InodeData& parent, int parent_fd, std::string_view name);
 
     /// Like lookup(), for a file the caller already opened (\p path_fd, O_PATH): create,
-    /// tmpfile. \p parent may be null (then only the file itself is a mount-fd candidate).
+    /// tmpfile. \p parent may be null (then the share root and the file itself are the
+    /// mount-fd candidates; see decide_holding()).
     Result<LookupResult> claim(const InodeData* parent, int parent_fd, UniqueFd path_fd);
 
     /// Drops \p n lookup references of \p id (saturating). At zero the inode is removed and

@@ -19,7 +19,7 @@ Result<UniqueFd> check_guest_open(Result<UniqueFd> opened, int guest_flags) noex
         return opened;
     }
     UniqueFd fd = std::move(*opened);
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd.get(), &st) < 0) {
         return errno_err();
     }

@@ -47,8 +47,7 @@ uint32_t encode_dev(uint32_t major, uint32_t minor) {
     return (minor & 0xffU) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
-template <typename T>
-std::vector<uint8_t> args_with_name(const T& in, const std::string& name) {
+template <typename T> std::vector<uint8_t> args_with_name(const T& in, const std::string& name) {
     std::vector<uint8_t> v(sizeof(T) + name.size() + 1, 0);
     std::memcpy(v.data(), &in, sizeof(T));
     std::memcpy(v.data() + sizeof(T), name.data(), name.size());
@@ -106,7 +105,7 @@ bool process_holds_deleted(pid_t pid, const std::string& path) {
 }
 
 class HostileContainment : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         share0_ = dir_.file("share0");
         share1_ = dir_.file("share1");
@@ -134,12 +133,17 @@ protected:
         std::string yaml = "host:\n  poll_lcores: [0]\n  control_socket: " + ctl_ +
                            "\n  idle_poll_us: 100\n  max_sleep_ms: 50\n"
                            "devices:\n"
-                           "  - name: fs0\n    type: virtiofs\n    socket: " + sock0_ + "\n"
+                           "  - name: fs0\n    type: virtiofs\n    socket: " +
+                           sock0_ +
+                           "\n"
                            "    lcore: 0\n"
-                           "    config:\n      shared_dir: " + share0_ + "\n" + fs0_extra +
-                           "  - name: fs1\n    type: virtiofs\n    socket: " + sock1_ + "\n"
+                           "    config:\n      shared_dir: " +
+                           share0_ + "\n" + fs0_extra +
+                           "  - name: fs1\n    type: virtiofs\n    socket: " + sock1_ +
+                           "\n"
                            "    lcore: 0\n"
-                           "    config:\n      shared_dir: " + share1_ + "\n";
+                           "    config:\n      shared_dir: " +
+                           share1_ + "\n";
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock0_, sock1_, ctl_})) << vdhost_.log();
     }
 
@@ -179,12 +183,12 @@ TEST_F(HostileContainment, HostDevicesAreNeverOpened) {
     FuseSession* s = connect(sock0_);
     ASSERT_NE(s, nullptr);
     // The block device under the host's root filesystem: the host's own disk.
-    struct stat root_st{};
+    struct stat root_st {};
     ASSERT_EQ(::stat("/", &root_st), 0);
     const uint32_t disk = encode_dev(major(root_st.st_dev), minor(root_st.st_dev));
     ASSERT_EQ(mknod(*s, "kmsg", S_IFCHR | 0666, encode_dev(1, 11)), 0);
     ASSERT_EQ(mknod(*s, "disk", S_IFBLK | 0666, disk), 0);
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::lstat((share0_ + "/kmsg").c_str(), &st), 0);
     EXPECT_TRUE(S_ISCHR(st.st_mode)) << "MKNOD of devices works, as in virtiofsd";
     ASSERT_EQ(::lstat((share0_ + "/disk").c_str(), &st), 0);
@@ -272,8 +276,8 @@ TEST_F(HostileContainment, FifoNeverBlocksThePollLcoreOrTheOtherDevice) {
         while (!stop.load()) {
             auto t0 = Clock::now();
             auto a = other->getattr(kRootNodeId);
-            long us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0)
-                          .count();
+            long us =
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
             if (us > worst_us.load()) {
                 worst_us.store(us);
             }
@@ -372,10 +376,10 @@ TEST_F(HostileContainment, DeletedFileLookedUpFirstFreesItsSpace) {
     ASSERT_TRUE(e.has_value()) << e.error();
     EXPECT_EQ(e->attr.size, 32u << 20);
 
-    struct statvfs before{};
+    struct statvfs before {};
     ASSERT_EQ(::statvfs(share0_.c_str(), &before), 0);
     ASSERT_EQ(::unlink(big.c_str()), 0);
-    struct statvfs after{};
+    struct statvfs after {};
     ASSERT_EQ(::statvfs(share0_.c_str(), &after), 0);
     const uint64_t freed = (after.f_bfree - before.f_bfree) * after.f_frsize;
     EXPECT_GE(freed, 30u << 20) << "the deleted file's blocks stay allocated";
