@@ -87,7 +87,8 @@ int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, co
         // The share's fd budget comes out of the process's: the host refuses a config whose
         // budgets cannot all be open at once.
         if (VDH_HOST_HAS(host, reserve_fds)) {
-            int rc = host->reserve_fds(host_dev, p->fd_limit + kDeviceOverheadFds, err, err_len);
+            uint64_t guest_fds = p->backend == BackendKind::Null ? 0 : p->fd_limit;
+            int rc = host->reserve_fds(host_dev, guest_fds + kDeviceOverheadFds, err, err_len);
             if (rc != 0) {
                 return rc;
             }
