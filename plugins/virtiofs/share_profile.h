@@ -53,9 +53,11 @@ struct ShareProfile {
     bool readonly = false;          ///< refuse every modification with EROFS
     bool announce_submounts = true; ///< FUSE_SUBMOUNTS + FUSE_ATTR_SUBMOUNT
     FileHandleMode inode_file_handles = FileHandleMode::Never;
-    /// Most fds the backend holds for the guest (ENFILE beyond). Default 65536, a common
-    /// hard RLIMIT_NOFILE floor; range 64..1048576 (the kernel's default nr_open).
-    uint32_t fd_limit = 65536;
+    /// Most fds the backend holds for the guest (ENFILE beyond). Default 16384: it is
+    /// reserved from the process's RLIMIT_NOFILE (vdh_host_api::reserve_fds), so a default
+    /// share must fit common hard limits (20000 on some hosts); range 64..1048576 (the
+    /// kernel's default nr_open).
+    uint32_t fd_limit = 16384;
     uint32_t max_pages = 256; ///< FUSE max_pages (1..256; 256 = 1 MiB requests)
     bool posix_locks = true;  ///< FUSE_POSIX_LOCKS (fcntl locks go to the host)
     bool flock = true;        ///< FUSE_FLOCK_LOCKS (flock() goes to the host)
