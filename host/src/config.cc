@@ -784,8 +784,9 @@ private:
         std::string digits = v.size() > 1 && v[0] == '0' && (v[1] == 'o' || v[1] == 'O')
                                  ? v.substr(2)
                                  : v;
+        auto octal_digit = [](char c) { return c >= '0' && c <= '7'; };
         if (digits.empty() || digits.size() > 4 ||
-            !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; })) {
+            !std::all_of(digits.begin(), digits.end(), octal_digit)) {
             fail(n, path, "expected an octal mode such as 0600, got " + quoted(v));
         }
         uint32_t mode = static_cast<uint32_t>(std::stoul(digits, nullptr, 8));

@@ -404,8 +404,14 @@ bool Device::teardown_queues(int vid) {
 
 int Device::start_session(int vid) {
     if (state_.load(std::memory_order_acquire) == DeviceState::Broken) {
-        VDH_WARN(cfg_.name.c_str(), "not starting: stuck requests of an earlier session");
-        return -1;
+        // Rings restarted on the same connection (a guest reset): go on only once the
+        // abandoned requests are done. rte_vhost asks again after the next message.
+        if (!reap_zombies()) {
+            VDH_WARN(cfg_.name.c_str(), "not starting: stuck requests of an earlier session");
+            return -1;
+        }
+        state_.store(DeviceState::Connected, std::memory_order_release);
+        VDH_NOTICE(cfg_.name.c_str(), "stuck requests completed; device recovered");
     }
     std::string err;
     if (!setup_queues(vid, &err)) {

@@ -33,7 +33,8 @@ enum class DeviceState : uint8_t {
     Paused,     ///< stopped around a memory-table/ring change, will resume
     /// A teardown gave up on in-flight requests (host.teardown_timeout_ms). Their queues
     /// are kept as zombies until the last late completion; until then no frontend is
-    /// accepted. Then the device recovers (idle again) at the next connect attempt.
+    /// accepted and no session starts. Then the device recovers at the next connect
+    /// attempt or session start.
     Broken,
 };
 

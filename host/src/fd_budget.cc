@@ -10,8 +10,8 @@
 
 namespace vdh {
 namespace {
-constexpr uint64_t kBaseFds = 128;     ///< stdio, EAL, logs, plugin .so files, spare
-constexpr uint64_t kFdsPerLcore = 4;   ///< epoll + wake eventfd, spare
+constexpr uint64_t kBaseFds = 128;        ///< stdio, EAL, logs, plugin .so files, spare
+constexpr uint64_t kFdsPerLcore = 4;      ///< epoll + wake eventfd, spare
 constexpr uint64_t kMaxDeviceQueues = 64; ///< Device::kMaxQueues
 constexpr uint64_t kFdsPerDevice = 12 + 3 * kMaxDeviceQueues;
 } // namespace
@@ -56,8 +56,7 @@ bool set_nofile_limit(uint64_t target, std::string* err) {
         n.rlim_max = target;
     }
     if (setrlimit(RLIMIT_NOFILE, &n) != 0) {
-        *err = "setrlimit(RLIMIT_NOFILE, " + std::to_string(target) +
-               "): " + std::strerror(errno);
+        *err = "setrlimit(RLIMIT_NOFILE, " + std::to_string(target) + "): " + std::strerror(errno);
         return false;
     }
     return true;

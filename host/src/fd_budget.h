@@ -34,7 +34,7 @@ bool set_nofile_limit(uint64_t target, std::string* err);
 
 /// Accounts reservations against a limit.
 class FdBudget {
-public:
+  public:
     FdBudget(uint64_t limit, uint64_t host_reserve) : limit_(limit), host_reserve_(host_reserve) {}
 
     /// Reserves \p n fds for \p device. When the total would exceed the limit, reserves
@@ -53,7 +53,7 @@ public:
     /// Raises the limit the accounting uses (after a privileged raise of RLIMIT_NOFILE).
     void set_limit(uint64_t limit) noexcept { limit_ = limit; }
 
-private:
+  private:
     uint64_t limit_;
     uint64_t host_reserve_;
     uint64_t reserved_ = 0;

@@ -179,7 +179,8 @@ int run(const Options& o) {
         // Create each device, serving nothing, so that its plugin reserves its fds.
         std::vector<std::unique_ptr<Device>> trial;
         for (const DeviceConfig& d : cfg->devices) {
-            auto dev = std::make_unique<Device>(d, plugins[d.type].get(), std::vector<PollLcore*>{});
+            auto dev =
+                std::make_unique<Device>(d, plugins[d.type].get(), std::vector<PollLcore*>{});
             dev->set_fd_budget(&fd_budget);
             std::string err;
             if (!dev->create(host_api(), cfg->path, &err)) {

@@ -23,8 +23,7 @@ std::string octal(uint32_t mode) {
 std::string ancestor_problem(const std::string& dir, const struct stat& st, uint32_t euid) {
     if (st.st_uid != euid && st.st_uid != 0) {
         return dir + " (an ancestor of the socket directory) is owned by uid " +
-               std::to_string(st.st_uid) + ", not by us (uid " + std::to_string(euid) +
-               ") or root";
+               std::to_string(st.st_uid) + ", not by us (uid " + std::to_string(euid) + ") or root";
     }
     if ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0) {
         return dir + " (an ancestor of the socket directory) has mode " + octal(st.st_mode) +
@@ -46,8 +45,7 @@ std::string parent_dir(const std::string& path) {
     return path.substr(0, slash);
 }
 
-std::string socket_dir_problem(const std::string& dir, uint32_t uid, uint32_t mode,
-                               uint32_t euid) {
+std::string socket_dir_problem(const std::string& dir, uint32_t uid, uint32_t mode, uint32_t euid) {
     if (S_ISLNK(mode)) {
         return "socket directory " + dir + " is a symbolic link (expected a directory)";
     }
@@ -113,8 +111,8 @@ bool secure_socket_dir(const std::string& dir, bool with_group, uint32_t gid, st
             uint32_t mode = with_group ? 0710 : 0700;
             if ((with_group && chown(dir.c_str(), static_cast<uid_t>(-1), gid) != 0) ||
                 chmod(dir.c_str(), mode) != 0 || lstat(dir.c_str(), &st) != 0) {
-                *err = "socket directory " + dir + ": cannot set group/mode: " +
-                       std::strerror(errno);
+                *err =
+                    "socket directory " + dir + ": cannot set group/mode: " + std::strerror(errno);
                 return false;
             }
         }
@@ -135,8 +133,8 @@ bool apply_socket_access(const std::string& path, uint32_t mode, bool with_group
         return false;
     }
     if (chmod(path.c_str(), mode) != 0) {
-        *err = "cannot set mode " + octal(mode) + " on socket " + path + ": " +
-               std::strerror(errno);
+        *err =
+            "cannot set mode " + octal(mode) + " on socket " + path + ": " + std::strerror(errno);
         return false;
     }
     return true;

@@ -13,8 +13,7 @@ namespace vdh {
 /// lstat result given as \p uid / \p mode) is acceptable for a process running as \p euid.
 /// A socket directory must be a real directory (not a symlink) owned by \p euid or root and
 /// writable by nobody else.
-std::string socket_dir_problem(const std::string& dir, uint32_t uid, uint32_t mode,
-                               uint32_t euid);
+std::string socket_dir_problem(const std::string& dir, uint32_t uid, uint32_t mode, uint32_t euid);
 
 /// Makes \p dir a safe socket directory: creates it 0700 (0710 with group \p gid when
 /// \p with_group, so the group can reach sockets inside) and its missing parents 0755;

@@ -20,17 +20,15 @@ namespace {
 
 /// A temporary directory (0700, ours) removed at destruction.
 class TempDir {
-public:
+  public:
     TempDir() {
         char tmpl[] = "/tmp/vdh-sockdir-XXXXXX";
         path_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
     }
-    ~TempDir() {
-        [[maybe_unused]] int rc = std::system(("rm -rf '" + path_ + "'").c_str());
-    }
+    ~TempDir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path_ + "'").c_str()); }
     std::string file(const std::string& name) const { return path_ + "/" + name; }
 
-private:
+  private:
     std::string path_;
 };
 

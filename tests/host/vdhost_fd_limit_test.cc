@@ -35,25 +35,27 @@ constexpr rlim_t kHardLimit = 1536;
 
 /// In the child: soft 1024, hard kHardLimit, and no way to raise the hard limit again.
 void lower_fd_limit() {
-    struct rlimit r {1024, kHardLimit};
+    struct rlimit r {
+        1024, kHardLimit
+    };
     setrlimit(RLIMIT_NOFILE, &r);
     prctl(PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0);
 }
 
 std::string two_shares(const TempDir& dir, const std::string& ctl, unsigned fd_limit) {
-    std::string yaml = "host:\n  poll_lcores: [1]\n  control_socket: " + ctl +
-                       "\n  idle_poll_us: 100\ndevices:\n";
+    std::string yaml =
+        "host:\n  poll_lcores: [1]\n  control_socket: " + ctl + "\n  idle_poll_us: 100\ndevices:\n";
     for (const char* n : {"a", "b"}) {
-        yaml += std::string("  - name: fs_") + n + "\n    type: virtiofs\n    socket: " +
-                dir.file(std::string(n) + ".sock") + "\n    config:\n      shared_dir: " +
-                dir.file(std::string("share_") + n) + "\n      fd_limit: " +
-                std::to_string(fd_limit) + "\n";
+        yaml += std::string("  - name: fs_") + n +
+                "\n    type: virtiofs\n    socket: " + dir.file(std::string(n) + ".sock") +
+                "\n    config:\n      shared_dir: " + dir.file(std::string("share_") + n) +
+                "\n      fd_limit: " + std::to_string(fd_limit) + "\n";
     }
     return yaml;
 }
 
 class VdhostFdLimit : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         ASSERT_EQ(mkdir(dir_.file("share_a").c_str(), 0755), 0);
         ASSERT_EQ(mkdir(dir_.file("share_b").c_str(), 0755), 0);
@@ -78,13 +80,13 @@ TEST_F(VdhostFdLimit, OneShareRunsOutOfItsBudgetTheOtherDoesNot) {
     std::string ctl = dir_.file("ctl.sock");
     VdhostProcess v;
     v.set_child_setup(lower_fd_limit);
-    ASSERT_TRUE(v.start(dir_, two_shares(dir_, ctl, 300),
-                        {dir_.file("a.sock"), dir_.file("b.sock"), ctl}))
+    ASSERT_TRUE(
+        v.start(dir_, two_shares(dir_, ctl, 300), {dir_.file("a.sock"), dir_.file("b.sock"), ctl}))
         << v.log();
     std::string limits = testing::read_file("/proc/" + std::to_string(v.pid()) + "/limits");
-    EXPECT_NE(limits.find("Max open files            1536                 1536"),
-              std::string::npos)
-        << "soft limit raised to the hard one by vdhost:\n" << limits;
+    EXPECT_NE(limits.find("Max open files            1536                 1536"), std::string::npos)
+        << "soft limit raised to the hard one by vdhost:\n"
+        << limits;
 
     auto a = session(dir_.file("a.sock"));
     auto b = session(dir_.file("b.sock"));

@@ -466,6 +466,44 @@ TEST_F(VdhostIntegration, StuckRequestIsAbandonedAtTheDeadlineAndOtherDevicesKee
     EXPECT_NE(log.find("device recovered"), std::string::npos);
 }
 
+TEST_F(VdhostIntegration, RingStopWithAStuckRequestAnswersAtTheDeadline) {
+    auto mem0 = make_memory();
+    auto dev0 = connect(*mem0, sock0_);
+    ASSERT_NE(dev0, nullptr);
+    submit_nowait(*mem0, *dev0, 1, echo::kEchoOpHold, 0x33);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // A guest reset stops the rings (GET_VRING_BASE) without disconnecting: the answer
+    // comes at the deadline instead of never.
+    auto t0 = std::chrono::steady_clock::now();
+    auto bases = dev0->stop();
+    ASSERT_TRUE(bases.has_value()) << "GET_VRING_BASE: " << (bases ? 0 : bases.error());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0,
+              std::chrono::milliseconds(kTeardownMs + 2000));
+    ASSERT_TRUE(wait_state("e0", "broken")) << testing::vdhost_stats(ctl_);
+
+    auto mem1 = make_memory();
+    auto dev1 = connect(*mem1, sock1_);
+    ASSERT_NE(dev1, nullptr);
+    RequestHelper rh1(dev1->queue(1));
+    auto rel = echo_request(echo::kEchoOpRelease, 0, "");
+    ASSERT_TRUE(rh1.submit(rel, 16).has_value());
+    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
+         ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(testing::json_number(device_stats("e0"), "stuck_requests"), 0);
+    // (The frontend library cannot restart rings on a stopped connection; a new one is
+    // served.)
+    dev0->disconnect();
+    ASSERT_TRUE(wait_state("e0", "broken") || wait_state("e0", "idle"));
+    auto mem2 = make_memory();
+    auto dev2 = connect(*mem2, sock0_);
+    ASSERT_NE(dev2, nullptr);
+    RequestHelper rh2(dev2->queue(1));
+    expect_echo(rh2, "after the reset");
+    EXPECT_TRUE(vdhost_.alive());
+}
+
 TEST_F(VdhostIntegration, SigtermWithAStuckRequestExitsZeroWithinFiveSeconds) {
     auto mem0 = make_memory();
     auto dev0 = connect(*mem0, sock0_);
@@ -590,8 +628,8 @@ TEST(VdhostSockets, CreatesTheDirectory0700AndAppliesSocketModeAndGroup) {
     std::string sd = dir.file("run/vdhost");
     std::string sock = sd + "/e0.sock";
     VdhostProcess v;
-    ASSERT_TRUE(v.start(dir, echo_device_yaml(sock, "    socket_mode: 0660\n    socket_group: 4242\n"),
-                        {sock}))
+    std::string access = "    socket_mode: 0660\n    socket_group: 4242\n";
+    ASSERT_TRUE(v.start(dir, echo_device_yaml(sock, access), {sock}))
         << v.log();
     struct stat st {};
     ASSERT_EQ(lstat(sd.c_str(), &st), 0);
