@@ -23,7 +23,7 @@ mkdir -p "$share/.vdh"
 vpid=$!
 trap 'kill -INT $vpid 2>/dev/null; wait $vpid' INT TERM
 for _ in $(seq 100); do
-    [ -S /tmp/vdhost/fs0.sock ] && break
+    [ -S /run/vdhost/fs0.sock ] && break
     sleep 0.1
 done
 
@@ -37,13 +37,13 @@ echo "--- guest: write /mnt/from-guest.txt"; echo "written by the guest at $(dat
 echo "--- guest: df -h /mnt"; df -h /mnt
 GUEST
     echo "=== booting a guest on vdhost's fs0 device (TCG, a few seconds) ==="
-    bash scripts/guest/run-qemu.sh --socket /tmp/vdhost/fs0.sock --queue-size 1024 \
+    bash scripts/guest/run-qemu.sh --socket /run/vdhost/fs0.sock --queue-size 1024 \
         --timeout 120 --append "vdh.script=.vdh/demo.sh" | sed -n '/VDH-INIT/,$p' |
         grep -vE '^\[ *[0-9.]+\]' || true
     echo "=== host: cat $share/from-guest.txt ==="
     cat "$share/from-guest.txt" || true
-    echo "=== host: vdhost --stats /tmp/vdhost/vdhost.ctl ==="
-    ./build/host/vdhost --stats /tmp/vdhost/vdhost.ctl || true
+    echo "=== host: vdhost --stats /run/vdhost/vdhost.ctl ==="
+    ./build/host/vdhost --stats /run/vdhost/vdhost.ctl || true
     echo "=== vdhost keeps serving configs/default.yaml; Ctrl-C stops it ==="
 fi
 wait $vpid

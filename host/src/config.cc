@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@ constexpr uint64_t kMaxIdlePollUs = 1000000;
 constexpr uint64_t kMinSleepMs = 1;
 constexpr uint64_t kMaxSleepMs = 10000;
 constexpr uint64_t kMaxQueueSize = 32768;
+constexpr uint64_t kMinTeardownMs = 10;
+constexpr uint64_t kMaxTeardownMs = 600000;
 constexpr int kMaxTreeDepth = 256;
 
 constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
@@ -615,7 +618,8 @@ private:
         const std::string path = "host";
         for (const Entry& e : read_mapping(n, path,
                                            {"poll_lcores", "log_level", "eal_args", "plugin_dir",
-                                            "control_socket", "idle_poll_us", "max_sleep_ms"})) {
+                                            "control_socket", "idle_poll_us", "max_sleep_ms",
+                                            "teardown_timeout_ms"})) {
             std::string p = child_path(path, e.key);
             if (e.key == "poll_lcores") {
                 h.poll_lcores = parse_poll_lcores(e.value, p);
@@ -641,6 +645,9 @@ private:
             } else if (e.key == "max_sleep_ms") {
                 h.max_sleep_ms =
                     static_cast<uint32_t>(parse_uint(e.value, p, kMinSleepMs, kMaxSleepMs));
+            } else if (e.key == "teardown_timeout_ms") {
+                h.teardown_timeout_ms =
+                    static_cast<uint32_t>(parse_uint(e.value, p, kMinTeardownMs, kMaxTeardownMs));
             }
         }
         return h;
@@ -705,8 +712,9 @@ private:
 
     DeviceConfig parse_device(const YAML::Node& n, const std::string& path, size_t index,
                               const HostConfig& host) {
-        auto entries =
-            read_mapping(n, path, {"name", "type", "socket", "lcore", "queue_size_max", "config"});
+        auto entries = read_mapping(n, path,
+                                    {"name", "type", "socket", "lcore", "queue_size_max",
+                                     "socket_mode", "socket_group", "config"});
         DeviceConfig dev;
         Pos pos = pos_of(n);
         dev.line = pos.line;
@@ -749,6 +757,12 @@ private:
                              ", got " + e.value.Scalar());
                 }
                 dev.queue_size_max = static_cast<uint16_t>(v);
+            } else if (e.key == "socket_mode") {
+                dev.socket_mode = parse_socket_mode(e.value, p);
+            } else if (e.key == "socket_group") {
+                dev.socket_group = parse_string(e.value, p);
+                dev.socket_gid = resolve_group(e.value, p, dev.socket_group);
+                dev.has_socket_group = true;
             } else if (e.key == "config") {
                 bool flow = n.Style() == YAML::EmitterStyle::Flow;
                 dev.config_text = ConfigTextExtractor(src_, e.key_node, e.value, flow, p).extract();
@@ -758,6 +772,56 @@ private:
             dev.lcores = {host.poll_lcores[index % host.poll_lcores.size()]};
         }
         return dev;
+    }
+
+    /// An octal permission string such as 0660 (or 660): only read/write bits for the
+    /// owner and the group; others never get access to a socket that serves guest memory.
+    static uint32_t parse_socket_mode(const YAML::Node& n, const std::string& path) {
+        if (!n.IsScalar()) {
+            fail_type(n, path, "octal mode such as 0600");
+        }
+        std::string v = n.Scalar();
+        std::string digits = v.size() > 1 && v[0] == '0' && (v[1] == 'o' || v[1] == 'O')
+                                 ? v.substr(2)
+                                 : v;
+        auto octal_digit = [](char c) { return c >= '0' && c <= '7'; };
+        if (digits.empty() || digits.size() > 4 ||
+            !std::all_of(digits.begin(), digits.end(), octal_digit)) {
+            fail(n, path, "expected an octal mode such as 0600, got " + quoted(v));
+        }
+        uint32_t mode = static_cast<uint32_t>(std::stoul(digits, nullptr, 8));
+        if ((mode & ~0660U) != 0) {
+            fail(n, path,
+                 "mode " + v + " allows more than read/write for owner and group (expected a "
+                               "subset of 0660: others must not reach a device socket)");
+        }
+        if ((mode & 0600U) != 0600U) {
+            fail(n, path, "mode " + v + " lacks read/write for the owner (expected 06x0)");
+        }
+        return mode;
+    }
+
+    /// A group name or a numeric gid; a name must exist on this host.
+    static uint32_t resolve_group(const YAML::Node& n, const std::string& path,
+                                  const std::string& name) {
+        uint64_t gid = 0;
+        if (yaml_messages::parse_decimal(name, &gid) == yaml_messages::Decimal::Ok) {
+            if (gid >= UINT32_MAX) {
+                fail(n, path, "gid out of range: " + name);
+            }
+            return static_cast<uint32_t>(gid);
+        }
+        if (name.empty()) {
+            fail(n, path, "expected a group name or gid, got \"\"");
+        }
+        std::vector<char> buf(16384);
+        struct group gr {};
+        struct group* res = nullptr;
+        int rc = getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res);
+        if (rc != 0 || res == nullptr) {
+            fail(n, path, "unknown group " + quoted(name));
+        }
+        return static_cast<uint32_t>(res->gr_gid);
     }
 
     std::vector<unsigned> parse_device_lcores(const YAML::Node& n, const std::string& path,

@@ -24,6 +24,11 @@ struct DeviceConfig {
     /// host.poll_lcores); when absent, one CPU chosen by spreading devices round-robin.
     std::vector<unsigned> lcores;
     uint16_t queue_size_max = 1024; ///< largest ring size accepted (power of two, 1..32768)
+    // --- socket access (see socket_dir.h) ---
+    uint32_t socket_mode = 0600;  ///< mode of the socket file: a subset of 0660
+    bool has_socket_group = false; ///< `socket_group:` given
+    uint32_t socket_gid = 0;      ///< group of the socket file when has_socket_group
+    std::string socket_group;     ///< as written (name or number), for messages
     /// The `config:` block, positions preserved (see plugin_abi.h): the file's text with
     /// everything before the value node blanked to spaces and everything after it dropped
     /// except line breaks, so a YAML parser's marks in it are positions in the file.
@@ -45,6 +50,10 @@ struct HostConfig {
     std::string control_socket;        ///< stats/control UNIX socket ("" = none)
     uint32_t idle_poll_us = 200;       ///< busy-poll this long without work before sleeping
     uint32_t max_sleep_ms = 100;       ///< upper bound of one sleep on kick eventfds
+    /// How long ending a session waits for in-flight requests before it abandons them and
+    /// marks the device broken (the vhost-user event thread, shared by every device, waits
+    /// that long at most).
+    uint32_t teardown_timeout_ms = 2000;
 };
 
 struct Config {

@@ -5,10 +5,15 @@
 #include "device.h"
 
 #include <chrono>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
+#include "fd_budget.h"
 #include "log.h"
+#include "memory_quarantine.h"
 #include "poll_lcore.h"
 #include "rte_vhost_include.h"
 
@@ -24,6 +29,8 @@ const char* device_state_name(DeviceState s) noexcept {
         return "running";
     case DeviceState::Paused:
         return "paused";
+    case DeviceState::Broken:
+        return "broken";
     }
     return "?";
 }
@@ -37,16 +44,58 @@ Device::Device(const DeviceConfig& cfg, const Plugin* plugin, std::vector<PollLc
 }
 
 Device::~Device() {
+    uint32_t stuck = 0;
+    {
+        std::lock_guard<std::mutex> g(stats_mu_);
+        stuck = stuck_requests_locked();
+    }
+    if (stuck != 0) {
+        // Shutdown with requests still stuck in the plugin: destroying it could wait for
+        // them forever, and their completions could still arrive. The process is exiting,
+        // so the plugin instance and the zombie queues are left to the exit.
+        VDH_WARN(cfg_.name.c_str(), "%u stuck requests at shutdown; not destroying the plugin",
+                 stuck);
+        for (Zombie& z : zombies_) {
+            (void)z.q.release();
+        }
+        return;
+    }
     if (pdev_ != nullptr && ops_ != nullptr && ops_->destroy != nullptr) {
         ops_->destroy(pdev_);
     }
+    for (auto& [addr, len] : quarantined_) {
+        quarantine_release(addr, len);
+    }
+}
+
+int Device::reserve_fds(uint64_t n, char* err, size_t err_len) {
+    auto say = [&](const std::string& m) {
+        if (err != nullptr && err_len > 0) {
+            std::snprintf(err, err_len, "%s", m.c_str());
+        }
+    };
+    if (!creating_) {
+        say("device " + cfg_.name + ": reserve_fds() outside create()");
+        return -EPERM;
+    }
+    if (fd_budget_ != nullptr) {
+        std::string m;
+        if (!fd_budget_->reserve(cfg_.name, n, &m)) {
+            say(m);
+            return -EMFILE;
+        }
+    }
+    reserved_fds_ += n;
+    return 0;
 }
 
 bool Device::create(const vdh_host_api* api, const std::string& origin, std::string* err) {
-    char msg[512] = {0};
+    char msg[1024] = {0};
+    creating_ = true;
     int rc = plugin_->info->create(api, this, cfg_.name.c_str(), cfg_.config_text.c_str(),
                                    cfg_.config_text.size(), origin.c_str(), &pdev_, &ops_, msg,
                                    sizeof(msg));
+    creating_ = false;
     if (rc != 0) {
         *err = msg[0] != '\0' ? std::string(msg)
                               : "device " + cfg_.name + ": plugin create failed: " +
@@ -75,6 +124,67 @@ uint64_t Device::offered_features() const noexcept {
     return f;
 }
 
+bool Device::admit_frontend() {
+    if (state_.load(std::memory_order_acquire) != DeviceState::Broken) {
+        return true;
+    }
+    if (!reap_zombies()) {
+        return false;
+    }
+    if (disconnect_pending_) {
+        disconnect_pending_ = false;
+        if (ops_->struct_size >= offsetof(vdh_device_ops, disconnect) + sizeof(void*) &&
+            ops_->disconnect != nullptr) {
+            ops_->disconnect(pdev_);
+        }
+    }
+    state_.store(DeviceState::Idle, std::memory_order_release);
+    VDH_NOTICE(cfg_.name.c_str(), "stuck requests completed; device recovered");
+    return true;
+}
+
+bool Device::reap_zombies() {
+    std::vector<std::unique_ptr<QueueRuntime>> dead;
+    bool empty = false;
+    {
+        std::lock_guard<std::mutex> g(stats_mu_);
+        for (size_t i = 0; i < zombies_.size();) {
+            if (zombies_[i].detached.wait_for(std::chrono::seconds(0)) ==
+                std::future_status::ready) {
+                dead.push_back(std::move(zombies_[i].q));
+                zombies_.erase(zombies_.begin() + static_cast<std::ptrdiff_t>(i));
+            } else {
+                ++i;
+            }
+        }
+        empty = zombies_.empty();
+    }
+    dead.clear();
+    if (empty) {
+        // No abandoned request is left to write into old guest memory.
+        for (auto& [addr, len] : quarantined_) {
+            quarantine_release(addr, len);
+        }
+        quarantined_.clear();
+    }
+    return empty;
+}
+
+uint32_t Device::stuck_requests() const {
+    std::lock_guard<std::mutex> g(stats_mu_);
+    return stuck_requests_locked();
+}
+
+uint32_t Device::stuck_requests_locked() const {
+    uint32_t n = 0;
+    for (const Zombie& z : zombies_) {
+        if (z.q) {
+            n += z.q->inflight();
+        }
+    }
+    return n;
+}
+
 void Device::on_connect(int vid) {
     vid_.store(vid, std::memory_order_release);
     state_.store(DeviceState::Connected, std::memory_order_release);
@@ -86,11 +196,18 @@ void Device::on_disconnect(int vid) {
     if (s == DeviceState::Running || s == DeviceState::Paused) {
         stop_session(vid);
     }
+    vid_.store(-1, std::memory_order_release);
+    if (state_.load(std::memory_order_acquire) == DeviceState::Broken) {
+        // The plugin still runs abandoned requests: it drops the connection's state once
+        // they are done (admit_frontend()).
+        disconnect_pending_ = true;
+        VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d); device broken", vid);
+        return;
+    }
     if (ops_->struct_size >= offsetof(vdh_device_ops, disconnect) + sizeof(void*) &&
         ops_->disconnect != nullptr) {
         ops_->disconnect(pdev_);
     }
-    vid_.store(-1, std::memory_order_release);
     state_.store(DeviceState::Idle, std::memory_order_release);
     VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d)", vid);
 }
@@ -213,23 +330,26 @@ bool Device::setup_queues(int vid, std::string* err) {
     return true;
 }
 
-void Device::teardown_queues(int vid) {
+bool Device::teardown_queues(int vid) {
     // 1. No new requests from here on.
     for (auto& q : queues_) {
         q->set_stopping();
     }
     // 2. The plugin cancels or finishes what it holds.
     ops_->stop(pdev_);
-    // 3. Wait until every lcore drained and let go of its queues.
+    // 3. Wait until every lcore drained and let go of its queues, up to the deadline: this
+    //    runs on the vhost-user event thread, which every device's connects and memory
+    //    changes wait for.
     std::vector<std::future<void>> waits;
     for (auto& q : queues_) {
         waits.push_back(q->lcore()->detach(q.get()));
     }
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(teardown_timeout_ms_);
+    bool drained = true;
     for (auto& w : waits) {
-        int waited = 0;
-        while (w.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
-            waited += 5;
-            VDH_WARN(cfg_.name.c_str(), "still waiting for in-flight requests (%d s)", waited);
+        if (w.wait_until(deadline) != std::future_status::ready) {
+            drained = false;
         }
     }
     // 4. Hand the ring positions back (rte_vhost returns them in GET_VRING_BASE).
@@ -238,6 +358,30 @@ void Device::teardown_queues(int vid) {
             rte_vhost_set_vring_base(vid, q->index(), q->vq().last_avail_base(),
                                      q->vq().last_used_base());
         }
+    }
+    uint32_t stuck = 0;
+    if (!drained) {
+        // 5. Give up on the stuck queues: completions that arrive later only retire their
+        //    slots. The runtimes stay alive (zombies) until their lcore lets go of them,
+        //    and the guest mappings their buffers point into stay reserved until then.
+        std::lock_guard<std::mutex> g(stats_mu_);
+        for (size_t i = 0; i < queues_.size(); ++i) {
+            if (waits[i].wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+                continue;
+            }
+            queues_[i]->abandon();
+            queues_[i]->lcore()->wake();
+            stuck += queues_[i]->inflight();
+            zombies_.push_back(Zombie{std::move(queues_[i]), std::move(waits[i])});
+        }
+        for (uint32_t i = 0; rte_mem_ != nullptr && i < rte_mem_->nregions; ++i) {
+            const rte_vhost_mem_region& r = rte_mem_->regions[i];
+            if (r.mmap_addr != nullptr && r.mmap_size != 0) {
+                quarantine_add(r.mmap_addr, r.mmap_size);
+                quarantined_.emplace_back(r.mmap_addr, r.mmap_size);
+            }
+        }
+        abandoned_total_ += stuck;
     }
     {
         std::lock_guard<std::mutex> g(stats_mu_);
@@ -248,9 +392,27 @@ void Device::teardown_queues(int vid) {
         free(rte_mem_);
         rte_mem_ = nullptr;
     }
+    if (!drained) {
+        state_.store(DeviceState::Broken, std::memory_order_release);
+        VDH_ERR(cfg_.name.c_str(),
+                "%u requests still in flight %u ms after the session ended; abandoned them, "
+                "device is broken until they complete (other devices are not affected)",
+                stuck, teardown_timeout_ms_);
+    }
+    return drained;
 }
 
 int Device::start_session(int vid) {
+    if (state_.load(std::memory_order_acquire) == DeviceState::Broken) {
+        // Rings restarted on the same connection (a guest reset): go on only once the
+        // abandoned requests are done. rte_vhost asks again after the next message.
+        if (!reap_zombies()) {
+            VDH_WARN(cfg_.name.c_str(), "not starting: stuck requests of an earlier session");
+            return -1;
+        }
+        state_.store(DeviceState::Connected, std::memory_order_release);
+        VDH_NOTICE(cfg_.name.c_str(), "stuck requests completed; device recovered");
+    }
     std::string err;
     if (!setup_queues(vid, &err)) {
         VDH_ERR(cfg_.name.c_str(), "cannot start: %s", err.c_str());
@@ -277,8 +439,8 @@ void Device::stop_session(int vid) {
     if (s != DeviceState::Running && s != DeviceState::Paused) {
         return;
     }
-    if (s == DeviceState::Running) {
-        teardown_queues(vid);
+    if (s == DeviceState::Running && !teardown_queues(vid)) {
+        return; // Broken
     }
     state_.store(DeviceState::Connected, std::memory_order_release);
     VDH_NOTICE(cfg_.name.c_str(), "device stopped");
@@ -288,8 +450,10 @@ void Device::pause(int vid) {
     if (state_.load(std::memory_order_acquire) != DeviceState::Running) {
         return;
     }
-    teardown_queues(vid);
     ++pauses_;
+    if (!teardown_queues(vid)) {
+        return; // Broken: no resume
+    }
     state_.store(DeviceState::Paused, std::memory_order_release);
 }
 
@@ -330,7 +494,8 @@ std::string Device::stats_json() const {
     std::ostringstream o;
     o << "{\"name\":\"" << cfg_.name << "\",\"type\":\"" << cfg_.type << "\",\"socket\":\""
       << cfg_.socket << "\",\"state\":\"" << device_state_name(state()) << "\",\"sessions\":"
-      << sessions_ << ",\"pauses\":" << pauses_ << ",\"features\":" << features_
+      << sessions_ << ",\"pauses\":" << pauses_ << ",\"reserved_fds\":" << reserved_fds_
+      << ",\"features\":" << features_
       << ",\"queues\":[";
     std::lock_guard<std::mutex> g(stats_mu_);
     for (uint16_t i = 0; i < max_queues_seen_; ++i) {
@@ -344,10 +509,12 @@ std::string Device::stats_json() const {
           << ",\"bad_chains\":" << v(s.bad_chains) << ",\"busy_polls\":" << v(s.busy_polls)
           << ",\"idle_polls\":" << v(s.idle_polls) << ",\"kicks\":" << v(s.kicks)
           << ",\"notifies\":" << v(s.notifies) << ",\"notify_retries\":" << v(s.notify_retries)
-          << ",\"broken\":" << v(s.broken) << ",\"inflight\":" << (q ? q->inflight() : 0)
-          << "}";
+          << ",\"broken\":" << v(s.broken) << ",\"late_completions\":"
+          << v(s.late_completions) << ",\"inflight\":" << (q ? q->inflight() : 0) << "}";
     }
-    o << "]";
+    o << "],\"stuck_requests\":" << stuck_requests_locked()
+      << ",\"zombie_queues\":" << zombies_.size() << ",\"abandoned_requests\":"
+      << abandoned_total_;
     if (ops_ != nullptr && ops_->stats_json != nullptr && pdev_ != nullptr) {
         char buf[4096];
         int n = ops_->stats_json(pdev_, buf, sizeof(buf));

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,7 @@ struct rte_vhost_memory;
 
 namespace vdh {
 
+class FdBudget;
 class PollLcore;
 
 enum class DeviceState : uint8_t {
@@ -29,6 +31,11 @@ enum class DeviceState : uint8_t {
     Connected,  ///< a frontend is connected, driver not ready yet
     Running,    ///< queues are being served
     Paused,     ///< stopped around a memory-table/ring change, will resume
+    /// A teardown gave up on in-flight requests (host.teardown_timeout_ms). Their queues
+    /// are kept as zombies until the last late completion; until then no frontend is
+    /// accepted and no session starts. Then the device recovers at the next connect
+    /// attempt or session start.
+    Broken,
 };
 
 const char* device_state_name(DeviceState s) noexcept;
@@ -42,6 +49,15 @@ public:
     Device(const Device&) = delete;
     Device& operator=(const Device&) = delete;
 
+    /// How long a teardown waits for in-flight requests before it abandons them.
+    void set_teardown_timeout_ms(uint32_t ms) noexcept { teardown_timeout_ms_ = ms; }
+
+    /// The process fd budget the plugin's reserve_fds() draws on (nullptr: not accounted).
+    void set_fd_budget(FdBudget* b) noexcept { fd_budget_ = b; }
+    /// vdh_host_api::reserve_fds for this device (during create() only).
+    int reserve_fds(uint64_t n, char* err, size_t err_len);
+    uint64_t reserved_fds() const noexcept { return reserved_fds_; }
+
     /// Creates the plugin instance. Returns false and sets \p err on failure.
     bool create(const vdh_host_api* api, const std::string& origin, std::string* err);
 
@@ -53,6 +69,9 @@ public:
     DeviceState state() const noexcept { return state_.load(std::memory_order_acquire); }
 
     // --- lifecycle (control thread) ---
+    /// A frontend connects: false (refuse it) while the device is broken and stuck
+    /// requests are still outstanding; reaps the zombies that finished first.
+    bool admit_frontend();
     void on_connect(int vid);
     void on_disconnect(int vid);
     /// rte_vhost new_device: the driver is ready. Returns 0 or -1.
@@ -67,6 +86,9 @@ public:
     /// Wakes the lcore of queue \p q (plugin request). Any thread.
     void wake(uint16_t q) noexcept;
 
+    /// Requests abandoned by a teardown that have not completed yet. Any thread.
+    uint32_t stuck_requests() const;
+
     /// JSON object with state and per-queue counters. Any thread.
     std::string stats_json() const;
 
@@ -78,8 +100,20 @@ public:
     bool notify_guest(QueueRuntime& q) noexcept;
 
 private:
+    /// A queue whose in-flight requests outlived the teardown deadline.
+    struct Zombie {
+        std::unique_ptr<QueueRuntime> q;
+        std::future<void> detached; ///< ready once its lcore let go of it
+    };
+
     bool setup_queues(int vid, std::string* err);
-    void teardown_queues(int vid);
+    /// Drains and releases the session's queues. Returns false when the deadline passed:
+    /// the stuck queues became zombies and the device is Broken.
+    bool teardown_queues(int vid);
+    /// Frees the zombies whose lcore let go of them; true when none is left.
+    bool reap_zombies();
+    /// Total in-flight requests of the zombies. Caller holds stats_mu_.
+    uint32_t stuck_requests_locked() const;
 
     DeviceConfig cfg_;
     const Plugin* plugin_;
@@ -101,6 +135,14 @@ private:
     mutable std::mutex stats_mu_; ///< guards queues_ against stats readers. Lock order: leaf.
     uint64_t sessions_ = 0;
     uint64_t pauses_ = 0;
+    uint32_t teardown_timeout_ms_ = 2000;
+    FdBudget* fd_budget_ = nullptr;
+    bool creating_ = false;                 ///< inside the plugin's create()
+    uint64_t reserved_fds_ = 0;
+    std::vector<Zombie> zombies_;           ///< guarded by stats_mu_
+    std::vector<std::pair<void*, size_t>> quarantined_; ///< guest mappings kept reserved
+    bool disconnect_pending_ = false;       ///< plugin disconnect() deferred while broken
+    uint64_t abandoned_total_ = 0;          ///< requests abandoned over the device's life
 };
 
 } // namespace vdh

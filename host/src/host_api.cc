@@ -21,6 +21,10 @@ void api_complete(void* token, int64_t written) {
 
 void api_wake(void* host_dev, uint16_t queue) { static_cast<Device*>(host_dev)->wake(queue); }
 
+int api_reserve_fds(void* host_dev, uint64_t n, char* err, size_t err_len) {
+    return static_cast<Device*>(host_dev)->reserve_fds(n, err, err_len);
+}
+
 const vdh_host_api g_api = {
     .struct_size = sizeof(vdh_host_api),
     .abi_major = VDH_ABI_MAJOR,
@@ -30,6 +34,7 @@ const vdh_host_api g_api = {
     .log = api_log,
     .complete = api_complete,
     .wake = api_wake,
+    .reserve_fds = api_reserve_fds,
 };
 
 } // namespace

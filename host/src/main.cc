@@ -16,16 +16,21 @@
 #include <unistd.h>
 #include <vector>
 
+#include <algorithm>
+
 #include <boost/program_options.hpp>
 
 #include "config.h"
 #include "control_socket.h"
 #include "device.h"
 #include "eal.h"
+#include "fd_budget.h"
 #include "host_api.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "poll_lcore.h"
+#include "privileges.h"
+#include "socket_dir.h"
 #include "vdh_build_config.h"
 #include "vhost_backend.h"
 
@@ -76,14 +81,37 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
     return s;
 }
 
-void make_parent_dir(const std::string& path) {
-    auto slash = path.rfind('/');
-    if (slash == std::string::npos || slash == 0) {
-        return;
+// ---- socket directories (socket_dir.h) ----
+/// Secures the directory of every device socket and of the control socket (created 0700,
+/// or refused when someone else could write it). A directory is given the group of the
+/// first device in it that has a socket_group.
+bool secure_socket_dirs(const Config& cfg, std::string* err) {
+    std::vector<std::pair<std::string, const DeviceConfig*>> dirs;
+    auto add = [&](const std::string& path, const DeviceConfig* d) {
+        std::string dir = parent_dir(path);
+        for (auto& [existing, dev] : dirs) {
+            if (existing == dir) {
+                if (dev == nullptr || !dev->has_socket_group) {
+                    dev = d;
+                }
+                return;
+            }
+        }
+        dirs.emplace_back(dir, d);
+    };
+    for (const DeviceConfig& d : cfg.devices) {
+        add(d.socket, &d);
     }
-    std::string dir = path.substr(0, slash);
-    make_parent_dir(dir);
-    mkdir(dir.c_str(), 0755);
+    if (!cfg.host.control_socket.empty()) {
+        add(cfg.host.control_socket, nullptr);
+    }
+    for (auto& [dir, d] : dirs) {
+        bool group = d != nullptr && d->has_socket_group;
+        if (!secure_socket_dir(dir, group, group ? d->socket_gid : 0, err)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 int run(const Options& o) {
@@ -135,10 +163,48 @@ int run(const Options& o) {
             }
         }
     }
+    // ---- fd budget (fd_budget.h): the host's reserve plus every plugin's reserve_fds() must
+    // fit in RLIMIT_NOFILE: the hard limit, or fs.nr_open when we may raise the hard limit.
+    NofileLimits nofile = read_nofile_limits();
+    bool can_raise_nofile = has_cap_sys_resource();
+    FdBudget fd_budget(can_raise_nofile ? nofile.nr_open : nofile.hard,
+                       host_fd_reserve(cfg->devices.size(), cfg->host.poll_lcores.size()));
+    for (const auto& [type, p] : plugins) {
+        if (p->info->abi_minor < 1) {
+            VDH_NOTICE("host", "plugin %s (ABI %u.%u) reserves no fds: its fds are not "
+                       "accounted", type.c_str(), p->info->abi_major, p->info->abi_minor);
+        }
+    }
     if (o.check_only) {
-        std::printf("%s: OK (%zu device%s)\n", cfg->path.c_str(), cfg->devices.size(),
-                    cfg->devices.size() == 1 ? "" : "s");
+        // Create each device, serving nothing, so that its plugin reserves its fds.
+        std::vector<std::unique_ptr<Device>> trial;
+        for (const DeviceConfig& d : cfg->devices) {
+            auto dev =
+                std::make_unique<Device>(d, plugins[d.type].get(), std::vector<PollLcore*>{});
+            dev->set_fd_budget(&fd_budget);
+            std::string err;
+            if (!dev->create(host_api(), cfg->path, &err)) {
+                std::fprintf(stderr, "%s\n", err.c_str());
+                return 1;
+            }
+            trial.push_back(std::move(dev));
+        }
+        trial.clear();
+        std::printf("%s: OK (%zu device%s; %llu fds needed of %llu)\n", cfg->path.c_str(),
+                    cfg->devices.size(), cfg->devices.size() == 1 ? "" : "s",
+                    static_cast<unsigned long long>(fd_budget.needed()),
+                    static_cast<unsigned long long>(fd_budget.limit()));
         return 0;
+    }
+
+    // ---- credentials and socket directories, before any thread exists ----
+    {
+        std::string err;
+        if (!drop_supplementary_groups(&err) || !secure_socket_dirs(*cfg, &err) ||
+            !set_nofile_limit(nofile.hard, &err)) {
+            VDH_ERR("host", "%s", err.c_str());
+            return 1;
+        }
     }
 
     // Signals are taken by sigwait in main; every thread created from here inherits the mask.
@@ -179,16 +245,29 @@ int run(const Options& o) {
             ls.push_back(lcores.at(cpu).get());
         }
         auto dev = std::make_unique<Device>(d, plugins[d.type].get(), ls);
+        dev->set_teardown_timeout_ms(cfg->host.teardown_timeout_ms);
+        dev->set_fd_budget(&fd_budget);
         if (!dev->create(host_api(), cfg->path, &err)) {
             VDH_ERR("host", "%s", err.c_str());
             devices.clear();
             eal_cleanup();
             return 1;
         }
-        make_parent_dir(d.socket);
         raw.push_back(dev.get());
         devices.push_back(std::move(dev));
     }
+    if (fd_budget.needed() > nofile.hard && !set_nofile_limit(fd_budget.needed(), &err)) {
+        VDH_ERR("host", "%s", err.c_str());
+        devices.clear();
+        eal_cleanup();
+        return 1;
+    }
+    VDH_INFO("host", "fd budget: %llu for the host + %llu reserved by devices of %llu "
+             "(RLIMIT_NOFILE %llu)",
+             static_cast<unsigned long long>(fd_budget.host_reserve()),
+             static_cast<unsigned long long>(fd_budget.reserved()),
+             static_cast<unsigned long long>(fd_budget.limit()),
+             static_cast<unsigned long long>(std::max(fd_budget.needed(), nofile.hard)));
 
     for (auto& [cpu, l] : lcores) {
         rte_eal_remote_launch(PollLcore::run_trampoline, l.get(), l->lcore_id());
@@ -200,7 +279,11 @@ int run(const Options& o) {
         rte_eal_mp_wait_lcore();
     };
 
+    // Sockets are born 0600 (then get socket_mode); only around their creation, since
+    // plugins create guest files with the modes the guest asks for.
+    mode_t old_umask = umask(0177);
     if (!vhost_register_devices(raw, &err)) {
+        umask(old_umask);
         VDH_ERR("host", "%s", err.c_str());
         stop_lcores();
         devices.clear();
@@ -210,7 +293,6 @@ int run(const Options& o) {
 
     ControlSocket control;
     if (!cfg->host.control_socket.empty()) {
-        make_parent_dir(cfg->host.control_socket);
         auto handler = [&](const std::string& cmd) -> std::string {
             if (cmd == "ping") {
                 return "{\"pong\":true}";
@@ -235,6 +317,7 @@ int run(const Options& o) {
             return "{\"error\":\"unknown command (expected stats or ping)\"}";
         };
         if (!control.start(cfg->host.control_socket, handler, &err)) {
+            umask(old_umask);
             VDH_ERR("host", "%s", err.c_str());
             vhost_unregister_devices();
             stop_lcores();
@@ -243,6 +326,8 @@ int run(const Options& o) {
             return 1;
         }
     }
+
+    umask(old_umask);
 
     VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
                devices.size(), devices.size() == 1 ? "" : "s", lcores.size(),
@@ -258,7 +343,18 @@ int run(const Options& o) {
     control.stop();
     vhost_unregister_devices(); // disconnects frontends; their sessions drain first
     stop_lcores();
+    bool stuck = false;
+    for (const auto& d : devices) {
+        stuck = stuck || d->stuck_requests() != 0;
+    }
     devices.clear();
+    if (stuck) {
+        // A device with stuck requests was not destroyed (see ~Device): its plugin's
+        // threads may still run plugin code, so no library is unloaded.
+        for (auto& [type, p] : plugins) {
+            (void)p->handle.release();
+        }
+    }
     plugins.clear();
     eal_cleanup();
     VDH_NOTICE("host", "stopped");

@@ -22,6 +22,13 @@ public:
     DlHandle& operator=(const DlHandle&) = delete;
     ~DlHandle();
     void* get() const noexcept { return h_; }
+    /// Gives up ownership: the library stays loaded for the rest of the process (when
+    /// its code may still run, e.g. on a thread of a plugin instance that was not freed).
+    void* release() noexcept {
+        void* h = h_;
+        h_ = nullptr;
+        return h;
+    }
 
 private:
     void* h_ = nullptr;

@@ -132,7 +132,10 @@ void PollLcore::process_msgs() {
 void PollLcore::finish_detaches() {
     for (size_t i = 0; i < detaching_.size();) {
         Detaching d = detaching_[i];
-        if (d.q->inflight() != 0) {
+        // An abandoned queue (teardown gave up waiting) is let go of when its last late
+        // completion arrived, or at shutdown with completions still missing.
+        bool drop_stuck = d.q->abandoned() && stop_.load(std::memory_order_acquire);
+        if (d.q->inflight() != 0 && !drop_stuck) {
             ++i;
             continue;
         }
@@ -150,7 +153,14 @@ void PollLcore::sleep_once() {
     sleeping_.store(true, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool pending = msgs_pending_.load(std::memory_order_acquire) ||
-                   stop_.load(std::memory_order_acquire) || !detaching_.empty();
+                   stop_.load(std::memory_order_acquire);
+    for (const Detaching& d : detaching_) {
+        // Draining queues are polled without pause; an abandoned one may stay stuck for
+        // long, so it only keeps its fds in the epoll set (completions wake the lcore).
+        if (!d.q->abandoned()) {
+            pending = true;
+        }
+    }
     for (QueueRuntime* q : queues_) {
         if (q->prepare_sleep()) {
             pending = true;

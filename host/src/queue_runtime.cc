@@ -68,6 +68,13 @@ bool QueueRuntime::allocate(uint16_t size, uint32_t ctx_size) noexcept {
 }
 
 void QueueRuntime::finish(RequestSlot* slot, int64_t written) noexcept {
+    if (VDH_UNLIKELY(abandoned_.load(std::memory_order_acquire))) {
+        // The session is gone: retire the slot without touching its rings.
+        stats_.add(stats_.late_completions);
+        slot->in_flight = false;
+        inflight_.store(inflight_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+        return;
+    }
     uint32_t len = 0;
     if (written >= 0) {
         len = written > static_cast<int64_t>(slot->req.out_bytes)
@@ -87,15 +94,18 @@ void QueueRuntime::finish(RequestSlot* slot, int64_t written) noexcept {
 
 void QueueRuntime::complete(RequestSlot* slot, int64_t written) noexcept {
     QueueRuntime* q = slot->queue;
-    if (q->lcore_ != nullptr && q->lcore_->on_this_lcore()) {
+    // Read before the enqueue: once the lcore drained the last completion, the runtime may
+    // be freed; the lcore itself lives as long as the process.
+    PollLcore* l = q->lcore_;
+    if (l != nullptr && l->on_this_lcore()) {
         q->finish(slot, written);
         return;
     }
     slot->result = written;
     // The ring has more entries than there are slots, so this cannot fail.
     rte_ring_mp_enqueue(q->done_ring_, slot);
-    if (q->lcore_ != nullptr) {
-        q->lcore_->wake();
+    if (l != nullptr) {
+        l->wake();
     }
 }
 
@@ -176,6 +186,10 @@ uint32_t QueueRuntime::take_requests(uint32_t budget) noexcept {
 
 void QueueRuntime::flush_notify() noexcept {
     if (!notify_pending_) {
+        return;
+    }
+    if (VDH_UNLIKELY(abandoned_.load(std::memory_order_acquire))) {
+        notify_pending_ = false; // the vid may already name another connection
         return;
     }
     if (!vq_.should_notify()) {

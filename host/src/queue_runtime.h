@@ -36,6 +36,7 @@ struct alignas(kCacheLine) QueueStats {
     std::atomic<uint64_t> notifies{0};   ///< interrupts sent to the guest
     std::atomic<uint64_t> notify_retries{0}; ///< notification deferred (vring lock busy)
     std::atomic<uint64_t> broken{0};     ///< 1 once the ring was found corrupt
+    std::atomic<uint64_t> late_completions{0}; ///< completions after teardown gave up
     std::atomic<uint64_t> chain_errors[static_cast<int>(ChainError::Count)]{};
 
     void add(std::atomic<uint64_t>& c, uint64_t v = 1) noexcept {
@@ -88,6 +89,11 @@ public:
     void set_enabled(bool on) noexcept { enabled_.store(on, std::memory_order_release); }
     /// Stop taking new requests (session ending). Control thread.
     void set_stopping() noexcept { stopping_.store(true, std::memory_order_release); }
+    /// Teardown gave up on this queue's in-flight requests: from now on their completions
+    /// only retire the slot (no used-ring write, no guest notification), because the
+    /// session, its rings and the vid are gone. Control thread, after set_stopping().
+    void abandon() noexcept { abandoned_.store(true, std::memory_order_release); }
+    bool abandoned() const noexcept { return abandoned_.load(std::memory_order_acquire); }
     uint32_t inflight() const noexcept { return inflight_.load(std::memory_order_acquire); }
 
     /// One pass: completions, plugin poll, new requests, notification. Returns work done.
@@ -113,6 +119,7 @@ private:
     int wake_fd_ = -1; ///< plugin's wake fd, or -1
     std::atomic<bool> enabled_{true};
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> abandoned_{false};
     bool broken_ = false;
     bool notify_pending_ = false;
     std::atomic<uint32_t> inflight_{0};

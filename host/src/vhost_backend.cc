@@ -15,6 +15,7 @@
 #include "device.h"
 #include "log.h"
 #include "rte_vhost_include.h"
+#include "socket_dir.h"
 
 namespace vdh {
 namespace {
@@ -101,6 +102,17 @@ int new_connection(int vid) {
             VDH_WARN(d->name().c_str(), "refusing a second frontend (vid %d)", vid);
             return -1;
         }
+    }
+    // Lifecycle calls all run on this thread, so the state cannot change in between.
+    if (!d->admit_frontend()) {
+        VDH_WARN(d->name().c_str(),
+                 "refusing a frontend (vid %d): the device is broken, requests of an earlier "
+                 "session are still stuck",
+                 vid);
+        return -1;
+    }
+    {
+        std::lock_guard<std::mutex> g(g_mu);
         g_by_vid[vid] = d;
     }
     if (rte_vhost_extern_callback_register(vid, &g_ext_ops, nullptr) != 0) {
@@ -204,6 +216,15 @@ bool vhost_register_devices(const std::vector<Device*>& devices, std::string* er
     for (Device* d : devices) {
         if (rte_vhost_driver_start(d->socket().c_str()) != 0) {
             *err = d->name() + ": cannot listen on " + d->socket();
+            vhost_unregister_devices();
+            return false;
+        }
+        // Born 0600 (main sets the umask), in a directory only we can write; now the
+        // configured access.
+        const DeviceConfig& c = d->config();
+        if (!apply_socket_access(d->socket(), c.socket_mode, c.has_socket_group, c.socket_gid,
+                                 err)) {
+            *err = d->name() + ": " + *err;
             vhost_unregister_devices();
             return false;
         }

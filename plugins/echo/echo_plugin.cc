@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: MIT
 // The echo test plugin: a tiny device used by the host's tests and as an example of the
 // plugin ABI. Each request's readable part starts with an EchoHeader that says what to
-// do: echo the payload back, complete it later from another thread, fail it, or fill
-// the writable part. Device id 0xFFFF (no real virtio device).
+// do: echo the payload back, complete it later from another thread, fail it, fill the
+// writable part, or hang until released (a stuck request). Device id 0xFFFF (no real
+// virtio device).
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "echo_protocol.h"
 #include "vdh/compiler.h"
@@ -28,13 +31,55 @@ struct Pending {
     int64_t result;
 };
 
+/// A request held by kEchoOpHold: its writable buffers are written only on release, so a
+/// host that unmapped them too early would crash then.
+struct Held {
+    const void* dev;
+    const vdh_host_api* host;
+    void* token;
+    std::vector<iovec> out;
+    uint8_t fill;
+};
+
+std::mutex g_held_mu; // guards g_held. Lock order: leaf.
+std::vector<Held> g_held;
+
+/// Completes every held request (any device). Returns how many.
+size_t release_held() {
+    std::vector<Held> todo;
+    {
+        std::lock_guard<std::mutex> g(g_held_mu);
+        todo.swap(g_held);
+    }
+    for (const Held& h : todo) {
+        uint64_t n = 0;
+        for (const iovec& v : h.out) {
+            std::memset(v.iov_base, h.fill, v.iov_len);
+            n += v.iov_len;
+        }
+        h.host->complete(h.token, static_cast<int64_t>(n));
+    }
+    return todo.size();
+}
+
+/// Forgets the held requests of \p dev without completing them (the device is destroyed).
+void forget_held(const void* dev) {
+    std::lock_guard<std::mutex> g(g_held_mu);
+    g_held.erase(std::remove_if(g_held.begin(), g_held.end(),
+                                [dev](const Held& h) { return h.dev == dev; }),
+                 g_held.end());
+}
+
 /// One echo device. Async completions run on a timer thread to exercise the host's
 /// cross-thread completion path.
 class EchoDevice {
 public:
     EchoDevice(const vdh_host_api* host, uint32_t delay_us, uint32_t fail_every)
         : host_(host), delay_us_(delay_us), fail_every_(fail_every) {}
-    ~EchoDevice() { stop_thread(); }
+    ~EchoDevice() {
+        stop_thread();
+        forget_held(this);
+    }
 
     int start(uint16_t nq) {
         (void)nq;
@@ -86,6 +131,17 @@ public:
         }
         case kEchoOpFail:
             return -static_cast<int64_t>(h.arg);
+        case kEchoOpHold: {
+            Held held{this, host_, req->token,
+                      std::vector<iovec>(req->out, req->out + req->n_out),
+                      static_cast<uint8_t>(h.arg)};
+            std::lock_guard<std::mutex> g(g_held_mu);
+            g_held.push_back(std::move(held));
+            return VDH_ASYNC;
+        }
+        case kEchoOpRelease:
+            release_held();
+            return 0;
         case kEchoOpFill: {
             uint8_t b = static_cast<uint8_t>(h.arg);
             uint8_t buf[512];
@@ -189,9 +245,10 @@ const vdh_device_ops g_ops = {
 
 /// Parses the config block. Returns false with a "file:line:col: config.key: ..." message.
 bool parse(const char* text, size_t len, const char* origin, uint32_t* delay_us,
-           uint32_t* fail_every, char* err, size_t err_len) {
+           uint32_t* fail_every, uint32_t* fds, char* err, size_t err_len) {
     *delay_us = 0;
     *fail_every = 0;
+    *fds = 0;
     try {
         YAML::Node root = YAML::Load(std::string(text, len));
         if (!root || root.IsNull()) {
@@ -204,11 +261,14 @@ bool parse(const char* text, size_t len, const char* origin, uint32_t* delay_us,
         }
         for (auto it = root.begin(); it != root.end(); ++it) {
             std::string key = it->first.as<std::string>();
-            uint32_t* dst = key == "delay_us" ? delay_us : key == "fail_every" ? fail_every : nullptr;
+            uint32_t* dst = key == "delay_us"     ? delay_us
+                            : key == "fail_every" ? fail_every
+                            : key == "fds"        ? fds
+                                                  : nullptr;
             if (dst == nullptr) {
                 std::snprintf(err, err_len,
                               "%s:%d:%d: config.%s: unknown key (expected one of: delay_us, "
-                              "fail_every)",
+                              "fail_every, fds)",
                               origin, it->first.Mark().line + 1, it->first.Mark().column + 1,
                               key.c_str());
                 return false;
@@ -233,16 +293,25 @@ bool parse(const char* text, size_t len, const char* origin, uint32_t* delay_us,
 int plugin_check(const char* text, size_t len, const char* origin, char* err, size_t err_len) {
     uint32_t a;
     uint32_t b;
-    return parse(text, len, origin, &a, &b, err, err_len) ? 0 : -EINVAL;
+    uint32_t c;
+    return parse(text, len, origin, &a, &b, &c, err, err_len) ? 0 : -EINVAL;
 }
 
-int plugin_create(const vdh_host_api* host, void*, const char*, const char* text, size_t len,
-                  const char* origin, void** dev_out, const vdh_device_ops** ops_out, char* err,
-                  size_t err_len) {
+int plugin_create(const vdh_host_api* host, void* host_dev, const char*, const char* text,
+                  size_t len, const char* origin, void** dev_out, const vdh_device_ops** ops_out,
+                  char* err, size_t err_len) {
     uint32_t delay_us;
     uint32_t fail_every;
-    if (!parse(text, len, origin, &delay_us, &fail_every, err, err_len)) {
+    uint32_t fds;
+    if (!parse(text, len, origin, &delay_us, &fail_every, &fds, err, err_len)) {
         return -EINVAL;
+    }
+    // The echo device holds no fds of its own; `fds:` reserves some, for the host's tests.
+    if (fds != 0 && VDH_HOST_HAS(host, reserve_fds)) {
+        int rc = host->reserve_fds(host_dev, fds, err, err_len);
+        if (rc != 0) {
+            return rc;
+        }
     }
     try {
         *dev_out = new EchoDevice(host, delay_us, fail_every);

@@ -17,6 +17,9 @@ namespace vdh::virtiofs {
 namespace {
 
 constexpr uint32_t kVirtioIdFs = 26;
+/// fds the device holds besides the guest's budget: the share's root, proc and mount fds,
+/// and an io_uring plus its eventfd for each of up to 64 queues.
+constexpr uint64_t kDeviceOverheadFds = 16 + 2 * 64;
 
 VirtiofsDevice* self(void* dev) { return static_cast<VirtiofsDevice*>(dev); }
 
@@ -80,6 +83,15 @@ int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, co
         if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e))) {
             copy_err(e, err, err_len);
             return -EINVAL;
+        }
+        // The share's fd budget comes out of the process's: the host refuses a config whose
+        // budgets cannot all be open at once.
+        if (VDH_HOST_HAS(host, reserve_fds)) {
+            uint64_t guest_fds = p->backend == BackendKind::Null ? 0 : p->fd_limit;
+            int rc = host->reserve_fds(host_dev, guest_fds + kDeviceOverheadFds, err, err_len);
+            if (rc != 0) {
+                return rc;
+            }
         }
         auto d = VirtiofsDevice::create(host, host_dev, name, std::move(*p), &e);
         if (!d) {

@@ -53,9 +53,11 @@ struct ShareProfile {
     bool readonly = false;          ///< refuse every modification with EROFS
     bool announce_submounts = true; ///< FUSE_SUBMOUNTS + FUSE_ATTR_SUBMOUNT
     FileHandleMode inode_file_handles = FileHandleMode::Never;
-    /// Most fds the backend holds for the guest (ENFILE beyond). Default 65536, a common
-    /// hard RLIMIT_NOFILE floor; range 64..1048576 (the kernel's default nr_open).
-    uint32_t fd_limit = 65536;
+    /// Most fds the backend holds for the guest (ENFILE beyond). Default 16384: it is
+    /// reserved from the process's RLIMIT_NOFILE (vdh_host_api::reserve_fds), so a default
+    /// share must fit common hard limits (20000 on some hosts); range 64..1048576 (the
+    /// kernel's default nr_open).
+    uint32_t fd_limit = 16384;
     /// Most inodes the backend holds for the guest by file handle (they use no fd, so
     /// fd_limit does not bound them; each costs memory, about 0.5 KiB). ENFILE beyond.
     /// Default 262144; range 64..16777216.

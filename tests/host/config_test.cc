@@ -62,8 +62,11 @@ TEST(Config, ParsesMinimalConfigWithDefaults) {
     EXPECT_EQ(cfg.host.control_socket, "");
     EXPECT_EQ(cfg.host.idle_poll_us, 200u);
     EXPECT_EQ(cfg.host.max_sleep_ms, 100u);
+    EXPECT_EQ(cfg.host.teardown_timeout_ms, 2000u);
     ASSERT_EQ(cfg.devices.size(), 1u);
     const DeviceConfig& d = cfg.devices[0];
+    EXPECT_EQ(d.socket_mode, 0600u);
+    EXPECT_FALSE(d.has_socket_group);
     EXPECT_EQ(d.name, "fs0");
     EXPECT_EQ(d.type, "virtiofs");
     EXPECT_EQ(d.socket, "/tmp/fs0.sock");
@@ -192,13 +195,14 @@ TEST(ConfigError, UnknownTopLevelKey) {
 TEST(ConfigError, UnknownHostKey) {
     EXPECT_EQ(parse_err(one_device("host:\n  poll_lcore: [1]\n", "")),
               "t.yaml:2:3: host.poll_lcore: unknown key (expected one of: poll_lcores, "
-              "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, max_sleep_ms)");
+              "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, max_sleep_ms, "
+              "teardown_timeout_ms)");
 }
 
 TEST(ConfigError, UnknownDeviceKey) {
     EXPECT_EQ(parse_err(one_device("", "    queue_size: 256\n")),
               "t.yaml:5:5: devices[0].queue_size: unknown key (expected one of: name, type, "
-              "socket, lcore, queue_size_max, config)");
+              "socket, lcore, queue_size_max, socket_mode, socket_group, config)");
 }
 
 TEST(ConfigError, DuplicateKeyInAMapping) {
@@ -325,6 +329,58 @@ TEST(ConfigError, QueueSizeNotPowerOfTwo) {
               "t.yaml:5:21: devices[0].queue_size_max: expected a power of two in 1..32768, got "
               "0");
     EXPECT_EQ(parse_ok(one_device("", "    queue_size_max: 1\n")).devices[0].queue_size_max, 1);
+}
+
+// ---- teardown deadline and socket access ---------------------------------------------------
+
+TEST(Config, TeardownTimeout) {
+    EXPECT_EQ(parse_ok(one_device("host:\n  teardown_timeout_ms: 750\n", ""))
+                  .host.teardown_timeout_ms,
+              750u);
+    EXPECT_EQ(parse_err(one_device("host:\n  teardown_timeout_ms: 5\n", "")),
+              "t.yaml:2:24: host.teardown_timeout_ms: out of range: 5 (expected 10..600000)");
+    EXPECT_EQ(parse_err(one_device("host:\n  teardown_timeout_ms: soon\n", "")),
+              "t.yaml:2:24: host.teardown_timeout_ms: expected unsigned integer, got "
+              "\"soon\"");
+}
+
+TEST(Config, SocketModeIsOctalWithinOwnerAndGroupReadWrite) {
+    EXPECT_EQ(parse_ok(one_device("", "    socket_mode: 0660\n")).devices[0].socket_mode, 0660u);
+    EXPECT_EQ(parse_ok(one_device("", "    socket_mode: 640\n")).devices[0].socket_mode, 0640u);
+    EXPECT_EQ(parse_ok(one_device("", "    socket_mode: 0o600\n")).devices[0].socket_mode, 0600u);
+    EXPECT_EQ(parse_ok(one_device("", "    socket_mode: \"0620\"\n")).devices[0].socket_mode,
+              0620u);
+    EXPECT_EQ(parse_err(one_device("", "    socket_mode: 0666\n")),
+              "t.yaml:5:18: devices[0].socket_mode: mode 0666 allows more than read/write for "
+              "owner and group (expected a subset of 0660: others must not reach a device "
+              "socket)");
+    EXPECT_EQ(parse_err(one_device("", "    socket_mode: 0700\n")),
+              "t.yaml:5:18: devices[0].socket_mode: mode 0700 allows more than read/write for "
+              "owner and group (expected a subset of 0660: others must not reach a device "
+              "socket)");
+    EXPECT_EQ(parse_err(one_device("", "    socket_mode: 0060\n")),
+              "t.yaml:5:18: devices[0].socket_mode: mode 0060 lacks read/write for the owner "
+              "(expected 06x0)");
+    EXPECT_EQ(parse_err(one_device("", "    socket_mode: 0689\n")),
+              "t.yaml:5:18: devices[0].socket_mode: expected an octal mode such as 0600, got "
+              "\"0689\"");
+    EXPECT_EQ(parse_err(one_device("", "    socket_mode: [1]\n")),
+              "t.yaml:5:18: devices[0].socket_mode: expected octal mode such as 0600, got "
+              "sequence");
+}
+
+TEST(Config, SocketGroupByNameOrNumber) {
+    Config cfg = parse_ok(one_device("", "    socket_group: root\n"));
+    EXPECT_TRUE(cfg.devices[0].has_socket_group);
+    EXPECT_EQ(cfg.devices[0].socket_gid, 0u);
+    EXPECT_EQ(cfg.devices[0].socket_group, "root");
+    cfg = parse_ok(one_device("", "    socket_group: 4242\n"));
+    EXPECT_TRUE(cfg.devices[0].has_socket_group);
+    EXPECT_EQ(cfg.devices[0].socket_gid, 4242u);
+    EXPECT_EQ(parse_err(one_device("", "    socket_group: no-such-group-vdh\n")),
+              "t.yaml:5:19: devices[0].socket_group: unknown group \"no-such-group-vdh\"");
+    EXPECT_EQ(parse_err(one_device("", "    socket_group: {a: 1}\n")),
+              "t.yaml:5:19: devices[0].socket_group: expected string, got mapping");
 }
 
 TEST(ConfigError, BadDeviceNameAndType) {
@@ -477,9 +533,9 @@ TEST(LoadConfig, ShippedConfigsAreValid) {
     ASSERT_TRUE(def.has_value()) << err.message;
     ASSERT_EQ(def->devices.size(), 1u);
     EXPECT_EQ(def->devices[0].type, "virtiofs");
-    EXPECT_EQ(def->devices[0].socket, "/tmp/vdhost/fs0.sock");
+    EXPECT_EQ(def->devices[0].socket, "/run/vdhost/fs0.sock");
     EXPECT_EQ(def->devices[0].lcores, std::vector<unsigned>{1});
-    EXPECT_EQ(def->host.control_socket, "/tmp/vdhost/vdhost.ctl");
+    EXPECT_EQ(def->host.control_socket, "/run/vdhost/vdhost.ctl");
     YAML::Node fs = YAML::Load(def->devices[0].config_text);
     EXPECT_EQ(fs["shared_dir"].as<std::string>(), "/tmp/vdhost/share");
     EXPECT_EQ(fs["tag"].as<std::string>(), "fs0");

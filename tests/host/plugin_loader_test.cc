@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Tests of host/src/plugin_loader: the echo plugin loads and works through its C ABI;
 // a wrong ABI major, a missing entry point, a short descriptor and a missing file are
-// refused with messages that say why.
+// refused with messages that say why; a minor-0 plugin is accepted; a plugin reserves fds
+// only through a host table that has reserve_fds (ABI 1.1).
 #include "plugin_loader.h"
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 
 #include "../../plugins/echo/echo_protocol.h"
@@ -80,7 +84,8 @@ TEST(PluginLoader, EchoPluginRejectsBadConfigWithPosition) {
     char msg[256] = {0};
     EXPECT_NE(p->info->check_config(text, strlen(text), "dev.yaml", msg, sizeof(msg)), 0);
     EXPECT_STREQ(msg,
-                 "dev.yaml:4:7: config.colour: unknown key (expected one of: delay_us, fail_every)");
+                 "dev.yaml:4:7: config.colour: unknown key (expected one of: delay_us, fail_every, "
+                 "fds)");
 }
 
 TEST(PluginLoader, RefusesWrongAbiMajorNamingBothVersions) {
@@ -105,6 +110,77 @@ TEST(PluginLoader, RefusesShortDescriptor) {
     auto p = load_plugin(test_plugin("vdh-short-info.so"), &err);
     EXPECT_EQ(p, nullptr);
     EXPECT_NE(err.find("descriptor too small (8 bytes"), std::string::npos) << err;
+}
+
+TEST(PluginLoader, AcceptsAPluginBuiltForMinorZero) {
+    std::string err;
+    auto p = load_plugin(test_plugin("vdh-minor-zero.so"), &err);
+    ASSERT_NE(p, nullptr) << err;
+    EXPECT_EQ(p->info->abi_minor, 0u);
+    EXPECT_STREQ(p->info->name, "minor-zero");
+}
+
+struct ReserveCall {
+    void* dev = nullptr;
+    uint64_t n = 0;
+    int calls = 0;
+    int rc = 0;
+};
+ReserveCall g_reserve;
+
+int fake_reserve(void* host_dev, uint64_t n, char* err, size_t err_len) {
+    g_reserve.dev = host_dev;
+    g_reserve.n = n;
+    ++g_reserve.calls;
+    if (g_reserve.rc != 0) {
+        std::snprintf(err, err_len, "no fds for you");
+    }
+    return g_reserve.rc;
+}
+
+TEST(PluginLoader, EchoReservesFdsOnlyThroughAMinorOneHostTable) {
+    std::string err;
+    auto p = load_plugin(ECHO_PLUGIN_PATH, &err);
+    ASSERT_NE(p, nullptr) << err;
+    vdh_host_api api{};
+    api.struct_size = sizeof(api);
+    api.abi_major = VDH_ABI_MAJOR;
+    api.abi_minor = VDH_ABI_MINOR;
+    api.complete = noop_complete;
+    api.reserve_fds = fake_reserve;
+    const char* text = "fds: 10\n";
+    int host_dev = 0;
+    void* dev = nullptr;
+    const vdh_device_ops* ops = nullptr;
+    char msg[256] = {0};
+    g_reserve = ReserveCall{};
+    ASSERT_EQ(p->info->create(&api, &host_dev, "e", text, strlen(text), "x.yaml", &dev, &ops, msg,
+                              sizeof(msg)),
+              0)
+        << msg;
+    EXPECT_EQ(g_reserve.calls, 1);
+    EXPECT_EQ(g_reserve.n, 10u);
+    EXPECT_EQ(g_reserve.dev, &host_dev);
+    ops->destroy(dev);
+
+    // A refused reservation fails create() with the host's message.
+    g_reserve = ReserveCall{};
+    g_reserve.rc = -EMFILE;
+    EXPECT_EQ(p->info->create(&api, &host_dev, "e", text, strlen(text), "x.yaml", &dev, &ops, msg,
+                              sizeof(msg)),
+              -EMFILE);
+    EXPECT_STREQ(msg, "no fds for you");
+
+    // A host of minor 0: its table ends before reserve_fds, which must not be read.
+    api.struct_size = offsetof(vdh_host_api, reserve_fds);
+    api.abi_minor = 0;
+    g_reserve = ReserveCall{};
+    ASSERT_EQ(p->info->create(&api, &host_dev, "e", text, strlen(text), "x.yaml", &dev, &ops, msg,
+                              sizeof(msg)),
+              0)
+        << msg;
+    EXPECT_EQ(g_reserve.calls, 0);
+    ops->destroy(dev);
 }
 
 TEST(PluginLoader, RefusesMissingFile) {

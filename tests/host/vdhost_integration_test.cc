@@ -4,10 +4,16 @@
 // QEMU drives it. Covers requests (sync, async from another thread, failing, indirect,
 // scattered), many in flight, disconnect/reconnect, memory-table change and call-fd flaps
 // while running, vring enable flaps, malformed chains that fail one request or break one
-// queue without touching another device, idle CPU, and SIGTERM with a connected frontend.
+// queue without touching another device, idle CPU, SIGTERM with a connected frontend, a
+// stuck request whose teardown is abandoned after host.teardown_timeout_ms while the other
+// device keeps serving, socket directory and socket permissions, and the daemon's groups.
 #include <gtest/gtest.h>
 
+#include <grp.h>
+#include <sys/stat.h>
+
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -37,6 +43,22 @@ std::vector<uint8_t> echo_request(uint32_t op, uint32_t arg, const std::string& 
     return v;
 }
 
+constexpr int kTeardownMs = 1000;
+
+/// Whether \p mem holds \p n consecutive bytes equal to \p b.
+bool contains_run(const GuestMemory& mem, uint8_t b, size_t n) {
+    for (const frontend::GuestRegion& r : mem.regions()) {
+        size_t run = 0;
+        for (uint64_t i = 0; i < r.size; ++i) {
+            run = r.host[i] == b ? run + 1 : 0;
+            if (run >= n) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 class VdhostIntegration : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -45,6 +67,7 @@ protected:
         ctl_ = dir_.file("ctl.sock");
         std::string yaml = "host:\n  poll_lcores: [1]\n  control_socket: " + ctl_ +
                            "\n  idle_poll_us: 100\n  max_sleep_ms: 100\n"
+                           "  teardown_timeout_ms: " + std::to_string(kTeardownMs) + "\n"
                            "devices:\n"
                            "  - name: e0\n    type: echo\n    socket: " + sock0_ + "\n"
                            "  - name: e1\n    type: echo\n    socket: " + sock1_ + "\n";
@@ -90,6 +113,26 @@ protected:
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         return false;
+    }
+
+    /// Adds a chain {request, 64 writable bytes} to queue \p q of \p dev and kicks.
+    void submit_nowait(GuestMemory& mem, Device& dev, uint16_t q, uint32_t op, uint32_t arg) {
+        auto req = echo_request(op, arg, "stuck");
+        auto in = mem.allocate(req.size());
+        auto out = mem.allocate(64);
+        ASSERT_TRUE(in && out);
+        ASSERT_TRUE(mem.write(*in, req.data(), req.size()).has_value());
+        Segment rd = Segment::guest(*in, static_cast<uint32_t>(req.size()));
+        Segment wr = Segment::guest(*out, 64);
+        ASSERT_TRUE(dev.queue(q).add_chain({&rd, 1}, {&wr, 1}).has_value());
+        ASSERT_TRUE(dev.queue(q).kick().has_value());
+    }
+
+    /// The stats object of device \p name (from its "name" on).
+    std::string device_stats(const std::string& name) {
+        std::string s = testing::vdhost_stats(ctl_);
+        auto p = s.find("\"name\":\"" + name + "\"");
+        return p == std::string::npos ? "" : s.substr(p);
     }
 
     TempDir dir_;
@@ -346,6 +389,282 @@ TEST_F(VdhostIntegration, SigtermWithConnectedFrontendExitsZeroAndRemovesSockets
     EXPECT_NE(stat(sock1_.c_str(), &st), 0);
     EXPECT_NE(stat(ctl_.c_str(), &st), 0);
     EXPECT_NE(vdhost_.log().find("shutting down"), std::string::npos);
+}
+
+TEST_F(VdhostIntegration, StuckRequestIsAbandonedAtTheDeadlineAndOtherDevicesKeepServing) {
+    auto mem0 = make_memory();
+    auto dev0 = connect(*mem0, sock0_);
+    ASSERT_NE(dev0, nullptr);
+    RequestHelper rh0(dev0->queue(1));
+    expect_echo(rh0, "before");
+    // A request that never completes on its own; on release it writes its buffer.
+    submit_nowait(*mem0, *dev0, 1, echo::kEchoOpHold, 0x5a);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::string before = device_stats("e0");
+    EXPECT_EQ(testing::json_number(before, "inflight", before.find("\"index\":1")), 1) << before;
+
+    // The frontend goes away with the request in flight: the event thread waits for it at
+    // most teardown_timeout_ms, then e1 (same lcore) connects and serves.
+    auto t0 = std::chrono::steady_clock::now();
+    dev0->disconnect();
+    auto mem1 = make_memory();
+    auto dev1 = connect(*mem1, sock1_);
+    ASSERT_NE(dev1, nullptr);
+    RequestHelper rh1(dev1->queue(1));
+    expect_echo(rh1, "e1 serves");
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, std::chrono::milliseconds(kTeardownMs + 3000))
+        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+
+    ASSERT_TRUE(wait_state("e0", "broken")) << testing::vdhost_stats(ctl_);
+    std::string st = device_stats("e0");
+    EXPECT_EQ(testing::json_number(st, "stuck_requests"), 1) << st;
+    EXPECT_EQ(testing::json_number(st, "abandoned_requests"), 1) << st;
+    // A new frontend on the broken device is refused while the request is stuck.
+    {
+        auto mem = make_memory();
+        DeviceOptions o;
+        o.socket_path = sock0_;
+        o.num_queues = 2;
+        o.queue_size = 64;
+        o.connect_timeout = std::chrono::milliseconds(2000);
+        o.reply_timeout = std::chrono::milliseconds(2000);
+        auto d = Device::connect(*mem, o);
+        bool started = d.has_value() && (*d)->start().has_value();
+        EXPECT_FALSE(started) << "a frontend was accepted by a broken device";
+    }
+    // e1 still serves; then it releases the stuck request. The late completion writes into
+    // guest memory rte_vhost has since unmapped (kept reserved) and touches no ring.
+    expect_echo(rh1, "e1 still serves");
+    auto rel = echo_request(echo::kEchoOpRelease, 0, "");
+    auto r = rh1.submit(rel, 16);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->used_len, 0u);
+    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
+         ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    st = device_stats("e0");
+    EXPECT_EQ(testing::json_number(st, "stuck_requests"), 0) << st;
+    // The late write (64 bytes of 0x5a) must not land in memory mapped since, such as
+    // e1's guest RAM, which may have been given the addresses e0's RAM had.
+    EXPECT_FALSE(contains_run(*mem1, 0x5a, 64)) << "a stuck request wrote into e1's memory";
+    EXPECT_EQ(testing::json_number(st, "late_completions", st.find("\"index\":1")), 1) << st;
+    ASSERT_TRUE(vdhost_.alive()) << vdhost_.log();
+
+    // Recovered: the next frontend is accepted and served.
+    auto mem2 = make_memory();
+    auto dev2 = connect(*mem2, sock0_);
+    ASSERT_NE(dev2, nullptr);
+    RequestHelper rh2(dev2->queue(1));
+    expect_echo(rh2, "e0 recovered");
+    ASSERT_TRUE(wait_state("e0", "running"));
+    std::string log = vdhost_.log();
+    auto first = log.find("abandoned them");
+    EXPECT_NE(first, std::string::npos) << log;
+    EXPECT_EQ(log.find("abandoned them", first + 1), std::string::npos) << "logged twice";
+    EXPECT_NE(log.find("device recovered"), std::string::npos);
+}
+
+TEST_F(VdhostIntegration, RingStopWithAStuckRequestAnswersAtTheDeadline) {
+    auto mem0 = make_memory();
+    auto dev0 = connect(*mem0, sock0_);
+    ASSERT_NE(dev0, nullptr);
+    submit_nowait(*mem0, *dev0, 1, echo::kEchoOpHold, 0x33);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // A guest reset stops the rings (GET_VRING_BASE) without disconnecting: the answer
+    // comes at the deadline instead of never.
+    auto t0 = std::chrono::steady_clock::now();
+    auto bases = dev0->stop();
+    ASSERT_TRUE(bases.has_value()) << "GET_VRING_BASE: " << (bases ? 0 : bases.error());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0,
+              std::chrono::milliseconds(kTeardownMs + 2000));
+    ASSERT_TRUE(wait_state("e0", "broken")) << testing::vdhost_stats(ctl_);
+
+    auto mem1 = make_memory();
+    auto dev1 = connect(*mem1, sock1_);
+    ASSERT_NE(dev1, nullptr);
+    RequestHelper rh1(dev1->queue(1));
+    auto rel = echo_request(echo::kEchoOpRelease, 0, "");
+    ASSERT_TRUE(rh1.submit(rel, 16).has_value());
+    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
+         ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(testing::json_number(device_stats("e0"), "stuck_requests"), 0);
+    // (The frontend library cannot restart rings on a stopped connection; a new one is
+    // served.)
+    dev0->disconnect();
+    ASSERT_TRUE(wait_state("e0", "broken") || wait_state("e0", "idle"));
+    auto mem2 = make_memory();
+    auto dev2 = connect(*mem2, sock0_);
+    ASSERT_NE(dev2, nullptr);
+    RequestHelper rh2(dev2->queue(1));
+    expect_echo(rh2, "after the reset");
+    EXPECT_TRUE(vdhost_.alive());
+}
+
+TEST_F(VdhostIntegration, SigtermWithAStuckRequestExitsZeroWithinFiveSeconds) {
+    auto mem0 = make_memory();
+    auto dev0 = connect(*mem0, sock0_);
+    auto mem1 = make_memory();
+    auto dev1 = connect(*mem1, sock1_);
+    ASSERT_NE(dev0, nullptr);
+    ASSERT_NE(dev1, nullptr);
+    submit_nowait(*mem0, *dev0, 1, echo::kEchoOpHold, 0);
+    RequestHelper rh1(dev1->queue(1));
+    expect_echo(rh1, "attached");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(vdhost_.stop(SIGTERM, std::chrono::seconds(5)), 0) << vdhost_.log();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    struct stat st;
+    EXPECT_NE(stat(sock0_.c_str(), &st), 0);
+    EXPECT_NE(stat(sock1_.c_str(), &st), 0);
+    EXPECT_NE(stat(ctl_.c_str(), &st), 0);
+    EXPECT_NE(vdhost_.log().find("stuck requests at shutdown"), std::string::npos)
+        << vdhost_.log();
+}
+
+TEST_F(VdhostIntegration, SocketsAre0600WhateverTheUmask) {
+    struct stat st {};
+    ASSERT_EQ(lstat(sock0_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    ASSERT_EQ(lstat(ctl_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST(VdhostCredentials, SupplementaryGroupsAreDroppedAtStart) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root to start vdhost with supplementary groups";
+    }
+    TempDir dir;
+    std::string sock = dir.file("e0.sock");
+    VdhostProcess v;
+    // Started with groups and a permissive umask, as from a careless service manager.
+    v.set_child_setup([] {
+        gid_t groups[] = {4242, 4343};
+        setgroups(2, groups);
+        umask(0);
+    });
+    ASSERT_TRUE(v.start(dir, "host:\n  poll_lcores: [1]\ndevices:\n  - name: e0\n    type: echo\n"
+                             "    socket: " + sock + "\n",
+                        {sock}))
+        << v.log();
+    std::string status = testing::read_file("/proc/" + std::to_string(v.pid()) + "/status");
+    auto g = status.find("\nGroups:");
+    ASSERT_NE(g, std::string::npos) << status;
+    auto eol = status.find('\n', g + 1);
+    std::string line = status.substr(g + 8, eol - g - 8);
+    EXPECT_EQ(line.find_first_not_of(" \t"), std::string::npos) << "Groups:" << line;
+    struct stat st {};
+    ASSERT_EQ(lstat(sock.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << "umask 0 leaked into the socket mode";
+    EXPECT_EQ(v.stop(SIGTERM), 0) << v.log();
+}
+
+// ---- vdhost without the fixture: socket directories, socket access, fd budgets ----------
+
+/// Runs vdhost on \p yaml in \p dir (as VdhostProcess does) until it exits, at most 20 s.
+/// Returns the exit status; the output is in \p out.
+int run_vdhost_to_exit(const TempDir& dir, const std::string& yaml, std::string* out,
+                       const std::vector<std::string>& extra = {}) {
+    std::string cfg = dir.file("run.yaml");
+    std::ofstream(cfg) << yaml;
+    std::string cmd = std::string("timeout 20 ") + VDHOST_PATH + " --config " + cfg +
+                      " --plugin-dir " + PLUGIN_BUILD_DIR;
+    for (const auto& e : extra) {
+        cmd += " " + e;
+    }
+    cmd += " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) {
+        return -1;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+        out->append(buf, n);
+    }
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string echo_device_yaml(const std::string& socket, const std::string& extra = "") {
+    return "host:\n  poll_lcores: [1]\ndevices:\n  - name: e0\n    type: echo\n    socket: " +
+           socket + "\n" + extra;
+}
+
+TEST(VdhostSockets, RefusesAWorldWritableSocketDirectory) {
+    TempDir dir;
+    std::string sd = dir.file("open");
+    ASSERT_EQ(mkdir(sd.c_str(), 0700), 0);
+    ASSERT_EQ(chmod(sd.c_str(), 0777), 0);
+    std::string out;
+    EXPECT_EQ(run_vdhost_to_exit(dir, echo_device_yaml(sd + "/e0.sock"), &out), 1) << out;
+    EXPECT_NE(out.find("socket directory " + sd + " has mode 0777: writable by group or others"),
+              std::string::npos)
+        << out;
+    struct stat st;
+    EXPECT_NE(stat((sd + "/e0.sock").c_str(), &st), 0) << "a socket was created anyway";
+}
+
+TEST(VdhostSockets, RefusesASocketDirectoryOwnedBySomeoneElse) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root to give the directory away";
+    }
+    TempDir dir;
+    std::string sd = dir.file("theirs");
+    ASSERT_EQ(mkdir(sd.c_str(), 0755), 0);
+    ASSERT_EQ(chown(sd.c_str(), 65534, 65534), 0);
+    std::string out;
+    EXPECT_EQ(run_vdhost_to_exit(dir, echo_device_yaml(sd + "/e0.sock"), &out), 1) << out;
+    EXPECT_NE(out.find("socket directory " + sd + " is owned by uid 65534"), std::string::npos)
+        << out;
+}
+
+TEST(VdhostSockets, CreatesTheDirectory0700AndAppliesSocketModeAndGroup) {
+    TempDir dir;
+    std::string sd = dir.file("run/vdhost");
+    std::string sock = sd + "/e0.sock";
+    VdhostProcess v;
+    std::string access = "    socket_mode: 0660\n    socket_group: 4242\n";
+    ASSERT_TRUE(v.start(dir, echo_device_yaml(sock, access), {sock}))
+        << v.log();
+    struct stat st {};
+    ASSERT_EQ(lstat(sd.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0710u) << "the socket group may traverse, not list";
+    ASSERT_EQ(lstat(sock.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0660u);
+    if (geteuid() == 0) {
+        EXPECT_EQ(st.st_gid, 4242u);
+    }
+    EXPECT_EQ(v.stop(SIGTERM), 0) << v.log();
+}
+
+TEST(VdhostFds, EchoReservationBeyondTheHardLimitIsRefused) {
+    // Lowered limits and no CAP_SYS_RESOURCE (so the hard limit is final), applied in the
+    // shell that execs vdhost.
+    TempDir dir;
+    std::string sock = dir.file("e0.sock");
+    std::string yaml = echo_device_yaml(sock, "    config: {fds: 5000}\n");
+    std::string cfg = dir.file("fds.yaml");
+    std::ofstream(cfg) << yaml;
+    std::string cmd = "prlimit --nofile=1024:2048 capsh --drop=cap_sys_resource -- -c 'exec " +
+                      std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
+                      PLUGIN_BUILD_DIR + "' 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[4096] = {0};
+    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+    int rc = pclose(p);
+    std::string out(buf, n);
+    EXPECT_EQ(WEXITSTATUS(rc), 1) << out;
+    EXPECT_NE(out.find("device e0: cannot reserve 5000 fds: the process fd limit (RLIMIT_NOFILE) "
+                       "is 2048, the host reserves"),
+              std::string::npos)
+        << out;
 }
 
 TEST(VdhostCli, CheckConfigReportsPositionAndKey) {

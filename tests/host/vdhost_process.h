@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -66,6 +67,9 @@ public:
     VdhostProcess() = default;
     ~VdhostProcess() { kill_hard(); }
 
+    /// Runs in the child just before exec (e.g. to lower resource limits).
+    void set_child_setup(std::function<void()> f) { child_setup_ = std::move(f); }
+
     /// Writes \p yaml to DIR/vdhost.yaml and starts vdhost on it; stderr goes to
     /// DIR/vdhost.log. Waits until every path in \p wait_paths exists.
     bool start(const TempDir& dir, const std::string& yaml,
@@ -79,6 +83,9 @@ public:
             int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             dup2(fd, 1);
             dup2(fd, 2);
+            if (child_setup_) {
+                child_setup_();
+            }
             execl(VDHOST_PATH, "vdhost", "--config", config_.c_str(), "--plugin-dir",
                   PLUGIN_BUILD_DIR, "--log-level", "debug", static_cast<char*>(nullptr));
             _exit(127);
@@ -155,6 +162,7 @@ private:
     }
 
     pid_t pid_ = -1;
+    std::function<void()> child_setup_;
     std::string config_;
     std::string log_;
 };

@@ -18,7 +18,8 @@ extern "C" {
 /// Bumped on any incompatible change; the host refuses a plugin whose major differs.
 #define VDH_ABI_MAJOR 1
 /// Bumped when fields are appended; a host tolerates plugins built for an older minor.
-#define VDH_ABI_MINOR 0
+/// 1: vdh_host_api::reserve_fds.
+#define VDH_ABI_MINOR 1
 
 /// Name of the one symbol every plugin exports.
 #define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
@@ -60,8 +61,10 @@ struct vdh_queue_info {
     uint32_t cpu;            ///< CPU of the poll lcore that serves this queue
 };
 
-/// Host services handed to a plugin at create(). Every function may be NULL-checked against
-/// struct_size by a plugin built for a newer minor.
+/// Host services handed to a plugin at create(). A field appended in a later minor exists
+/// only when struct_size covers it: a plugin built for a newer minor checks struct_size
+/// (e.g. with VDH_HOST_HAS(api, reserve_fds)) before calling it, since an older host's
+/// table ends before it.
 struct vdh_host_api {
     uint32_t struct_size;
     uint32_t abi_major;
@@ -79,7 +82,21 @@ struct vdh_host_api {
     /// Wakes the poll lcore that serves \p queue of \p host_dev (e.g. after work finished on
     /// another thread outside complete()). Any thread.
     void (*wake)(void* host_dev, uint16_t queue);
+    /// ABI 1.1. Reserves \p n file descriptors of the process for \p host_dev, for the
+    /// device's lifetime: everything it may hold open at once (guest-driven files up to its
+    /// budget, plus its own rings, eventfds and threads' fds). Call it from create(); the
+    /// host adds every device's reservation to its own reserve and refuses to start when the
+    /// total exceeds what RLIMIT_NOFILE allows, so one device's fds never take another's.
+    /// Returns 0, or -EMFILE with a message naming the numbers written into \p err (at most
+    /// \p err_len bytes, NUL-terminated) that create() should return as its own error.
+    /// Control thread, during create() only (-EPERM otherwise).
+    int (*reserve_fds)(void* host_dev, uint64_t n, char* err, size_t err_len);
 };
+
+/// True when \p api (a const struct vdh_host_api*) has the field \p field (a later minor).
+#define VDH_HOST_HAS(api, field)                                                                \
+    ((api)->struct_size >= offsetof(struct vdh_host_api, field) + sizeof((api)->field) &&      \
+     (api)->field != NULL)
 
 /// Per-device function table. Threads: "control" is the host's control thread (vhost-user
 /// message handling); "lcore" is the poll lcore serving the queue named in the call.

@@ -51,7 +51,7 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_FALSE(p.readonly);
     EXPECT_TRUE(p.announce_submounts);
     EXPECT_EQ(p.inode_file_handles, FileHandleMode::Never);
-    EXPECT_EQ(p.fd_limit, 65536u);
+    EXPECT_EQ(p.fd_limit, 16384u);
     EXPECT_EQ(p.inode_limit, 262144u);
     EXPECT_EQ(p.max_pages, 256u);
     EXPECT_TRUE(p.posix_locks);
