@@ -128,7 +128,8 @@ class HostileContainment : public ::testing::Test {
     }
 
     /// Two virtio-fs devices (fs0 on share0 with \p fs0_extra profile keys, fs1 on share1),
-    /// both served by the one poll lcore on CPU 0.
+    /// both served by the one poll lcore on CPU 0. Each takes fd_limit 4096 so that both
+    /// budgets fit a small hard RLIMIT_NOFILE (20000 on the CI machine).
     void start(const std::string& fs0_extra = "") {
         std::string yaml = "host:\n  poll_lcores: [0]\n  control_socket: " + ctl_ +
                            "\n  idle_poll_us: 100\n  max_sleep_ms: 50\n"
@@ -138,12 +139,12 @@ class HostileContainment : public ::testing::Test {
                            "\n"
                            "    lcore: 0\n"
                            "    config:\n      shared_dir: " +
-                           share0_ + "\n" + fs0_extra +
+                           share0_ + "\n      fd_limit: 4096\n" + fs0_extra +
                            "  - name: fs1\n    type: virtiofs\n    socket: " + sock1_ +
                            "\n"
                            "    lcore: 0\n"
                            "    config:\n      shared_dir: " +
-                           share1_ + "\n";
+                           share1_ + "\n      fd_limit: 4096\n";
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock0_, sock1_, ctl_})) << vdhost_.log();
     }
 
