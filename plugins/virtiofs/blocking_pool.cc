@@ -108,9 +108,15 @@ void BlockingPool::worker(unsigned index) {
     }
 }
 
-void BlockingPool::drain() noexcept {
+bool BlockingPool::drain_for(std::chrono::milliseconds limit) noexcept {
+    const auto start = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lk(mu_);
     while (count_ > 0 || busy_ > 0) {
+        // (milliseconds::max() means no limit; converting it to the clock's unit overflows.)
+        if (limit != std::chrono::milliseconds::max() &&
+            std::chrono::steady_clock::now() - start >= limit) {
+            return false;
+        }
         if (cancel_ != nullptr) {
             for (void* ctx : running_) {
                 if (ctx != nullptr) {
@@ -120,6 +126,7 @@ void BlockingPool::drain() noexcept {
         }
         idle_cv_.wait_for(lk, std::chrono::milliseconds(20));
     }
+    return true;
 }
 
 unsigned BlockingPool::threads() const noexcept {

@@ -9,6 +9,7 @@
 // maximum, so a waiting lock never leaves later calls without a thread while one can start.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -43,7 +44,9 @@ public:
     bool submit(Fn fn, void* ctx) noexcept;
     /// Cancels running jobs (cancel callback, repeated every 20 ms) and waits until queued
     /// and running jobs finished. The pool stays usable afterwards.
-    void drain() noexcept;
+    void drain() noexcept { (void)drain_for(std::chrono::milliseconds::max()); }
+    /// drain(), giving up after \p limit. True when the pool is idle.
+    bool drain_for(std::chrono::milliseconds limit) noexcept;
     /// Workers started so far.
     unsigned threads() const noexcept;
     unsigned capacity() const noexcept;

@@ -2,6 +2,7 @@
 // The virtio-fs device behind the plugin ABI.
 #include "virtiofs_device.h"
 
+#include <chrono>
 #include <cstdio>
 
 #include "filesystem_factory.h"
@@ -14,6 +15,8 @@ namespace {
 /// Most blocking-pool threads per device (started on demand: one while a frontend is
 /// connected, more only while calls wait).
 constexpr unsigned kBlockingThreads = 4;
+/// How long stop() keeps interrupting and waiting for blocking calls.
+constexpr std::chrono::milliseconds kStopDrainLimit{1000};
 constexpr uint16_t kMinDispatcherQueues = 16;
 } // namespace
 
@@ -108,8 +111,13 @@ void VirtiofsDevice::stop() {
             e->request_cancel();
         }
     }
-    if (pool_) {
-        pool_->drain();
+    // Bounded: the host waits for the completions itself (with its own deadline); a call
+    // that outlasts this (a long SYNCFS) just finishes later. Lock waits that start within
+    // the bound are interrupted too.
+    if (pool_ && !pool_->drain_for(kStopDrainLimit) && host_ != nullptr &&
+        host_->log != nullptr) {
+        host_->log(host_->host, VDH_LOG_WARNING, name_.c_str(),
+                   "blocking calls still running after device stop");
     }
 }
 

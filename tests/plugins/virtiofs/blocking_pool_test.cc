@@ -163,6 +163,21 @@ TEST(BlockingPool, DrainCancelsWaitingJobsPromptly) {
     ASSERT_TRUE(eventually([&] { return after.finished.load() == 1; }));
 }
 
+TEST(BlockingPool, DrainForGivesUpAfterItsLimit) {
+    BlockingPool pool(1, nullptr, nullptr); // no cancel callback: the job only ends when released
+    ASSERT_TRUE(pool.start(4));
+    Waiter w;
+    ASSERT_TRUE(pool.submit(&Waiter::run, &w));
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(pool.drain_for(100ms));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, 100ms);
+    EXPECT_LT(took, 2s);
+    w.release();
+    EXPECT_TRUE(pool.drain_for(5s));
+    EXPECT_EQ(w.finished.load(), 1);
+}
+
 TEST(BlockingPool, ShutdownJoinsEveryWorkerAndStartWorksAgain) {
     const int before = task_count();
     BlockingPool pool(4, &Waiter::cancel, nullptr);
