@@ -4,8 +4,8 @@
 // writable buffers. Disk I/O and calls that may block go to an IoEngine and finish through
 // complete_io(). One dispatcher serves all queues of a device; it holds the FUSE session
 // state (INIT negotiation) and per-queue scratch memory. A new INIT on a live session (a
-// guest reset: QEMU restarts the vrings without disconnecting) ends the old session first. Not for vhost-user or ring work:
-// the device plugin owns that and calls handle() per chain.
+// guest reset: QEMU restarts the vrings without disconnecting) ends the old session first.
+// Not for vhost-user or ring work: the device plugin owns that and calls handle() per chain.
 #pragma once
 
 #include <sys/uio.h>

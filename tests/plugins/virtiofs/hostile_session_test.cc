@@ -169,7 +169,8 @@ protected:
             auto p = st.find(want);
             if (p != std::string::npos) {
                 auto q = st.find("\"state\":\"", p);
-                if (q != std::string::npos && st.compare(q + 9, state.size() + 1, state + "\"") == 0) {
+                if (q != std::string::npos &&
+                    st.compare(q + 9, state.size() + 1, state + "\"") == 0) {
                     return true;
                 }
             }

@@ -1158,8 +1158,9 @@ TEST_F(FuseDispatcherTest, WriteBeyondMaxWriteIsEinval) {
     EXPECT_EQ(ch.out(16), error_reply(EINVAL));
     EXPECT_TRUE(ch.untouched_from(16));
     // One byte over is refused as well; exactly max_write is served.
-    Chain over(Msg(FUSE_WRITE).add(write_in(2, 0, kMiB + 1)).raw(std::string(kMiB + 1, 'y')).build(),
-               {4096});
+    Chain over(
+        Msg(FUSE_WRITE).add(write_in(2, 0, kMiB + 1)).raw(std::string(kMiB + 1, 'y')).build(),
+        {4096});
     ASSERT_EQ(send(over, &engine), 16);
     EXPECT_EQ(over.out(16), error_reply(EINVAL));
     EXPECT_TRUE(fs.calls.empty());
