@@ -1,32 +1,77 @@
 // SPDX-License-Identifier: MIT
-// Worker threads for blocking FUSE calls.
+// Worker threads for blocking FUSE calls (see blocking_pool.h).
 #include "blocking_pool.h"
+
+#include <chrono>
+#include <new>
 
 namespace vdh::virtiofs {
 
-BlockingPool::BlockingPool(unsigned threads, unsigned capacity, CancelFn cancel, void* cancel_arg)
-    : cancel_(cancel), cancel_arg_(cancel_arg), ring_(capacity), running_(threads, nullptr) {
-    for (unsigned i = 0; i < threads; ++i) {
-        threads_.emplace_back([this, i] { worker(i); });
+BlockingPool::BlockingPool(unsigned max_threads, CancelFn cancel, void* cancel_arg)
+    : max_threads_(max_threads == 0 ? 1 : max_threads), cancel_(cancel), cancel_arg_(cancel_arg) {}
+
+BlockingPool::~BlockingPool() { shutdown(); }
+
+bool BlockingPool::start(unsigned capacity) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    if (count_ != 0 || busy_ != 0) {
+        return false; // only between sessions
+    }
+    try {
+        if (ring_.size() < capacity) {
+            ring_.assign(capacity, Job{});
+            head_ = 0;
+        }
+        if (running_.size() != max_threads_) {
+            running_.assign(max_threads_, nullptr);
+        }
+        threads_.reserve(max_threads_);
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    quit_ = false;
+    if (threads_.empty()) {
+        spawn_locked();
+    }
+    return !threads_.empty();
+}
+
+void BlockingPool::spawn_locked() noexcept {
+    if (quit_ || threads_.size() >= max_threads_) {
+        return;
+    }
+    const auto index = static_cast<unsigned>(threads_.size());
+    try {
+        threads_.emplace_back([this, index] { worker(index); });
+    } catch (...) {
+        // No thread now (EAGAIN, ENOMEM): the workers that exist carry on; the next job
+        // that finds none idle tries again.
     }
 }
 
-BlockingPool::~BlockingPool() {
+void BlockingPool::shutdown() noexcept {
     drain();
+    std::vector<std::thread> joining;
     {
         std::lock_guard<std::mutex> g(mu_);
         quit_ = true;
+        joining.swap(threads_);
     }
     cv_.notify_all();
-    for (auto& t : threads_) {
+    for (auto& t : joining) {
         t.join();
     }
+    std::lock_guard<std::mutex> g(mu_);
+    std::vector<Job>().swap(ring_);
+    head_ = 0;
+    count_ = 0;
+    idle_ = 0;
 }
 
 bool BlockingPool::submit(Fn fn, void* ctx) noexcept {
     {
         std::lock_guard<std::mutex> g(mu_);
-        if (quit_ || count_ == ring_.size()) {
+        if (quit_ || threads_.empty() || count_ == ring_.size()) {
             return false;
         }
         ring_[(head_ + count_) % ring_.size()] = Job{fn, ctx};
@@ -39,15 +84,21 @@ bool BlockingPool::submit(Fn fn, void* ctx) noexcept {
 void BlockingPool::worker(unsigned index) {
     std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
+        ++idle_;
         cv_.wait(lk, [this] { return quit_ || count_ > 0; });
-        if (count_ == 0 && quit_) {
-            return;
+        --idle_;
+        if (count_ == 0) {
+            return; // quit_ and nothing left to run
         }
         Job j = ring_[head_];
         head_ = (head_ + 1) % ring_.size();
         --count_;
         running_[index] = j.ctx;
         ++busy_;
+        // This job may wait for long (a lock): keep a worker free for the next one.
+        if (idle_ == 0) {
+            spawn_locked();
+        }
         lk.unlock();
         j.fn(j.ctx);
         lk.lock();
@@ -57,9 +108,15 @@ void BlockingPool::worker(unsigned index) {
     }
 }
 
-void BlockingPool::drain() noexcept {
+bool BlockingPool::drain_for(std::chrono::milliseconds limit) noexcept {
+    const auto start = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lk(mu_);
     while (count_ > 0 || busy_ > 0) {
+        // (milliseconds::max() means no limit; converting it to the clock's unit overflows.)
+        if (limit != std::chrono::milliseconds::max() &&
+            std::chrono::steady_clock::now() - start >= limit) {
+            return false;
+        }
         if (cancel_ != nullptr) {
             for (void* ctx : running_) {
                 if (ctx != nullptr) {
@@ -69,6 +126,17 @@ void BlockingPool::drain() noexcept {
         }
         idle_cv_.wait_for(lk, std::chrono::milliseconds(20));
     }
+    return true;
+}
+
+unsigned BlockingPool::threads() const noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    return static_cast<unsigned>(threads_.size());
+}
+
+unsigned BlockingPool::capacity() const noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    return static_cast<unsigned>(ring_.size());
 }
 
 } // namespace vdh::virtiofs

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
-// BlockingPool: a few worker threads for FUSE calls that may sleep indefinitely or long
-// (SETLKW, COPY_FILE_RANGE, SYNCFS, FSYNCDIR), so they never run on a poll lcore. The
-// queue is bounded (no allocation per job); a full queue refuses the job.
+// BlockingPool: a device's worker threads for FUSE calls that may sleep indefinitely or long
+// (SETLKW, COPY_FILE_RANGE, SYNCFS, FSYNCDIR), so they never run on a poll lcore. One pool
+// per device, so one guest's waits never hold another guest's calls. The queue is sized
+// at start() to what the device can have in flight (the sum of its ring sizes), so the
+// device's own submits never find it full, and it never allocates per job. Threads exist
+// only between start() and shutdown() (while a frontend is connected): one at start, more
+// started on demand by the workers themselves (never by the submitting lcore) up to the
+// maximum, so a waiting lock never leaves later calls without a thread while one can start.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -15,21 +21,36 @@ namespace vdh::virtiofs {
 class BlockingPool {
 public:
     using Fn = void (*)(void* ctx);
-    /// Called for each job still running when stop() is asked to cancel (e.g. to interrupt
-    /// a lock wait).
+    /// Called for each job still running when drain() waits (e.g. to interrupt a lock
+    /// wait). May be called more than once per job, and under the pool's lock: it must not
+    /// call back into the pool.
     using CancelFn = void (*)(void* cancel_arg, void* ctx);
 
-    BlockingPool(unsigned threads, unsigned capacity, CancelFn cancel, void* cancel_arg);
+    /// No thread and no queue yet: see start().
+    BlockingPool(unsigned max_threads, CancelFn cancel, void* cancel_arg);
     ~BlockingPool();
     BlockingPool(const BlockingPool&) = delete;
     BlockingPool& operator=(const BlockingPool&) = delete;
 
-    /// Queues fn(ctx). False if the queue is full or the pool is stopping.
+    /// Makes room for \p capacity queued jobs and starts the first worker (if none runs).
+    /// Control thread, with no job queued or running. False when out of memory or when no
+    /// thread could be started.
+    bool start(unsigned capacity) noexcept;
+    /// Drains (cancelling running jobs), then stops and joins every worker and frees the
+    /// queue; submit() refuses until the next start(). Control thread.
+    void shutdown() noexcept;
+    /// Queues fn(ctx). False if the queue is full, the pool is not started or stops.
+    /// Hot path: no alloc, no block beyond a short critical section, no throw.
     bool submit(Fn fn, void* ctx) noexcept;
-    /// Cancels running jobs (cancel callback) and waits until queued and running jobs
-    /// finished. The pool stays usable afterwards.
-    void drain() noexcept;
-    unsigned threads() const noexcept { return static_cast<unsigned>(threads_.size()); }
+    /// Cancels running jobs (cancel callback, repeated every 20 ms) and waits until queued
+    /// and running jobs finished. The pool stays usable afterwards.
+    void drain() noexcept { (void)drain_for(std::chrono::milliseconds::max()); }
+    /// drain(), giving up after \p limit. True when the pool is idle.
+    bool drain_for(std::chrono::milliseconds limit) noexcept;
+    /// Workers started so far.
+    unsigned threads() const noexcept;
+    unsigned capacity() const noexcept;
+    unsigned max_threads() const noexcept { return max_threads_; }
 
 private:
     struct Job {
@@ -37,18 +58,22 @@ private:
         void* ctx = nullptr;
     };
     void worker(unsigned index);
+    /// Starts one more worker if below the maximum. mu_ held.
+    void spawn_locked() noexcept;
 
+    const unsigned max_threads_;
     CancelFn cancel_;
     void* cancel_arg_;
-    std::mutex mu_; ///< guards everything below. Lock order: leaf; never held across fn().
+    mutable std::mutex mu_; ///< guards everything below. Lock order: leaf; never held across fn().
     std::condition_variable cv_;
     std::condition_variable idle_cv_;
     std::vector<Job> ring_;
     size_t head_ = 0;
     size_t count_ = 0;
-    std::vector<void*> running_; ///< ctx per worker (nullptr when idle)
-    unsigned busy_ = 0;
-    bool quit_ = false;
+    std::vector<void*> running_; ///< ctx per worker (nullptr when idle); max_threads_ slots
+    unsigned busy_ = 0;          ///< workers running a job
+    unsigned idle_ = 0;          ///< workers waiting for one
+    bool quit_ = true;           ///< not started, or shutting down
     std::vector<std::thread> threads_;
 };
 

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "vdh/result.h"
@@ -46,6 +47,15 @@ public:
                      const fuse_entry_out* entry) = 0;
     /// True when add() takes a fuse_entry_out (READDIRPLUS).
     virtual bool plus() const = 0;
+};
+
+/// An open file's host fd lent for asynchronous I/O. The fd number stays valid (not closed,
+/// so not reused) while \p keep is held: the dispatcher keeps it in the request until the
+/// engine's completion has been reaped. \p keep may be empty when the fd lives as long as
+/// the Filesystem itself.
+struct IoFile {
+    int fd = -1;
+    std::shared_ptr<const void> keep;
 };
 
 /// Capabilities a backend reports for FUSE_INIT negotiation (the share profile).
@@ -116,10 +126,12 @@ public:
     virtual Result<size_t> write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                                  uint64_t offset, const struct iovec* src, int nsrc,
                                  uint32_t write_flags) = 0;
-    /// For asynchronous I/O (io_uring): the host fd behind open handle \p fh of \p nodeid,
-    /// borrowed; it stays open until RELEASE of \p fh. \p for_write selects a write-capable
-    /// fd. Errors: EBADF for an unknown or mismatched handle.
-    virtual Result<int> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) = 0;
+    /// For asynchronous I/O (io_uring): the host fd behind open handle \p fh of \p nodeid
+    /// and a reference that keeps it open (IoFile::keep) for as long as the caller holds it,
+    /// RELEASE of \p fh or the end of the session notwithstanding. \p for_write selects a
+    /// write-capable fd. Errors: EBADF for an unknown or mismatched handle.
+    /// Hot path: no alloc, no block (one atomic increment for the reference).
+    virtual Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) = 0;
     /// Before an async WRITE: apply kill-priv rules etc. Called on the submitting thread.
     virtual Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                                  uint32_t write_flags) = 0;

@@ -68,6 +68,51 @@ bool UringEngine::ensure_ring() noexcept {
     return true;
 }
 
+namespace {
+/// user_data of our own ASYNC_CANCEL SQEs (never a request ctx).
+constexpr uint64_t kCancelTag = ~0ULL;
+} // namespace
+
+void UringEngine::request_cancel() noexcept {
+    cancel_.store(true, std::memory_order_release);
+    if (efd_) {
+        const uint64_t one = 1;
+        [[maybe_unused]] ssize_t r = ::write(efd_.get(), &one, sizeof(one));
+    }
+}
+
+void UringEngine::resume() noexcept {
+    cancel_seen_ = false; // no lcore serves the queue now (the host attaches it after start)
+    cancel_.store(false, std::memory_order_release);
+}
+
+void UringEngine::maybe_cancel() noexcept {
+    if (!cancel_.load(std::memory_order_acquire)) {
+        cancel_seen_ = false;
+        return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!cancel_seen_) {
+        cancel_seen_ = true;
+        next_cancel_ = now + kGraceForCancel;
+        return;
+    }
+    if (now < next_cancel_ || inflight_ == 0) {
+        return;
+    }
+    next_cancel_ = now + kCancelRepeat;
+    struct io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+        return; // SQ full: the pending submissions go first; try again later
+    }
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, kCancelTag);
+    ++cancels_inflight_;
+    cancels_sent_.store(cancels_sent_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+    io_uring_submit(&ring_);
+}
+
 struct io_uring_sqe* UringEngine::next_sqe() noexcept {
     if (!ensure_ring()) {
         return nullptr;
@@ -129,12 +174,13 @@ bool UringEngine::run_blocking(void (*fn)(void* ctx), void* ctx) {
 }
 
 uint32_t UringEngine::poll() noexcept {
-    if (!ring_ok_ || inflight_ == 0) {
+    if (!ring_ok_ || (inflight_ == 0 && cancels_inflight_ == 0)) {
         return 0;
     }
     if (io_uring_sq_ready(&ring_) > 0) {
         io_uring_submit(&ring_);
     }
+    maybe_cancel();
     struct io_uring_cqe* cqes[64];
     uint32_t total = 0;
     for (;;) {
@@ -143,6 +189,10 @@ uint32_t UringEngine::poll() noexcept {
             break;
         }
         for (unsigned i = 0; i < n; ++i) {
+            if (io_uring_cqe_get_data64(cqes[i]) == kCancelTag) {
+                --cancels_inflight_; // the cancelled requests report on their own
+                continue;
+            }
             void* ctx = io_uring_cqe_get_data(cqes[i]);
             int res = cqes[i]->res;
             --inflight_;

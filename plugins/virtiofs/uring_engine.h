@@ -4,12 +4,15 @@
 // kernel, not on the poll core. The ring is created lazily on the lcore itself (io_uring's
 // worker threads belong to the submitting thread), and its io-wq workers are moved off the
 // poll CPU (they inherit the lcore's pinning otherwise). Blocking calls go to a
-// BlockingPool. Hot path: no alloc, no block, no throw.
+// BlockingPool. On device stop, what is still in flight after a short grace period is
+// cancelled (IORING_OP_ASYNC_CANCEL), so teardown does not wait on a stuck disk.
+// Hot path: no alloc, no block, no throw.
 #pragma once
 
 #include <liburing.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 #include "blocking_pool.h"
@@ -38,8 +41,21 @@ public:
     bool fallocate(int fd, int mode, uint64_t off, uint64_t len, void* ctx) override;
     bool run_blocking(void (*fn)(void* ctx), void* ctx) override;
 
-    /// Reaps completions and finishes their requests (lcore). Returns how many.
+    /// Reaps completions and finishes their requests (lcore). Returns how many. After
+    /// request_cancel(), also cancels what is still in flight once the grace period ended.
     uint32_t poll() noexcept;
+    /// Device stop (control thread): requests still in flight kGraceForCancel from now are
+    /// cancelled by the lcore's poll() (they complete with -ECANCELED; ones already running
+    /// in the kernel finish normally). Wakes the lcore.
+    void request_cancel() noexcept;
+    /// Device start (control thread, queue not served): forget an earlier request_cancel().
+    void resume() noexcept;
+    /// How long in-flight requests get to finish on their own after request_cancel().
+    static constexpr std::chrono::milliseconds kGraceForCancel{100};
+    /// How often poll() repeats the cancel while requests remain.
+    static constexpr std::chrono::milliseconds kCancelRepeat{100};
+    /// ASYNC_CANCEL requests sent so far.
+    uint64_t cancels_sent() const noexcept { return cancels_sent_.load(std::memory_order_relaxed); }
     /// Requests submitted and not yet reaped.
     uint32_t inflight() const noexcept { return inflight_; }
     uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_relaxed); }
@@ -48,6 +64,8 @@ private:
     bool ensure_ring() noexcept;
     struct io_uring_sqe* next_sqe() noexcept;
     bool submit(struct io_uring_sqe* sqe, void* ctx) noexcept;
+    /// Sends IORING_OP_ASYNC_CANCEL for everything in flight when it is time (lcore).
+    void maybe_cancel() noexcept;
 
     uint32_t entries_;
     uint32_t poll_cpu_;
@@ -57,7 +75,12 @@ private:
     bool ring_ok_ = false;
     bool ring_failed_ = false;
     uint32_t inflight_ = 0;
+    uint32_t cancels_inflight_ = 0; ///< ASYNC_CANCEL SQEs not reaped yet
     std::atomic<uint64_t> submitted_{0};
+    std::atomic<uint64_t> cancels_sent_{0};
+    std::atomic<bool> cancel_{false}; ///< set by request_cancel()
+    bool cancel_seen_ = false;        ///< lcore: cancel_ was seen; next_cancel_ is armed
+    std::chrono::steady_clock::time_point next_cancel_{};
 };
 
 } // namespace vdh::virtiofs

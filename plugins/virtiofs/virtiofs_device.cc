@@ -2,6 +2,7 @@
 // The virtio-fs device behind the plugin ABI.
 #include "virtiofs_device.h"
 
+#include <chrono>
 #include <cstdio>
 
 #include "filesystem_factory.h"
@@ -11,8 +12,11 @@ namespace vdh::virtiofs {
 const vdh_host_api* VirtiofsDevice::g_host_ = nullptr;
 
 namespace {
+/// Most blocking-pool threads per device (started on demand: one while a frontend is
+/// connected, more only while calls wait).
 constexpr unsigned kBlockingThreads = 4;
-constexpr unsigned kBlockingCapacity = 1024;
+/// How long stop() keeps interrupting and waiting for blocking calls.
+constexpr std::chrono::milliseconds kStopDrainLimit{1000};
 constexpr uint16_t kMinDispatcherQueues = 16;
 } // namespace
 
@@ -38,8 +42,8 @@ std::unique_ptr<VirtiofsDevice> VirtiofsDevice::create(const vdh_host_api* host,
     if (!d->fs_) {
         return nullptr;
     }
-    d->pool_ = std::make_unique<BlockingPool>(kBlockingThreads, kBlockingCapacity,
-                                              &VirtiofsDevice::cancel_blocking, d.get());
+    d->pool_ = std::make_unique<BlockingPool>(kBlockingThreads, &VirtiofsDevice::cancel_blocking,
+                                              d.get());
     return d;
 }
 
@@ -52,6 +56,20 @@ void VirtiofsDevice::cancel_blocking(void* self, void* ctx) {
 }
 
 int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, uint16_t nq) {
+    // The pool holds every request this device can have in flight (one per ring entry), so
+    // the device's own blocking calls never find it full: a guest can only queue behind
+    // itself, and nothing ever falls back to running on the lcore.
+    unsigned ring_entries = 0;
+    for (uint16_t i = 0; i < nq; ++i) {
+        ring_entries += queues[i].size;
+    }
+    if (pool_->threads() == 0 || pool_->capacity() < ring_entries) {
+        pool_->shutdown();
+        if (!pool_->start(ring_entries)) {
+            return -ENOMEM;
+        }
+    }
+    std::lock_guard<std::mutex> g(ctl_mu_);
     try {
         if (!dispatcher_ || dispatcher_->config().num_queues < nq) {
             FuseDispatcherConfig cfg;
@@ -72,6 +90,11 @@ int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, u
                 engines_[i] = std::move(e);
             }
         }
+        for (auto& e : engines_) {
+            if (e) {
+                e->resume();
+            }
+        }
     } catch (const std::bad_alloc&) {
         return -ENOMEM;
     }
@@ -79,17 +102,42 @@ int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, u
 }
 
 void VirtiofsDevice::stop() {
-    // Blocking calls (lock waits) are interrupted and finish; io_uring requests complete on
-    // their own and are reaped by the lcores, which the host keeps polling until drained.
-    if (pool_) {
-        pool_->drain();
+    // io_uring requests get a short grace period, then the lcores (which the host keeps
+    // polling until drained) cancel what is left. Blocking calls (lock waits) are
+    // interrupted and finish. The FUSE session stays: a VM pause or migration also stops
+    // the vrings, and the guest keeps its session; a guest reset shows as a new INIT.
+    for (auto& e : engines_) {
+        if (e) {
+            e->request_cancel();
+        }
+    }
+    // Bounded: the host waits for the completions itself (with its own deadline); a call
+    // that outlasts this (a long SYNCFS) just finishes later. Lock waits that start within
+    // the bound are interrupted too.
+    if (pool_ && !pool_->drain_for(kStopDrainLimit) && host_ != nullptr &&
+        host_->log != nullptr) {
+        host_->log(host_->host, VDH_LOG_WARNING, name_.c_str(),
+                   "blocking calls still running after device stop");
     }
 }
 
 void VirtiofsDevice::disconnect() {
+    // After stop(): nothing is in flight. End the session (inodes, handles, locks, fds) and
+    // let go of what only a connected frontend needs (pool threads, rings, eventfds), so an
+    // idle share holds no thread and the fd count returns to where it was before.
     if (dispatcher_) {
         dispatcher_->end_session();
     }
+    if (pool_) {
+        pool_->shutdown();
+    }
+    std::lock_guard<std::mutex> g(ctl_mu_);
+    for (auto& e : engines_) {
+        if (e) {
+            retired_uring_submitted_ += e->submitted();
+        }
+    }
+    engines_.clear();
 }
 
 int64_t VirtiofsDevice::handle(const vdh_request* req) noexcept {
@@ -112,7 +160,8 @@ int VirtiofsDevice::wake_fd(uint16_t q) noexcept {
 }
 
 int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
-    uint64_t io = 0;
+    std::lock_guard<std::mutex> g(ctl_mu_);
+    uint64_t io = retired_uring_submitted_;
     for (const auto& e : engines_) {
         if (e) {
             io += e->submitted();
@@ -129,7 +178,9 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
     return std::snprintf(buf, len,
                          "{\"initialized\":%s,\"fuse_minor\":%u,\"requests\":%llu,"
                          "\"errors\":%llu,\"malformed\":%llu,\"unsupported\":%llu,"
-                         "\"async\":%llu,\"async_fallbacks\":%llu,\"uring_submitted\":%llu}",
+                         "\"async\":%llu,\"async_fallbacks\":%llu,\"uring_submitted\":%llu,"
+                         "\"hiprio_rejected\":%llu,\"oversize\":%llu,\"blocking_refused\":%llu,"
+                         "\"session_resets\":%llu,\"session_busy\":%llu,\"pool_threads\":%u}",
                          dispatcher_->initialized() ? "true" : "false",
                          dispatcher_->negotiated_minor(), static_cast<unsigned long long>(total),
                          static_cast<unsigned long long>(s.errors.load()),
@@ -137,7 +188,13 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          static_cast<unsigned long long>(s.unsupported.load()),
                          static_cast<unsigned long long>(s.async_submitted.load()),
                          static_cast<unsigned long long>(s.async_fallbacks.load()),
-                         static_cast<unsigned long long>(io));
+                         static_cast<unsigned long long>(io),
+                         static_cast<unsigned long long>(s.hiprio_rejected.load()),
+                         static_cast<unsigned long long>(s.oversize.load()),
+                         static_cast<unsigned long long>(s.blocking_refused.load()),
+                         static_cast<unsigned long long>(s.session_resets.load()),
+                         static_cast<unsigned long long>(s.session_busy.load()),
+                         pool_ ? pool_->threads() : 0u);
 }
 
 } // namespace vdh::virtiofs

@@ -2,10 +2,13 @@
 // VirtiofsDevice: one virtio-fs device (a share). Ties the share profile, the filesystem
 // backend, the FUSE dispatcher (session state), one io_uring engine per queue and the
 // blocking pool together behind the plugin ABI. Queue 0 is hiprio (FORGETs), queues
-// 1..N are request queues, possibly served by different poll lcores.
+// 1..N are request queues, possibly served by different poll lcores. Rings, eventfds and
+// pool threads exist only while a frontend is connected; the FUSE session ends on DESTROY,
+// on a new INIT (guest reset) and on disconnect, not when the vrings merely stop.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -50,7 +53,11 @@ private:
     std::unique_ptr<Filesystem> fs_;
     std::unique_ptr<BlockingPool> pool_;
     std::unique_ptr<FuseDispatcher> dispatcher_;
+    /// Guards changes of engines_ and dispatcher_ (control thread) against stats_json()
+    /// (any thread). Lcores read both without it: they change only while no queue is served.
+    std::mutex ctl_mu_;
     std::vector<std::unique_ptr<UringEngine>> engines_; ///< per queue (queue 0: none)
+    uint64_t retired_uring_submitted_ = 0; ///< submitted() of engines freed at disconnect
     static const vdh_host_api* g_host_; ///< for on_done (the host API is process-wide)
 };
 

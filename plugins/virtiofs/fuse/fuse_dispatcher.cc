@@ -146,8 +146,16 @@ FuseDispatcher::QueueScratch* FuseDispatcher::scratch(uint16_t queue) noexcept {
 }
 
 void FuseDispatcher::end_session() noexcept {
+    std::lock_guard<std::mutex> g(session_mu_);
+    end_session_locked();
+}
+
+void FuseDispatcher::end_session_locked() noexcept {
     if (initialized_.exchange(false, std::memory_order_acq_rel)) {
         want_.store(0, std::memory_order_relaxed);
+        // Requests of the old session still running elsewhere hold shared references to
+        // what they use (open files through file_ref, inodes and handles inside the
+        // backend), and lock waits are cancelled by destroy(): nothing is freed under them.
         fs_.destroy();
     }
 }
@@ -242,6 +250,12 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
         c.engine = nullptr;
     }
 
+    if (VDH_UNLIKELY(req.queue == kHiprioQueue && op != FUSE_FORGET &&
+                     op != FUSE_BATCH_FORGET && op != FUSE_INTERRUPT)) {
+        // hiprio has no engine and must never carry work: only forgets and interrupts.
+        bump(stats_.hiprio_rejected);
+        return replies ? reply_error(c, EINVAL) : 0;
+    }
     if (VDH_UNLIKELY(op != FUSE_INIT && !initialized())) {
         if (!replies) {
             bump(stats_.malformed);
@@ -331,10 +345,16 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
     if (in.minor < kFuseMinMinor) {
         return reply_error(c, EPROTO);
     }
+    std::unique_lock<std::mutex> session(session_mu_, std::try_to_lock);
+    if (!session.owns_lock()) {
+        bump(stats_.session_busy); // another queue is changing the session right now
+        return reply_error(c, EBUSY);
+    }
     if (initialized()) {
-        // As libfuse: a second INIT in one session is a protocol error (EIO). After
-        // DESTROY or end_session() a new INIT is accepted (remount on the same device).
-        return reply_error(c, EIO);
+        // A guest reset: QEMU stops and restarts the vrings without a disconnect, and the
+        // new driver sends INIT on the old session. End it completely and start afresh.
+        bump(stats_.session_resets);
+        end_session_locked();
     }
     const FsCapabilities caps = fs_.capabilities();
     uint64_t guest = in.flags;
@@ -366,9 +386,12 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
 }
 
 int64_t FuseDispatcher::do_destroy(Call& c) noexcept {
-    initialized_.store(false, std::memory_order_release);
-    want_.store(0, std::memory_order_relaxed);
-    fs_.destroy();
+    std::unique_lock<std::mutex> session(session_mu_, std::try_to_lock);
+    if (!session.owns_lock()) {
+        bump(stats_.session_busy);
+        return reply_error(c, EBUSY);
+    }
+    end_session_locked();
     return reply_ok(c, nullptr, 0);
 }
 
@@ -928,6 +951,7 @@ void fill_ctx(FuseRequestCtx* ctx, FuseDispatcher* owner, const vdh_request& req
     ctx->n_reply_iov = 0;
     ctx->n_io_iov = 0;
     ctx->io_bytes = 0;
+    ctx->file_held = false;
     ctx->nodeid = h.nodeid;
     ctx->rc = rc;
 }
@@ -936,6 +960,10 @@ void fill_ctx(FuseRequestCtx* ctx, FuseDispatcher* owner, const vdh_request& req
 int64_t FuseDispatcher::do_read(Call& c) noexcept {
     fuse_read_in in;
     VDH_NEED_ARG(c, &in);
+    if (in.size > max_io()) {
+        bump(stats_.oversize); // more than INIT announced: a hostile or broken guest
+        return reply_error(c, EINVAL);
+    }
     if (c.ctx == nullptr) {
         return reply_error(c, EIO);
     }
@@ -957,9 +985,9 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
     ctx->n_io_iov = nd;
     ctx->io_bytes = static_cast<uint32_t>(n);
     if (c.engine != nullptr && n > 0) {
-        Result<int> fd = fs_.io_fd(c.h.nodeid, in.fh, false);
-        if (fd) {
-            return submit_io(c, *fd);
+        Result<IoFile> f = fs_.io_fd(c.h.nodeid, in.fh, false);
+        if (f) {
+            return submit_io(c, *f);
         }
     }
     return encode_io_reply(ctx, run_sync(ctx, false));
@@ -970,6 +998,10 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
     VDH_NEED_ARG(c, &in);
     if (in.size > c.payload) {
         VDH_MALFORMED(c);
+    }
+    if (in.size > max_io()) {
+        bump(stats_.oversize); // beyond the max_write INIT announced
+        return reply_error(c, EINVAL);
     }
     VDH_NEED_OUT(c, sizeof(fuse_write_out));
     if (c.ctx == nullptr) {
@@ -985,13 +1017,13 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
     ctx->n_io_iov = nd;
     ctx->io_bytes = in.size;
     if (c.engine != nullptr && in.size > 0) {
-        Result<int> fd = fs_.io_fd(c.h.nodeid, in.fh, true);
-        if (fd) {
+        Result<IoFile> f = fs_.io_fd(c.h.nodeid, in.fh, true);
+        if (f) {
             Status prep = fs_.prepare_write(c.rc, c.h.nodeid, in.fh, in.write_flags);
             if (!prep) {
                 return reply_error(c, prep.error());
             }
-            return submit_io(c, *fd);
+            return submit_io(c, *f);
         }
     }
     return encode_io_reply(ctx, run_sync(ctx, false));
@@ -999,9 +1031,9 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
 
 int64_t FuseDispatcher::submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept {
     if (c.engine != nullptr) {
-        Result<int> fd = fs_.io_fd(c.h.nodeid, fh, for_write);
-        if (fd) {
-            return submit_io(c, *fd);
+        Result<IoFile> f = fs_.io_fd(c.h.nodeid, fh, for_write);
+        if (f) {
+            return submit_io(c, *f);
         }
     }
     return encode_io_reply(c.ctx, run_sync(c.ctx, false));
@@ -1057,10 +1089,10 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
         fuse_copy_file_range_in in;
         VDH_NEED_ARG(c, &in);
         VDH_NEED_OUT(c, sizeof(fuse_write_out));
-        // The reply size is 32 bits; the kernel caps len the same way.
-        constexpr uint64_t kMaxCopy = UINT32_MAX & ~static_cast<uint64_t>(kPageSize - 1);
-        if (in.len > kMaxCopy) {
-            in.len = kMaxCopy;
+        // One request is bounded work: longer copies get a short count and the guest
+        // (its userspace) asks again for the rest.
+        if (in.len > kMaxCopyChunk) {
+            in.len = kMaxCopyChunk;
         }
         ctx->args.copy = in;
         reply += sizeof(fuse_write_out);
@@ -1087,14 +1119,26 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
             return VDH_ASYNC; // ctx belongs to the worker now
         }
         stats_.async_submitted.fetch_sub(1, std::memory_order_relaxed);
-        bump(stats_.async_fallbacks);
+        // Never fall back to the lcore: these calls can wait without bound. The device sizes
+        // its pool so that its own requests always fit; a refusal means it is stopping.
+        // SETLKW gets EINTR (what an interrupted lock wait returns; callers retry), the
+        // others EAGAIN.
+        bump(stats_.blocking_refused);
+        return encode_io_reply(ctx, c.h.opcode == FUSE_SETLKW ? -EINTR : -EAGAIN);
     }
+    // A dispatcher without an engine (tests, tools) is synchronous by design; SETLKW then
+    // only tries once (run_sync), COPY_FILE_RANGE is bounded by kMaxCopyChunk.
     return encode_io_reply(ctx, run_sync(ctx, false));
 }
 
-int64_t FuseDispatcher::submit_io(Call& c, int fd) noexcept {
+int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
     FuseRequestCtx* ctx = c.ctx;
     bool taken = false;
+    const int fd = file.fd;
+    // Hold the open file before the engine sees the fd: a RELEASE on another queue must not
+    // close the number (and let it be reused) while the kernel may still use it.
+    new (ctx->file_ref) std::shared_ptr<const void>(std::move(file.keep));
+    ctx->file_held = true;
     // Count first: once the engine took ctx it may complete on another thread.
     bump(stats_.async_submitted);
     switch (ctx->opcode) {
@@ -1116,6 +1160,7 @@ int64_t FuseDispatcher::submit_io(Call& c, int fd) noexcept {
     if (taken) {
         return VDH_ASYNC;
     }
+    release_file(ctx);
     stats_.async_submitted.fetch_sub(1, std::memory_order_relaxed);
     bump(stats_.async_fallbacks);
     return encode_io_reply(ctx, run_sync(ctx, false));
@@ -1206,8 +1251,18 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexce
 
 void FuseDispatcher::complete_io(FuseRequestCtx* ctx, int64_t res) noexcept {
     const int64_t written = encode_io_reply(ctx, res);
+    // The engine is done with the fd: let it go (the last reference closes it).
+    release_file(ctx);
     void* token = ctx->token; // ctx may be reused once done() returns
     config_.done(token, written);
+}
+
+void FuseDispatcher::release_file(FuseRequestCtx* ctx) noexcept {
+    if (ctx->file_held) {
+        ctx->file_held = false;
+        using Ref = std::shared_ptr<const void>;
+        std::launder(reinterpret_cast<Ref*>(ctx->file_ref))->~Ref();
+    }
 }
 
 void FuseDispatcher::blocking_entry(void* p) noexcept {

@@ -3,8 +3,9 @@
 // validates it, calls the Filesystem, and encodes the reply byte-exactly into the chain's
 // writable buffers. Disk I/O and calls that may block go to an IoEngine and finish through
 // complete_io(). One dispatcher serves all queues of a device; it holds the FUSE session
-// state (INIT negotiation) and per-queue scratch memory. Not for vhost-user or ring work:
-// the device plugin owns that and calls handle() per chain.
+// state (INIT negotiation) and per-queue scratch memory. A new INIT on a live session (a
+// guest reset: QEMU restarts the vrings without disconnecting) ends the old session first.
+// Not for vhost-user or ring work: the device plugin owns that and calls handle() per chain.
 #pragma once
 
 #include <sys/uio.h>
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "filesystem.h"
 #include "fuse/fuse_wire.h"
@@ -28,6 +30,11 @@ class FuseDispatcher;
 inline constexpr int kMaxIoIovs = 260;
 /// Most iovecs the fixed reply of an async request (header + fuse_write_out) may span.
 inline constexpr int kMaxReplyIovs = 24;
+/// The hiprio queue: it takes FORGET, BATCH_FORGET and INTERRUPT only.
+inline constexpr uint16_t kHiprioQueue = 0;
+/// Most bytes one COPY_FILE_RANGE moves; a longer request gets a short count (legal: the
+/// guest kernel returns it to userspace, which loops), so one request is bounded work.
+inline constexpr uint64_t kMaxCopyChunk = 4ULL << 20;
 
 /// Per-request state that outlives handle() for asynchronous requests. A plain struct:
 /// the host pre-allocates kFuseRequestCtxSize bytes per ring entry (request_ctx_size) and
@@ -53,6 +60,12 @@ struct FuseRequestCtx {
     } args;
     struct iovec reply_iov[kMaxReplyIovs]; ///< the out bytes of header (+ fuse_write_out)
     struct iovec io_iov[kMaxIoIovs];       ///< READ destination / WRITE source in guest memory
+    /// While file_held: a std::shared_ptr<const void> (IoFile::keep) constructed in place,
+    /// keeping the open file of an engine request (and so its fd number) alive until
+    /// complete_io() has encoded the reply. The dispatcher creates and destroys it.
+    alignas(std::shared_ptr<const void>) unsigned char file_ref[sizeof(
+        std::shared_ptr<const void>)];
+    bool file_held;
 };
 
 /// What plugins put in vdh_plugin_info::request_ctx_size.
@@ -68,6 +81,11 @@ struct FuseStats {
     std::atomic<uint64_t> unsupported{0};     ///< ENOSYS replies
     std::atomic<uint64_t> async_submitted{0}; ///< requests handed to the IoEngine
     std::atomic<uint64_t> async_fallbacks{0}; ///< engine refused; done synchronously
+    std::atomic<uint64_t> hiprio_rejected{0}; ///< not FORGET/BATCH_FORGET/INTERRUPT on queue 0
+    std::atomic<uint64_t> oversize{0};        ///< READ/WRITE beyond the negotiated maximum
+    std::atomic<uint64_t> blocking_refused{0}; ///< engine took no blocking call: EAGAIN/EINTR
+    std::atomic<uint64_t> session_resets{0};  ///< INIT on a live session (guest reset)
+    std::atomic<uint64_t> session_busy{0};    ///< INIT/DESTROY while another one ran: EBUSY
 };
 
 struct FuseDispatcherConfig {
@@ -118,8 +136,9 @@ public:
         c->owner->complete_io(c, res);
     }
 
-    /// The session ended without DESTROY (device stop/reset): calls fs.destroy() and waits
-    /// for a new INIT. Control thread, with no request in handle().
+    /// The session ended without DESTROY (frontend disconnect): calls fs.destroy() and
+    /// waits for a new INIT. Control thread. Requests that are still with an engine stay
+    /// safe: they hold their open file (FuseRequestCtx::file_ref) and finish normally.
     void end_session() noexcept;
 
     bool initialized() const noexcept { return initialized_.load(std::memory_order_acquire); }
@@ -177,7 +196,7 @@ private:
     /// Takes the fixed reply bytes into ctx->reply_iov; false when they do not fit.
     bool take_reply_iovs(Call& c, size_t bytes) noexcept;
     /// Hands ctx to the engine or runs it synchronously; returns handle()'s result.
-    int64_t submit_io(Call& c, int fd) noexcept;
+    int64_t submit_io(Call& c, IoFile& file) noexcept;
     /// Replies with a variable-size payload of at most \p size bytes that \p fill
     /// (Result<size_t>(void* buf, size_t size)) writes: into guest memory directly when
     /// that area is contiguous, else into \p s's scratch and then copied.
@@ -191,6 +210,14 @@ private:
     /// Encodes the reply of ctx's operation from \p res; returns the bytes written.
     int64_t encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexcept;
     static void blocking_entry(void* ctx) noexcept;
+    /// Drops ctx's open-file reference, if it holds one (may close the fd).
+    static void release_file(FuseRequestCtx* ctx) noexcept;
+    /// Ends the current session (fs.destroy()) if there is one. session_mu_ held.
+    void end_session_locked() noexcept;
+    /// Largest READ/WRITE size INIT announced (max_pages * 4096).
+    uint32_t max_io() const noexcept {
+        return config_.max_pages * static_cast<uint32_t>(kPageSize);
+    }
 
     int64_t reply_error(const Call& c, int err) noexcept;
     int64_t reply_ok(const Call& c, const void* a, size_t na, const void* b = nullptr,
@@ -210,6 +237,11 @@ private:
     std::atomic<uint32_t> minor_{0};
     std::atomic<uint64_t> want_{0};
     std::atomic<bool> xattr_{false};
+    /// Serializes session changes (INIT, DESTROY, end_session()): fs.destroy() and fs.init()
+    /// never overlap. Lcores only try_lock it (a busy session change answers EBUSY), so a
+    /// guest racing INITs on several queues cannot make an lcore wait. Lock order: leaf with
+    /// respect to the dispatcher; the Filesystem's own locks nest inside.
+    std::mutex session_mu_;
 };
 
 } // namespace vdh::virtiofs

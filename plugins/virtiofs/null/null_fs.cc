@@ -423,7 +423,7 @@ Result<size_t> NullFs::write(const RequestCtx& /*c*/, uint64_t nodeid, uint64_t 
     return total;
 }
 
-Result<int> NullFs::io_fd(uint64_t /*nodeid*/, uint64_t /*fh*/, bool /*for_write*/) {
+Result<IoFile> NullFs::io_fd(uint64_t /*nodeid*/, uint64_t /*fh*/, bool /*for_write*/) {
     return make_err(EOPNOTSUPP);
 }
 

@@ -113,7 +113,7 @@ public:
     /// Always EOPNOTSUPP: there is no host fd. The dispatcher takes any io_fd() error as
     /// "not asynchronous" and runs READ/WRITE/FSYNC/FALLOCATE synchronously through
     /// read()/write()/fsync()/fallocate() instead, on the poll lcore.
-    Result<int> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override;
+    Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override;
     Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                          uint32_t write_flags) override;
     Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t lock_owner) override;

@@ -730,7 +730,7 @@ Result<size_t> PassthroughFs::write(const RequestCtx&, uint64_t nodeid, uint64_t
     return static_cast<size_t>(n);
 }
 
-Result<int> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write) {
+Result<IoFile> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write) {
     VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
     if (for_write) {
         if (options_.readonly) {
@@ -743,7 +743,10 @@ Result<int> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write) {
     if (h->dir) {
         return make_err(EISDIR);
     }
-    return h->fd.get();
+    // The caller keeps the HandleData (and so the fd) until its I/O completed, whatever
+    // RELEASE or the end of the session do meanwhile.
+    const int fd = h->fd.get();
+    return IoFile{fd, std::move(h)};
 }
 
 Status PassthroughFs::prepare_write(const RequestCtx&, uint64_t nodeid, uint64_t fh,

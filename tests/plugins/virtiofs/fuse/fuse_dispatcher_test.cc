@@ -54,6 +54,8 @@ Bytes zeros(size_t n) {
     return Bytes(n, 0);
 }
 
+constexpr uint32_t kMiB = 1u << 20;
+
 /// The flags a 6.1 guest offers (protocol 7.38).
 constexpr uint32_t kGuestFlags = 0x7bfffffb;
 /// What we enable from kGuestFlags with default FsCapabilities, worked out by hand:
@@ -253,10 +255,31 @@ TEST_F(FuseDispatcherTest, InitReplyNeedsRoom) {
     EXPECT_FALSE(disp().initialized());
 }
 
-TEST_F(FuseDispatcherTest, SecondInitIsEio) {
+TEST_F(FuseDispatcherTest, InitOnLiveSessionEndsItAndStartsAFreshOne) {
+    // A guest reset: QEMU restarts the vrings without a disconnect and the new driver sends
+    // INIT while the old session (its node ids, handles, locks) is still live.
     init();
-    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags))), error_reply(EIO));
-    EXPECT_EQ(fs.init_count, 1);
+    EXPECT_EQ(call(Msg(FUSE_LOOKUP, 1).name("a")), reply(kUnique, 0, bytes_of(sample_entry())));
+    EXPECT_EQ(fs.destroy_count, 0);
+    // The second INIT (another guest, other flags) gets a full, fresh negotiation.
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 31, FUSE_ASYNC_READ | FUSE_MAX_PAGES))),
+              init_reply_bytes(31, 131072, FUSE_ASYNC_READ | FUSE_MAX_PAGES, 0));
+    EXPECT_EQ(fs.destroy_count, 1);               // the old session was ended...
+    EXPECT_EQ(fs.destroys_before_last_init, 1);   // ...before the new one started
+    EXPECT_EQ(fs.init_count, 2);
+    EXPECT_EQ(fs.init_minor, 31u);
+    EXPECT_EQ(disp().negotiated_flags(), uint64_t(FUSE_ASYNC_READ | FUSE_MAX_PAGES));
+    EXPECT_TRUE(disp().initialized());
+    EXPECT_EQ(disp().stats().session_resets.load(), 1u);
+    EXPECT_EQ(call(Msg(FUSE_LOOKUP, 1).name("a")), reply(kUnique, 0, bytes_of(sample_entry())));
+}
+
+TEST_F(FuseDispatcherTest, VersionOnlyInitOnLiveSessionKeepsIt) {
+    init();
+    // major > 7 only asks for our version: nothing is negotiated, the session stays.
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(8, 0, 0))).size(), 80u);
+    EXPECT_EQ(fs.destroy_count, 0);
+    EXPECT_TRUE(disp().initialized());
 }
 
 TEST_F(FuseDispatcherTest, RequestsBeforeInitGetEio) {
@@ -1099,11 +1122,74 @@ TEST_F(FuseDispatcherTest, SyncFsyncFallocateCopySyncfsFsyncdir) {
     EXPECT_EQ(call(Msg(FUSE_FALLOCATE).add(fuse_fallocate_in{8, 0, 1, 0, 0})), error_reply(ENOSPC));
 }
 
-TEST_F(FuseDispatcherTest, CopyFileRangeLengthIsCapped) {
+TEST_F(FuseDispatcherTest, CopyFileRangeIsChunked) {
     init();
-    fuse_copy_file_range_in cin{1, 2, 3, 4, 5, 1ULL << 40, 0};
-    call(Msg(FUSE_COPY_FILE_RANGE).add(cin));
-    EXPECT_EQ(fs.last().u[5], 0xFFFFF000u);
+    // A 4 GiB (and a 1 TiB) request moves at most kMaxCopyChunk (4 MiB); the short count
+    // goes back and the guest asks again for the rest.
+    fs.copy_result = 4u << 20;
+    for (uint64_t len : {0xFFFFFFFFull, 1ULL << 40}) {
+        fuse_copy_file_range_in cin{1, 2, 3, 4, 5, len, 0};
+        EXPECT_EQ(call(Msg(FUSE_COPY_FILE_RANGE).add(cin)),
+                  reply(kUnique, 0, cat({le32(4u << 20), le32(0)})));
+        EXPECT_EQ(fs.last().u[5], 4u << 20);
+    }
+    // Shorter requests are passed on unchanged.
+    fuse_copy_file_range_in small{1, 2, 3, 4, 5, (4u << 20) - 1, 0};
+    call(Msg(FUSE_COPY_FILE_RANGE).add(small));
+    EXPECT_EQ(fs.last().u[5], (4u << 20) - 1);
+    // Through the engine: the worker sees the capped length too.
+    fuse_copy_file_range_in huge{1, 2, 3, 4, 5, 1ULL << 33, 0};
+    Chain ch(Msg(FUSE_COPY_FILE_RANGE).add(huge).build(), {4096});
+    ASSERT_EQ(send(ch, &engine), VDH_ASYNC);
+    EXPECT_EQ(fs.last().u[5], (4u << 20) - 1); // nothing ran on the lcore
+    engine.subs.back().fn(engine.subs.back().ctx);
+    EXPECT_EQ(fs.last().op, "copy_file_range");
+    EXPECT_EQ(fs.last().u[5], 4u << 20);
+    EXPECT_EQ(ch.out(24), reply(kUnique, 0, cat({le32(4u << 20), le32(0)})));
+}
+
+TEST_F(FuseDispatcherTest, WriteBeyondMaxWriteIsEinval) {
+    init(); // max_pages 256: max_write 1 MiB
+    // Twice the negotiated max_write, with the whole payload present.
+    const uint32_t big = 2u << 20;
+    Bytes in = Msg(FUSE_WRITE).add(write_in(2, 0, big)).raw(std::string(big, 'x')).build();
+    Chain ch(in, {4096});
+    ASSERT_EQ(send(ch, &engine), 16);
+    EXPECT_EQ(ch.out(16), error_reply(EINVAL));
+    EXPECT_TRUE(ch.untouched_from(16));
+    // One byte over is refused as well; exactly max_write is served.
+    Chain over(
+        Msg(FUSE_WRITE).add(write_in(2, 0, kMiB + 1)).raw(std::string(kMiB + 1, 'y')).build(),
+        {4096});
+    ASSERT_EQ(send(over, &engine), 16);
+    EXPECT_EQ(over.out(16), error_reply(EINVAL));
+    EXPECT_TRUE(fs.calls.empty());
+    EXPECT_TRUE(engine.subs.empty());
+    EXPECT_EQ(disp().stats().oversize.load(), 2u);
+    Chain fits(Msg(FUSE_WRITE).add(write_in(2, 0, kMiB)).raw(std::string(kMiB, 'z')).build(),
+               {4096});
+    ASSERT_EQ(send(fits, &engine), VDH_ASYNC);
+}
+
+TEST_F(FuseDispatcherTest, ReadBeyondNegotiatedMaximumIsEinval) {
+    cfg.max_pages = 2; // max_read = max_write = 8192
+    init();
+    Chain ch(Msg(FUSE_READ).add(read_in(9, 0, 8193)).build(), {20000});
+    ASSERT_EQ(send(ch, &engine), 16);
+    EXPECT_EQ(ch.out(16), error_reply(EINVAL));
+    EXPECT_TRUE(ch.untouched_from(16));
+    Chain huge(Msg(FUSE_READ).add(read_in(9, 0, UINT32_MAX)).build(), {20000});
+    ASSERT_EQ(send(huge, &engine), 16);
+    EXPECT_EQ(huge.out(16), error_reply(EINVAL));
+    EXPECT_TRUE(fs.calls.empty());
+    EXPECT_TRUE(engine.subs.empty());
+    Chain w(Msg(FUSE_WRITE).add(write_in(2, 0, 8193)).raw(std::string(8193, 'w')).build(), {64});
+    ASSERT_EQ(send(w, &engine), 16);
+    EXPECT_EQ(w.out(16), error_reply(EINVAL));
+    EXPECT_EQ(disp().stats().oversize.load(), 3u);
+    Chain fits(Msg(FUSE_READ).add(read_in(9, 0, 8192)).build(), {20000});
+    ASSERT_EQ(send(fits, &engine), VDH_ASYNC);
+    ASSERT_EQ(engine.subs.size(), 1u);
 }
 
 // ---- Asynchronous I/O -------------------------------------------------------------------------
@@ -1330,13 +1416,153 @@ TEST_F(FuseDispatcherTest, BlockingCallsOnWorker) {
     EXPECT_EQ(Completions::list().size(), 3u);
 }
 
-TEST_F(FuseDispatcherTest, BlockingRefusedRunsSynchronously) {
+TEST_F(FuseDispatcherTest, BlockingCallsNeverRunOnTheLcoreWhenThePoolIsFull) {
     init();
+    engine.accept = false; // the pool takes nothing (full or stopping)
+    Chain lk(Msg(FUSE_SETLKW).add(lk_in(F_WRLCK)).build(), {16});
+    ASSERT_EQ(send(lk, &engine), 16);
+    EXPECT_EQ(lk.out(16), error_reply(EINTR)); // what an interrupted lock wait returns
+    Chain sync(Msg(FUSE_SYNCFS).add(fuse_syncfs_in{0}).build(), {16});
+    ASSERT_EQ(send(sync, &engine), 16);
+    EXPECT_EQ(sync.out(16), error_reply(EAGAIN));
+    Chain dir(Msg(FUSE_FSYNCDIR).add(fuse_fsync_in{4, 0, 0}).build(), {16});
+    ASSERT_EQ(send(dir, &engine), 16);
+    EXPECT_EQ(dir.out(16), error_reply(EAGAIN));
+    Chain copy(Msg(FUSE_COPY_FILE_RANGE).add(fuse_copy_file_range_in{1, 2, 3, 4, 5, 100, 0})
+                   .build(),
+               {24});
+    ASSERT_EQ(send(copy, &engine), 16);
+    EXPECT_EQ(copy.out(16), error_reply(EAGAIN));
+    EXPECT_TRUE(copy.untouched_from(16));
+    EXPECT_TRUE(fs.calls.empty()); // nothing ran on the calling (lcore) thread
+    EXPECT_EQ(disp().stats().blocking_refused.load(), 4u);
+    EXPECT_EQ(disp().stats().async_fallbacks.load(), 0u);
+    EXPECT_EQ(disp().stats().async_submitted.load(), 0u);
+    EXPECT_TRUE(Completions::list().empty());
+}
+
+// ---- The hiprio queue -------------------------------------------------------------------------
+
+TEST_F(FuseDispatcherTest, HiprioQueueTakesOnlyForgetsAndInterrupts) {
+    // INIT on hiprio is refused like everything else that is not a forget or interrupt.
+    Chain i0(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags)).build(), {4096}, {}, 0);
+    ASSERT_EQ(send(i0, &engine), 16);
+    EXPECT_EQ(i0.out(16), error_reply(EINVAL));
+    EXPECT_FALSE(disp().initialized());
+    init();
+    struct Case {
+        Bytes in;
+        size_t out;
+    };
+    const std::vector<Case> refused = {
+        {Msg(FUSE_LOOKUP, 1).name("a").build(), 4096},
+        {Msg(FUSE_GETATTR).add(fuse_getattr_in{}).build(), 4096},
+        {Msg(FUSE_READ).add(read_in(9, 0, 100)).build(), 4096},
+        {Msg(FUSE_WRITE).add(write_in(2, 0, 3)).raw("abc").build(), 4096},
+        {Msg(FUSE_SETLKW).add(lk_in(F_WRLCK)).build(), 4096},
+        {Msg(FUSE_SYNCFS).add(fuse_syncfs_in{0}).build(), 4096},
+        {Msg(FUSE_COPY_FILE_RANGE).add(fuse_copy_file_range_in{1, 2, 3, 4, 5, 9, 0}).build(), 4096},
+        {Msg(FUSE_DESTROY, 0).build(), 4096},
+        {Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags)).build(), 4096},
+        {Msg(999).build(), 4096},
+    };
+    for (const Case& k : refused) {
+        Chain ch(k.in, {k.out}, {}, 0);
+        ASSERT_EQ(send(ch, &engine), 16);
+        EXPECT_EQ(ch.out(16), error_reply(EINVAL));
+        EXPECT_TRUE(ch.untouched_from(16));
+    }
+    // No reply wanted: dropped.
+    Chain nr(Msg(FUSE_NOTIFY_REPLY).build(), {}, {}, 0);
+    EXPECT_EQ(send(nr, &engine), 0);
+    EXPECT_TRUE(fs.calls.empty());
+    EXPECT_TRUE(engine.subs.empty());
+    EXPECT_EQ(fs.destroy_count, 0);
+    EXPECT_EQ(fs.init_count, 1);
+    EXPECT_EQ(disp().stats().hiprio_rejected.load(), refused.size() + 2);
+
+    // What hiprio is for still works.
+    Chain f(Msg(FUSE_FORGET, 33).add(fuse_forget_in{7}).build(), {}, {}, 0);
+    EXPECT_EQ(send(f, &engine), 0);
+    EXPECT_EQ(fs.last().op, "forget");
+    fuse_batch_forget_in b{1, 0};
+    Chain bf(Msg(FUSE_BATCH_FORGET).add(b).add(fuse_forget_one{34, 2}).build(), {}, {}, 0);
+    EXPECT_EQ(send(bf, &engine), 0);
+    EXPECT_EQ(fs.last().nodeid, 34u);
+    Chain in(Msg(FUSE_INTERRUPT, 0, 0x99).add(fuse_interrupt_in{kUnique}).build(), {}, {}, 0);
+    EXPECT_EQ(send(in, &engine), 0);
+    EXPECT_EQ(fs.last().op, "interrupt_lock");
+}
+
+// ---- Open files of asynchronous requests --------------------------------------------------------
+
+/// Whether \p fd is an open descriptor of this process.
+bool fd_open(int fd) {
+    return ::fcntl(fd, F_GETFD) != -1;
+}
+
+TEST_F(FuseDispatcherTest, AsyncIoHoldsTheOpenFileUntilItsCompletion) {
+    // Finding 6: the fd handed to the engine must stay open (its number unused) after
+    // RELEASE until the completion was reaped, and be closed after.
+    char path[] = "/tmp/vdh_disp_fd_XXXXXX";
+    const int raw = ::mkstemp(path);
+    ASSERT_GE(raw, 0);
+    ::unlink(path);
+    // The "backend's" open file: closes the fd when the last reference goes.
+    auto file = std::shared_ptr<int>(new int(raw), [](int* p) {
+        ::close(*p);
+        delete p;
+    });
+    fs.io_fd_value = raw;
+    fs.io_keep = file;
+    std::weak_ptr<int> watch = file;
+    file.reset();
+    init();
+
+    const std::vector<Bytes> ops = {
+        Msg(FUSE_READ).add(read_in(9, 0, 100)).build(),
+        Msg(FUSE_WRITE).add(write_in(9, 0, 3)).raw("abc").build(),
+        Msg(FUSE_FSYNC).add(fuse_fsync_in{9, 0, 0}).build(),
+        Msg(FUSE_FALLOCATE).add(fuse_fallocate_in{9, 0, 4096, 0, 0}).build(),
+    };
+    std::vector<std::unique_ptr<Chain>> chains;
+    std::vector<FuseRequestCtx> ctxs(ops.size());
+    for (size_t i = 0; i < ops.size(); ++i) {
+        chains.push_back(std::make_unique<Chain>(ops[i], std::vector<size_t>{4096}));
+        ASSERT_EQ(disp().handle(chains[i]->req(), &ctxs[i], &engine), VDH_ASYNC);
+        EXPECT_EQ(engine.subs[i].fd, raw);
+    }
+    // RELEASE: the backend drops its own reference to the open file.
+    EXPECT_EQ(call(Msg(FUSE_RELEASE).add(fuse_release_in{9, 0, 0, 0})), reply(kUnique, 0));
+    fs.io_keep.reset();
+    EXPECT_EQ(watch.use_count(), 4); // one per request in flight
+    EXPECT_TRUE(fd_open(raw));
+    for (size_t i = 0; i + 1 < ops.size(); ++i) {
+        FuseDispatcher::complete(engine.subs[i].ctx, 0);
+        EXPECT_TRUE(fd_open(raw)) << i;
+    }
+    EXPECT_EQ(watch.use_count(), 1);
+    FuseDispatcher::complete(engine.subs.back().ctx, 0);
+    // Reaped: the last reference went with the completion, and the fd with it.
+    EXPECT_TRUE(watch.expired());
+    EXPECT_FALSE(fd_open(raw));
+    EXPECT_EQ(Completions::list().size(), ops.size());
+}
+
+TEST_F(FuseDispatcherTest, RefusedAsyncIoLetsGoOfTheOpenFile) {
+    init();
+    std::weak_ptr<const void> watch = fs.io_keep;
     engine.accept = false;
-    Chain ch(Msg(FUSE_SYNCFS).add(fuse_syncfs_in{0}).build(), {16});
-    ASSERT_EQ(send(ch, &engine), 16);
-    EXPECT_EQ(fs.last().op, "syncfs");
-    EXPECT_EQ(disp().stats().async_fallbacks.load(), 1u);
+    fs.file_data = "abc";
+    Chain ch(Msg(FUSE_READ).add(read_in(9, 0, 100)).build(), {4096});
+    ASSERT_EQ(send(ch, &engine), 19); // done synchronously
+    EXPECT_EQ(watch.use_count(), 1);  // only the backend's own reference is left
+    engine.accept = true;
+    Chain a(Msg(FUSE_READ).add(read_in(9, 0, 100)).build(), {4096});
+    ASSERT_EQ(send(a, &engine), VDH_ASYNC);
+    EXPECT_EQ(watch.use_count(), 2);
+    FuseDispatcher::complete(engine.subs[0].ctx, 3);
+    EXPECT_EQ(watch.use_count(), 1);
 }
 
 // ---- Statistics -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -222,6 +223,8 @@ public:
     std::string written;   ///< what write() received
     int io_fd_error = 0;   ///< io_fd() error (0: returns io_fd_value)
     int io_fd_value = 77;
+    /// What io_fd() hands out as IoFile::keep (a test can watch its use_count).
+    std::shared_ptr<const void> io_keep = std::make_shared<int>(0);
     int prepare_error = 0;
     int setlk_error = 0;
     bool interrupt_found = true;
@@ -247,7 +250,9 @@ public:
         init_minor = minor;
         init_want = want;
         ++init_count;
+        destroys_before_last_init = destroy_count;
     }
+    int destroys_before_last_init = 0; ///< destroy_count when init() last ran
     void destroy() override { ++destroy_count; }
 
     Result<fuse_entry_out> lookup(const RequestCtx& c, uint64_t parent,
@@ -358,12 +363,12 @@ public:
         written = data;
         return data.size();
     }
-    Result<int> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override {
+    Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override {
         rec("io_fd", {}, nodeid, {fh, for_write ? 1u : 0u}, {});
         if (io_fd_error != 0) {
             return make_err(io_fd_error);
         }
-        return io_fd_value;
+        return IoFile{io_fd_value, io_keep};
     }
     Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                          uint32_t write_flags) override {

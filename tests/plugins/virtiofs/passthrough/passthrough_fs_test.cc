@@ -735,7 +735,7 @@ TEST_P(PassthroughFsTest, IoFdAndPrepareWrite) {
     auto fd = fs_->io_fd(e.nodeid, ro, false);
     ASSERT_TRUE(fd.has_value());
     char c = 0;
-    EXPECT_EQ(::pread(*fd, &c, 1, 1), 1);
+    EXPECT_EQ(::pread(fd->fd, &c, 1, 1), 1);
     EXPECT_EQ(c, 'b');
     EXPECT_EQ(fs_->io_fd(e.nodeid, ro, true).error(), EBADF);
     EXPECT_EQ(fs_->io_fd(kRootNodeId, ro, false).error(), EBADF);
@@ -748,6 +748,26 @@ TEST_P(PassthroughFsTest, IoFdAndPrepareWrite) {
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
     EXPECT_TRUE(fs_->release(root_, e.nodeid, ro, 0, 0, 0).has_value());
     EXPECT_TRUE(fs_->release(root_, e.nodeid, rw, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, IoFdKeepsTheFileOpenAfterReleaseAndDestroy) {
+    // Finding 6: what io_fd() lends the async path stays open, and its number unused, after
+    // RELEASE (and the end of the session) until the caller lets go.
+    testing::write_file(dir_ / "f", "abc");
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDONLY);
+    auto f = fs_->io_fd(e.nodeid, fh, false);
+    ASSERT_TRUE(f.has_value());
+    const int fd = f->fd;
+    ASSERT_TRUE(f->keep);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+    EXPECT_EQ(fs_->io_fd(e.nodeid, fh, false).error(), EBADF); // the guest's handle is gone
+    fs_->destroy();
+    char c = 0;
+    EXPECT_EQ(::pread(fd, &c, 1, 2), 1); // still the same open file
+    EXPECT_EQ(c, 'c');
+    f->keep.reset();
+    EXPECT_EQ(::fcntl(fd, F_GETFD), -1); // closed with the last reference
 }
 
 TEST_P(PassthroughFsTest, FsyncFallocateLseekCopyFileRange) {
@@ -1331,7 +1351,7 @@ TEST_P(PassthroughFsTest, OpensAreNonblockingAndClearItAfterwards) {
         ASSERT_TRUE(c.fh.has_value()) << c.what;
         auto fd = fs_->io_fd(c.node, *c.fh, false);
         ASSERT_TRUE(fd.has_value()) << c.what;
-        EXPECT_EQ(nonblocking(*fd), c.guest_nonblock) << c.what;
+        EXPECT_EQ(nonblocking(fd->fd), c.guest_nonblock) << c.what;
         EXPECT_TRUE(fs_->release(root_, c.node, *c.fh, 0, 0, 0).has_value());
     }
 }

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// Tests of BlockingPool: no thread before start(), workers started on demand up to the
+// maximum (a waiting job never leaves the next one without a thread while one can start),
+// a queue sized at start() that takes exactly that many jobs, drain() interrupting running
+// jobs through the cancel callback, and shutdown() joining every worker.
+#include "blocking_pool.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace vdh::virtiofs {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Threads of this process (/proc/self/task entries).
+int task_count() {
+    int n = 0;
+    DIR* d = ::opendir("/proc/self/task");
+    if (d == nullptr) {
+        return -1;
+    }
+    while (dirent* e = ::readdir(d)) {
+        n += e->d_name[0] != '.' ? 1 : 0;
+    }
+    ::closedir(d);
+    return n;
+}
+
+/// A job that waits until released or cancelled, like a SETLKW on a held lock.
+struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool released = false;
+    bool cancelled = false;
+    std::atomic<int> started{0};
+    std::atomic<int> finished{0};
+
+    static void run(void* p) {
+        auto* w = static_cast<Waiter*>(p);
+        w->started.fetch_add(1);
+        std::unique_lock<std::mutex> lk(w->mu);
+        w->cv.wait(lk, [w] { return w->released || w->cancelled; });
+        w->finished.fetch_add(1);
+    }
+    static void cancel(void* /*arg*/, void* p) {
+        auto* w = static_cast<Waiter*>(p);
+        std::lock_guard<std::mutex> g(w->mu);
+        w->cancelled = true;
+        w->cv.notify_all();
+    }
+    void release() {
+        std::lock_guard<std::mutex> g(mu);
+        released = true;
+        cv.notify_all();
+    }
+};
+
+template <typename Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (p()) {
+            return true;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    return p();
+}
+
+TEST(BlockingPool, NoThreadAndNoSubmitBeforeStart) {
+    const int before = task_count();
+    BlockingPool pool(4, &Waiter::cancel, nullptr);
+    EXPECT_EQ(pool.threads(), 0u);
+    EXPECT_EQ(task_count(), before);
+    Waiter w;
+    EXPECT_FALSE(pool.submit(&Waiter::run, &w));
+}
+
+TEST(BlockingPool, StartsOneThreadAndGrowsOnDemandUpToTheMaximum) {
+    const int before = task_count();
+    BlockingPool pool(3, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(pool.start(16));
+    EXPECT_EQ(pool.threads(), 1u);
+    EXPECT_EQ(task_count(), before + 1);
+
+    // Each waiting job makes its worker start another, so the next job never waits for a
+    // thread while the maximum is not reached.
+    Waiter a, b, c, d;
+    ASSERT_TRUE(pool.submit(&Waiter::run, &a));
+    ASSERT_TRUE(eventually([&] { return a.started.load() == 1; }));
+    ASSERT_TRUE(pool.submit(&Waiter::run, &b));
+    ASSERT_TRUE(eventually([&] { return b.started.load() == 1; }));
+    ASSERT_TRUE(pool.submit(&Waiter::run, &c));
+    ASSERT_TRUE(eventually([&] { return c.started.load() == 1; }));
+    EXPECT_EQ(pool.threads(), 3u);
+    // At the maximum, the next job queues until a worker is free.
+    ASSERT_TRUE(pool.submit(&Waiter::run, &d));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(d.started.load(), 0);
+    EXPECT_EQ(pool.threads(), 3u);
+    a.release();
+    ASSERT_TRUE(eventually([&] { return d.started.load() == 1; }));
+    b.release();
+    c.release();
+    d.release();
+    pool.drain();
+    EXPECT_EQ(a.finished + b.finished + c.finished + d.finished, 4);
+}
+
+TEST(BlockingPool, QueueHoldsExactlyTheCapacityGivenAtStart) {
+    BlockingPool pool(1, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(pool.start(8));
+    EXPECT_EQ(pool.capacity(), 8u);
+    Waiter hold;
+    ASSERT_TRUE(pool.submit(&Waiter::run, &hold));
+    ASSERT_TRUE(eventually([&] { return hold.started.load() == 1; }));
+    // The one worker waits: 8 more jobs queue, the 9th is refused (the device sizes the
+    // queue to its ring entries, so its own requests always fit).
+    std::vector<Waiter> queued(8);
+    for (auto& w : queued) {
+        EXPECT_TRUE(pool.submit(&Waiter::run, &w));
+    }
+    Waiter extra;
+    EXPECT_FALSE(pool.submit(&Waiter::run, &extra));
+    hold.release();
+    for (auto& w : queued) {
+        w.release();
+    }
+    pool.drain();
+    for (auto& w : queued) {
+        EXPECT_EQ(w.finished.load(), 1);
+    }
+    EXPECT_EQ(extra.started.load(), 0);
+}
+
+TEST(BlockingPool, DrainCancelsWaitingJobsPromptly) {
+    BlockingPool pool(4, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(pool.start(16));
+    std::vector<Waiter> w(6); // more than the threads: some queue behind waiting ones
+    for (auto& x : w) {
+        ASSERT_TRUE(pool.submit(&Waiter::run, &x));
+    }
+    ASSERT_TRUE(eventually([&] { return w[0].started.load() == 1; }));
+    auto t0 = std::chrono::steady_clock::now();
+    pool.drain(); // nobody releases: only the cancel callback ends the waits
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    for (auto& x : w) {
+        EXPECT_EQ(x.finished.load(), 1);
+        EXPECT_TRUE(x.cancelled);
+    }
+    // Still usable after a drain.
+    Waiter after;
+    after.release();
+    ASSERT_TRUE(pool.submit(&Waiter::run, &after));
+    ASSERT_TRUE(eventually([&] { return after.finished.load() == 1; }));
+}
+
+TEST(BlockingPool, DrainForGivesUpAfterItsLimit) {
+    BlockingPool pool(1, nullptr, nullptr); // no cancel callback: the job only ends when released
+    ASSERT_TRUE(pool.start(4));
+    Waiter w;
+    ASSERT_TRUE(pool.submit(&Waiter::run, &w));
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(pool.drain_for(100ms));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, 100ms);
+    EXPECT_LT(took, 2s);
+    w.release();
+    EXPECT_TRUE(pool.drain_for(5s));
+    EXPECT_EQ(w.finished.load(), 1);
+}
+
+TEST(BlockingPool, ShutdownJoinsEveryWorkerAndStartWorksAgain) {
+    const int before = task_count();
+    BlockingPool pool(4, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(pool.start(16));
+    std::vector<Waiter> w(4);
+    for (auto& x : w) {
+        ASSERT_TRUE(pool.submit(&Waiter::run, &x));
+    }
+    ASSERT_TRUE(eventually([&] { return pool.threads() == 4u; }));
+    pool.shutdown(); // cancels the waits, then joins
+    EXPECT_EQ(pool.threads(), 0u);
+    EXPECT_EQ(pool.capacity(), 0u);
+    EXPECT_EQ(task_count(), before);
+    for (auto& x : w) {
+        EXPECT_EQ(x.finished.load(), 1);
+    }
+    Waiter late;
+    EXPECT_FALSE(pool.submit(&Waiter::run, &late));
+    ASSERT_TRUE(pool.start(4));
+    EXPECT_EQ(pool.threads(), 1u);
+    late.release();
+    EXPECT_TRUE(pool.submit(&Waiter::run, &late));
+    ASSERT_TRUE(eventually([&] { return late.finished.load() == 1; }));
+}
+
+} // namespace
+} // namespace vdh::virtiofs
