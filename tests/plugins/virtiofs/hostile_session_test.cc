@@ -118,10 +118,10 @@ protected:
                            "devices:\n"
                            "  - name: fs0\n    type: virtiofs\n    socket: " + sock0_ + "\n"
                            "    lcore: [0, 1]\n"
-                           "    config:\n      shared_dir: " + share0_ + "\n"
+                           "    config:\n      shared_dir: " + share0_ + "\n      fd_limit: 4096\n"
                            "  - name: fs1\n    type: virtiofs\n    socket: " + sock1_ + "\n"
                            "    lcore: [0, 1]\n"
-                           "    config:\n      shared_dir: " + share1_ + "\n";
+                           "    config:\n      shared_dir: " + share1_ + "\n      fd_limit: 4096\n";
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock0_, sock1_, ctl_})) << vdhost_.log();
     }
 
