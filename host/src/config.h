@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "sandbox.h"
+#include "seccomp_filter.h"
 #include "vdh/result.h"
 
 namespace vdh {
@@ -45,6 +47,9 @@ struct HostConfig {
     std::string control_socket;        ///< stats/control UNIX socket ("" = none)
     uint32_t idle_poll_us = 200;       ///< busy-poll this long without work before sleeping
     uint32_t max_sleep_ms = 100;       ///< upper bound of one sleep on kick eventfds
+    // The process sandbox (sandbox.h, seccomp_filter.h).
+    SandboxMode sandbox = SandboxMode::Namespace; ///< host.sandbox
+    SeccompMode seccomp = SeccompMode::Kill;      ///< host.seccomp
 };
 
 struct Config {

@@ -26,6 +26,8 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "poll_lcore.h"
+#include "sandbox.h"
+#include "seccomp_filter.h"
 #include "vdh_build_config.h"
 #include "vhost_backend.h"
 
@@ -84,6 +86,58 @@ void make_parent_dir(const std::string& path) {
     std::string dir = path.substr(0, slash);
     make_parent_dir(dir);
     mkdir(dir.c_str(), 0755);
+}
+
+/// Adds every directory the sandbox must hold: each device's host directories (the
+/// plugin's host_paths()), and the directories of the vhost-user and control sockets
+/// (created here, while the host's file system is still visible).
+bool build_sandbox_plan(const Config& cfg,
+                        const std::map<std::string, std::unique_ptr<Plugin>>& plugins,
+                        SandboxPlan* plan, std::string* err) {
+    struct Ctx {
+        SandboxPlan* plan;
+        std::string err;
+        bool ok = true;
+    } ctx{plan, "", true};
+    for (const DeviceConfig& d : cfg.devices) {
+        const vdh_plugin_info* info = plugins.at(d.type)->info;
+        if (info->struct_size >= offsetof(vdh_plugin_info, host_paths) + sizeof(void*) &&
+            info->host_paths != nullptr) {
+            char msg[1024] = {0};
+            auto add = [](void* c, const char* path, uint32_t flags) {
+                auto* x = static_cast<Ctx*>(c);
+                if (x->ok && !x->plan->add_share(path, (flags & VDH_HOST_PATH_READONLY) == 0,
+                                                 &x->err)) {
+                    x->ok = false;
+                }
+            };
+            if (info->host_paths(d.config_text.c_str(), d.config_text.size(), cfg.path.c_str(),
+                                 add, &ctx, msg, sizeof(msg)) != 0) {
+                *err = msg[0] ? msg : "device " + d.name + ": host_paths failed";
+                return false;
+            }
+            if (!ctx.ok) {
+                *err = device_error(cfg, d, "config", ctx.err);
+                return false;
+            }
+        }
+        make_parent_dir(d.socket);
+        auto slash = d.socket.rfind('/');
+        if (!plan->add_socket_dir(slash == 0 ? "/" : d.socket.substr(0, slash), err)) {
+            *err = device_error(cfg, d, "socket", *err);
+            return false;
+        }
+    }
+    if (!cfg.host.control_socket.empty()) {
+        make_parent_dir(cfg.host.control_socket);
+        const std::string& c = cfg.host.control_socket;
+        auto slash = c.rfind('/');
+        if (!plan->add_socket_dir(slash == 0 ? "/" : c.substr(0, slash), err)) {
+            *err = cfg.path + ": host.control_socket: " + *err;
+            return false;
+        }
+    }
+    return true;
 }
 
 int run(const Options& o) {
@@ -151,6 +205,23 @@ int run(const Options& o) {
     std::signal(SIGPIPE, SIG_IGN);
 
     std::string err;
+    // The sandbox: entered before EAL starts any thread (mount namespace, root and
+    // capabilities are per thread until then), after everything that needs the host view.
+    {
+        SandboxPlan plan;
+        if (cfg->host.sandbox != SandboxMode::None) {
+            if (!build_sandbox_plan(*cfg, plugins, &plan, &err) ||
+                !plan.add_empty_dir(eal_runtime_dir(), &err) ||
+                !enter_sandbox(cfg->host.sandbox, plan, &err) || !drop_privileges(&err)) {
+                VDH_ERR("host", "%s", err.c_str());
+                return 1;
+            }
+        }
+        VDH_INFO("host", "sandbox: %s (%zu director%s), seccomp: %s",
+                 to_string(cfg->host.sandbox), plan.dirs().size(),
+                 plan.dirs().size() == 1 ? "y" : "ies", to_string(cfg->host.seccomp));
+    }
+
     auto eal_args = build_eal_args(cfg->host, cpus, o.eal);
     VDH_DEBUG("host", "EAL arguments: %s", join(eal_args, " ").c_str());
     if (!eal_init(eal_args, &err)) {
@@ -242,6 +313,17 @@ int run(const Options& o) {
             eal_cleanup();
             return 1;
         }
+    }
+
+    // Start-up is over and every thread exists: the allow-list goes on all of them at once.
+    if (!install_seccomp(cfg->host.seccomp, &err)) {
+        VDH_ERR("host", "%s", err.c_str());
+        control.stop();
+        vhost_unregister_devices();
+        stop_lcores();
+        devices.clear();
+        eal_cleanup();
+        return 1;
     }
 
     VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
