@@ -7,6 +7,7 @@
 
 #include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -37,7 +38,9 @@ std::vector<int> make_list() {
         SYS_getrlimit, SYS_prlimit64, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
         SYS_getresuid, SYS_getresgid, SYS_uname, SYS_restart_syscall, SYS_membarrier,
         SYS_get_mempolicy, SYS_set_mempolicy, SYS_mbind, SYS_timerfd_create,
-        SYS_timerfd_settime,
+        SYS_timerfd_settime, SYS_sysinfo, SYS_msync,
+        // Normally answered by the vDSO; the kernel fallbacks.
+        SYS_gettimeofday, SYS_time, SYS_getcpu,
         // fds, polling, eventfds (poll lcores' kick/wake fds, rte_vhost's fdset thread,
         // the control socket thread).
         SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_close, SYS_close_range, SYS_dup,
@@ -62,7 +65,7 @@ std::vector<int> make_list() {
         SYS_setxattr, SYS_lsetxattr, SYS_fsetxattr, SYS_getxattr, SYS_lgetxattr,
         SYS_fgetxattr, SYS_listxattr, SYS_llistxattr, SYS_flistxattr, SYS_removexattr,
         SYS_lremovexattr, SYS_fremovexattr, SYS_setfsuid, SYS_setfsgid, SYS_setgroups,
-        SYS_setresuid, SYS_setresgid, SYS_umask, SYS_fchdir, SYS_chdir, SYS_getcwd,
+        SYS_setresuid, SYS_setresgid, SYS_getgroups, SYS_umask, SYS_fchdir, SYS_chdir, SYS_getcwd,
         SYS_lseek, SYS_readlink, SYS_mkdir, SYS_rmdir, SYS_rename, SYS_capget,
         // Guest memory: rte_vhost maps the frontend's memfds, and unmaps on table changes.
         SYS_mincore,
@@ -74,12 +77,21 @@ std::vector<int> make_list() {
 
 } // namespace
 
+const std::vector<SeccompArgRule>& seccomp_arg_rules() {
+    static const std::vector<SeccompArgRule> rules = {
+        // Passthrough threads (poll lcores, blocking pool): a private umask per thread.
+        {SYS_unshare, 0, CLONE_FS},
+    };
+    return rules;
+}
+
 const std::vector<int>& seccomp_allowed_syscalls() {
     static const std::vector<int> list = make_list();
     return list;
 }
 
-std::vector<sock_filter> build_seccomp_filter(SeccompMode mode, const std::vector<int>& allowed) {
+std::vector<sock_filter> build_seccomp_filter(SeccompMode mode, const std::vector<int>& allowed,
+                                              const std::vector<SeccompArgRule>& rules) {
     const uint32_t deny = mode == SeccompMode::Log ? SECCOMP_RET_LOG : SECCOMP_RET_KILL_PROCESS;
     std::vector<sock_filter> f;
     // A foreign architecture's numbers mean other calls: kill, whatever the mode.
@@ -92,6 +104,19 @@ std::vector<sock_filter> build_seccomp_filter(SeccompMode mode, const std::vecto
     f.push_back(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1));
     f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
 #endif
+    // Argument-checked calls. The accumulator holds the call number on entry and on the
+    // way out of a non-matching rule.
+    for (const SeccompArgRule& r : rules) {
+        const uint32_t lo = static_cast<uint32_t>(offsetof(seccomp_data, args) + 8 * r.arg);
+        f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(r.nr), 0, 6));
+        f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, lo)); // little endian: low half first
+        f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(r.value), 0, 2));
+        f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, lo + 4));
+        f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(r.value >> 32), 1,
+                             0));
+        f.push_back(BPF_STMT(BPF_RET | BPF_K, deny));
+        f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    }
     // Chunks of at most 200 compares, each followed by its own ALLOW, so no jump offset
     // exceeds the 8-bit limit. The kernel caches the verdict of calls whose outcome does not
     // depend on arguments (all of these), so the length costs nothing on the hot path.
@@ -115,7 +140,8 @@ bool install_seccomp(SeccompMode mode, std::string* err) {
     if (mode == SeccompMode::None) {
         return true;
     }
-    std::vector<sock_filter> f = build_seccomp_filter(mode, seccomp_allowed_syscalls());
+    std::vector<sock_filter> f =
+        build_seccomp_filter(mode, seccomp_allowed_syscalls(), seccomp_arg_rules());
     sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         *err = std::string("seccomp: PR_SET_NO_NEW_PRIVS: ") + std::strerror(errno);

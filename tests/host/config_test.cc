@@ -739,9 +739,6 @@ TEST(ConfigText, FlowDeviceEntry) {
     expect_config_text(text, 1, "word");
 }
 
-} // namespace
-} // namespace vdh
-
 // ---- host.sandbox / host.seccomp ---------------------------------------------------------
 
 TEST(ConfigSandbox, DefaultsAreNamespaceAndKill) {
@@ -774,8 +771,12 @@ TEST(ConfigSandbox, RejectsUnknownValuesWithPosition) {
 }
 
 TEST(ConfigSandbox, RejectsNonScalarsAndDuplicates) {
-    EXPECT_NE(parse_err(one_device("host:\n  sandbox: [none]\n", "")).find("t.yaml:2:12: host.sandbox:"),
+    EXPECT_NE(parse_err(one_device("host:\n  sandbox: [none]\n", ""))
+                  .find("t.yaml:2:12: host.sandbox:"),
               std::string::npos);
     EXPECT_EQ(parse_err(one_device("host: {seccomp: log, seccomp: none}\n", "")),
               "t.yaml:1:22: host.seccomp: duplicate key (first at line 1)");
 }
+
+} // namespace
+} // namespace vdh

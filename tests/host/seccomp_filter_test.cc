@@ -10,6 +10,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <sys/prctl.h>
@@ -77,6 +78,23 @@ TEST(SeccompFilter, AllowsListedCallsAndAppliesTheModeToOthers) {
     EXPECT_EQ(run_bpf(log, call(SYS_ptrace)), SECCOMP_RET_LOG);
 }
 
+TEST(SeccompFilter, ArgumentRuleAllowsOnlyItsValue) {
+    auto f = build_seccomp_filter(SeccompMode::Kill, {SYS_read}, seccomp_arg_rules());
+    seccomp_data d = call(SYS_unshare);
+    d.args[0] = CLONE_FS;
+    EXPECT_EQ(run_bpf(f, d), SECCOMP_RET_ALLOW);
+    for (uint64_t bad : {uint64_t{CLONE_NEWNS}, uint64_t{CLONE_FS | CLONE_NEWUSER},
+                         uint64_t{CLONE_FS} | (uint64_t{1} << 32), uint64_t{0}}) {
+        d.args[0] = bad;
+        EXPECT_EQ(run_bpf(f, d), SECCOMP_RET_KILL_PROCESS) << std::hex << bad;
+    }
+    // Calls after the rule still reach the list with the call number.
+    EXPECT_EQ(run_bpf(f, call(SYS_read)), SECCOMP_RET_ALLOW);
+    auto log = build_seccomp_filter(SeccompMode::Log, {SYS_read}, seccomp_arg_rules());
+    d.args[0] = CLONE_NEWNS;
+    EXPECT_EQ(run_bpf(log, d), SECCOMP_RET_LOG);
+}
+
 TEST(SeccompFilter, ForeignArchitectureAndX32AreKilledInEveryMode) {
     std::vector<int> allowed = {SYS_read};
     for (SeccompMode m : {SeccompMode::Kill, SeccompMode::Log}) {
@@ -128,7 +146,7 @@ int run_child_calling_unlisted(SeccompMode mode) {
     if (pid == 0) {
         std::vector<int> allowed = seccomp_allowed_syscalls();
         allowed.erase(std::remove(allowed.begin(), allowed.end(), SYS_getppid), allowed.end());
-        auto f = build_seccomp_filter(mode, allowed);
+        auto f = build_seccomp_filter(mode, allowed, seccomp_arg_rules());
         sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
             syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
@@ -152,6 +170,30 @@ TEST(SeccompFilter, KernelOnlyLogsAnUnlistedCallInLogMode) {
     int status = run_child_calling_unlisted(SeccompMode::Log);
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(SeccompFilter, KernelAllowsUnshareFsAndKillsUnshareNewns) {
+    for (int flags : {CLONE_FS, CLONE_NEWNS}) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            auto f = build_seccomp_filter(SeccompMode::Kill, seccomp_allowed_syscalls(),
+                                          seccomp_arg_rules());
+            sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+                syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+                _exit(3);
+            }
+            long rc = syscall(SYS_unshare, flags);
+            syscall(SYS_exit_group, rc == 0 ? 0 : 4);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (flags == CLONE_FS) {
+            EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+        } else {
+            EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) << status;
+        }
+    }
 }
 
 TEST(SeccompFilter, InstallNoneDoesNothing) {
