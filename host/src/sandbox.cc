@@ -29,7 +29,9 @@
 namespace vdh {
 namespace {
 
-std::string sys_err(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string sys_err(const std::string& what) {
+    return what + ": " + std::strerror(errno);
+}
 
 /// Creates \p path and its missing parents as directories (mode 0755).
 bool mkdir_p(const std::string& path, std::string* err) {
@@ -354,8 +356,8 @@ bool enter_sandbox(SandboxMode mode, const SandboxPlan& plan, std::string* err) 
     if (!mkdir_p(proc, err)) {
         return false;
     }
-    if (mount("proc", proc.c_str(), "proc", MS_NODEV | MS_NOSUID | MS_NOEXEC, "subset=pid,hidepid=invisible") !=
-        0) {
+    if (mount("proc", proc.c_str(), "proc", MS_NODEV | MS_NOSUID | MS_NOEXEC,
+              "subset=pid,hidepid=invisible") != 0) {
         *err = sys_err("sandbox: mounting proc on " + proc);
         return false;
     }

@@ -31,7 +31,7 @@ struct SeccompArgRule {
 };
 
 /// The argument-checked calls: unshare(CLONE_FS) only (the passthrough's threads take their
-/// own umask; every namespace flag is refused).
+/// own umask; every namespace flag is refused) and socket(AF_UNIX, ...) only.
 const std::vector<SeccompArgRule>& seccomp_arg_rules();
 
 /// Builds the filter program: a foreign architecture (or an x32 call on x86-64) is killed

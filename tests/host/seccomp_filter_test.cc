@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,7 +89,14 @@ TEST(SeccompFilter, ArgumentRuleAllowsOnlyItsValue) {
         d.args[0] = bad;
         EXPECT_EQ(run_bpf(f, d), SECCOMP_RET_KILL_PROCESS) << std::hex << bad;
     }
-    // Calls after the rule still reach the list with the call number.
+    seccomp_data sock = call(SYS_socket);
+    sock.args[0] = AF_UNIX;
+    EXPECT_EQ(run_bpf(f, sock), SECCOMP_RET_ALLOW);
+    sock.args[0] = AF_INET;
+    EXPECT_EQ(run_bpf(f, sock), SECCOMP_RET_KILL_PROCESS);
+    sock.args[0] = AF_NETLINK;
+    EXPECT_EQ(run_bpf(f, sock), SECCOMP_RET_KILL_PROCESS);
+    // Calls after the rules still reach the list with the call number.
     EXPECT_EQ(run_bpf(f, call(SYS_read)), SECCOMP_RET_ALLOW);
     auto log = build_seccomp_filter(SeccompMode::Log, {SYS_read}, seccomp_arg_rules());
     d.args[0] = CLONE_NEWNS;
@@ -135,7 +143,8 @@ TEST(SeccompFilter, TheRealListCoversTheHotPathAndNotTheDangerousCalls) {
                    SYS_chroot, SYS_unshare, SYS_setns, SYS_init_module, SYS_finit_module,
                    SYS_kexec_load, SYS_bpf, SYS_perf_event_open, SYS_process_vm_readv,
                    SYS_keyctl, SYS_add_key, SYS_reboot, SYS_swapon, SYS_open_tree,
-                   SYS_move_mount, SYS_fsopen, SYS_userfaultfd, SYS_capset}) {
+                   SYS_move_mount, SYS_fsopen, SYS_userfaultfd, SYS_capset, SYS_socket,
+                   SYS_unshare}) {
         EXPECT_FALSE(has(nr)) << nr;
     }
 }

@@ -112,8 +112,19 @@ protected:
     }
 
     bool start(const std::string& host_extra) {
-        return vdhost_.start(dir_, yaml(host_extra),
-                             {sockets_ + "/fs1.sock", sockets_ + "/fs2.sock", sockets_ + "/ctl.sock"});
+        if (!vdhost_.start(
+                dir_, yaml(host_extra),
+                {sockets_ + "/fs1.sock", sockets_ + "/fs2.sock", sockets_ + "/ctl.sock"})) {
+            return false;
+        }
+        // The seccomp filter goes on after the sockets exist, just before "ready".
+        for (int i = 0; i < 400; ++i) {
+            if (vdhost_.log().find(" ready: ") != std::string::npos) {
+                return true;
+            }
+            usleep(25 * 1000);
+        }
+        return false;
     }
 
     std::string root() const { return "/proc/" + std::to_string(vdhost_.pid()) + "/root"; }
