@@ -46,6 +46,7 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.shared_dir = profile.shared_dir;
     o.inode_file_handles = map_mode(profile.inode_file_handles);
     o.fd_limit = profile.fd_limit;
+    o.inode_limit = profile.inode_limit;
     o.xattr = profile.xattr;
     o.readonly = profile.readonly;
     o.announce_submounts = profile.announce_submounts;

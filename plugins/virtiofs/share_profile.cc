@@ -31,12 +31,14 @@ constexpr size_t kMaxTagBytes = 36; ///< virtio_fs_config.tag
 constexpr size_t kMaxPathBytes = 4095;
 constexpr uint64_t kMinFdLimit = 64;
 constexpr uint64_t kMaxFdLimit = 1048576;
+constexpr uint64_t kMinInodeLimit = 64;
+constexpr uint64_t kMaxInodeLimit = 16777216;
 constexpr uint64_t kOneDaySec = 86400;
 constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 15> kKeys = {
+constexpr std::array<std::string_view, 16> kKeys = {
     "shared_dir",
     "tag",
     "cache",
@@ -46,6 +48,7 @@ constexpr std::array<std::string_view, 15> kKeys = {
     "announce_submounts",
     "inode_file_handles",
     "fd_limit",
+    "inode_limit",
     "max_pages",
     "posix_locks",
     "flock",
@@ -229,6 +232,9 @@ private:
             p.inode_file_handles = kValues[parse_enum(v, path, {"never", "prefer", "mandatory"})];
         } else if (name == "fd_limit") {
             p.fd_limit = static_cast<uint32_t>(parse_uint(v, path, kMinFdLimit, kMaxFdLimit));
+        } else if (name == "inode_limit") {
+            p.inode_limit =
+                static_cast<uint32_t>(parse_uint(v, path, kMinInodeLimit, kMaxInodeLimit));
         } else if (name == "max_pages") {
             p.max_pages = static_cast<uint32_t>(parse_uint(v, path, 1, 256));
         } else if (name == "posix_locks") {

@@ -56,6 +56,10 @@ struct ShareProfile {
     /// Most fds the backend holds for the guest (ENFILE beyond). Default 65536, a common
     /// hard RLIMIT_NOFILE floor; range 64..1048576 (the kernel's default nr_open).
     uint32_t fd_limit = 65536;
+    /// Most inodes the backend holds for the guest by file handle (they use no fd, so
+    /// fd_limit does not bound them; each costs memory, about 0.5 KiB). ENFILE beyond.
+    /// Default 262144; range 64..16777216.
+    uint32_t inode_limit = 262144;
     uint32_t max_pages = 256; ///< FUSE max_pages (1..256; 256 = 1 MiB requests)
     bool posix_locks = true;  ///< FUSE_POSIX_LOCKS (fcntl locks go to the host)
     bool flock = true;        ///< FUSE_FLOCK_LOCKS (flock() goes to the host)

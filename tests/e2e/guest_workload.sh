@@ -307,6 +307,12 @@ expect_result perm_sticky_unlink "$(errmsg as_user "rm -f $K/pub/rootowned")" \
     "Operation not permitted"
 expect_result perm_user_chmod_own "$(errmsg as_user "chmod 600 $K/pub/userfile")/$(stat -c %a "$K/pub/userfile")" \
     "ok/600"
+# killpriv (issue 7, finding 7): an unprivileged append to a root-owned 6777 file clears
+# suid and sgid, and the writer's own guest sees that at once (no stale cached mode).
+echo x >"$W/suidfile"
+chmod 6777 "$W/suidfile"
+as_user "echo y >>$W/suidfile"
+expect_result killpriv_append "$(stat -c %a "$W/suidfile")/$(stat -c %u "$W/suidfile")" "777/0"
 if has_helper; then
     expect_result perm_flock_readonly "$(as_user "$H flock-try $W/rootfile" 2>&1)" "open:EACCES"
 fi

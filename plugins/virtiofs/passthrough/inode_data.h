@@ -60,8 +60,9 @@ public:
         : id(id_), ids(ids_), type(type_), fd(std::move(fd_)), fd_slot(std::move(slot_)) {}
     /// handle-held.
     InodeData(uint64_t id_, const InodeIds& ids_, uint32_t type_, const FileHandle& handle_,
-              std::shared_ptr<MountFd> mount_fd_) noexcept
-        : id(id_), ids(ids_), type(type_), handle(handle_), mount_fd(std::move(mount_fd_)) {}
+              std::shared_ptr<MountFd> mount_fd_, FdSlot slot_) noexcept
+        : id(id_), ids(ids_), type(type_), fd_slot(std::move(slot_)), handle(handle_),
+          mount_fd(std::move(mount_fd_)) {}
     InodeData(const InodeData&) = delete;
     InodeData& operator=(const InodeData&) = delete;
 
@@ -74,7 +75,9 @@ public:
     std::atomic<uint64_t> refcount{0};
 
     const UniqueFd fd;    ///< O_PATH fd (fd-held), else invalid
-    const FdSlot fd_slot; ///< budget unit for fd
+    /// Budget unit: of the fd budget for fd (fd-held), of the inode_limit budget
+    /// (handle-held).
+    const FdSlot fd_slot;
     const std::optional<FileHandle> handle;     ///< handle-held: the handle
     const std::shared_ptr<MountFd> mount_fd;    ///< handle-held: its mount's fd
 

@@ -14,6 +14,8 @@
 #include <new>
 #include <vector>
 
+#include "open_guard.h"
+
 namespace vdh::virtiofs::passthrough {
 
 namespace {
@@ -34,8 +36,9 @@ uint64_t statx_dev(const struct statx& st) noexcept {
     return makedev(st.stx_dev_major, st.stx_dev_minor);
 }
 
-InodeStore::InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget)
-    : sys_(sys), mode_(mode), budget_(budget), mount_fds_(sys) {}
+InodeStore::InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget,
+                       GuestFdBudget& handle_budget)
+    : sys_(sys), mode_(mode), budget_(budget), handle_budget_(handle_budget), mount_fds_(sys) {}
 
 InodeStore::~InodeStore() {
     clear();
@@ -192,13 +195,20 @@ Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, 
         return Holding{};
     }
     const FileHandle& h = **handle;
-    MountFdCandidate candidates[2];
+    // Directories first (mount_fd.h): the mount fd stays open as long as any inode of the
+    // mount is held, so it must not be a file the guest chose (it would keep that file's
+    // inode and blocks allocated after the host deletes it). A regular file is used only
+    // when no directory on its mount is known, i.e. it is itself the root of its mount.
+    MountFdCandidate candidates[3];
     size_t n = 0;
-    if (type == S_IFREG || type == S_IFDIR) {
-        candidates[n++] = MountFdCandidate{fd, type};
-    }
     if (parent != nullptr && parent_fd >= 0 && parent->ids.mnt_id == h.mnt_id) {
         candidates[n++] = MountFdCandidate{parent_fd, S_IFDIR};
+    }
+    if (root_ && root_.get() != parent && root_->ids.mnt_id == h.mnt_id) {
+        candidates[n++] = MountFdCandidate{root_->fd.get(), S_IFDIR};
+    }
+    if (type == S_IFDIR || (type == S_IFREG && n == 0)) {
+        candidates[n++] = MountFdCandidate{fd, type};
     }
     auto mfd = mount_fds_.get(h.mnt_id, candidates, n);
     if (!mfd) {
@@ -259,8 +269,13 @@ Result<LookupResult> InodeStore::claim(const InodeData* parent, int parent_fd, U
     const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
     try {
         if (holding->handle) {
+            // No fd, but memory: handle-held inodes have their own cap (inode_limit).
+            auto slot = handle_budget_.acquire();
+            if (!slot) {
+                return make_err(slot.error());
+            }
             made = std::make_shared<InodeData>(id, ids, type, *holding->handle,
-                                               std::move(holding->mount_fd));
+                                               std::move(holding->mount_fd), std::move(*slot));
         } else {
             auto slot = budget_.acquire();
             if (!slot) {
@@ -365,11 +380,11 @@ Result<UniqueFd> InodeStore::open(const InodeData& inode, int flags) const {
     if (inode.type != S_IFREG && inode.type != S_IFDIR) {
         return make_err(EBADF);
     }
-    flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+    const int kernel_flags = guest_open_flags(flags);
     if (inode.fd_held()) {
-        return sys_.reopen(inode.fd.get(), flags);
+        return check_guest_open(sys_.reopen(inode.fd.get(), kernel_flags), flags);
     }
-    return inode.handle->open(sys_, inode.mount_fd->fd(), flags);
+    return check_guest_open(inode.handle->open(sys_, inode.mount_fd->fd(), kernel_flags), flags);
 }
 
 void InodeStore::clear() {

@@ -25,8 +25,9 @@
 //     zero, so a bogus forget cannot underflow. Memory and fds are bounded by what the
 //     guest holds.
 //  5. Each O_PATH fd takes a unit of the share's GuestFdBudget; exhaustion fails the
-//     lookup with ENFILE. Handle-held inodes take no unit (they hold no fd; the mount fd
-//     is one per mount).
+//     lookup with ENFILE. Handle-held inodes take no fd unit (they hold no fd; the mount
+//     fd is one per mount) but a unit of a second budget, the share's inode_limit, so
+//     their memory stays bounded too; its exhaustion also fails the lookup with ENFILE.
 // Handle-held inodes are opened with open_by_handle_at(mount_fd, O_PATH or the open
 // flags) on every use; there is no cache of such fds (a cache would either pin inodes,
 // breaking rule 1's point, or need its own eviction and budget accounting). The cost is
@@ -94,8 +95,10 @@ struct LookupResult {
 
 class InodeStore {
 public:
-    /// \p sys and \p budget must outlive the store.
-    InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget);
+    /// \p sys, \p budget (fds: fd-held inodes) and \p handle_budget (handle-held inodes)
+    /// must outlive the store.
+    InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget,
+               GuestFdBudget& handle_budget);
     ~InodeStore();
     InodeStore(const InodeStore&) = delete;
     InodeStore& operator=(const InodeStore&) = delete;
@@ -119,7 +122,8 @@ public:
     Result<LookupResult> lookup(const InodeData& parent, int parent_fd, std::string_view name);
 
     /// Like lookup(), for a file the caller already opened (\p path_fd, O_PATH): create,
-    /// tmpfile. \p parent may be null (then only the file itself is a mount-fd candidate).
+    /// tmpfile. \p parent may be null (then the share root and the file itself are the
+    /// mount-fd candidates; see decide_holding()).
     Result<LookupResult> claim(const InodeData* parent, int parent_fd, UniqueFd path_fd);
 
     /// Drops \p n lookup references of \p id (saturating). At zero the inode is removed and
@@ -133,10 +137,11 @@ public:
     /// ESTALE when the file is gone). Needs CAP_DAC_READ_SEARCH for handle-held inodes.
     Result<InodeFd> path_fd(const InodeData& inode) const;
 
-    /// Opens \p inode for I/O with \p flags (no O_CREAT): reopen through /proc/self/fd
-    /// or open_by_handle_at. Only directories and regular files: ELOOP for symlinks,
-    /// EBADF for special files (opening host devices or FIFOs on the guest's behalf is
-    /// not allowed).
+    /// Opens \p inode for I/O with \p flags (O_CREAT/O_EXCL ignored): reopen through
+    /// /proc/self/fd or open_by_handle_at. Only directories and regular files: ELOOP for
+    /// symlinks, EBADF for special files (opening host devices or FIFOs on the guest's
+    /// behalf is not allowed), checked before the open by the inode's type and after it
+    /// by fstat of the new fd; the open itself is non-blocking (open_guard.h).
     Result<UniqueFd> open(const InodeData& inode, int flags) const;
 
     /// Drops every inode except the root (whose count is reset to 1).
@@ -172,6 +177,7 @@ private:
     Sys& sys_;
     const FileHandleMode mode_;
     GuestFdBudget& budget_;
+    GuestFdBudget& handle_budget_;
     MountFdMap mount_fds_;
     std::shared_ptr<InodeData> root_;
     std::atomic<uint64_t> next_id_{kRootNodeId + 1};

@@ -54,12 +54,12 @@ size_t MountFdMap::size() const {
 }
 
 Result<UniqueFd> MountFdMap::open_candidate(uint64_t mnt_id, const MountFdCandidate& c) {
-    int flags = O_RDONLY | O_NOCTTY;
+    // O_NONBLOCK for directories too: no open on a guest's behalf may wait (open_guard.h).
+    // The fd is never used for I/O, so the flag stays set.
+    int flags = O_RDONLY | O_NOCTTY | O_NONBLOCK;
     if (c.type == S_IFDIR) {
         flags |= O_DIRECTORY;
-    } else if (c.type == S_IFREG) {
-        flags |= O_NONBLOCK;
-    } else {
+    } else if (c.type != S_IFREG) {
         return make_err(ENOTSUP);
     }
     auto fd = sys_.reopen(c.fd, flags);
@@ -67,11 +67,16 @@ Result<UniqueFd> MountFdMap::open_candidate(uint64_t mnt_id, const MountFdCandid
         return make_err(fd.error());
     }
     // The reopened fd must really be on the handle's mount: that is the whole check that
-    // replaces mountinfo.
+    // replaces mountinfo. And the kernel's answer must be the type we asked for (a device
+    // or FIFO is never kept open).
     struct statx stx{};
-    auto st = sys_.statx(fd->get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx);
+    auto st = sys_.statx(fd->get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                         STATX_TYPE | STATX_MNT_ID, &stx);
     if (!st) {
         return make_err(st.error());
+    }
+    if ((stx.stx_mask & STATX_TYPE) == 0 || (stx.stx_mode & S_IFMT) != c.type) {
+        return make_err(ENOTSUP);
     }
     if ((stx.stx_mask & STATX_MNT_ID) == 0 || stx.stx_mnt_id != mnt_id) {
         return make_err(EXDEV);

@@ -13,25 +13,29 @@
 //    point may be covered by a later mount, or renamed), it needs parsing with escapes,
 //    and it reaches outside the share.
 //  * Instead, from files we already hold, checked by the kernel: a candidate is reopened
-//    O_RDONLY through /proc/self/fd/N of its pinned O_PATH fd, and kept only if statx()
-//    of the new fd reports the same STATX_MNT_ID. Candidates, in order: (1) the looked-up
-//    file itself if it is a directory or regular file that can be opened O_RDONLY
-//    (O_NONBLOCK for files, so a lease or FIFO-like driver cannot block us); (2) a
-//    directory seen on that mount — the parent directory of the lookup when it is on the
-//    same mount (a directory can always be opened O_RDONLY by root, and it is the common
-//    case for everything below the share root).
+//    O_RDONLY|O_NONBLOCK through /proc/self/fd/N of its pinned O_PATH fd, and kept only if
+//    statx() of the new fd reports the expected file type and the same STATX_MNT_ID.
+//    Candidates, in order (chosen by the inode store): (1) the parent directory of the
+//    lookup when it is on the same mount, (2) the share root when it is on that mount,
+//    (3) the looked-up file itself if it is a directory, or if it is a regular file and
+//    no directory on its mount is known (it is then the root of its own mount, e.g. a
+//    bind-mounted file, and nothing else is on that mount).
+//  * Why directories first: the mount fd stays open until the last inode on the mount is
+//    forgotten. A regular file as mount fd would keep that file's inode, and so its
+//    blocks, allocated after the host deletes it, for as long as any inode of the mount is
+//    held: a guest could choose which file's space is never reclaimed (a large deleted
+//    log, say). An O_RDONLY fd on a regular file also blocks write leases on it. A
+//    directory only keeps an (empty, once removed) directory inode.
 //  * Trade-off vs. "first inode seen" alone (the Rust virtiofsd): using only the file
 //    being looked up fails for special files and files we may not open, and then
 //    handle use for that mount depends on which file the guest happened to look up first.
-//    Adding the parent directory makes the outcome depend only on the mount layout,
-//    leaving one reproducible fallback case (a special or unopenable file that is itself
-//    a mount point, i.e. on another mount than its parent), for which the inode store
-//    falls back to an O_PATH fd in `prefer` mode. Costs: the mount fd keeps that file or
-//    directory open (an unlinked file's blocks stay allocated, and an O_RDONLY open of a
-//    regular file blocks write leases on it) until the last inode on the mount is
-//    forgotten; like any fd it also keeps the mount busy. Because a mount fd may already
-//    exist when a later lookup of the same file runs, handle generation for a file can
-//    start working after it failed; the inode store handles that (see inode_store.h).
+//    Using directories makes the outcome depend only on the mount layout, leaving one
+//    reproducible fallback case (a special or unopenable file that is itself a mount
+//    point, i.e. on another mount than its parent), for which the inode store falls back
+//    to an O_PATH fd in `prefer` mode. Like any fd the mount fd keeps the mount busy.
+//    Because a mount fd may already exist when a later lookup of the same file runs,
+//    handle generation for a file can start working after it failed; the inode store
+//    handles that (see inode_store.h).
 //
 // Thread safety: MountFdMap has its own mutex, a leaf lock (taken with no other lock
 // held, never while holding the inode store's map lock). Fds are opened and closed

@@ -25,6 +25,7 @@
 #include <new>
 
 #include "credentials.h"
+#include "open_guard.h"
 #include "vdh/scope_exit.h"
 
 // Evaluates a Result expression; on error returns its errno, else binds the value to
@@ -97,23 +98,23 @@ Status sys_status(int rc) {
 }
 
 /// Clears set-user-ID and (group-executable) set-group-ID bits, as the kernel does for an
-/// unprivileged writer. Used where the write itself cannot be made unprivileged.
+/// unprivileged writer. Used where the write itself cannot be made unprivileged. Not a
+/// read-modify-write of the mode (fstat then fchmod would race a concurrent chmod and
+/// could put back bits it removed): fchown(fd, -1, -1) makes the kernel clear the bits
+/// itself under the inode lock (chown always kills suid/sgid of a non-directory, and
+/// security.capability with them, as a write does), changing nothing else but ctime.
+/// The fstat only avoids that syscall (and the ctime change) when nothing is to clear.
 Status kill_suid_bits(int fd) {
     struct stat st{};
     if (::fstat(fd, &st) < 0) {
         return errno_err();
     }
-    mode_t kill = 0;
-    if ((st.st_mode & S_ISUID) != 0) {
-        kill |= S_ISUID;
-    }
-    if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
-        kill |= S_ISGID;
-    }
-    if (kill == 0 || !S_ISREG(st.st_mode)) {
+    const bool suid = (st.st_mode & S_ISUID) != 0;
+    const bool sgid = (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+    if (!S_ISREG(st.st_mode) || (!suid && !sgid)) {
         return ok();
     }
-    return sys_status(::fchmod(fd, st.st_mode & 07777 & ~kill));
+    return sys_status(::fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(-1)));
 }
 
 bool is_dot_or_dotdot(const char* n) {
@@ -145,7 +146,9 @@ Result<struct flock> to_flock(const fuse_file_lock& lk) {
 
 PassthroughFs::PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys)
     : options_(options), sys_(std::move(sys)), budget_(options.fd_limit),
-      store_(*sys_, options.inode_file_handles, budget_), writeback_(options.writeback),
+      inode_budget_(options.inode_limit),
+      store_(*sys_, options.inode_file_handles, budget_, inode_budget_),
+      writeback_(options.writeback),
       submounts_(options.announce_submounts) {}
 
 PassthroughFs::~PassthroughFs() { destroy(); }
@@ -186,7 +189,12 @@ FsCapabilities PassthroughFs::capabilities() const {
     caps.flock_locks = options_.flock;
     caps.submounts = options_.announce_submounts;
     caps.readdirplus = true;
-    caps.killpriv_v2 = true;
+    // Not negotiated (as the C virtiofsd by default): with HANDLE_KILLPRIV_V2 the guest
+    // kernel leaves clearing suid/sgid on write, truncate and O_TRUNC opens to us and
+    // keeps its cached mode meanwhile, so a guest program would see stale bits. Without
+    // it the guest kernel clears them itself with a SETATTR of the mode (its direct-I/O
+    // writes still carry FUSE_WRITE_KILL_SUIDGID, honoured in write()/prepare_write()).
+    caps.killpriv_v2 = false;
     caps.cache_symlinks = false;
     caps.parallel_dirops = true;
     caps.explicit_inval = false;
@@ -565,8 +573,11 @@ Result<fuse_open_out> PassthroughFs::open(const RequestCtx&, uint64_t nodeid, ui
 }
 
 Result<CreateOut> PassthroughFs::finish_create(const InodeData& parent, int parent_fd,
-                                               UniqueFd fd, int flags, FdSlot slot) {
-    VDH_PT_ASSIGN(UniqueFd path, sys_->reopen(fd.get(), O_PATH));
+                                               UniqueFd fd, UniqueFd path, int flags,
+                                               FdSlot slot) {
+    if (!path.valid()) {
+        VDH_PT_ASSIGN(path, sys_->reopen(fd.get(), O_PATH));
+    }
     VDH_PT_ASSIGN(LookupResult r, store_.claim(&parent, parent_fd, std::move(path)));
     CreateOut out;
     out.entry = make_entry(r, &parent);
@@ -580,6 +591,52 @@ Result<CreateOut> PassthroughFs::finish_create(const InodeData& parent, int pare
     return out;
 }
 
+Result<UniqueFd> PassthroughFs::create_open(int parent_fd, const char* name, int flags,
+                                            bool excl, mode_t mode, UniqueFd& path) {
+    const int kernel_flags = guest_open_flags(flags) | O_NOFOLLOW;
+    // A name that keeps changing between the two opens (created, removed, created...) by
+    // someone else gets a bounded number of retries, then the last error.
+    constexpr int kAttempts = 4;
+    int err = EEXIST;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        // O_EXCL: never opens an existing name, so never a device node or FIFO.
+        auto made = sys_->openat(parent_fd, name, kernel_flags | O_CREAT | O_EXCL, mode);
+        if (made || made.error() != EEXIST || excl) {
+            return check_guest_open(std::move(made), flags);
+        }
+        // The name exists: see what it is without opening it, then open only a regular
+        // file, through the magic link of that very inode (a rename in between cannot
+        // substitute another file).
+        auto existing = sys_->openat(parent_fd, name, O_PATH | O_NOFOLLOW, 0);
+        if (!existing) {
+            err = existing.error();
+            if (err == ENOENT) {
+                continue; // removed meanwhile: try to create it again
+            }
+            return make_err(err);
+        }
+        struct stat st{};
+        if (::fstat(existing->get(), &st) < 0) {
+            return errno_err();
+        }
+        if (S_ISDIR(st.st_mode)) {
+            return make_err(EISDIR); // what open(O_CREAT) says for a directory
+        }
+        if (S_ISLNK(st.st_mode)) {
+            return make_err(ELOOP); // O_NOFOLLOW
+        }
+        if (!S_ISREG(st.st_mode)) {
+            return make_err(EBADF); // device node, FIFO, socket: never opened
+        }
+        auto opened = check_guest_open(sys_->reopen(existing->get(), kernel_flags), flags);
+        if (opened) {
+            path = std::move(*existing);
+        }
+        return opened;
+    }
+    return make_err(err);
+}
+
 Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
                                         std::string_view name, uint32_t flags, uint32_t mode,
                                         uint32_t umask) {
@@ -590,20 +647,19 @@ Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
     VDH_TRY(copy_name(name, cname));
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    // O_NOFOLLOW: an existing symlink at `name` is never followed (ELOOP).
-    int f = adjust_open_flags(flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-    if ((flags & O_EXCL) != 0) {
-        f |= O_EXCL;
-    }
+    const int f = adjust_open_flags(flags);
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
+    UniqueFd path;
     {
         (void)prepare_thread_for_creates();
+        // The caller's credentials for both the create and the reopen of an existing
+        // file: the host kernel checks the permissions (and O_TRUNC) as for a local open.
         VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
-        VDH_PT_ASSIGN(fd, UniqueFd::from_syscall(
-                              ::openat(pfd.get(), cname, f, mode & 07777 & ~umask)));
+        VDH_PT_ASSIGN(fd, create_open(pfd.get(), cname, f, (flags & O_EXCL) != 0,
+                                      mode & 07777 & ~umask, path));
     }
-    return finish_create(*p, pfd.get(), std::move(fd), f & ~(O_CREAT | O_EXCL), std::move(slot));
+    return finish_create(*p, pfd.get(), std::move(fd), std::move(path), f, std::move(slot));
 }
 
 Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, uint32_t flags,
@@ -613,7 +669,7 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     }
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    int f = (adjust_open_flags(flags) & ~O_DIRECTORY) | O_TMPFILE | O_CLOEXEC;
+    const int f = adjust_open_flags(flags) & ~O_DIRECTORY;
     if ((f & O_ACCMODE) == O_RDONLY) {
         return make_err(EINVAL); // O_TMPFILE needs write access
     }
@@ -622,10 +678,12 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     {
         (void)prepare_thread_for_creates();
         VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
-        VDH_PT_ASSIGN(fd, UniqueFd::from_syscall(::openat(pfd.get(), ".", f,
-                                                           mode & 07777 & ~umask)));
+        VDH_PT_ASSIGN(fd, check_guest_open(sys_->openat(pfd.get(), ".",
+                                                        guest_open_flags(f) | O_TMPFILE,
+                                                        mode & 07777 & ~umask),
+                                           f));
     }
-    return finish_create(*p, pfd.get(), std::move(fd), f & ~O_TMPFILE, std::move(slot));
+    return finish_create(*p, pfd.get(), std::move(fd), UniqueFd(), f, std::move(slot));
 }
 
 Result<size_t> PassthroughFs::read(const RequestCtx&, uint64_t nodeid, uint64_t fh,

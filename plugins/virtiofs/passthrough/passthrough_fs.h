@@ -5,6 +5,9 @@
 // symlinks, and /proc/self/fd reopening only of our own pinned fds. No host path strings
 // are built or walked. Callers: the FUSE dispatcher (poll lcores and worker threads).
 //
+// Opens: only regular files and directories are ever opened for a guest, never blocking
+// (open_guard.h); CREATE never opens an existing name by O_CREAT.
+//
 // Credentials: create-type operations (mknod, mkdir, symlink, create, tmpfile) and
 // access() run with the caller's fsuid/fsgid (credentials.h), so ownership, setgid
 // directory inheritance and permission checks are the kernel's; everything else runs
@@ -122,6 +125,7 @@ public:
     InodeStore& inodes() noexcept { return store_; }
     HandleTable& handles() noexcept { return handles_; }
     GuestFdBudget& fd_budget() noexcept { return budget_; }
+    GuestFdBudget& inode_budget() noexcept { return inode_budget_; }
     const PassthroughOptions& options() const noexcept { return options_; }
 
 private:
@@ -143,8 +147,17 @@ private:
     Result<std::shared_ptr<HandleData>> open_handle(uint64_t fh, uint64_t nodeid) const {
         return handles_.get(fh, nodeid);
     }
+    /// Registers a file CREATE or TMPFILE opened (\p fd) as a new handle and returns the
+    /// entry. \p path: an O_PATH fd of the same file if the caller has one, else one is
+    /// made by reopening \p fd.
     Result<CreateOut> finish_create(const InodeData& parent, int parent_fd, UniqueFd fd,
-                                    int flags, FdSlot slot);
+                                    UniqueFd path, int flags, FdSlot slot);
+    /// CREATE's open, with the caller's credentials: O_CREAT|O_EXCL first; on EEXIST
+    /// (guest without O_EXCL) the existing name is opened O_PATH|O_NOFOLLOW, must be a
+    /// regular file (EISDIR, ELOOP, EBADF otherwise) and is reopened. \p path receives
+    /// that O_PATH fd (existing files only).
+    Result<UniqueFd> create_open(int parent_fd, const char* name, int flags, bool excl,
+                                 mode_t mode, UniqueFd& path);
     Result<uint64_t> add_handle(uint64_t nodeid, int flags, UniqueFd fd, FdSlot slot,
                                 std::unique_ptr<DirStream> dir = nullptr);
     /// Applies one POSIX lock request for \p owner on \p inode without blocking: 0 or an
@@ -158,6 +171,7 @@ private:
     PassthroughOptions options_;
     std::unique_ptr<Sys> sys_;
     GuestFdBudget budget_;
+    GuestFdBudget inode_budget_; // handle-held inodes (inode_limit)
     InodeStore store_;
     HandleTable handles_;
     std::atomic<bool> writeback_{false}; // set by init(); read by open/create

@@ -26,6 +26,9 @@ struct PassthroughOptions {
     /// Max fds held for the guest (inode O_PATH fds, open files/dirs, lock fds); 0 means
     /// no per-share limit. Exhaustion → ENFILE for this share.
     uint32_t fd_limit = 0;
+    /// Max inodes held by file handle (no fd; see inode_store.h rule 5); 0 means no
+    /// per-share limit. Exhaustion → ENFILE for this share.
+    uint32_t inode_limit = 0;
     bool xattr = false;              ///< allow *XATTR ops (else ENOSYS)
     bool readonly = false;           ///< EROFS for every modifying op
     bool announce_submounts = false; ///< FUSE_ATTR_SUBMOUNT on mount points

@@ -52,6 +52,7 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_TRUE(p.announce_submounts);
     EXPECT_EQ(p.inode_file_handles, FileHandleMode::Never);
     EXPECT_EQ(p.fd_limit, 65536u);
+    EXPECT_EQ(p.inode_limit, 262144u);
     EXPECT_EQ(p.max_pages, 256u);
     EXPECT_TRUE(p.posix_locks);
     EXPECT_TRUE(p.flock);
@@ -71,6 +72,7 @@ TEST(ShareProfile, EveryKey) {
                        "      announce_submounts: false\n"
                        "      inode_file_handles: prefer\n"
                        "      fd_limit: 4096\n"
+                       "      inode_limit: 100000\n"
                        "      max_pages: 32\n"
                        "      posix_locks: false\n"
                        "      flock: false\n"
@@ -86,6 +88,7 @@ TEST(ShareProfile, EveryKey) {
     EXPECT_FALSE(p.announce_submounts);
     EXPECT_EQ(p.inode_file_handles, FileHandleMode::Prefer);
     EXPECT_EQ(p.fd_limit, 4096u);
+    EXPECT_EQ(p.inode_limit, 100000u);
     EXPECT_EQ(p.max_pages, 32u);
     EXPECT_FALSE(p.posix_locks);
     EXPECT_FALSE(p.flock);
@@ -134,7 +137,7 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      cach: auto\n")),
               "dev.yaml:5:7: config.cach: unknown key (expected one of: shared_dir, tag, cache, "
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
-              "max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend)");
+              "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend)");
 }
 
 TEST(ShareProfile, DuplicateKey) {
@@ -150,6 +153,8 @@ TEST(ShareProfile, WrongTypes) {
               "\"true\"");
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      fd_limit: -1\n")),
               "dev.yaml:5:17: config.fd_limit: expected unsigned integer, got \"-1\"");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      inode_limit: 1.5\n")),
+              "dev.yaml:5:20: config.inode_limit: expected unsigned integer, got \"1.5\"");
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      max_pages: [1]\n")),
               "dev.yaml:5:18: config.max_pages: expected unsigned integer, got sequence");
     EXPECT_EQ(parse_error(block("      shared_dir: [/x]\n")),
@@ -178,6 +183,11 @@ TEST(ShareProfile, OutOfRange) {
               "dev.yaml:5:18: config.max_pages: out of range: 0 (expected 1..256)");
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      fd_limit: 10\n")),
               "dev.yaml:5:17: config.fd_limit: out of range: 10 (expected 64..1048576)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      inode_limit: 63\n")),
+              "dev.yaml:5:20: config.inode_limit: out of range: 63 (expected 64..16777216)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      inode_limit: 16777217\n")),
+              "dev.yaml:5:20: config.inode_limit: out of range: 16777217 (expected "
+              "64..16777216)");
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      attr_timeout_ms: 4294967296\n")),
               "dev.yaml:5:24: config.attr_timeout_ms: out of range: 4294967296 (expected "
               "0..4294967295)");

@@ -25,6 +25,31 @@ void FakeSys::clear_rules() {
     rules_.clear();
 }
 
+void FakeSys::substitute_opens(const std::string& path, bool reopen_only) {
+    std::lock_guard<std::mutex> g(mutex_);
+    substitute_ = path;
+    substitute_reopen_only_ = reopen_only;
+}
+
+std::optional<Result<UniqueFd>> FakeSys::io_open(int flags, bool is_reopen) {
+    if ((flags & O_PATH) != 0) {
+        return std::nullopt;
+    }
+    last_io_open_flags = flags;
+    std::string sub;
+    {
+        std::lock_guard<std::mutex> g(mutex_);
+        if (!substitute_reopen_only_ || is_reopen) {
+            sub = substitute_;
+        }
+    }
+    if (sub.empty()) {
+        return std::nullopt;
+    }
+    return RealSys::openat(AT_FDCWD, sub.c_str(), flags & (O_ACCMODE | O_NONBLOCK | O_NOCTTY),
+                           0);
+}
+
 std::optional<uint64_t> FakeSys::real_ino(int dirfd, const char* path, int flags) {
     struct stat st{};
     int f = (flags & AT_EMPTY_PATH) | ((flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW);
@@ -51,12 +76,18 @@ std::optional<FakeRule> FakeSys::rule_for(uint64_t ino, bool consume_handle_err)
 
 Result<UniqueFd> FakeSys::openat(int dirfd, const char* path, int flags, mode_t mode) {
     open_calls++;
+    if (auto sub = io_open(flags)) {
+        return std::move(*sub);
+    }
     return RealSys::openat(dirfd, path, flags, mode);
 }
 
 Result<UniqueFd> FakeSys::openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode,
                                   uint64_t resolve) {
     open_calls++;
+    if (auto sub = io_open(static_cast<int>(flags))) {
+        return std::move(*sub);
+    }
     return RealSys::openat2(dirfd, path, flags, mode, resolve);
 }
 
@@ -66,6 +97,9 @@ Result<UniqueFd> FakeSys::reopen(int fd, int flags) {
         if (auto r = rule_for(*ino, false); r && r->reopen_err != 0) {
             return make_err(r->reopen_err);
         }
+    }
+    if (auto sub = io_open(flags, true)) {
+        return std::move(*sub);
     }
     return RealSys::reopen(fd, flags);
 }
@@ -90,6 +124,9 @@ Status FakeSys::name_to_handle_at(int dirfd, const char* path, struct file_handl
 
 Result<UniqueFd> FakeSys::open_by_handle_at(int mount_fd, struct file_handle* fh, int flags) {
     open_by_handle_calls++;
+    if (auto sub = io_open(flags)) {
+        return std::move(*sub);
+    }
     return RealSys::open_by_handle_at(mount_fd, fh, flags);
 }
 

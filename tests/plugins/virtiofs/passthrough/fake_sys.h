@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 
 #include "sys.h"
 
@@ -32,6 +33,13 @@ public:
     void set_rule(uint64_t real_ino, const FakeRule& rule);
     void clear_rules();
 
+    /// Makes every non-O_PATH open (openat, openat2, reopen, open_by_handle_at) open
+    /// \p path instead, with the caller's access mode, O_NONBLOCK and O_NOCTTY: the
+    /// kernel answering with something else than the caller expected (a device node, a
+    /// FIFO). Empty: off.
+    /// \p reopen_only: only reopen() (the /proc/self/fd path) is substituted.
+    void substitute_opens(const std::string& path, bool reopen_only = false);
+
     Result<UniqueFd> openat(int dirfd, const char* path, int flags, mode_t mode) override;
     Result<UniqueFd> openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode,
                              uint64_t resolve) override;
@@ -47,14 +55,21 @@ public:
     std::atomic<int> reopen_calls{0};
     std::atomic<int> open_calls{0};  ///< openat + openat2
     std::atomic<int> statx_calls{0};
+    /// Flags of the last non-O_PATH open (any of the four calls), -1 before the first.
+    std::atomic<int> last_io_open_flags{-1};
 
 private:
+    /// For a non-O_PATH open with \p flags: records them and, when substituting, opens
+    /// the substitute. nullopt: go on with the real call.
+    std::optional<Result<UniqueFd>> io_open(int flags, bool is_reopen = false);
     std::optional<uint64_t> real_ino(int dirfd, const char* path, int flags);
     /// Copies the rule for \p ino (and consumes one failure when \p consume_handle_err).
     std::optional<FakeRule> rule_for(uint64_t ino, bool consume_handle_err);
 
     std::mutex mutex_;
     std::map<uint64_t, FakeRule> rules_;
+    std::string substitute_; // guarded by mutex_
+    bool substitute_reopen_only_ = false; // guarded by mutex_
 };
 
 } // namespace vdh::virtiofs::passthrough::testing

@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,10 +34,11 @@ protected:
         base_fds_ = testing::count_open_fds();
     }
 
-    void make_store(FileHandleMode mode, uint32_t fd_limit = 0) {
+    void make_store(FileHandleMode mode, uint32_t fd_limit = 0, uint32_t inode_limit = 0) {
         store_.reset();
         budget_ = std::make_unique<GuestFdBudget>(fd_limit);
-        store_ = std::make_unique<InodeStore>(sys_, mode, *budget_);
+        handle_budget_ = std::make_unique<GuestFdBudget>(inode_limit);
+        store_ = std::make_unique<InodeStore>(sys_, mode, *budget_, *handle_budget_);
         auto root = UniqueFd::from_syscall(
             ::open(dir_.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         ASSERT_TRUE(root.has_value());
@@ -63,6 +66,7 @@ protected:
     TempDir dir_;
     FakeSys sys_;
     std::unique_ptr<GuestFdBudget> budget_;
+    std::unique_ptr<GuestFdBudget> handle_budget_;
     std::unique_ptr<InodeStore> store_;
     int base_fds_ = 0;
 };
@@ -563,7 +567,8 @@ TEST_F(InodeStoreTest, FdLimitGivesEnfileForThisStoreOnly) {
     EXPECT_EQ(lookup_id("a"), a);
     // Another share's budget is independent.
     GuestFdBudget other_budget(2);
-    InodeStore other(sys_, FileHandleMode::Never, other_budget);
+    GuestFdBudget other_handles(0);
+    InodeStore other(sys_, FileHandleMode::Never, other_budget, other_handles);
     ASSERT_TRUE(other.init_root(*UniqueFd::from_syscall(
                                     ::open(dir_.path().c_str(), O_PATH | O_CLOEXEC)))
                     .has_value());
@@ -582,6 +587,172 @@ TEST_F(InodeStoreTest, HandleHeldInodesDoNotUseTheFdBudget) {
         ASSERT_NE(lookup_id(n), 0u);
     }
     EXPECT_EQ(budget_->in_use(), 0u);
+}
+
+/// True when some fd of this process refers to \p path after it was deleted.
+bool holds_deleted(const std::string& path) {
+    const std::string want = path + " (deleted)";
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+        char buf[4096];
+        ssize_t n = ::readlink(e.path().c_str(), buf, sizeof(buf));
+        if (n > 0 && std::string(buf, static_cast<size_t>(n)) == want) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Finding 9 of issue 7: the first regular file looked up on a mount must not become the
+// mount fd (it would keep the file's inode and blocks allocated after the host deletes it).
+TEST_F(InodeStoreTest, MountFdIsADirectoryNotTheFirstFileLookedUp) {
+    REQUIRE_HANDLES();
+    make_store(FileHandleMode::Prefer);
+    testing::write_file(dir_ / "big", std::string(1 << 16, 'x'));
+    auto big = lookup("big"); // the first lookup on this mount
+    ASSERT_TRUE(big.has_value());
+    EXPECT_FALSE(big->inode->fd_held());
+    auto mfd = store_->mount_fds().find(big->inode->ids.mnt_id);
+    ASSERT_NE(mfd, nullptr);
+    struct stat st{};
+    ASSERT_EQ(::fstat(mfd->fd(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << "mount fd is not a directory";
+    ASSERT_EQ(::unlink((dir_ / "big").c_str()), 0);
+    EXPECT_FALSE(holds_deleted(dir_ / "big")) << "the deleted file is still held open";
+    // The share keeps working through the same mount fd.
+    testing::write_file(dir_ / "next", "y");
+    auto next = lookup("next");
+    ASSERT_TRUE(next.has_value());
+    EXPECT_FALSE(next->inode->fd_held());
+    EXPECT_EQ(next->inode->mount_fd, mfd);
+    EXPECT_TRUE(store_->open(*next->inode, O_RDONLY).has_value());
+}
+
+// A directory below the root: its parent (the root) provides the mount fd, not the
+// looked-up file in a subdirectory either.
+TEST_F(InodeStoreTest, MountFdFromParentDirectoryForFilesInSubdirectories) {
+    REQUIRE_HANDLES();
+    make_store(FileHandleMode::Prefer);
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    testing::write_file(dir_ / "d/f", "x");
+    auto d = lookup("d");
+    ASSERT_TRUE(d.has_value());
+    auto dfd = store_->path_fd(*d->inode);
+    ASSERT_TRUE(dfd.has_value());
+    auto f = store_->lookup(*d->inode, dfd->get(), "f");
+    ASSERT_TRUE(f.has_value());
+    struct stat st{};
+    ASSERT_EQ(::fstat(f->inode->mount_fd->fd(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+}
+
+// A regular file is the mount fd only when no directory of its mount is known: it is
+// then the root of its own mount (a bind-mounted file), and nothing else is on it.
+TEST_F(InodeStoreTest, RegularFileIsMountFdOnlyWhenAloneOnItsMount) {
+    REQUIRE_HANDLES();
+    make_store(FileHandleMode::Prefer);
+    testing::write_file(dir_ / "reg", "x");
+    const uint64_t kOtherMount = 0x7fff0011;
+    FakeRule other;
+    other.mnt_id = kOtherMount;
+    sys_.set_rule(testing::ino_of(dir_ / "reg"), other);
+    auto reg = lookup("reg");
+    ASSERT_TRUE(reg.has_value());
+    EXPECT_FALSE(reg->inode->fd_held());
+    auto mfd = store_->mount_fds().find(kOtherMount);
+    ASSERT_NE(mfd, nullptr);
+    struct stat st{};
+    ASSERT_EQ(::fstat(mfd->fd(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+}
+
+// Handle-held inodes hold no fd but take a unit of the share's inode_limit budget.
+TEST_F(InodeStoreTest, InodeLimitGivesEnfileForHandleHeldInodes) {
+    REQUIRE_HANDLES();
+    make_store(FileHandleMode::Prefer, 0, 2);
+    for (auto n : {"a", "b", "c"}) {
+        testing::write_file(dir_ / n, "x");
+    }
+    uint64_t a = lookup_id("a");
+    ASSERT_NE(lookup_id("b"), 0u);
+    EXPECT_EQ(handle_budget_->in_use(), 2u);
+    EXPECT_EQ(budget_->in_use(), 0u);
+    auto c = lookup("c");
+    ASSERT_FALSE(c.has_value());
+    EXPECT_EQ(c.error(), ENFILE);
+    EXPECT_EQ(store_->size(), 3u); // root, a, b
+    // Known inodes are still found without a new unit.
+    EXPECT_EQ(lookup_id("a"), a);
+    EXPECT_EQ(handle_budget_->in_use(), 2u);
+    // Forgetting frees the unit.
+    store_->forget(a, 2);
+    EXPECT_EQ(handle_budget_->in_use(), 1u);
+    EXPECT_TRUE(lookup("c").has_value());
+    store_->clear();
+    EXPECT_EQ(handle_budget_->in_use(), 0u);
+}
+
+// The inode limit does not apply to fd-held inodes (those have the fd budget).
+TEST_F(InodeStoreTest, InodeLimitDoesNotCountFdHeldInodes) {
+    make_store(FileHandleMode::Never, 0, 1);
+    for (auto n : {"a", "b", "c"}) {
+        testing::write_file(dir_ / n, "x");
+        ASSERT_NE(lookup_id(n), 0u);
+    }
+    EXPECT_EQ(handle_budget_->in_use(), 0u);
+}
+
+// open() checks the kernel's answer, for fd-held (reopen through /proc/self/fd) and
+// handle-held (open_by_handle_at) inodes: a device node in its place is refused, and the
+// open itself is non-blocking, with O_NONBLOCK cleared afterwards unless asked for.
+TEST_F(InodeStoreTest, OpenChecksTypeAfterOpenAndClearsNonblock) {
+    for (auto mode : {FileHandleMode::Never, FileHandleMode::Prefer}) {
+        if (mode != FileHandleMode::Never && !need_handles()) {
+            continue;
+        }
+        SCOPED_TRACE(static_cast<int>(mode));
+        make_store(mode);
+        testing::write_file(dir_ / "f", "x");
+        auto r = lookup("f");
+        ASSERT_TRUE(r.has_value());
+        EXPECT_EQ(r->inode->fd_held(), mode == FileHandleMode::Never);
+        const int reopens = sys_.reopen_calls.load();
+        const int by_handle = sys_.open_by_handle_calls.load();
+
+        auto plain = store_->open(*r->inode, O_RDWR);
+        ASSERT_TRUE(plain.has_value()) << plain.error();
+        EXPECT_NE(sys_.last_io_open_flags.load() & O_NONBLOCK, 0) << "open may block";
+        EXPECT_NE(sys_.last_io_open_flags.load() & O_NOCTTY, 0);
+        EXPECT_EQ(::fcntl(plain->get(), F_GETFL) & O_NONBLOCK, 0) << "O_NONBLOCK not cleared";
+        auto nb = store_->open(*r->inode, O_RDONLY | O_NONBLOCK);
+        ASSERT_TRUE(nb.has_value());
+        EXPECT_NE(::fcntl(nb->get(), F_GETFL) & O_NONBLOCK, 0) << "the guest asked for it";
+        if (mode == FileHandleMode::Never) {
+            EXPECT_GT(sys_.reopen_calls.load(), reopens);
+        } else {
+            EXPECT_GT(sys_.open_by_handle_calls.load(), by_handle);
+        }
+
+        sys_.substitute_opens("/dev/null");
+        auto dev = store_->open(*r->inode, O_RDONLY);
+        sys_.substitute_opens("");
+        ASSERT_FALSE(dev.has_value()) << "a character device was opened";
+        EXPECT_EQ(dev.error(), EBADF);
+        r = make_err(EIO);
+    }
+}
+
+// The mount-fd manager keeps a reopened candidate only if the kernel says it is what
+// was asked for (never a device node).
+TEST_F(InodeStoreTest, MountFdCandidateOfWrongTypeIsRefused) {
+    REQUIRE_HANDLES();
+    make_store(FileHandleMode::Prefer);
+    testing::write_file(dir_ / "f", "x");
+    sys_.substitute_opens("/dev/null");
+    auto r = lookup("f");
+    sys_.substitute_opens("");
+    ASSERT_TRUE(r.has_value()) << r.error();
+    EXPECT_TRUE(r->inode->fd_held()) << "no mount fd: prefer falls back to an fd";
+    EXPECT_EQ(store_->mount_fds().size(), 0u);
 }
 
 TEST_F(InodeStoreTest, ClearDropsEverythingButRoot) {

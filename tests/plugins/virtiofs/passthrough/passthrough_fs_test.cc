@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "fake_sys.h"
 #include "test_util.h"
 
 namespace vdh::virtiofs::passthrough {
@@ -118,9 +119,17 @@ protected:
         return o;
     }
 
-    void make_fs(const std::optional<PassthroughOptions>& o = std::nullopt) {
+    /// \p fake: run on a FakeSys (kept in fake_) instead of the real kernel.
+    void make_fs(const std::optional<PassthroughOptions>& o = std::nullopt, bool fake = false) {
         fs_.reset();
-        auto r = PassthroughFs::create(o ? *o : default_options());
+        fake_ = nullptr;
+        std::unique_ptr<Sys> sys;
+        if (fake) {
+            auto f = std::make_unique<testing::FakeSys>();
+            fake_ = f.get();
+            sys = std::move(f);
+        }
+        auto r = PassthroughFs::create(o ? *o : default_options(), std::move(sys));
         ASSERT_TRUE(r.has_value()) << r.error();
         fs_ = std::move(*r);
         fs_->init(38, FUSE_WRITEBACK_CACHE | FUSE_SUBMOUNTS);
@@ -176,6 +185,7 @@ protected:
 
     TempDir dir_;
     std::unique_ptr<PassthroughFs> fs_;
+    testing::FakeSys* fake_ = nullptr; // owned by fs_ when set
     int base_fds_ = 0;
     RequestCtx root_{1, 0, 0, 100};
     RequestCtx user_{2, kUser, kGroup, 200};
@@ -1224,6 +1234,216 @@ TEST_P(PassthroughFsTest, SubmountsAreAnnounced) {
     EXPECT_EQ(m2.attr.flags & FUSE_ATTR_SUBMOUNT, 0u);
     fs_.reset();
     EXPECT_EQ(::umount2((dir_ / "mnt").c_str(), MNT_DETACH), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Containment at every open (issue 7, findings 1, 2 and 7)
+
+/// True when \p fd has O_NONBLOCK set.
+bool nonblocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+// CREATE of an existing device node, FIFO, symlink or directory without O_EXCL: the host
+// never opens it (a FIFO open would block the poll lcore; a device is the host's own).
+TEST_P(PassthroughFsTest, CreateNeverOpensAnExistingSpecialFile) {
+    REQUIRE_ROOT();
+    ASSERT_TRUE(fs_->mknod(root_, kRootNodeId, "chr", S_IFCHR | 0666, makedev(1, 3), 0));
+    ASSERT_TRUE(fs_->mknod(root_, kRootNodeId, "blk", S_IFBLK | 0666, makedev(7, 0), 0));
+    ASSERT_TRUE(fs_->mknod(root_, kRootNodeId, "fifo", S_IFIFO | 0666, 0, 0));
+    ASSERT_EQ(::symlink("chr", (dir_ / "link").c_str()), 0);
+    ASSERT_EQ(::mkdir((dir_ / "dir").c_str(), 0755), 0);
+    const int fds = testing::count_open_fds();
+    const uint32_t budget = fs_->fd_budget().in_use();
+    for (const char* name : {"chr", "blk", "fifo"}) {
+        for (uint32_t acc : {O_RDONLY, O_WRONLY, O_RDWR}) {
+            auto c = fs_->create(root_, kRootNodeId, name, acc, 0644, 0);
+            ASSERT_FALSE(c.has_value()) << name << " opened with " << acc;
+            EXPECT_EQ(c.error(), EBADF) << name;
+            auto t = fs_->create(root_, kRootNodeId, name, acc | O_TRUNC, 0644, 0);
+            ASSERT_FALSE(t.has_value());
+            EXPECT_EQ(t.error(), EBADF);
+        }
+        EXPECT_EQ(fs_->create(root_, kRootNodeId, name, O_RDWR | O_EXCL, 0644, 0).error(),
+                  EEXIST);
+    }
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "link", O_RDWR, 0644, 0).error(), ELOOP);
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "dir", O_RDONLY, 0644, 0).error(), EISDIR);
+    EXPECT_TRUE(S_ISCHR(lstat_host(dir_ / "chr").st_mode)) << "left as it was";
+    EXPECT_EQ(testing::count_open_fds(), fds);
+    EXPECT_EQ(fs_->fd_budget().in_use(), budget) << "slots given back";
+}
+
+// CREATE of an existing regular file without O_EXCL reopens it with the caller's
+// credentials: the host kernel checks the permission, and O_TRUNC is applied.
+TEST_P(PassthroughFsTest, CreateOfExistingFileUsesCallerPermissions) {
+    REQUIRE_ROOT();
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    testing::write_file(dir_ / "mine", "data", 0600); // root's, 0600
+    auto denied = fs_->create(user_, kRootNodeId, "mine", O_RDONLY, 0644, 0);
+    ASSERT_FALSE(denied.has_value());
+    EXPECT_EQ(denied.error(), EACCES);
+    ASSERT_EQ(::chmod((dir_ / "mine").c_str(), 0644), 0);
+    EXPECT_EQ(fs_->create(user_, kRootNodeId, "mine", O_RDWR, 0644, 0).error(), EACCES);
+    auto ro = fs_->create(user_, kRootNodeId, "mine", O_RDONLY, 0644, 0);
+    ASSERT_TRUE(ro.has_value()) << std::strerror(ro.error());
+    EXPECT_EQ(read_fh(ro->entry.nodeid, ro->open.fh), "data");
+    auto tr = fs_->create(root_, kRootNodeId, "mine", O_WRONLY | O_TRUNC, 0644, 0);
+    ASSERT_TRUE(tr.has_value());
+    EXPECT_EQ(tr->entry.nodeid, ro->entry.nodeid);
+    EXPECT_EQ(read_host(dir_ / "mine"), "");
+    EXPECT_TRUE(fs_->release(root_, ro->entry.nodeid, ro->open.fh, 0, 0, 0).has_value());
+    EXPECT_TRUE(fs_->release(root_, tr->entry.nodeid, tr->open.fh, 0, 0, 0).has_value());
+}
+
+// OPEN, CREATE (new and existing) and TMPFILE open non-blocking and clear O_NONBLOCK
+// afterwards unless the guest asked for it.
+TEST_P(PassthroughFsTest, OpensAreNonblockingAndClearItAfterwards) {
+    make_fs(std::nullopt, true);
+    testing::write_file(dir_ / "f", "x");
+    auto e = lookup_ok(kRootNodeId, "f");
+    struct Case {
+        const char* what;
+        Result<uint64_t> fh;
+        uint64_t node;
+        bool guest_nonblock;
+    };
+    std::vector<Case> cases;
+    auto opened = [&](const char* what, uint64_t node, Result<fuse_open_out> r, bool nb) {
+        EXPECT_TRUE(r.has_value()) << what;
+        EXPECT_NE(fake_->last_io_open_flags.load() & O_NONBLOCK, 0) << what << ": may block";
+        cases.push_back({what, r ? Result<uint64_t>(r->fh) : make_err(r.error()), node, nb});
+    };
+    opened("open", e.nodeid, fs_->open(root_, e.nodeid, O_RDWR), false);
+    opened("open nb", e.nodeid, fs_->open(root_, e.nodeid, O_RDWR | O_NONBLOCK), true);
+    for (uint32_t nb : {0u, static_cast<uint32_t>(O_NONBLOCK)}) {
+        auto c = fs_->create(root_, kRootNodeId, nb ? "new-nb" : "new", O_RDWR | nb, 0644, 0);
+        ASSERT_TRUE(c.has_value());
+        opened("create", c->entry.nodeid, c->open, nb != 0);
+        auto x = fs_->create(root_, kRootNodeId, "f", O_RDWR | nb, 0644, 0);
+        ASSERT_TRUE(x.has_value());
+        opened("create existing", x->entry.nodeid, x->open, nb != 0);
+        auto t = fs_->tmpfile(root_, kRootNodeId, O_RDWR | nb, 0600, 0);
+        if (t || t.error() != EOPNOTSUPP) {
+            ASSERT_TRUE(t.has_value()) << t.error();
+            opened("tmpfile", t->entry.nodeid, t->open, nb != 0);
+        }
+    }
+    for (auto& c : cases) {
+        ASSERT_TRUE(c.fh.has_value()) << c.what;
+        auto fd = fs_->io_fd(c.node, *c.fh, false);
+        ASSERT_TRUE(fd.has_value()) << c.what;
+        EXPECT_EQ(nonblocking(*fd), c.guest_nonblock) << c.what;
+        EXPECT_TRUE(fs_->release(root_, c.node, *c.fh, 0, 0, 0).has_value());
+    }
+}
+
+// Every path that opens checks the kernel's answer after the open: a device node in
+// place of the file (simulated: FakeSys opens /dev/null instead) is closed again.
+TEST_P(PassthroughFsTest, EveryOpenPathRefusesADeviceAfterTheOpen) {
+    make_fs(std::nullopt, true);
+    testing::write_file(dir_ / "f", "x");
+    testing::write_file(dir_ / "g", "x");
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    auto e = lookup_ok(kRootNodeId, "f");
+    auto g = lookup_ok(kRootNodeId, "g");
+    auto d = lookup_ok(kRootNodeId, "d");
+    const uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    const int fds = testing::count_open_fds();
+    fake_->substitute_opens("/dev/null");
+
+    EXPECT_EQ(fs_->open(root_, e.nodeid, O_RDONLY).error(), EBADF) << "OPEN";
+    EXPECT_EQ(fs_->opendir(root_, d.nodeid, 0).error(), EBADF) << "OPENDIR";
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "new", O_RDWR, 0644, 0).error(), EBADF)
+        << "CREATE";
+    auto t = fs_->tmpfile(root_, kRootNodeId, O_RDWR, 0600, 0);
+    ASSERT_FALSE(t.has_value()) << "TMPFILE";
+    EXPECT_EQ(t.error(), EBADF);
+    fuse_setattr_in in{};
+    in.valid = FATTR_SIZE;
+    in.size = 0;
+    EXPECT_EQ(fs_->setattr(root_, e.nodeid, in).error(), EBADF) << "SETATTR size";
+    fuse_lk_in lk{};
+    lk.owner = 77;
+    lk.lk.type = F_WRLCK;
+    lk.lk.start = 0;
+    lk.lk.end = 10;
+    EXPECT_EQ(fs_->setlk(root_, g.nodeid, lk, false).error(), EBADF) << "SETLK lock fd";
+    EXPECT_EQ(fs_->getlk(root_, g.nodeid, lk).error(), EBADF) << "GETLK";
+    EXPECT_EQ(fs_->syncfs(root_, e.nodeid).error(), EBADF) << "SYNCFS";
+    // CREATE of an existing name: the reopen through /proc/self/fd is checked too.
+    fake_->substitute_opens("/dev/null", true);
+    EXPECT_EQ(fs_->create(root_, kRootNodeId, "g", O_RDWR, 0644, 0).error(), EBADF)
+        << "CREATE existing";
+    fake_->substitute_opens("");
+    EXPECT_EQ(testing::count_open_fds(), fds);
+    EXPECT_EQ(read_host(dir_ / "f"), "x");
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+// Finding 7: HANDLE_KILLPRIV_V2 is not offered; the guest kernel clears suid/sgid with a
+// SETATTR of the mode, which works whoever the caller is (the guest checked it).
+TEST_P(PassthroughFsTest, KillprivV2NotOfferedAndSetattrModeClearsBits) {
+    REQUIRE_ROOT();
+    EXPECT_FALSE(fs_->capabilities().killpriv_v2);
+    testing::write_file(dir_ / "f", "x", 0644);
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 06777), 0);
+    auto e = lookup_ok(kRootNodeId, "f");
+    fuse_setattr_in in{};
+    in.valid = FATTR_MODE;
+    in.mode = S_IFREG | 0777;
+    auto a = fs_->setattr(user_, e.nodeid, in);
+    ASSERT_TRUE(a.has_value()) << a.error();
+    EXPECT_EQ(a->attr.mode & 07777, 0777u);
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0777u);
+    // A hostile guest's FATTR_KILL_SUIDGID along with a mode: the mode is what it says.
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 06777), 0);
+    in.valid = FATTR_MODE | FATTR_KILL_SUIDGID;
+    in.mode = 0755;
+    ASSERT_TRUE(fs_->setattr(user_, e.nodeid, in).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
+}
+
+// A guest-sent FUSE_WRITE_KILL_SUIDGID on the async path (prepare_write) only clears
+// suid and group-executable sgid, atomically in the kernel: it never rewrites the rest
+// of the mode, never changes the owner, never touches a plain sgid (no group exec).
+TEST_P(PassthroughFsTest, PrepareWriteKillSuidgidOnlyClearsTheBits) {
+    REQUIRE_ROOT();
+    testing::write_file(dir_ / "f", "x", 0644);
+    ASSERT_EQ(::chown((dir_ / "f").c_str(), kUser, kGroup), 0);
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 06777), 0);
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDWR);
+    ASSERT_TRUE(fs_->prepare_write(user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID).has_value());
+    struct stat st = lstat_host(dir_ / "f");
+    EXPECT_EQ(st.st_mode & 07777, 0777u);
+    EXPECT_EQ(st.st_uid, kUser);
+    EXPECT_EQ(st.st_gid, kGroup);
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 02745), 0); // sgid without group exec
+    ASSERT_TRUE(fs_->prepare_write(user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 02745u);
+    ASSERT_EQ(::chmod((dir_ / "f").c_str(), 0600), 0); // nothing to clear: nothing changes
+    ASSERT_TRUE(fs_->prepare_write(user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0600u);
+    EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+}
+
+// The share profile's inode_limit reaches the store: handle-held inodes beyond it get
+// ENFILE (Prefer), fd-held ones are not counted (Never).
+TEST_P(PassthroughFsTest, InodeLimitCapsHandleHeldInodes) {
+    auto o = default_options();
+    o.inode_limit = 1;
+    make_fs(o);
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0755), 0);
+    testing::write_file(dir_ / "a", "x");
+    lookup_ok(kRootNodeId, "d");
+    auto a = fs_->lookup(root_, kRootNodeId, "a");
+    if (GetParam() == FileHandleMode::Never) {
+        EXPECT_TRUE(a.has_value());
+        EXPECT_EQ(fs_->inode_budget().in_use(), 0u);
+    } else {
+        ASSERT_FALSE(a.has_value());
+        EXPECT_EQ(a.error(), ENFILE);
+        EXPECT_EQ(fs_->inode_budget().in_use(), 1u);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PassthroughFsTest,
