@@ -619,7 +619,7 @@ private:
         for (const Entry& e : read_mapping(n, path,
                                            {"poll_lcores", "log_level", "eal_args", "plugin_dir",
                                             "control_socket", "idle_poll_us", "max_sleep_ms",
-                                            "teardown_timeout_ms"})) {
+                                            "teardown_timeout_ms", "sandbox", "seccomp"})) {
             std::string p = child_path(path, e.key);
             if (e.key == "poll_lcores") {
                 h.poll_lcores = parse_poll_lcores(e.value, p);
@@ -648,9 +648,37 @@ private:
             } else if (e.key == "teardown_timeout_ms") {
                 h.teardown_timeout_ms =
                     static_cast<uint32_t>(parse_uint(e.value, p, kMinTeardownMs, kMaxTeardownMs));
+            } else if (e.key == "sandbox" || e.key == "seccomp") {
+                parse_sandbox_key(e, p, &h);
             }
         }
         return h;
+    }
+
+    /// host.sandbox / host.seccomp (the process sandbox, see sandbox.h, seccomp_filter.h).
+    void parse_sandbox_key(const Entry& e, const std::string& p, HostConfig* h) {
+        std::string v = parse_string(e.value, p);
+        if (e.key == "sandbox") {
+            if (v == "namespace") {
+                h->sandbox = SandboxMode::Namespace;
+            } else if (v == "chroot") {
+                h->sandbox = SandboxMode::Chroot;
+            } else if (v == "none") {
+                h->sandbox = SandboxMode::None;
+            } else {
+                fail(e.value, p, "expected one of namespace, chroot, none, got " + quoted(v));
+            }
+        } else {
+            if (v == "kill") {
+                h->seccomp = SeccompMode::Kill;
+            } else if (v == "log") {
+                h->seccomp = SeccompMode::Log;
+            } else if (v == "none") {
+                h->seccomp = SeccompMode::None;
+            } else {
+                fail(e.value, p, "expected one of kill, log, none, got " + quoted(v));
+            }
+        }
     }
 
     std::vector<unsigned> parse_poll_lcores(const YAML::Node& n, const std::string& path) {

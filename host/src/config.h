@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "sandbox.h"
+#include "seccomp_filter.h"
 #include "vdh/result.h"
 
 namespace vdh {
@@ -54,6 +56,9 @@ struct HostConfig {
     /// marks the device broken (the vhost-user event thread, shared by every device, waits
     /// that long at most).
     uint32_t teardown_timeout_ms = 2000;
+    // The process sandbox (sandbox.h, seccomp_filter.h).
+    SandboxMode sandbox = SandboxMode::Namespace; ///< host.sandbox
+    SeccompMode seccomp = SeccompMode::Kill;      ///< host.seccomp
 };
 
 struct Config {

@@ -9,9 +9,25 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace vdh {
+namespace {
+
+std::string file_prefix() { return "vdhost-" + std::to_string(getpid()); }
+
+} // namespace
+
+std::string eal_runtime_dir() {
+    // eal_get_runtime_dir(): /var/run for root, else $XDG_RUNTIME_DIR or /tmp; then "dpdk".
+    const char* base = "/var/run";
+    if (getuid() != 0) {
+        const char* xdg = getenv("XDG_RUNTIME_DIR");
+        base = xdg != nullptr ? xdg : "/tmp";
+    }
+    return std::string(base) + "/dpdk/" + file_prefix();
+}
 
 std::vector<std::string> build_eal_args(const HostConfig& cfg, unsigned online_cpus,
                                         const std::vector<std::string>& cli_overrides) {
@@ -31,7 +47,7 @@ std::vector<std::string> build_eal_args(const HostConfig& cfg, unsigned online_c
     a.push_back("--no-shconf");
     a.push_back("--iova-mode=va");
     a.push_back("--no-telemetry");
-    a.push_back("--file-prefix=vdhost-" + std::to_string(getpid()));
+    a.push_back("--file-prefix=" + file_prefix());
     a.push_back("--log-level=lib.eal:warning");
     a.push_back("--log-level=lib.vhost.config:warning");
     a.push_back("--log-level=lib.vhost.data:warning");

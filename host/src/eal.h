@@ -15,6 +15,11 @@ namespace vdh {
 std::vector<std::string> build_eal_args(const HostConfig& cfg, unsigned online_cpus,
                                         const std::vector<std::string>& cli_overrides);
 
+/// The directory EAL creates for its runtime files with build_eal_args()' file prefix
+/// (running as root), e.g. /var/run/dpdk/vdhost-PID. With --no-shconf nothing is written
+/// in it, but EAL still creates it (the sandbox provides it empty).
+std::string eal_runtime_dir();
+
 /// rte_eal_init with \p args. Returns false and sets \p err on failure.
 bool eal_init(const std::vector<std::string>& args, std::string* err);
 void eal_cleanup();

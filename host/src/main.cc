@@ -30,6 +30,8 @@
 #include "plugin_loader.h"
 #include "poll_lcore.h"
 #include "privileges.h"
+#include "sandbox.h"
+#include "seccomp_filter.h"
 #include "socket_dir.h"
 #include "vdh_build_config.h"
 #include "vhost_backend.h"
@@ -108,6 +110,56 @@ bool secure_socket_dirs(const Config& cfg, std::string* err) {
     for (auto& [dir, d] : dirs) {
         bool group = d != nullptr && d->has_socket_group;
         if (!secure_socket_dir(dir, group, group ? d->socket_gid : 0, err)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/// Adds every directory the sandbox must hold: each device's host directories (the
+/// plugin's host_paths()), and the directories of the vhost-user and control sockets
+/// (created and checked before, by secure_socket_dirs()).
+bool build_sandbox_plan(const Config& cfg,
+                        const std::map<std::string, std::unique_ptr<Plugin>>& plugins,
+                        SandboxPlan* plan, std::string* err) {
+    struct Ctx {
+        SandboxPlan* plan;
+        std::string err;
+        bool ok = true;
+    } ctx{plan, "", true};
+    for (const DeviceConfig& d : cfg.devices) {
+        const vdh_plugin_info* info = plugins.at(d.type)->info;
+        if (info->struct_size >= offsetof(vdh_plugin_info, host_paths) + sizeof(void*) &&
+            info->host_paths != nullptr) {
+            char msg[1024] = {0};
+            auto add = [](void* c, const char* path, uint32_t flags) {
+                auto* x = static_cast<Ctx*>(c);
+                if (x->ok && !x->plan->add_share(path, (flags & VDH_HOST_PATH_READONLY) == 0,
+                                                 &x->err)) {
+                    x->ok = false;
+                }
+            };
+            if (info->host_paths(d.config_text.c_str(), d.config_text.size(), cfg.path.c_str(),
+                                 add, &ctx, msg, sizeof(msg)) != 0) {
+                *err = msg[0] ? msg : "device " + d.name + ": host_paths failed";
+                return false;
+            }
+            if (!ctx.ok) {
+                *err = device_error(cfg, d, "config", ctx.err);
+                return false;
+            }
+        }
+        auto slash = d.socket.rfind('/');
+        if (!plan->add_socket_dir(slash == 0 ? "/" : d.socket.substr(0, slash), err)) {
+            *err = device_error(cfg, d, "socket", *err);
+            return false;
+        }
+    }
+    if (!cfg.host.control_socket.empty()) {
+        const std::string& c = cfg.host.control_socket;
+        auto slash = c.rfind('/');
+        if (!plan->add_socket_dir(slash == 0 ? "/" : c.substr(0, slash), err)) {
+            *err = cfg.path + ": host.control_socket: " + *err;
             return false;
         }
     }
@@ -217,6 +269,23 @@ int run(const Options& o) {
     std::signal(SIGPIPE, SIG_IGN);
 
     std::string err;
+    // The sandbox: entered before EAL starts any thread (mount namespace, root and
+    // capabilities are per thread until then), after everything that needs the host view.
+    {
+        SandboxPlan plan;
+        if (cfg->host.sandbox != SandboxMode::None) {
+            if (!build_sandbox_plan(*cfg, plugins, &plan, &err) ||
+                !plan.add_empty_dir(eal_runtime_dir(), &err) ||
+                !enter_sandbox(cfg->host.sandbox, plan, &err) || !drop_privileges(&err)) {
+                VDH_ERR("host", "%s", err.c_str());
+                return 1;
+            }
+        }
+        VDH_INFO("host", "sandbox: %s (%zu director%s), seccomp: %s",
+                 to_string(cfg->host.sandbox), plan.dirs().size(),
+                 plan.dirs().size() == 1 ? "y" : "ies", to_string(cfg->host.seccomp));
+    }
+
     auto eal_args = build_eal_args(cfg->host, cpus, o.eal);
     VDH_DEBUG("host", "EAL arguments: %s", join(eal_args, " ").c_str());
     if (!eal_init(eal_args, &err)) {
@@ -328,6 +397,17 @@ int run(const Options& o) {
     }
 
     umask(old_umask);
+
+    // Start-up is over and every thread exists: the allow-list goes on all of them at once.
+    if (!install_seccomp(cfg->host.seccomp, &err)) {
+        VDH_ERR("host", "%s", err.c_str());
+        control.stop();
+        vhost_unregister_devices();
+        stop_lcores();
+        devices.clear();
+        eal_cleanup();
+        return 1;
+    }
 
     VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
                devices.size(), devices.size() == 1 ? "" : "s", lcores.size(),

@@ -74,6 +74,26 @@ int plugin_check(const char* text, size_t len, const char* origin, char* err,
     }
 }
 
+int plugin_host_paths(const char* text, size_t len, const char* origin,
+                      void (*add)(void* ctx, const char* path, uint32_t flags), void* ctx,
+                      char* err, size_t err_len) noexcept {
+    try {
+        std::string e;
+        auto p = parse_share_profile(std::string_view(text, len), origin, "sandbox", &e);
+        if (!p) {
+            copy_err(e, err, err_len);
+            return -EINVAL;
+        }
+        if (p->backend != BackendKind::Null) {
+            add(ctx, p->shared_dir.c_str(), p->readonly ? VDH_HOST_PATH_READONLY : 0u);
+        }
+        return 0;
+    } catch (...) {
+        copy_err("out of memory", err, err_len);
+        return -ENOMEM;
+    }
+}
+
 int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, const char* text,
                   size_t len, const char* origin, void** dev_out, const vdh_device_ops** ops_out,
                   char* err, size_t err_len) noexcept {
@@ -122,6 +142,7 @@ const vdh_plugin_info g_info = {
     .min_queues = 2,
     .create = plugin_create,
     .check_config = plugin_check,
+    .host_paths = plugin_host_paths,
 };
 
 } // namespace

@@ -196,7 +196,7 @@ TEST(ConfigError, UnknownHostKey) {
     EXPECT_EQ(parse_err(one_device("host:\n  poll_lcore: [1]\n", "")),
               "t.yaml:2:3: host.poll_lcore: unknown key (expected one of: poll_lcores, "
               "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, max_sleep_ms, "
-              "teardown_timeout_ms)");
+              "teardown_timeout_ms, sandbox, seccomp)");
 }
 
 TEST(ConfigError, UnknownDeviceKey) {
@@ -792,6 +792,45 @@ TEST(ConfigText, FlowDeviceEntry) {
                        "          {name: b, type: echo, config: word, socket: /tmp/b}]\n";
     expect_config_text(text, 0, "{delay_us: 5}");
     expect_config_text(text, 1, "word");
+}
+
+// ---- host.sandbox / host.seccomp ---------------------------------------------------------
+
+TEST(ConfigSandbox, DefaultsAreNamespaceAndKill) {
+    Config cfg = parse_ok(one_device("", ""));
+    EXPECT_EQ(cfg.host.sandbox, SandboxMode::Namespace);
+    EXPECT_EQ(cfg.host.seccomp, SeccompMode::Kill);
+}
+
+TEST(ConfigSandbox, ParsesEveryValue) {
+    const std::pair<const char*, SandboxMode> modes[] = {{"namespace", SandboxMode::Namespace},
+                                                         {"chroot", SandboxMode::Chroot},
+                                                         {"none", SandboxMode::None}};
+    for (const auto& [text, mode] : modes) {
+        Config cfg = parse_ok(one_device(std::string("host:\n  sandbox: ") + text + "\n", ""));
+        EXPECT_EQ(cfg.host.sandbox, mode) << text;
+    }
+    const std::pair<const char*, SeccompMode> filters[] = {
+        {"kill", SeccompMode::Kill}, {"log", SeccompMode::Log}, {"none", SeccompMode::None}};
+    for (const auto& [text, mode] : filters) {
+        Config cfg = parse_ok(one_device(std::string("host:\n  seccomp: ") + text + "\n", ""));
+        EXPECT_EQ(cfg.host.seccomp, mode) << text;
+    }
+}
+
+TEST(ConfigSandbox, RejectsUnknownValuesWithPosition) {
+    EXPECT_EQ(parse_err(one_device("host:\n  sandbox: jail\n", "")),
+              "t.yaml:2:12: host.sandbox: expected one of namespace, chroot, none, got \"jail\"");
+    EXPECT_EQ(parse_err(one_device("host:\n  log_level: info\n  seccomp: trap\n", "")),
+              "t.yaml:3:12: host.seccomp: expected one of kill, log, none, got \"trap\"");
+}
+
+TEST(ConfigSandbox, RejectsNonScalarsAndDuplicates) {
+    EXPECT_NE(parse_err(one_device("host:\n  sandbox: [none]\n", ""))
+                  .find("t.yaml:2:12: host.sandbox:"),
+              std::string::npos);
+    EXPECT_EQ(parse_err(one_device("host: {seccomp: log, seccomp: none}\n", "")),
+              "t.yaml:1:22: host.seccomp: duplicate key (first at line 1)");
 }
 
 } // namespace

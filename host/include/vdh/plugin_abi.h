@@ -18,7 +18,7 @@ extern "C" {
 /// Bumped on any incompatible change; the host refuses a plugin whose major differs.
 #define VDH_ABI_MAJOR 1
 /// Bumped when fields are appended; a host tolerates plugins built for an older minor.
-/// 1: vdh_host_api::reserve_fds.
+/// 1: vdh_host_api::reserve_fds, vdh_plugin_info::host_paths.
 #define VDH_ABI_MINOR 1
 
 /// Name of the one symbol every plugin exports.
@@ -161,7 +161,20 @@ struct vdh_plugin_info {
     /// Same error convention as create().
     int (*check_config)(const char* config_yaml, size_t config_len, const char* config_origin,
                         char* err, size_t err_len);
+    /// Optional (ABI 1.1). Names the host directories a device with this `config:` block
+    /// needs to see once vdhost has entered its sandbox (the sandbox's root holds only
+    /// these and the socket directories, at the same absolute paths). Calls
+    /// add(ctx, path, flags) once per directory; \p flags is VDH_HOST_PATH_* bits. Called
+    /// before create(), while the host still sees the whole file system. Same error
+    /// convention as create(). A plugin without it gets no host directories.
+    int (*host_paths)(const char* config_yaml, size_t config_len, const char* config_origin,
+                      void (*add)(void* ctx, const char* path, uint32_t flags), void* ctx,
+                      char* err, size_t err_len);
 };
+
+/// host_paths() flag: the device only reads this directory (bound read-only unless another
+/// device needs the same directory writable).
+#define VDH_HOST_PATH_READONLY 1u
 
 typedef const struct vdh_plugin_info* (*vdh_plugin_entry_fn)(void);
 
