@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -59,6 +60,8 @@ constexpr size_t kTableSize = 64;
 constexpr size_t kDefaultOut = 128 * 1024 + 16;
 constexpr size_t kBigOut = 1024 * 1024 + 16;
 constexpr uint32_t kGuestUid = 1000;
+/// Longer than any request takes that does not wait (with room for a loaded machine).
+constexpr std::chrono::seconds kMaxRequestTime{3};
 
 // Record control bits.
 constexpr uint8_t kCtlUser = 1 << 0; ///< caller uid/gid 1000 instead of 0
@@ -459,8 +462,14 @@ class Session {
         req.token = this;
 
         FuseRequestCtx* ctx = (ctl & kCtlOwnCtx) != 0 ? &own_ctx_ : nullptr;
+        const auto started = std::chrono::steady_clock::now();
         const int64_t n = disp_->handle(req, ctx);
+        const auto took = std::chrono::steady_clock::now() - started;
         FUZZ_CHECK(n != VDH_ASYNC); // no engine: everything is synchronous
+        // Nothing a guest sends may block the poll lcore: a request that waits (on a FIFO,
+        // a lock, ...) shows as a long call, or as EINTR when libFuzzer's timer signal
+        // (every -timeout/2+1 s) cut the wait short.
+        FUZZ_CHECK(took < kMaxRequestTime);
 
         fuse_in_header h{};
         const bool have_header = msg.size() >= sizeof(h);
@@ -502,6 +511,8 @@ class Session {
         FUZZ_CHECK(oh.error <= 0 && oh.error >= -4095);
         FUZZ_CHECK(oh.error == 0 || n == 16);
         FUZZ_CHECK(vdh::virtiofs::fuse_opcode_has_reply(h.opcode));
+        // SETLKW answers EINTR on a conflict instead of waiting (see FuseDispatcher).
+        FUZZ_CHECK(oh.error != -EINTR || h.opcode == FUSE_SETLKW);
         if (oh.error == 0) {
             learn(h, msg, reply);
         }
