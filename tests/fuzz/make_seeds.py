@@ -161,7 +161,7 @@ DESTROY, BATCH_FORGET, FALLOCATE, READDIRPLUS, RENAME2, LSEEK, COPY_FILE_RANGE =
 SYNCFS, TMPFILE, STATX = 50, 51, 52
 ROOT, KEEP = 0, 0xFF
 O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_EXCL = 0, 1, 2, 0o100, 0o1000, 0o200
-S_IFREG, S_IFDIR, S_IFSOCK = 0o100000, 0o040000, 0o140000
+S_IFREG, S_IFDIR, S_IFSOCK, S_IFIFO, S_IFCHR = 0o100000, 0o040000, 0o140000, 0o010000, 0o020000
 
 
 def session(records, opt=0, minor=38, flags=GUEST_FLAGS, flags2=0, max_pages=0, opt2=0):
@@ -339,6 +339,17 @@ def fuse_seeds(out):
         rec(GETATTR, struct.pack("<IIQ", 0, 0, 0), node=1, out=16),
         rec(CREATE, create_in(O_RDWR | O_CREAT, S_IFREG | 0o644, "x")),
     ], opt=8 | 32, max_pages=4), out)
+    # Special files under a created name: CREATE without O_EXCL on a FIFO once blocked the
+    # lcore (regression); a device node cannot be opened on the nodev scratch tmpfs.
+    write("fuse_dispatcher", "special_files", session([
+        rec(MKNOD, struct.pack("<IIII", S_IFIFO | 0o666, 0, 0o022, 0) + name("fifo")),
+        rec(CREATE, create_in(O_RDONLY | O_CREAT, S_IFREG | 0o644, "fifo")),
+        rec(CREATE, create_in(O_WRONLY | O_CREAT | O_TRUNC, S_IFREG | 0o644, "fifo")),
+        rec(OPEN, open_in(O_RDONLY), node=1),
+        rec(MKNOD, struct.pack("<IIII", S_IFCHR | 0o666, (1 << 8) | 3, 0o022, 0) + name("null")),
+        rec(CREATE, create_in(O_RDWR | O_CREAT, S_IFREG | 0o644, "null")),
+        rec(OPEN, open_in(O_RDWR), node=2),
+    ]), out)
     # Framing errors, sent raw: short header, len larger than the message, a name without
     # its NUL, extension length past the end, hiprio queue with a normal request.
     hdr = lambda ln, op, ext=0: struct.pack("<IIQQIIIHH", ln, op, 99, 1, 0, 0, 1, ext, 0)
