@@ -73,10 +73,12 @@ run_one() { # target
     cp tests/fuzz/corpus/"$t"/* "$scratch/corpus/"
     local log="$logs/$t.log"
     local start=$SECONDS
-    # -timeout: one input taking this long is a finding (a blocked call); -rss_limit_mb:
-    # so is memory growth past it. The fuzzer adds new inputs to the scratch corpus only.
+    # -timeout: one input taking this long is a finding (a hang; generous, so that a busy
+    # machine does not fail the run; the FUSE target also flags single requests that block,
+    # see fuse_dispatcher_fuzz.cc); -rss_limit_mb: so is memory growth past it. New inputs
+    # go to the scratch corpus only.
     VDH_FUZZ_TMPDIR="$(realpath "$scratch/tmp")" "$dir/tests/fuzz/${t}_fuzz" \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$t]}" \
+        -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -max_len="${max_len[$t]}" \
         -print_final_stats=1 -artifact_prefix="$logs/$t-" "$scratch/corpus" >"$log" 2>&1
     local rc=$?
     local took=$((SECONDS - start))
