@@ -27,6 +27,9 @@ packages=(
     xz-utils
     attr
     gnuplot-nox
+    clang
+    libclang-rt-14-dev
+    llvm
 )
 
 missing=()

@@ -1,35 +1,53 @@
 #!/usr/bin/env python3
-# Prints the plain closing line "N passed, N failed" over all suites, counting individual
-# cases: meson's JUnit report (testlog.junit.xml) holds every gtest case and TAP line. A
-# test with no cases there counts as one case by its result in testlog.json, and a test
-# that failed, timed out or crashed without a failing case counts as one more failure.
+# Prints the plain closing line "N passed, N failed" summed over every result source given,
+# as the last line of its output, and exits 1 if anything failed.
+#
+# Each argument is one source:
+#  - a meson log directory (or its testlog.json): individual cases are counted from meson's
+#    JUnit report (testlog.junit.xml), which holds every gtest case and TAP line. A test
+#    with no cases there counts as one case by its result in testlog.json, and a test that
+#    failed, timed out or crashed without a failing case counts as one more failure.
+#  - any other .json file: JSON lines {"name": ..., "result": "OK"|"FAIL"|"SKIP"|...}, one
+#    case each (fuzz runs, the sanitizer-report check, stages that could not run).
+# A missing source counts as one failure (its stage never produced results).
+# Prefix a source with "LABEL=" to name it in FAILED lines (e.g. asan=build-asan/meson-logs).
+# Without arguments: build/meson-logs.
 import json
 import os
 import sys
 import xml.etree.ElementTree as ET
 
+OK_RESULTS = ("OK", "EXPECTEDFAIL")
 
-def main(logdir):
+
+def junit_cases(logdir):
     cases = {}  # meson test name -> [passed, failed, skipped]
     junit = os.path.join(logdir, "testlog.junit.xml")
-    if os.path.exists(junit):
-        root = ET.parse(junit).getroot()
-        for ts in root.iter("testsuite"):
-            name = ts.attrib.get("name", "")
-            # "<project>.<meson test name>[.<gtest suite>]"
-            key = name.split(".", 1)[1] if "." in name else name  # drop "<project>."
-            c = cases.setdefault(key, [0, 0, 0])
-            for tc in ts.iter("testcase"):
-                if tc.find("failure") is not None or tc.find("error") is not None:
-                    c[1] += 1
-                elif tc.find("skipped") is not None:
-                    c[2] += 1
-                else:
-                    c[0] += 1
-    passed = failed = skipped = 0
+    if not os.path.exists(junit):
+        return cases
+    root = ET.parse(junit).getroot()
+    for ts in root.iter("testsuite"):
+        name = ts.attrib.get("name", "")
+        # "<project>.<meson test name>[.<gtest suite>]"
+        key = name.split(".", 1)[1] if "." in name else name  # drop "<project>."
+        c = cases.setdefault(key, [0, 0, 0])
+        for tc in ts.iter("testcase"):
+            if tc.find("failure") is not None or tc.find("error") is not None:
+                c[1] += 1
+            elif tc.find("skipped") is not None:
+                c[2] += 1
+            else:
+                c[0] += 1
+    return cases
+
+
+def count(path, with_junit):
+    """Returns ([passed, failed, skipped], [failed test descriptions]) for one source."""
+    logdir = os.path.dirname(path)
+    cases = junit_cases(logdir) if with_junit else {}
+    total = [0, 0, 0]
     bad = []
-    seen = set()
-    with open(os.path.join(logdir, "testlog.json")) as f:
+    with open(path) as f:
         for line in f:
             if not line.strip():
                 continue
@@ -39,14 +57,35 @@ def main(logdir):
             for k, v in cases.items():
                 if k == name or k.startswith(name + "."):
                     c = [a + b for a, b in zip(c or [0, 0, 0], v)]
-                    seen.add(k)
             if c is None or sum(c) == 0:
-                c = [1, 0, 0] if result in ("OK", "EXPECTEDFAIL") else [0, 0, 1] if result == "SKIP" else [0, 1, 0]
-            if result not in ("OK", "SKIP", "EXPECTEDFAIL") and c[1] == 0:
+                c = ([1, 0, 0] if result in OK_RESULTS else
+                     [0, 0, 1] if result == "SKIP" else [0, 1, 0])
+            if result not in OK_RESULTS + ("SKIP",) and c[1] == 0:
                 c[1] = 1
             if c[1]:
                 bad.append(f"{name} ({result})")
-            passed, failed, skipped = passed + c[0], failed + c[1], skipped + c[2]
+            total = [a + b for a, b in zip(total, c)]
+    return total, bad
+
+
+def main(sources):
+    passed = failed = skipped = 0
+    bad = []
+    for src in sources:
+        label, _, path = src.rpartition("=") if "=" in src else ("", "", src)
+        prefix = f"{label}: " if label else ""
+        with_junit = True
+        if os.path.isdir(path):
+            path = os.path.join(path, "testlog.json")
+        elif os.path.basename(path) != "testlog.json":
+            with_junit = False
+        if not os.path.exists(path):
+            bad.append(f"{prefix}{path} (no results)")
+            failed += 1
+            continue
+        (p, f, s), b = count(path, with_junit)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
+        bad += [prefix + x for x in b]
     for b in bad:
         print(f"FAILED: {b}")
     line = f"{passed} passed, {failed} failed"
@@ -57,7 +96,4 @@ def main(logdir):
 
 
 if __name__ == "__main__":
-    d = sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs"
-    if d.endswith(".json"):
-        d = os.path.dirname(d)
-    sys.exit(main(d))
+    sys.exit(main(sys.argv[1:] or ["build/meson-logs"]))

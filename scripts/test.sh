@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test suite (unit, integration, end-to-end with QEMU
-# guests), then prints the plain closing line "N passed, N failed" over all suites.
-# Exits non-zero if anything failed.
+# guests), then the unit and integration suites again under ASan+UBSan
+# (scripts/sanitize.sh, build-asan) and a bounded run of each libFuzzer target
+# (scripts/fuzz.sh, build-fuzz), and prints the plain closing line "N passed, N failed" over
+# all of them as the last line. Exits non-zero if anything failed.
+# Arguments go to the main `meson test` only. VDH_SKIP_SANITIZE=1 / VDH_SKIP_FUZZ=1 leave
+# out a stage (for quick local runs; README's test command runs everything).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -15,11 +19,31 @@ if [ -x scripts/guest/build-guest.sh ]; then
     bash scripts/guest/build-guest.sh --kernel 6.1 build/guest || echo "6.1 guest image build failed: e2e tests will fail"
     bash scripts/guest/build-guest.sh --kernel 6.12 build/guest || echo "6.12 guest image build failed: e2e tests will fail"
 fi
-meson test -C build --print-errorlogs --num-processes 1 "$@"
-rc=$?
-python3 scripts/test-summary.py build/meson-logs/testlog.json
-sum=$?
-if [ $rc -ne 0 ] || [ $sum -ne 0 ]; then
-    exit 1
+
+timings=()
+stage() { # name command...: runs a stage, keeps its time and exit status
+    local name="$1"
+    shift
+    local start=$SECONDS
+    "$@"
+    local rc=$?
+    timings+=("$name: $((SECONDS - start)) s")
+    return $rc
+}
+
+rc=0
+stage "main suites" meson test -C build --print-errorlogs --num-processes 1 "$@" || rc=1
+sources=(build/meson-logs)
+if [ "${VDH_SKIP_SANITIZE:-0}" != 1 ]; then
+    stage "asan+ubsan build and suites" bash scripts/sanitize.sh || rc=1
+    sources+=(asan=build-asan/meson-logs asan=build-asan/meson-logs/sanitizer-reports.json)
 fi
-exit 0
+if [ "${VDH_SKIP_FUZZ:-0}" != 1 ]; then
+    stage "fuzz build and runs" bash scripts/fuzz.sh || rc=1
+    sources+=(fuzz=build-fuzz/fuzz-logs/testlog.json)
+fi
+for t in "${timings[@]}"; do
+    echo "time: $t"
+done
+python3 scripts/test-summary.py "${sources[@]}" || rc=1
+exit $rc

@@ -7,6 +7,7 @@
 #include "virtqueue.h"
 
 #include <atomic>
+#include <cstring>
 
 #include "vdh/compiler.h"
 #include "vring_defs.h"
@@ -114,7 +115,9 @@ bool Virtqueue::walk_indirect_split(Chain& c, uint64_t addr, uint32_t len,
         return false;
     }
     uint32_t n = len / sizeof(struct vring_desc);
-    auto* table = static_cast<const struct vring_desc*>(mem_->translate_contiguous(addr, len));
+    // Bytes, not vring_desc: the guest may put the table at any address (found by fuzzing:
+    // member access through a misaligned pointer).
+    auto* table = static_cast<const uint8_t*>(mem_->translate_contiguous(addr, len));
     if (table == nullptr) {
         *err = ChainError::BadIndirect;
         return false;
@@ -127,10 +130,7 @@ bool Virtqueue::walk_indirect_split(Chain& c, uint64_t addr, uint32_t len,
         }
         // Copy once: the guest may change the table under us.
         struct vring_desc d;
-        d.addr = table[i].addr;
-        d.len = table[i].len;
-        d.flags = table[i].flags;
-        d.next = table[i].next;
+        std::memcpy(&d, table + static_cast<size_t>(i) * sizeof(d), sizeof(d));
         if (d.flags & VRING_DESC_F_INDIRECT) {
             *err = ChainError::BadIndirect;
             return false;
@@ -212,16 +212,18 @@ bool Virtqueue::walk_indirect_packed(Chain& c, uint64_t addr, uint32_t len,
         return false;
     }
     uint32_t n = len / sizeof(struct vring_packed_desc);
-    auto* table =
-        static_cast<const struct vring_packed_desc*>(mem_->translate_contiguous(addr, len));
+    // Bytes: the table may sit at any address (see walk_indirect_split).
+    auto* table = static_cast<const uint8_t*>(mem_->translate_contiguous(addr, len));
     if (table == nullptr) {
         *err = ChainError::BadIndirect;
         return false;
     }
     for (uint32_t i = 0; i < n; ++i) {
-        uint64_t daddr = table[i].addr;
-        uint32_t dlen = table[i].len;
-        uint16_t flags = table[i].flags;
+        struct vring_packed_desc d;
+        std::memcpy(&d, table + static_cast<size_t>(i) * sizeof(d), sizeof(d));
+        uint64_t daddr = d.addr;
+        uint32_t dlen = d.len;
+        uint16_t flags = d.flags;
         if (flags & VRING_DESC_F_INDIRECT) {
             *err = ChainError::BadIndirect;
             return false;

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -683,6 +684,34 @@ TEST_P(PassthroughFsTest, CreateSemantics) {
     EXPECT_EQ(read_host(dir_ / "new"), "");
     EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
     EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, again->open.fh, 0, 0, 0).has_value());
+}
+
+// Found by tests/fuzz/fuse_dispatcher_fuzz.cc: CREATE without O_EXCL on the name of a FIFO
+// opened the FIFO and blocked (until a writer came), stalling the poll lcore.
+TEST_P(PassthroughFsTest, CreateOnExistingFifoNeitherBlocksNorOpens) {
+    ASSERT_EQ(::mkfifo((dir_ / "p").c_str(), 0666), 0);
+    // Should the open block after all, the alarm cuts it short (EINTR) instead of hanging.
+    struct sigaction sa{};
+    struct sigaction old{};
+    sa.sa_handler = [](int) {};
+    ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
+    ::alarm(3);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = fs_->create(root_, kRootNodeId, "p", O_RDONLY, 0644, 0);
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::alarm(0);
+    ::sigaction(SIGALRM, &old, nullptr);
+    EXPECT_LT(took, std::chrono::seconds(2));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), EBADF);
+    EXPECT_TRUE(S_ISFIFO(lstat_host(dir_ / "p").st_mode));
+    // A regular file is still opened, without the O_NONBLOCK used for the open itself.
+    auto c = fs_->create(root_, kRootNodeId, "f", O_RDWR, 0644, 0);
+    ASSERT_TRUE(c.has_value());
+    auto fd = fs_->io_fd(c->entry.nodeid, c->open.fh, false);
+    ASSERT_TRUE(fd.has_value());
+    EXPECT_EQ(::fcntl(*fd, F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
 }
 
 TEST_P(PassthroughFsTest, TmpfileIsUnnamedAndUsable) {
