@@ -13,8 +13,9 @@
 #   qemu-kill   QEMU is SIGKILLed mid-write; a new QEMU on the same socket mounts and works
 #   disconnect  a frontend exits with WRITEs in flight on io_uring and a flock SETLKW parked
 #               on the blocking pool (the host holds the lock)
-#   sigterm     SIGTERM to vdhost with a guest mid-write and the neighbour attached: exit 0
-#               within 5 s, sockets removed
+#   sigterm     SIGTERM to vdhost with a guest mid-write 
+#               and the neighbour attached, and a third frontend with WRITEs and a SETLKW
+#               (on the blocking pool) in flight: exit 0 within 5 s, sockets removed
 #   hostile     a hostile frontend on fs0 runs the issue's patterns while vdhost-bench
 #               measures fs1's GETATTR p99; it must stay within 2x of fs1's solo p99
 # Environment: VDH_FAULT_MAX_GAP_MS (default 2000), VDH_FAULT_P99_RATIO (default 2),
@@ -67,7 +68,7 @@ e2e_require_cmd md5sum python3
 W=""
 e2e_mktemp_dir W
 chmod 0755 "$W"
-mkdir -p "$W/share0/.vdh" "$W/share1"
+mkdir -p "$W/share0/.vdh" "$W/share1" "$W/share2"
 : >"$W/events"
 VPID=""
 NPID=""
@@ -106,6 +107,16 @@ ${extra}  - name: fs1
     config:
       shared_dir: $W/share1
 YAML
+    if [ -n "${FB_THIRD_DEVICE:-}" ]; then
+        cat >>"$W/vdhost.yaml" <<YAML
+  - name: fs2
+    type: virtiofs
+    socket: $W/fs2.sock
+    lcore: 1
+    config:
+      shared_dir: $W/share2
+YAML
+    fi
     "$VDHOST" --config "$W/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$W/vdhost.log" 2>&1 &
     VPID=$!
     e2e_track_pid "$VPID"
@@ -194,6 +205,7 @@ fb_guest_boot() {
     local log="$1" timeout="$2" script="$3"
     shift 3
     rm -f "$W/qemu.pid"
+    fb_event "QEMU started ($script)"
     e2e_run_guest --socket "$W/fs0.sock" --log "$log" --timeout "$timeout" \
         --append "vdh.script=.vdh/$script" "$@" -- -pidfile "$W/qemu.pid" &
     QPID=$!
@@ -210,6 +222,20 @@ fb_wait_for() {
     return 1
 }
 
+# fb_hold_lock FILE: a host process takes flock(FILE, LOCK_EX) and keeps it (pid in
+# LOCK_PID); returns once the lock is held.
+fb_hold_lock() {
+    rm -f "$W/locked"
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(300)' "$1" "$W/locked" &
+    LOCK_PID=$!
+    e2e_track_pid "$LOCK_PID"
+    fb_wait_for "[ -e '$W/locked' ]" 20 || notok "the host took the lock on $1"
+}
+
 fb_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 # Guest script pieces. keep(): writes NAME with 1 MiB of random data, fsyncs it and reports.
@@ -223,6 +249,7 @@ bigwrite() {
     dd if=/dev/zero of="$1" bs=1M count=3000 2>/dev/null &
     while [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -lt 4194304 ]; do sleep 0.1; done
     echo "FB-BIG-UNDERWAY $1"
+    : >".vdh/underway.$1"
 }
 '
 
@@ -265,6 +292,8 @@ GUEST
         # the previous boot's session left nothing behind.
         sleep 0.5
         fds+=("$(e2e_fd_count "$VPID")")
+        [ "$b" = 1 ] || grep -a "^FB-RESET $((b - 1))" "$log" >/dev/null ||
+            echo "# boot $b: no FB-RESET line for boot $((b - 1))"
         : >"$W/share0/.vdh/go.$b"
         fb_event "boot $b mounted"
     done
@@ -306,8 +335,10 @@ GUEST
     fb_start_neighbour
     local log1="$W/kill1.log" log2="$W/kill2.log"
     fb_guest_boot "$log1" 300 run1.sh
-    if fb_wait_for "grep -aq '^FB-BIG-UNDERWAY' '$log1' || ! kill -0 $QPID 2>/dev/null" 120 &&
-        grep -aq '^FB-BIG-UNDERWAY' "$log1"; then
+    # (The serial log is written through a pipe and flushed late: the guest signals
+    # through the share.)
+    if fb_wait_for "[ -e '$W/share0/.vdh/underway.big.1' ] || ! kill -0 $QPID 2>/dev/null" 120 &&
+        [ -e "$W/share0/.vdh/underway.big.1" ]; then
         ok "guest fsynced its data and started a large write"
     else
         notok "guest fsynced its data and started a large write"
@@ -347,14 +378,8 @@ scenario_disconnect() {
     fb_start_vdhost
     fb_start_neighbour
     # The host holds the flock the guest's SETLKW waits for.
-    python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "r+")
-fcntl.flock(f, fcntl.LOCK_EX)
-open(sys.argv[2], "w").close()
-time.sleep(300)' "$W/share0/locked.dat" "$W/locked" &
-    local lpid=$!
-    e2e_track_pid "$lpid"
-    fb_wait_for "[ -e '$W/locked' ]" 20 || notok "the host took the lock"
+    fb_hold_lock "$W/share0/locked.dat"
+    local lpid=$LOCK_PID
     local round out
     for round in 1 2; do
         fb_event "disconnect $round"
@@ -385,12 +410,24 @@ keep keep.1 run1
 bigwrite big.1
 sleep 600
 GUEST
-    fb_start_vdhost
+    : >"$W/share2/locked.dat"
+    FB_THIRD_DEVICE=1 fb_start_vdhost
     fb_start_neighbour
+    # A third frontend (fs2, same lcore) keeps WRITEs and a SETLKW (parked on the blocking
+    # pool: the host holds the flock) in flight through the shutdown.
+    fb_hold_lock "$W/share2/locked.dat"
+    "$FAULT_CLIENT" disconnect --hold 1 --socket "$W/fs2.sock" --writes 48 \
+        >"$W/hold.out" 2>&1 &
+    local hold=$!
+    e2e_track_pid "$hold"
+    fb_wait_for "grep -q lock_in_flight '$W/hold.out'" 30
+    diag <"$W/hold.out"
+    check "fs2's frontend has WRITEs and a SETLKW in flight" \
+        grep -Eq 'in_flight=([2-9]|[1-9][0-9]+) lock_in_flight=1' "$W/hold.out"
     local log="$W/term.log"
     fb_guest_boot "$log" 300 run1.sh
-    if fb_wait_for "grep -aq '^FB-BIG-UNDERWAY' '$log' || ! kill -0 $QPID 2>/dev/null" 120 &&
-        grep -aq '^FB-BIG-UNDERWAY' "$log"; then
+    if fb_wait_for "[ -e '$W/share0/.vdh/underway.big.1' ] || ! kill -0 $QPID 2>/dev/null" 120 &&
+        [ -e "$W/share0/.vdh/underway.big.1" ]; then
         ok "guest fsynced its data and started a large write"
     else
         notok "guest fsynced its data and started a large write"
@@ -398,6 +435,7 @@ GUEST
     fi
     local t0 t1 rc=0 i
     t0=$(date +%s.%N)
+    fb_event "SIGTERM vdhost"
     kill -TERM "$VPID"
     for ((i = 0; i < 100; i++)); do
         kill -0 "$VPID" 2>/dev/null || break
@@ -415,7 +453,8 @@ GUEST
     grep -aiE 'shutting down|teardown|deadline|broken' "$W/vdhost.log" | tail -n 10 | diag
     check_eq "vdhost exited with status 0 on SIGTERM" "$rc" 0
     check "vdhost exited within 5 s (${secs} s)" python3 -c "import sys; sys.exit(0 if $secs <= 5 else 1)"
-    check_sh "vhost-user sockets removed" "[ ! -e '$W/fs0.sock' ] && [ ! -e '$W/fs1.sock' ]"
+    check_sh "vhost-user sockets removed" \
+        "[ ! -e '$W/fs0.sock' ] && [ ! -e '$W/fs1.sock' ] && [ ! -e '$W/fs2.sock' ]"
     kill -KILL "$(cat "$W/qemu.pid" 2>/dev/null)" 2>/dev/null
     wait "$QPID" 2>/dev/null
     fb_check_fsynced "$log"
@@ -455,7 +494,7 @@ scenario_hostile() {
         --duration $((dur + 3)) --max-files 2000 --timeout-ms 3000 >"$W/hostile.out" 2>&1 &
     local hpid=$!
     e2e_track_pid "$hpid"
-    fb_wait_for "grep -q '^PATTERN fd_exhaust' '$W/hostile.out' || ! kill -0 $hpid 2>/dev/null" 30
+    fb_wait_for "grep -q '^PATTERN fd_budget_returned' '$W/hostile.out' || ! kill -0 $hpid 2>/dev/null" 30
     "$BENCH" "${bench_args[@]}" --label attack --json "$W/attack.json" >"$W/attack.txt" 2>&1
     local attack_rc=$?
     fb_wait_for "! kill -0 $hpid 2>/dev/null" 20 || { fb_unblock; e2e_stop_pid "$hpid" 1; }
@@ -468,7 +507,7 @@ scenario_hostile() {
     tail -n 3 "$W/attack.txt" | diag
     check_eq "bench runs on fs1 completed without errors (solo, attacked)" "$solo_rc/$attack_rc" "0/0"
     check "fs1 p99 with a hostile fs0 on the same lcore within ${P99_RATIO}x of solo (${p_solo:-?} -> ${p_attack:-?} us)" \
-        python3 -c "import sys; sys.exit(0 if 0 < float('${p_attack:-0}') <= $P99_RATIO * float('${p_solo:-0}') else 1)"
+        python3 -c "import sys; sys.exit(0 if $attack_rc == 0 and 0 < float('${p_attack:-0}') <= $P99_RATIO * float('${p_solo:-0}') else 1)"
 
     # pat NAME: sets P_LINE, P_ERRNO, P_MS and P_EXTRA from the first "PATTERN NAME" line.
     pat() {
@@ -485,6 +524,9 @@ scenario_hostile() {
     pat fd_exhaust
     check_sh "keeping files open ends at the share's fd budget with ENFILE/EMFILE (${P_LINE:-missing})" \
         "[ '$P_ERRNO' = 23 ] || [ '$P_ERRNO' = 24 ]"
+    pat fd_budget_returned
+    check_eq "after RELEASE and FORGET the share's budget serves opens again (${P_LINE:-missing})" \
+        "$P_ERRNO" 0
     pat oversize_write
     check_eq "WRITE of twice max_write refused with EINVAL (${P_LINE:-missing})" "$P_ERRNO" 22
     pat oversize_read
@@ -503,7 +545,7 @@ scenario_hostile() {
     local lmax
     lmax="$(bench_field "$W/attack.json" lat_max_us 2>/dev/null)"
     check "fs1's slowest GETATTR while attacked ${lmax:-?} us <= $MAX_GAP_MS ms" \
-        python3 -c "import sys; sys.exit(0 if 0 < float('${lmax:-0}') <= $MAX_GAP_MS * 1000 else 1)"
+        python3 -c "import sys; sys.exit(0 if $attack_rc == 0 and 0 < float('${lmax:-0}') <= $MAX_GAP_MS * 1000 else 1)"
     fb_check_fds "after the hostile frontend and the bench left"
     fb_check_alive
 }

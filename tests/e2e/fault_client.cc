@@ -9,7 +9,8 @@
 //              --duration seconds; one "PATTERN name errno=E ms=T ..." line per result.
 //   disconnect WRITEs in flight on io_uring and a flock SETLKW parked on the blocking pool
 //              (on --lock-file, which the host holds locked), then _exit(): the frontend
-//              vanishes with both kinds of requests in flight.
+//              vanishes with both kinds of requests in flight (--hold 1: it stays, with
+//              them in flight, until killed).
 //   check      connect, INIT, GETATTR the root, WRITE+FSYNC+READ a file: the device works.
 // Output: key=value lines on stdout (and --report FILE for steady). Exit 0 unless the
 // mode could not run at all (connect failure: 3).
@@ -51,14 +52,17 @@ struct Cli {
     uint32_t max_files = 4096;
     uint32_t writes = 32;
     uint32_t timeout_ms = 3000;
+    bool hold = false; ///< disconnect: stay connected (until killed) instead of exiting
 };
 
 double ms_since(Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-std::unique_ptr<FuseSession> connect_session(const Cli& cli, uint16_t queue_size = 128) {
+std::unique_ptr<FuseSession> connect_session(const Cli& cli, uint16_t queue_size = 128,
+                                             uint32_t segment_size = 4096) {
     SessionOptions o;
+    o.segment_size = segment_size;
     o.socket_path = cli.socket;
     o.queue_size = queue_size;
     o.memory_bytes = 128ULL << 20;
@@ -218,7 +222,9 @@ bool dead(int e) {
 }
 
 int run_hostile(const Cli& cli) {
-    auto s = connect_session(cli, 256);
+    // One descriptor per part: the oversize requests are small chains, so what refuses
+    // them is the FUSE size check, not the chain walker.
+    auto s = connect_session(cli, 256, 0);
     if (!s) {
         return 3;
     }
@@ -259,17 +265,30 @@ int run_hostile(const Cli& cli) {
         auto t = Clock::now();
         uint32_t n = 0;
         int e = 0;
+        std::vector<std::pair<uint64_t, uint64_t>> held; // node id, fh
         for (; n < cli.max_files; n++) {
             auto c = s->create(kRootNodeId, "fd" + std::to_string(n), O_RDWR | O_CREAT, 0600);
             if (!c) {
                 e = c.error();
                 break;
             }
+            held.emplace_back(c->entry.nodeid, c->open.fh);
         }
         report("fd_exhaust", e, ms_since(t), "opened=" + std::to_string(n));
         if (dead(e)) {
             return 0;
         }
+        // Give the budget back (RELEASE and FORGET), so the looped patterns can open files.
+        for (auto [node, fh] : held) {
+            (void)s->release(node, fh);
+            (void)s->forget(node, 1);
+        }
+        t = Clock::now();
+        auto c = s->create(kRootNodeId, "fd-after", O_RDWR | O_CREAT, 0600);
+        if (c) {
+            (void)s->release(c->entry.nodeid, c->open.fh);
+        }
+        report("fd_budget_returned", c ? 0 : c.error(), ms_since(t));
     }
 
     // Looped: oversize WRITE and READ, a huge COPY_FILE_RANGE, a repeated INIT (which may
@@ -478,6 +497,9 @@ int run_disconnect(const Cli& cli) {
     std::printf("writes=%zu completed_before_exit=%zu in_flight=%u lock_in_flight=%d\n", w.size(),
                 completed, s->in_flight(1), (*lk)->in_flight() ? 1 : 0);
     std::fflush(stdout);
+    while (cli.hold) {
+        pause();
+    }
     _exit(0); // no RELEASE, no FORGET, no orderly disconnect
 }
 
@@ -512,7 +534,7 @@ int usage() {
     std::fprintf(stderr,
                  "usage: vdh-fault-client steady|hostile|disconnect|check --socket PATH\n"
                  "  [--stop-file F] [--report F] [--duration S] [--max-files N]\n"
-                 "  [--lock-file NAME] [--writes N] [--timeout-ms MS]\n");
+                 "  [--lock-file NAME] [--writes N] [--hold 0|1] [--timeout-ms MS]\n");
     return 2;
 }
 
@@ -544,6 +566,8 @@ int main(int argc, char** argv) {
             cli.max_files = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
         } else if (a == "--writes") {
             cli.writes = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+        } else if (a == "--hold") {
+            cli.hold = std::string_view(v) == "1";
         } else if (a == "--timeout-ms") {
             cli.timeout_ms = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
         } else {
