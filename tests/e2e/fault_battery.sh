@@ -461,12 +461,12 @@ GUEST
 }
 
 # ==========================================================================================
-# bench_p99 JSON: the lat_p99_us (and errors) of the single run in JSON.
+# bench_field JSON FIELD: FIELD of every run in JSON, space-separated.
 bench_field() {
     python3 -c "
 import json, sys
 rows = [json.loads(l) for l in open('$1') if l.strip()]
-print(rows[-1].get('$2', ''))"
+print(' '.join(str(r.get('$2', '')) for r in rows))"
 }
 
 scenario_hostile() {
@@ -484,28 +484,40 @@ scenario_hostile() {
     local dur=4
     local bench_args=(--socket "$W/fs1.sock" --no-prepare --workload getattr --queue-depth 1
                       --duration "$dur" --warmup 0.5 --cpus 0 --connect-timeout-ms 5000)
-    "$BENCH" "${bench_args[@]}" --label solo --json "$W/solo.json" >"$W/solo.txt" 2>&1
-    local solo_rc=$?
-    # The hostile frontend shares CPU 0 with the bench at the lowest priority, so what the
-    # bench sees is vdhost's doing, not CPU contention between the two clients.
-    taskset -c 0 nice -n 19 "$FAULT_CLIENT" hostile --socket "$W/fs0.sock" \
-        --duration $((dur + 3)) --max-files 2000 --timeout-ms 3000 >"$W/hostile.out" 2>&1 &
-    local hpid=$!
-    e2e_track_pid "$hpid"
-    fb_wait_for "grep -q '^PATTERN fd_budget_returned' '$W/hostile.out' || ! kill -0 $hpid 2>/dev/null" 30
-    "$BENCH" "${bench_args[@]}" --label attack --json "$W/attack.json" >"$W/attack.txt" 2>&1
-    local attack_rc=$?
-    fb_wait_for "! kill -0 $hpid 2>/dev/null" 20 || { fb_unblock; e2e_stop_pid "$hpid" 1; }
-    fb_unblock
+    # Two rounds of (solo, attacked), alternated, so machine noise shows as spread; the
+    # check compares the means. The hostile output of round 1 is checked pattern by pattern.
+    local r solo_rc=0 attack_rc=0 rc hpid
+    for r in 1 2; do
+        "$BENCH" "${bench_args[@]}" --label solo --rep "$r" --json "$W/solo.json" \
+            >"$W/solo.txt" 2>&1 || solo_rc=$?
+        # The hostile frontend shares CPU 0 with the bench at the lowest priority, so what
+        # the bench sees is vdhost's doing, not CPU contention between the two clients.
+        taskset -c 0 nice -n 19 "$FAULT_CLIENT" hostile --socket "$W/fs0.sock" \
+            --duration $((dur + 3)) --max-files 2000 --timeout-ms 3000 >"$W/hostile.$r.out" 2>&1 &
+        hpid=$!
+        e2e_track_pid "$hpid"
+        fb_wait_for "grep -q '^PATTERN fd_budget_returned' '$W/hostile.$r.out' || ! kill -0 $hpid 2>/dev/null" 30
+        rc=0
+        "$BENCH" "${bench_args[@]}" --label attack --rep "$r" --json "$W/attack.json" \
+            >"$W/attack.txt" 2>&1 || rc=$?
+        [ "$rc" = 0 ] || { attack_rc=$rc; tail -n 2 "$W/attack.txt" | diag; }
+        fb_wait_for "! kill -0 $hpid 2>/dev/null" 20 || { fb_unblock; e2e_stop_pid "$hpid" 1; }
+        fb_unblock
+    done
+    cp "$W/hostile.1.out" "$W/hostile.out"
     diag <"$W/hostile.out"
     local p_solo p_attack
     p_solo="$(bench_field "$W/solo.json" lat_p99_us 2>/dev/null)"
     p_attack="$(bench_field "$W/attack.json" lat_p99_us 2>/dev/null)"
-    echo "# fs1 GETATTR QD1 p99: solo ${p_solo:-?} us, with fs0 hostile ${p_attack:-?} us (bench rc $solo_rc/$attack_rc)"
-    tail -n 3 "$W/attack.txt" | diag
+    echo "# fs1 GETATTR QD1 p99 per round: solo ${p_solo:-?} us, with fs0 hostile ${p_attack:-?} us (bench rc $solo_rc/$attack_rc)"
     check_eq "bench runs on fs1 completed without errors (solo, attacked)" "$solo_rc/$attack_rc" "0/0"
-    check "fs1 p99 with a hostile fs0 on the same lcore within ${P99_RATIO}x of solo (${p_solo:-?} -> ${p_attack:-?} us)" \
-        python3 -c "import sys; sys.exit(0 if $attack_rc == 0 and 0 < float('${p_attack:-0}') <= $P99_RATIO * float('${p_solo:-0}') else 1)"
+    check "fs1 mean p99 with a hostile fs0 on the same lcore within ${P99_RATIO}x of solo (${p_solo:-?} -> ${p_attack:-?} us)" \
+        python3 -c "
+import sys
+s = [float(x) for x in '${p_solo}'.split()]
+a = [float(x) for x in '${p_attack}'.split()]
+ok = $attack_rc == 0 and len(s) == 2 and len(a) == 2 and sum(a) / 2 <= $P99_RATIO * sum(s) / 2
+sys.exit(0 if ok else 1)"
 
     # pat NAME: sets P_LINE, P_ERRNO, P_MS and P_EXTRA from the first "PATTERN NAME" line.
     pat() {
@@ -542,8 +554,11 @@ scenario_hostile() {
     check_eq "the hostile session is still answered at the end (${P_LINE:-missing})" "$P_ERRNO" 0
     local lmax
     lmax="$(bench_field "$W/attack.json" lat_max_us 2>/dev/null)"
-    check "fs1's slowest GETATTR while attacked ${lmax:-?} us <= $MAX_GAP_MS ms" \
-        python3 -c "import sys; sys.exit(0 if $attack_rc == 0 and 0 < float('${lmax:-0}') <= $MAX_GAP_MS * 1000 else 1)"
+    check "fs1's slowest GETATTR while attacked (${lmax:-?} us) <= $MAX_GAP_MS ms" \
+        python3 -c "
+import sys
+m = [float(x) for x in '${lmax}'.split()]
+sys.exit(0 if $attack_rc == 0 and m and max(m) <= $MAX_GAP_MS * 1000 else 1)"
     fb_check_fds "after the hostile frontend and the bench left"
     fb_check_alive
 }
