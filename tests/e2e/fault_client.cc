@@ -154,7 +154,8 @@ int run_steady(const Cli& cli) {
         }
     }
     char buf[256];
-    std::snprintf(buf, sizeof buf, "ops=%llu\nerrors=%llu\nfirst_errno=%d\nstalled=%d\nmax_gap_ms=%.1f\n",
+    std::snprintf(buf, sizeof buf,
+                  "ops=%llu\nerrors=%llu\nfirst_errno=%d\nstalled=%d\nmax_gap_ms=%.1f\n",
                   static_cast<unsigned long long>(ops), static_cast<unsigned long long>(errors),
                   first_errno, stalled ? 1 : 0, max_gap_ms);
     std::fputs(buf, stdout);
@@ -189,7 +190,8 @@ struct BigCall {
         auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
         Completion done[4];
         while (r->in_flight()) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             if (left.count() <= 0) {
                 return ETIMEDOUT;
             }
@@ -212,7 +214,8 @@ int mknod(FuseSession& s, std::string_view name, uint32_t mode, uint32_t rdev) {
     in.rdev = rdev;
     std::memcpy(args.data(), &in, sizeof in);
     std::memcpy(args.data() + sizeof in, name.data(), name.size());
-    auto r = s.call(FUSE_MKNOD, kRootNodeId, args, sizeof(fuse_out_header) + sizeof(fuse_entry_out));
+    auto r =
+        s.call(FUSE_MKNOD, kRootNodeId, args, sizeof(fuse_out_header) + sizeof(fuse_entry_out));
     return r ? -r->header.error : r.error();
 }
 
@@ -366,9 +369,9 @@ int run_hostile(const Cli& cli) {
         ci.nodeid_out = dst;
         ci.fh_out = dfh;
         ci.len = 4ULL << 30;
-        auto cr = s->call(FUSE_COPY_FILE_RANGE, src,
-                          {reinterpret_cast<const uint8_t*>(&ci), sizeof ci},
-                          sizeof(fuse_out_header) + sizeof(fuse_write_out));
+        auto cr =
+            s->call(FUSE_COPY_FILE_RANGE, src, {reinterpret_cast<const uint8_t*>(&ci), sizeof ci},
+                    sizeof(fuse_out_header) + sizeof(fuse_write_out));
         e = cr ? -cr->header.error : cr.error();
         if (round == 1 || dead(e)) {
             uint32_t copied = 0;
@@ -531,10 +534,9 @@ int run_check(const Cli& cli) {
 }
 
 int usage() {
-    std::fprintf(stderr,
-                 "usage: vdh-fault-client steady|hostile|disconnect|check --socket PATH\n"
-                 "  [--stop-file F] [--report F] [--duration S] [--max-files N]\n"
-                 "  [--lock-file NAME] [--writes N] [--hold 0|1] [--timeout-ms MS]\n");
+    std::fprintf(stderr, "usage: vdh-fault-client steady|hostile|disconnect|check --socket PATH\n"
+                         "  [--stop-file F] [--report F] [--duration S] [--max-files N]\n"
+                         "  [--lock-file NAME] [--writes N] [--hold 0|1] [--timeout-ms MS]\n");
     return 2;
 }
 
