@@ -63,7 +63,7 @@ finish() {
 
 [ "$(id -u)" -eq 0 ] || e2e_skip "needs root (MKNOD, chown in the share)"
 [ -x "$FAULT_CLIENT" ] || { echo "not executable: $FAULT_CLIENT" >&2; exit 2; }
-e2e_require_cmd md5sum python3
+e2e_require_cmd md5sum python3 taskset timeout
 
 W=""
 e2e_mktemp_dir W
