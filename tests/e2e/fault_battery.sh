@@ -86,6 +86,9 @@ fb_unblock() {
 # fb_start_vdhost [FS0_EXTRA_CONFIG_LINE...]: vdhost with fs0 and fs1, both on poll lcore 1.
 fb_start_vdhost() {
     local extra="" l
+    # Each share's fd budget is reserved from RLIMIT_NOFILE: keep them small enough that
+    # three shares fit any sane hard limit.
+    case " $* " in *" fd_limit:"*) ;; *) set -- "$@" "fd_limit: 4096" ;; esac
     for l in "$@"; do
         extra+="      $l"$'\n'
     done
@@ -106,6 +109,7 @@ ${extra}  - name: fs1
     lcore: 1
     config:
       shared_dir: $W/share1
+      fd_limit: 4096
 YAML
     if [ -n "${FB_THIRD_DEVICE:-}" ]; then
         cat >>"$W/vdhost.yaml" <<YAML
@@ -115,6 +119,7 @@ YAML
     lcore: 1
     config:
       shared_dir: $W/share2
+      fd_limit: 4096
 YAML
     fi
     "$VDHOST" --config "$W/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$W/vdhost.log" 2>&1 &
