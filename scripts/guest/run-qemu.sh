@@ -9,8 +9,9 @@
 #          [--mem 512M] [--smp 1] [--cpu qemu64,-cx16] [--kernel-env FILE]
 #          [--append 'extra cmdline']
 #          [--timeout 120] [--log FILE] [--fs-socket2 PATH --tag2 TAG2]
-#          [--fs-opts 'packed=on,...'] [--print-cmd] [--raw] [-- extra qemu args...]
-# Output has CRs stripped unless --raw; --print-cmd only prints the command.
+#          [--fs-opts 'packed=on,...'] [--reboot] [--print-cmd] [--raw] [-- extra qemu args...]
+# Output has CRs stripped unless --raw; --print-cmd only prints the command. --reboot lets a
+# guest reset (sysrq b, reboot -f) restart the guest instead of ending QEMU.
 # Kernel/initrd: --kernel-env FILE, else $KERNEL/$INITRD from the environment,
 # else <repo>/build/guest/guest-6.1.env.
 set -euo pipefail
@@ -36,9 +37,10 @@ socket2=""
 tag2=fs1
 print_cmd=0
 raw=0
+reboot=0
 extra_qemu=()
 
-usage() { sed -n '8,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '8,18p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "run-qemu: $*" >&2; exit 2; }
 need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 
@@ -58,6 +60,7 @@ while [ $# -gt 0 ]; do
         --fs-socket2) need "$@"; socket2="$2"; shift ;;
         --tag2) need "$@"; tag2="$2"; shift ;;
         --fs-opts) need "$@"; fs_opts=",$2"; shift ;;
+        --reboot) reboot=1 ;;
         --print-cmd) print_cmd=1 ;;
         --raw) raw=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -92,13 +95,14 @@ cmdline="console=ttyS0 panic=-1 loglevel=4 edd=off vdh.tag=$tag${extra_append}"
 # shellcheck disable=SC2054  # commas are QEMU option syntax
 cmd=(qemu-system-x86_64
     -accel tcg
-    -nographic -no-reboot
+    -nographic
     -cpu "$cpu" -m "$mem" -smp "$smp"
     -object "memory-backend-memfd,id=mem,size=$mem,share=on"
     -numa node,memdev=mem
     -chardev "socket,id=char0,path=$socket"
     -device "vhost-user-fs-pci,chardev=char0,tag=$tag,num-request-queues=$queues,queue-size=$queue_size${fs_opts:-}"
 )
+[ "$reboot" -eq 1 ] || cmd+=(-no-reboot)
 if [ -n "$socket2" ]; then
     cmd+=(-chardev "socket,id=char1,path=$socket2"
           -device "vhost-user-fs-pci,chardev=char1,tag=$tag2,num-request-queues=$queues,queue-size=$queue_size${fs_opts:-}")

@@ -181,3 +181,24 @@ e2e_cleanup() {
     E2E_TMPDIRS=()
     return "$rc"
 }
+
+# e2e_fd_count PID: number of open fds of PID (from /proc/PID/fd); empty if PID is gone.
+e2e_fd_count() {
+    [ -d "/proc/$1/fd" ] || return 1
+    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+# e2e_wait_fd_count PID WANT [TIMEOUT_SEC=5]: wait until PID has WANT open fds; prints the
+# last count seen. Returns 1 on timeout.
+e2e_wait_fd_count() {
+    local pid="$1" want="$2" timeout="${3:-5}" c="" end
+    end=$((SECONDS + timeout))
+    while :; do
+        c="$(e2e_fd_count "$pid")" || break
+        [ "$c" = "$want" ] && { echo "$c"; return 0; }
+        [ "$SECONDS" -lt "$end" ] || break
+        sleep 0.1
+    done
+    echo "$c"
+    return 1
+}
