@@ -710,7 +710,7 @@ TEST_P(PassthroughFsTest, CreateOnExistingFifoNeitherBlocksNorOpens) {
     ASSERT_TRUE(c.has_value());
     auto fd = fs_->io_fd(c->entry.nodeid, c->open.fh, false);
     ASSERT_TRUE(fd.has_value());
-    EXPECT_EQ(::fcntl(*fd, F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_EQ(::fcntl(fd->fd, F_GETFL) & O_NONBLOCK, 0);
     EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
 }
 
