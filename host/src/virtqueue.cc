@@ -40,8 +40,18 @@ bool Virtqueue::init(const VringAddrs& addrs, const GuestMemory* mem, uint16_t l
     if (size_ == 0 || mem == nullptr) {
         return false;
     }
+    // The virtio alignment rules (descriptors 16, split avail 2 and used 4, packed event
+    // structures 4). A frontend may hand over anything; a misaligned ring would make our
+    // atomic accesses split across cache lines, and split locks stall every core.
+    auto aligned = [](const void* p, uintptr_t align) {
+        return (reinterpret_cast<uintptr_t>(p) & (align - 1)) == 0;
+    };
     if (packed_) {
         if (a_.desc_packed == nullptr || a_.driver_event == nullptr || a_.device_event == nullptr) {
+            return false;
+        }
+        if (!aligned(a_.desc_packed, 16) || !aligned(a_.driver_event, 4) ||
+            !aligned(a_.device_event, 4)) {
             return false;
         }
         last_avail_ = last_avail & 0x7fff;
@@ -54,6 +64,9 @@ bool Virtqueue::init(const VringAddrs& addrs, const GuestMemory* mem, uint16_t l
     } else {
         if ((size_ & (size_ - 1)) != 0 || a_.desc == nullptr || a_.avail == nullptr ||
             a_.used == nullptr) {
+            return false;
+        }
+        if (!aligned(a_.desc, 16) || !aligned(a_.avail, 2) || !aligned(a_.used, 4)) {
             return false;
         }
         last_avail_ = last_avail;

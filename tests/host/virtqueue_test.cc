@@ -746,6 +746,19 @@ TEST_F(SplitVq, InitRejectsUnusableRings) {
     a.used = nullptr;
     EXPECT_FALSE(q.init(a, mem, 0, 0, false));
     EXPECT_FALSE(q.init(good, nullptr, 0, 0, false));
+    // Misaligned rings (virtio: desc 16, avail 2, used 4) are refused.
+    auto shift = [](auto* p, uintptr_t by) {
+        return reinterpret_cast<decltype(p)>(reinterpret_cast<uintptr_t>(p) + by);
+    };
+    a = good;
+    a.desc = shift(good.desc, 8);
+    EXPECT_FALSE(q.init(a, mem, 0, 0, false));
+    a = good;
+    a.avail = shift(good.avail, 1);
+    EXPECT_FALSE(q.init(a, mem, 0, 0, false));
+    a = good;
+    a.used = shift(good.used, 2);
+    EXPECT_FALSE(q.init(a, mem, 0, 0, false));
 }
 
 TEST_F(SplitVq, NotifyWithoutEventIdxHonoursNoInterrupt) {
@@ -1012,6 +1025,19 @@ TEST_F(PackedVq, InitTakesWrapCounterFromBit15AndRejectsBadRings) {
     a.size = 0;
     EXPECT_FALSE(q.init(a, mem, kFresh, kFresh, false));
     EXPECT_FALSE(q.init(good, nullptr, kFresh, kFresh, false));
+    // Misaligned rings (virtio: descriptors 16, event structures 4) are refused.
+    auto shift = [](auto* p, uintptr_t by) {
+        return reinterpret_cast<decltype(p)>(reinterpret_cast<uintptr_t>(p) + by);
+    };
+    a = good;
+    a.desc_packed = shift(good.desc_packed, 8);
+    EXPECT_FALSE(q.init(a, mem, kFresh, kFresh, false));
+    a = good;
+    a.driver_event = shift(good.driver_event, 2);
+    EXPECT_FALSE(q.init(a, mem, kFresh, kFresh, false));
+    a = good;
+    a.device_event = shift(good.device_event, 1);
+    EXPECT_FALSE(q.init(a, mem, kFresh, kFresh, false));
 }
 
 TEST_F(PackedVq, NotifyHonoursDriverEventFlags) {
