@@ -38,6 +38,9 @@ std::vector<int> make_list() {
         SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_rt_sigtimedwait, SYS_sigaltstack,
         SYS_clock_gettime, SYS_clock_nanosleep, SYS_nanosleep, SYS_sched_yield,
         SYS_sched_getaffinity, SYS_sched_setaffinity, SYS_getrandom, SYS_prctl,
+        // A plugin's worker threads lower their own priority (raising it needs CAP_SYS_NICE,
+        // which the sandbox drops).
+        SYS_setpriority,
         SYS_getrlimit, SYS_prlimit64, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
         SYS_getresuid, SYS_getresgid, SYS_uname, SYS_restart_syscall, SYS_get_mempolicy,
         SYS_set_mempolicy, SYS_timerfd_create, SYS_timerfd_settime, SYS_sysinfo, SYS_msync,

@@ -2,20 +2,36 @@
 // Worker threads for blocking FUSE calls (see blocking_pool.h).
 #include "blocking_pool.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <new>
 
 namespace vdh::virtiofs {
+
+namespace {
+/// Nice value of the workers: below every poll lcore and guest-facing thread.
+constexpr int kWorkerNice = 19;
+} // namespace
 
 BlockingPool::BlockingPool(unsigned max_threads, CancelFn cancel, void* cancel_arg)
     : max_threads_(max_threads == 0 ? 1 : max_threads), cancel_(cancel), cancel_arg_(cancel_arg) {}
 
 BlockingPool::~BlockingPool() { shutdown(); }
 
-bool BlockingPool::start(unsigned capacity) noexcept {
+bool BlockingPool::start(unsigned capacity, const cpu_set_t* avoid) noexcept {
     std::lock_guard<std::mutex> g(mu_);
     if (count_ != 0 || busy_ != 0) {
         return false; // only between sessions
+    }
+    CPU_ZERO(&cpus_);
+    if (avoid != nullptr && sched_getaffinity(0, sizeof(cpus_), &cpus_) == 0) {
+        cpu_set_t rest;
+        CPU_XOR(&rest, &cpus_, avoid);
+        CPU_AND(&rest, &rest, &cpus_);
+        cpus_ = rest;
     }
     try {
         if (ring_.size() < capacity) {
@@ -83,6 +99,14 @@ bool BlockingPool::submit(Fn fn, void* ctx) noexcept {
 
 void BlockingPool::worker(unsigned index) {
     std::unique_lock<std::mutex> lk(mu_);
+    if (CPU_COUNT(&cpus_) > 0) {
+        // Off the poll CPUs (traps: threads inherit their creator's pinning, which may be
+        // a poll lcore's). Best effort: a refused mask leaves the inherited one.
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(cpus_), &cpus_);
+    }
+    // Bulk work a guest asked for (copies, syncs) yields to the latency-critical threads
+    // (poll lcores, other tenants' guests) wherever CPUs are shared. Best effort.
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWorkerNice);
     for (;;) {
         ++idle_;
         cv_.wait(lk, [this] { return quit_ || count_ > 0; });

@@ -9,6 +9,8 @@
 // maximum, so a waiting lock never leaves later calls without a thread while one can start.
 #pragma once
 
+#include <sched.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -33,9 +35,11 @@ public:
     BlockingPool& operator=(const BlockingPool&) = delete;
 
     /// Makes room for \p capacity queued jobs and starts the first worker (if none runs).
-    /// Control thread, with no job queued or running. False when out of memory or when no
-    /// thread could be started.
-    bool start(unsigned capacity) noexcept;
+    /// Workers run on the CPUs the process may use except \p avoid (the device's poll
+    /// CPUs, so a long copy or sync never preempts a busy-polling lcore; all allowed CPUs
+    /// when that leaves none). Control thread, with no job queued or running. False when
+    /// out of memory or when no thread could be started.
+    bool start(unsigned capacity, const cpu_set_t* avoid = nullptr) noexcept;
     /// Drains (cancelling running jobs), then stops and joins every worker and frees the
     /// queue; submit() refuses until the next start(). Control thread.
     void shutdown() noexcept;
@@ -62,6 +66,7 @@ private:
     void spawn_locked() noexcept;
 
     const unsigned max_threads_;
+    cpu_set_t cpus_{};          ///< where workers run (set by start(); empty: not pinned)
     CancelFn cancel_;
     void* cancel_arg_;
     mutable std::mutex mu_; ///< guards everything below. Lock order: leaf; never held across fn().

@@ -63,9 +63,16 @@ int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, u
     for (uint16_t i = 0; i < nq; ++i) {
         ring_entries += queues[i].size;
     }
+    cpu_set_t poll_cpus;
+    CPU_ZERO(&poll_cpus);
+    for (uint16_t i = 0; i < nq; ++i) {
+        if (queues[i].cpu < CPU_SETSIZE) {
+            CPU_SET(queues[i].cpu, &poll_cpus);
+        }
+    }
     if (pool_->threads() == 0 || pool_->capacity() < ring_entries) {
         pool_->shutdown();
-        if (!pool_->start(ring_entries)) {
+        if (!pool_->start(ring_entries, &poll_cpus)) {
             return -ENOMEM;
         }
     }

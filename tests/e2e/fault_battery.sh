@@ -492,12 +492,14 @@ scenario_hostile() {
     # Two rounds of (solo, attacked), alternated, so machine noise shows as spread; the
     # check compares the means. The hostile output of round 1 is checked pattern by pattern.
     local r solo_rc=0 attack_rc=0 rc hpid
+    HOSTILE_CPU=0
+    [ "$(nproc)" -ge 4 ] && HOSTILE_CPU=2
     for r in 1 2; do
         "$BENCH" "${bench_args[@]}" --label solo --rep "$r" --json "$W/solo.json" \
             >"$W/solo.txt" 2>&1 || solo_rc=$?
-        # The hostile frontend shares CPU 0 with the bench at the lowest priority, so what
-        # the bench sees is vdhost's doing, not CPU contention between the two clients.
-        taskset -c 0 nice -n 19 "$FAULT_CLIENT" hostile --socket "$W/fs0.sock" \
+        # The hostile frontend runs at the lowest priority, on its own CPU where there is
+        # one (>= 4 CPUs: CPU 2), else on the bench's CPU 0.
+        taskset -c "$HOSTILE_CPU" nice -n 19 "$FAULT_CLIENT" hostile --socket "$W/fs0.sock" \
             --duration $((dur + 3)) --max-files 2000 --timeout-ms 3000 >"$W/hostile.$r.out" 2>&1 &
         hpid=$!
         e2e_track_pid "$hpid"
@@ -516,13 +518,23 @@ scenario_hostile() {
     p_attack="$(bench_field "$W/attack.json" lat_p99_us 2>/dev/null)"
     echo "# fs1 GETATTR QD1 p99 per round: solo ${p_solo:-?} us, with fs0 hostile ${p_attack:-?} us (bench rc $solo_rc/$attack_rc)"
     check_eq "bench runs on fs1 completed without errors (solo, attacked)" "$solo_rc/$attack_rc" "0/0"
-    check "fs1 mean p99 with a hostile fs0 on the same lcore within ${P99_RATIO}x of solo (${p_solo:-?} -> ${p_attack:-?} us)" \
+    local p99_desc="fs1 mean p99 with a hostile fs0 on the same lcore within ${P99_RATIO}x of solo (${p_solo:-?} -> ${p_attack:-?} us)"
+    if [ "$(nproc)" -lt 4 ]; then
+        # With 2 CPUs, one is the poll lcore's and the other the busy-polling neighbour's, so
+        # the attacker's own legitimate work (its client, its 4 MiB copies on the blocking
+        # pool, the host's writeback of them) can only run on one of those two: what is
+        # measured is CPU sharing, not vdhost. Reported, asserted only on >= 4 CPUs.
+        n=$((n + 1))
+        echo "ok $n - $p99_desc # SKIP needs >= 4 CPUs (this machine has $(nproc))"
+    else
+    check "$p99_desc" \
         python3 -c "
 import sys
 s = [float(x) for x in '${p_solo}'.split()]
 a = [float(x) for x in '${p_attack}'.split()]
 ok = $attack_rc == 0 and len(s) == 2 and len(a) == 2 and sum(a) / 2 <= $P99_RATIO * sum(s) / 2
 sys.exit(0 if ok else 1)"
+    fi
 
     # pat NAME: sets P_LINE, P_ERRNO, P_MS and P_EXTRA from the first "PATTERN NAME" line.
     pat() {
