@@ -135,7 +135,21 @@ protected:
         return *d;
     }
 
+    void TearDown() override { drop_held_file(); }
+
+    /// The host never reuses a request's ctx before that request completed; these tests
+    /// do (the fake engine never completes), so the open-file reference an async request
+    /// took (FuseRequestCtx::file_ref) is dropped here before the ctx is reused or freed.
+    void drop_held_file() {
+        if (ctx.file_held) {
+            ctx.file_held = false;
+            using Ref = std::shared_ptr<const void>;
+            std::launder(reinterpret_cast<Ref*>(ctx.file_ref))->~Ref();
+        }
+    }
+
     int64_t send(Chain& ch, IoEngine* engine = nullptr) {
+        drop_held_file();
         return disp().handle(ch.req(), &ctx, engine);
     }
 
