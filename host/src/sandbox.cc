@@ -52,12 +52,12 @@ bool mkdir_p(const std::string& path, std::string* err) {
 /// every mount of it, ready for move_mount(). Cloning first means the source stays
 /// reachable even when the staging tmpfs later covers one of its parents.
 bool clone_tree(const std::string& src, uint64_t attrs, UniqueFd* out, std::string* err) {
-    int fd = open_tree(AT_FDCWD, src.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (fd < 0) {
+    UniqueFd tree(
+        open_tree(AT_FDCWD, src.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    if (!tree) {
         *err = sys_err("sandbox: cannot bind " + src + " (open_tree)");
         return false;
     }
-    UniqueFd tree(fd);
     struct mount_attr attr = {};
     attr.attr_set = attrs;
     if (mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0) {
@@ -105,6 +105,8 @@ bool spawn_chroot_cleaner(const std::string& stage, std::string* err) {
         *err = sys_err("sandbox: pipe");
         return false;
     }
+    UniqueFd rd(p[0]);
+    UniqueFd wr(p[1]);
     pid_t pid = fork();
     if (pid < 0) {
         *err = sys_err("sandbox: fork");
@@ -115,7 +117,7 @@ bool spawn_chroot_cleaner(const std::string& stage, std::string* err) {
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
         signal(SIGHUP, SIG_IGN);
-        int rfd = p[0];
+        int rfd = rd.get();
         close_range(0, static_cast<unsigned>(rfd) - 1, 0);
         close_range(static_cast<unsigned>(rfd) + 1, ~0U, 0);
         char c;
@@ -125,7 +127,9 @@ bool spawn_chroot_cleaner(const std::string& stage, std::string* err) {
         rmdir(stage.c_str());
         _exit(0);
     }
-    close(p[0]); // the write end stays open (CLOEXEC) for the life of vdhost
+    // The read end closes here; the write end stays open (CLOEXEC) for the life of vdhost:
+    // the cleaner's read() returns when the process, and with it that end, is gone.
+    (void)wr.release();
     return true;
 }
 
