@@ -9,7 +9,7 @@
 #    failed, timed out or crashed without a failing case counts as one more failure.
 #  - any other .json file: JSON lines {"name": ..., "result": "OK"|"FAIL"|"SKIP"|...}, one
 #    case each (fuzz runs, the sanitizer-report check, stages that could not run).
-# A missing source counts as one failure (its stage never produced results).
+# A missing or empty source counts as one failure (its stage never produced results).
 # Prefix a source with "LABEL=" to name it in FAILED lines (e.g. asan=build-asan/meson-logs).
 # Without arguments: build/meson-logs.
 import json
@@ -84,6 +84,8 @@ def main(sources):
             failed += 1
             continue
         (p, f, s), b = count(path, with_junit)
+        if p + f + s == 0:
+            b, f = [f"{path} (no results)"], 1
         passed, failed, skipped = passed + p, failed + f, skipped + s
         bad += [prefix + x for x in b]
     for b in bad:

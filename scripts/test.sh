@@ -32,6 +32,8 @@ stage() { # name command...: runs a stage, keeps its time and exit status
 }
 
 rc=0
+# No stale results: a run that fails before its tests leaves none (a failure to the summary).
+rm -f build/meson-logs/testlog.json build/meson-logs/testlog.junit.xml
 stage "main suites" meson test -C build --print-errorlogs --num-processes 1 "$@" || rc=1
 sources=(build/meson-logs)
 if [ "${VDH_SKIP_SANITIZE:-0}" != 1 ]; then

@@ -16,29 +16,10 @@
 
 namespace {
 
+using vdh::fuzz::has_position_prefix;
+
 constexpr char kOrigin[] = "fuzz.yaml";
 constexpr unsigned kOnlineCpus = 8;
-
-/// "fuzz.yaml:L:C: ..." with L and C decimal.
-bool has_position_prefix(const std::string& msg) {
-    const std::string origin = std::string(kOrigin) + ":";
-    if (msg.compare(0, origin.size(), origin) != 0) {
-        return false;
-    }
-    size_t i = origin.size();
-    for (int field = 0; field < 2; ++field) {
-        size_t digits = 0;
-        while (i < msg.size() && msg[i] >= '0' && msg[i] <= '9') {
-            ++i;
-            ++digits;
-        }
-        if (digits == 0 || i >= msg.size() || msg[i] != ':') {
-            return false;
-        }
-        ++i;
-    }
-    return true;
-}
 
 void check_config_text(const std::string& text, const vdh::DeviceConfig& dev) {
     const std::string& ct = dev.config_text;
@@ -66,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vdh::ConfigError err;
     std::optional<vdh::Config> cfg = vdh::parse_config(text, kOrigin, kOnlineCpus, &err);
     if (!cfg) {
-        FUZZ_CHECK(has_position_prefix(err.message));
+        FUZZ_CHECK(has_position_prefix(err.message, kOrigin));
         return 0;
     }
     FUZZ_CHECK(!cfg->host.poll_lcores.empty());
@@ -77,8 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         FUZZ_CHECK(!dev.lcores.empty());
         FUZZ_CHECK(dev.line >= 1 && dev.column >= 1);
         check_config_text(text, dev);
-        FUZZ_CHECK(has_position_prefix(vdh::device_error(*cfg, dev, "type", "x")));
-        FUZZ_CHECK(has_position_prefix(vdh::device_error(*cfg, dev, "", "x")));
+        FUZZ_CHECK(has_position_prefix(vdh::device_error(*cfg, dev, "type", "x"), kOrigin));
+        FUZZ_CHECK(has_position_prefix(vdh::device_error(*cfg, dev, "", "x"), kOrigin));
     }
     return 0;
 }

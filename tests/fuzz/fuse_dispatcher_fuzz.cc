@@ -42,6 +42,7 @@
 #include "fuzz_check.h"
 #include "fuzz_reader.h"
 #include "passthrough_fs.h"
+#include "vdh/unique_fd.h"
 
 namespace {
 
@@ -80,13 +81,8 @@ std::string g_base;
 bool g_trace = false;
 
 bool write_file(const char* path, const std::string& s) {
-    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    bool ok = ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
-    ::close(fd);
-    return ok;
+    vdh::UniqueFd fd(::open(path, O_WRONLY | O_CLOEXEC));
+    return fd && ::write(fd.get(), s.data(), s.size()) == static_cast<ssize_t>(s.size());
 }
 
 /// Private mount namespace (inside a user namespace when not root): our tmpfs mounts
@@ -199,10 +195,10 @@ class Scratch {
         FUZZ_CHECK(::symlink("file", (share_ + "/link").c_str()) == 0);
     }
     static void put_file(const std::string& path, const std::string& data) {
-        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        FUZZ_CHECK(fd >= 0);
-        FUZZ_CHECK(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
-        ::close(fd);
+        vdh::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        FUZZ_CHECK(fd);
+        FUZZ_CHECK(::write(fd.get(), data.data(), data.size()) ==
+                   static_cast<ssize_t>(data.size()));
     }
 
     static int remove_entry(const char* path, const struct stat* /*st*/, int type, struct FTW* f) {

@@ -17,30 +17,10 @@
 
 namespace {
 
+using vdh::fuzz::has_position_prefix;
 using vdh::virtiofs::ShareProfile;
 
 constexpr char kOrigin[] = "fuzz.yaml";
-
-/// "fuzz.yaml:L:C: " with L and C decimal.
-bool has_position_prefix(const std::string& msg) {
-    const std::string origin = std::string(kOrigin) + ":";
-    if (msg.compare(0, origin.size(), origin) != 0) {
-        return false;
-    }
-    size_t i = origin.size();
-    for (int field = 0; field < 2; ++field) {
-        size_t digits = 0;
-        while (i < msg.size() && msg[i] >= '0' && msg[i] <= '9') {
-            ++i;
-            ++digits;
-        }
-        if (digits == 0 || i >= msg.size() || msg[i] != ':') {
-            return false;
-        }
-        ++i;
-    }
-    return true;
-}
 
 void check_profile(const ShareProfile& p) {
     using vdh::virtiofs::BackendKind;
@@ -69,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string err;
     auto profile = vdh::virtiofs::parse_share_profile(yaml, kOrigin, "fuzzdev", &err);
     if (!profile) {
-        FUZZ_CHECK(has_position_prefix(err));
+        FUZZ_CHECK(has_position_prefix(err, kOrigin));
         return 0;
     }
     check_profile(*profile);
