@@ -374,12 +374,7 @@ Result<InodeFd> InodeStore::path_fd(const InodeData& inode) const {
 }
 
 Result<UniqueFd> InodeStore::open(const InodeData& inode, int flags) const {
-    if (inode.type == S_IFLNK) {
-        return make_err(ELOOP);
-    }
-    if (inode.type != S_IFREG && inode.type != S_IFDIR) {
-        return make_err(EBADF);
-    }
+    VDH_TRY(check_guest_open_type(inode.type));
     const int kernel_flags = guest_open_flags(flags);
     if (inode.fd_held()) {
         return check_guest_open(sys_.reopen(inode.fd.get(), kernel_flags), flags);

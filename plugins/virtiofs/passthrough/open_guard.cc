@@ -14,6 +14,16 @@ int guest_open_flags(int flags) noexcept {
     return flags | kGuestOpenForced;
 }
 
+Status check_guest_open_type(mode_t mode) noexcept {
+    if (S_ISLNK(mode)) {
+        return make_err(ELOOP);
+    }
+    if (!S_ISREG(mode) && !S_ISDIR(mode)) {
+        return make_err(EBADF);
+    }
+    return ok();
+}
+
 Result<UniqueFd> check_guest_open(Result<UniqueFd> opened, int guest_flags) noexcept {
     if (!opened) {
         return opened;
@@ -23,12 +33,8 @@ Result<UniqueFd> check_guest_open(Result<UniqueFd> opened, int guest_flags) noex
     if (::fstat(fd.get(), &st) < 0) {
         return errno_err();
     }
-    if (S_ISLNK(st.st_mode)) {
-        return make_err(ELOOP);
-    }
-    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        return make_err(EBADF); // fd closes here: a device or FIFO is never used
-    }
+    // On error the fd closes here: a device or FIFO is never used.
+    VDH_TRY(check_guest_open_type(st.st_mode));
     if ((guest_flags & O_NONBLOCK) == 0) {
         const int fl = ::fcntl(fd.get(), F_GETFL);
         if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) < 0) {

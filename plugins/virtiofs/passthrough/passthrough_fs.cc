@@ -622,12 +622,8 @@ Result<UniqueFd> PassthroughFs::create_open(int parent_fd, const char* name, int
         if (S_ISDIR(st.st_mode)) {
             return make_err(EISDIR); // what open(O_CREAT) says for a directory
         }
-        if (S_ISLNK(st.st_mode)) {
-            return make_err(ELOOP); // O_NOFOLLOW
-        }
-        if (!S_ISREG(st.st_mode)) {
-            return make_err(EBADF); // device node, FIFO, socket: never opened
-        }
+        // A symlink (O_NOFOLLOW), device node, FIFO or socket is never opened.
+        VDH_TRY(check_guest_open_type(st.st_mode));
         auto opened = check_guest_open(sys_->reopen(existing->get(), kernel_flags), flags);
         if (opened) {
             path = std::move(*existing);

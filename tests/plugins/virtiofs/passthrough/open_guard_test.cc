@@ -34,6 +34,17 @@ TEST(OpenGuard, FlagsAreNonblockingAndNeverCreate) {
     EXPECT_EQ(guest_open_flags(O_RDONLY | O_PATH) & O_PATH, 0);
 }
 
+TEST(OpenGuard, TypeRuleAllowsOnlyRegularFilesAndDirectories) {
+    EXPECT_TRUE(check_guest_open_type(S_IFREG | 0644).has_value());
+    EXPECT_TRUE(check_guest_open_type(S_IFDIR | 0755).has_value());
+    EXPECT_EQ(check_guest_open_type(S_IFLNK | 0777).error(), ELOOP);
+    for (mode_t t : {S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK}) {
+        auto r = check_guest_open_type(t | 0666);
+        ASSERT_FALSE(r.has_value()) << std::oct << t;
+        EXPECT_EQ(r.error(), EBADF);
+    }
+}
+
 TEST(OpenGuard, RegularFileAndDirectoryPassWithNonblockCleared) {
     TempDir dir;
     testing::write_file(dir / "f", "x");
