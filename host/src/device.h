@@ -16,6 +16,7 @@
 #include "config.h"
 #include "guest_memory.h"
 #include "plugin_loader.h"
+#include "queue_owner.h"
 #include "queue_runtime.h"
 #include "vdh/plugin_abi.h"
 
@@ -40,7 +41,7 @@ enum class DeviceState : uint8_t {
 
 const char* device_state_name(DeviceState s) noexcept;
 
-class Device {
+class Device final : public QueueOwner {
 public:
     static constexpr uint16_t kMaxQueues = 64;
 
@@ -92,12 +93,12 @@ public:
     /// JSON object with state and per-queue counters. Any thread.
     std::string stats_json() const;
 
-    void* plugin_dev() const noexcept { return pdev_; }
-    const vdh_device_ops* ops() const noexcept { return ops_; }
+    void* plugin_dev() const noexcept override { return pdev_; }
+    const vdh_device_ops* ops() const noexcept override { return ops_; }
     int vid() const noexcept { return vid_.load(std::memory_order_acquire); }
 
     /// Notifies the guest for queue \p q (lcore). Returns false if it must be retried.
-    bool notify_guest(QueueRuntime& q) noexcept;
+    bool notify_guest(QueueRuntime& q) noexcept override;
 
 private:
     /// A queue whose in-flight requests outlived the teardown deadline.

@@ -7,7 +7,6 @@
 
 #include <new>
 
-#include "device.h"
 #include "poll_lcore.h"
 
 namespace vdh {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // QueueRuntime: everything one virtqueue needs on its poll lcore during a session — the
 // ring, pre-allocated request slots (host iovecs + the plugin's per-request context), the
-// completion ring for completions from other threads, and counters. Owned by Device,
-// polled only by its lcore; the control thread touches it only while it is detached.
+// completion ring for completions from other threads, and counters. Owned by a device
+// (through QueueOwner), polled only by its lcore; the control thread touches it only while
+// it is detached.
 // Hot path: no alloc, no block, no throw.
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "queue_owner.h"
 #include "vdh/compiler.h"
 #include "vdh/plugin_abi.h"
 #include "virtqueue.h"
@@ -18,7 +20,6 @@ struct rte_ring;
 
 namespace vdh {
 
-class Device;
 class PollLcore;
 class QueueRuntime;
 
@@ -54,7 +55,7 @@ struct RequestSlot {
     int64_t result = 0; ///< set by a foreign thread before it enqueues the slot
 };
 
-/// Per-queue session state. Created and destroyed by Device on the control thread.
+/// Per-queue session state. Created and destroyed by its owner on the control thread.
 class alignas(kCacheLine) QueueRuntime {
 public:
     /// iovec capacity of one request: a 1 MiB request in 4 KiB pages plus headers and a
@@ -62,8 +63,8 @@ public:
     static constexpr uint32_t kSlotIovecs = 272;
 
     /// \p stats outlives the runtime: counters accumulate across sessions.
-    QueueRuntime(Device* dev, uint16_t index, QueueStats& stats) noexcept
-        : dev_(dev), index_(index), stats_(stats) {}
+    QueueRuntime(QueueOwner* owner, uint16_t index, QueueStats& stats) noexcept
+        : dev_(owner), index_(index), stats_(stats) {}
     ~QueueRuntime();
     QueueRuntime(const QueueRuntime&) = delete;
     QueueRuntime& operator=(const QueueRuntime&) = delete;
@@ -74,7 +75,6 @@ public:
     Virtqueue& vq() noexcept { return vq_; }
     const Virtqueue& vq() const noexcept { return vq_; }
     uint16_t index() const noexcept { return index_; }
-    Device* device() const noexcept { return dev_; }
     QueueStats& stats() noexcept { return stats_; }
     const QueueStats& stats() const noexcept { return stats_; }
 
@@ -111,7 +111,7 @@ private:
     void finish(RequestSlot* slot, int64_t written) noexcept;
     void flush_notify() noexcept;
 
-    Device* dev_;
+    QueueOwner* dev_;
     uint16_t index_;
     PollLcore* lcore_ = nullptr;
     Virtqueue vq_;
