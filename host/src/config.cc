@@ -37,6 +37,7 @@ constexpr size_t kMaxDeviceName = 63;
 /// sun_path holds the path and its NUL.
 constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 constexpr uint64_t kMaxIdlePollUs = 1000000;
+constexpr uint64_t kMaxQueueSliceUs = 100000;
 constexpr uint64_t kMinSleepMs = 1;
 constexpr uint64_t kMaxSleepMs = 10000;
 constexpr uint64_t kMaxQueueSize = 32768;
@@ -618,7 +619,8 @@ private:
         const std::string path = "host";
         for (const Entry& e : read_mapping(n, path,
                                            {"poll_lcores", "log_level", "eal_args", "plugin_dir",
-                                            "control_socket", "idle_poll_us", "max_sleep_ms",
+                                            "control_socket", "idle_poll_us", "queue_slice_us",
+                                            "max_sleep_ms",
                                             "teardown_timeout_ms", "sandbox", "seccomp"})) {
             std::string p = child_path(path, e.key);
             if (e.key == "poll_lcores") {
@@ -642,6 +644,9 @@ private:
                 check_socket_path(e.value, p, h.control_socket, false);
             } else if (e.key == "idle_poll_us") {
                 h.idle_poll_us = static_cast<uint32_t>(parse_uint(e.value, p, 0, kMaxIdlePollUs));
+            } else if (e.key == "queue_slice_us") {
+                h.queue_slice_us =
+                    static_cast<uint32_t>(parse_uint(e.value, p, 0, kMaxQueueSliceUs));
             } else if (e.key == "max_sleep_ms") {
                 h.max_sleep_ms =
                     static_cast<uint32_t>(parse_uint(e.value, p, kMinSleepMs, kMaxSleepMs));

@@ -52,6 +52,9 @@ struct HostConfig {
     std::string control_socket;        ///< stats/control UNIX socket ("" = none)
     uint32_t idle_poll_us = 200;       ///< busy-poll this long without work before sleeping
     uint32_t max_sleep_ms = 100;       ///< upper bound of one sleep on kick eventfds
+    /// How long one queue may keep taking requests in one pass of its lcore before the
+    /// next queue gets its turn (0 = only the 64-request batch bounds it).
+    uint32_t queue_slice_us = 25;
     /// How long ending a session waits for in-flight requests before it abandons them and
     /// marks the device broken (the vhost-user event thread, shared by every device, waits
     /// that long at most).

@@ -509,6 +509,7 @@ std::string Device::stats_json() const {
           << ",\"bad_chains\":" << v(s.bad_chains) << ",\"busy_polls\":" << v(s.busy_polls)
           << ",\"idle_polls\":" << v(s.idle_polls) << ",\"kicks\":" << v(s.kicks)
           << ",\"notifies\":" << v(s.notifies) << ",\"notify_retries\":" << v(s.notify_retries)
+          << ",\"batches\":" << v(s.batches)
           << ",\"broken\":" << v(s.broken) << ",\"late_completions\":"
           << v(s.late_completions) << ",\"inflight\":" << (q ? q->inflight() : 0) << "}";
     }

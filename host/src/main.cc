@@ -297,7 +297,7 @@ int run(const Options& o) {
     unsigned lcore_id = 1;
     for (unsigned cpu : cfg->host.poll_lcores) {
         auto l = std::make_unique<PollLcore>(lcore_id++, cpu, cfg->host.idle_poll_us,
-                                             cfg->host.max_sleep_ms);
+                                             cfg->host.max_sleep_ms, cfg->host.queue_slice_us);
         if (!l->init() || !rte_lcore_is_enabled(l->lcore_id())) {
             VDH_ERR("host", "cannot set up poll lcore for cpu %u", cpu);
             eal_cleanup();

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The poll-mode loop with adaptive sleep. Busy-polls all attached queues; after
+// The poll-mode loop with adaptive sleep. Busy-polls all attached queues in turn (each for
+// at most one time slice per pass, so one device's flood delays another by a slice); after
 // idle_poll_us without work arms guest kicks, re-checks, and sleeps in epoll (bounded by
 // max_sleep_ms) on kick eventfds, plugin wake fds and its own wake eventfd.
 #include "poll_lcore.h"
@@ -28,9 +29,10 @@ int current_tid() { return static_cast<int>(syscall(SYS_gettid)); }
 } // namespace
 
 PollLcore::PollLcore(unsigned lcore_id, unsigned cpu, uint32_t idle_poll_us,
-                     uint32_t max_sleep_ms)
+                     uint32_t max_sleep_ms, uint32_t queue_slice_us)
     : lcore_id_(lcore_id), cpu_(cpu), max_sleep_ms_(max_sleep_ms) {
     idle_cycles_ = rte_get_tsc_hz() / 1000000 * idle_poll_us;
+    slice_cycles_ = rte_get_tsc_hz() / 1000000 * queue_slice_us;
 }
 
 bool PollLcore::init() {
@@ -139,7 +141,8 @@ void PollLcore::finish_detaches() {
             ++i;
             continue;
         }
-        // Drained: let go of the queue.
+        // Drained: publish what another queue's pass completed for it, and let go of it.
+        d.q->publish();
         epoll_del(d.q->kick_fd());
         epoll_del(d.q->wake_fd());
         queues_.erase(std::remove(queues_.begin(), queues_.end(), d.q), queues_.end());
@@ -202,7 +205,7 @@ int PollLcore::run() {
         }
         uint32_t work = 0;
         for (QueueRuntime* q : queues_) {
-            work += q->poll();
+            work += q->poll(slice_cycles_);
         }
         if (!detaching_.empty()) {
             finish_detaches();

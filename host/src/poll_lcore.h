@@ -19,7 +19,8 @@ class QueueRuntime;
 
 class PollLcore {
 public:
-    PollLcore(unsigned lcore_id, unsigned cpu, uint32_t idle_poll_us, uint32_t max_sleep_ms);
+    PollLcore(unsigned lcore_id, unsigned cpu, uint32_t idle_poll_us, uint32_t max_sleep_ms,
+              uint32_t queue_slice_us = 0);
     PollLcore(const PollLcore&) = delete;
     PollLcore& operator=(const PollLcore&) = delete;
 
@@ -72,6 +73,7 @@ private:
     unsigned cpu_;
     uint64_t idle_cycles_ = 0;
     uint32_t max_sleep_ms_;
+    uint64_t slice_cycles_ = 0; ///< queue_slice_us in TSC cycles (0 = no slice)
     UniqueFd epfd_;
     UniqueFd wake_efd_;
     std::atomic<bool> stop_{false};

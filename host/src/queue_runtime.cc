@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The per-queue data path: pop chains, hand them to the plugin, publish completions, and
-// notify the guest once per batch.
+// The per-queue data path: pop chains, hand them to the plugin, let it submit the batch
+// (flush), publish the used entries and notify the guest once per pass.
 #include "queue_runtime.h"
 
+#include <rte_cycles.h>
 #include <rte_ring.h>
 
 #include <new>
@@ -47,6 +48,8 @@ bool QueueRuntime::allocate(uint16_t size, uint32_t ctx_size) noexcept {
         auto v = reinterpret_cast<uintptr_t>(p);
         return reinterpret_cast<uint8_t*>((v + kCacheLine - 1) & ~(uintptr_t{kCacheLine} - 1));
     };
+    const vdh_device_ops* ops = dev_->ops();
+    flush_ = VDH_OPS_HAS(ops, flush) ? ops->flush : nullptr;
     done_ring_ = reinterpret_cast<rte_ring*>(align(ring_mem_.get()));
     if (rte_ring_init(done_ring_, "vdh_done", rcount, RING_F_SC_DEQ) != 0) {
         return false;
@@ -86,7 +89,7 @@ void QueueRuntime::finish(RequestSlot* slot, int64_t written) noexcept {
     stats_.add(stats_.bytes_in, slot->req.in_bytes);
     stats_.add(stats_.requests);
     slot->in_flight = false;
-    vq_.push_used(slot->id, slot->ndesc, len);
+    vq_.add_used(slot->id, slot->ndesc, len); // published by flush_notify()
     inflight_.store(inflight_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
     notify_pending_ = true;
 }
@@ -124,11 +127,13 @@ uint32_t QueueRuntime::drain_completions() noexcept {
     }
 }
 
-uint32_t QueueRuntime::take_requests(uint32_t budget) noexcept {
+uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noexcept {
     const vdh_device_ops* ops = dev_->ops();
     void* pdev = dev_->plugin_dev();
+    const uint64_t start = slice_cycles != 0 ? rte_rdtsc() : 0;
     uint32_t n = 0;
-    while (n < budget) {
+    // The slice is checked after each request, so every pass takes at least one.
+    while (n < budget && (n == 0 || slice_cycles == 0 || rte_rdtsc() - start < slice_cycles)) {
         // Pop into a scratch chain first: the slot is only known once the id is.
         Chain c;
         c.iov = iovs_.get() + static_cast<size_t>(stage_) * kSlotIovecs;
@@ -154,7 +159,7 @@ uint32_t QueueRuntime::take_requests(uint32_t budget) noexcept {
         if (VDH_UNLIKELY(st == PopStatus::Bad)) {
             stats_.add(stats_.bad_chains);
             stats_.add(stats_.chain_errors[static_cast<int>(err)]);
-            vq_.push_used(c.id, c.ndesc, 0);
+            vq_.add_used(c.id, c.ndesc, 0);
             notify_pending_ = true;
             continue;
         }
@@ -191,6 +196,7 @@ void QueueRuntime::flush_notify() noexcept {
         notify_pending_ = false; // the vid may already name another connection
         return;
     }
+    vq_.publish_used();
     if (!vq_.should_notify()) {
         notify_pending_ = false;
         vq_.mark_notified();
@@ -205,16 +211,37 @@ void QueueRuntime::flush_notify() noexcept {
     }
 }
 
-uint32_t QueueRuntime::poll() noexcept {
-    uint32_t work = drain_completions();
+void QueueRuntime::publish() noexcept {
+    if (notify_pending_ && !abandoned_.load(std::memory_order_acquire)) {
+        vq_.publish_used();
+    }
+}
+
+uint32_t QueueRuntime::poll(uint64_t slice_cycles) noexcept {
     const vdh_device_ops* ops = dev_->ops();
+    void* pdev = dev_->plugin_dev();
+    uint32_t work = 0;
     if (ops->poll != nullptr) {
-        work += ops->poll(dev_->plugin_dev(), index_);
+        work += ops->poll(pdev, index_);
     }
     if (!broken_ && enabled_.load(std::memory_order_acquire) &&
         !stopping_.load(std::memory_order_acquire)) {
-        work += take_requests(kBatch);
+        uint32_t taken = take_requests(kBatch, slice_cycles);
+        if (taken > 0) {
+            stats_.add(stats_.batches);
+        }
+        if (taken > 0 && flush_ != nullptr) {
+            work += flush_(pdev, index_);
+            // What the submission finished at once (page-cache hits) is reaped now, so it
+            // is published and notified with the rest of this pass.
+            if (ops->poll != nullptr) {
+                work += ops->poll(pdev, index_);
+            }
+        }
+        work += taken;
     }
+    // Last, so completions other threads queued during this pass go out with it.
+    work += drain_completions();
     flush_notify();
     if (work > 0) {
         stats_.add(stats_.busy_polls);

@@ -36,6 +36,7 @@ struct alignas(kCacheLine) QueueStats {
     std::atomic<uint64_t> kicks{0};      ///< guest kicks seen while sleeping
     std::atomic<uint64_t> notifies{0};   ///< interrupts sent to the guest
     std::atomic<uint64_t> notify_retries{0}; ///< notification deferred (vring lock busy)
+    std::atomic<uint64_t> batches{0};    ///< passes that took requests (one plugin flush each)
     std::atomic<uint64_t> broken{0};     ///< 1 once the ring was found corrupt
     std::atomic<uint64_t> late_completions{0}; ///< completions after teardown gave up
     std::atomic<uint64_t> chain_errors[static_cast<int>(ChainError::Count)]{};
@@ -96,8 +97,15 @@ public:
     bool abandoned() const noexcept { return abandoned_.load(std::memory_order_acquire); }
     uint32_t inflight() const noexcept { return inflight_.load(std::memory_order_acquire); }
 
-    /// One pass: completions, plugin poll, new requests, notification. Returns work done.
-    uint32_t poll() noexcept;
+    /// One pass: plugin poll, new requests (for at most \p slice_cycles TSC cycles after
+    /// the first one; 0 = no limit), the plugin's flush of that batch, completions, then
+    /// one publication of the used entries and at most one guest notification. Returns
+    /// the work done.
+    uint32_t poll(uint64_t slice_cycles = 0) noexcept;
+    /// Publishes used entries written outside this queue's own pass (a completion reaped by
+    /// another queue's pass on the same lcore). The lcore calls it before letting go of a
+    /// drained queue.
+    void publish() noexcept;
     /// Before sleeping: arm kicks. Returns true if work is already pending (don't sleep).
     bool prepare_sleep() noexcept;
     /// After waking: kicks off again.
@@ -107,11 +115,12 @@ public:
 
 private:
     uint32_t drain_completions() noexcept;
-    uint32_t take_requests(uint32_t budget) noexcept;
+    uint32_t take_requests(uint32_t budget, uint64_t slice_cycles) noexcept;
     void finish(RequestSlot* slot, int64_t written) noexcept;
     void flush_notify() noexcept;
 
     QueueOwner* dev_;
+    uint32_t (*flush_)(void* dev, uint16_t queue) = nullptr; ///< the plugin's, if it has one
     uint16_t index_;
     PollLcore* lcore_ = nullptr;
     Virtqueue vq_;

@@ -312,13 +312,12 @@ PopStatus Virtqueue::pop(Chain& c, ChainError* err) noexcept {
     return packed_ ? pop_packed(c, err) : pop_split(c, err);
 }
 
-void Virtqueue::push_used(uint16_t id, uint16_t ndesc, uint32_t len) noexcept {
+void Virtqueue::add_used(uint16_t id, uint16_t ndesc, uint32_t len) noexcept {
     if (!packed_) {
         struct vring_used_elem& e = a_.used->ring[last_used_ & (size_ - 1)];
         e.id = id;
         e.len = len;
-        ++last_used_;
-        store_release(&a_.used->idx, last_used_);
+        ++last_used_; // published by publish_used()
         return;
     }
     struct vring_packed_desc& d = a_.desc_packed[last_used_];
@@ -335,6 +334,17 @@ void Virtqueue::push_used(uint16_t id, uint16_t ndesc, uint32_t len) noexcept {
         used_wrap_ = !used_wrap_;
     }
     last_used_ = static_cast<uint16_t>(next);
+}
+
+void Virtqueue::publish_used() noexcept {
+    if (!packed_) {
+        store_release(&a_.used->idx, last_used_);
+    }
+}
+
+void Virtqueue::push_used(uint16_t id, uint16_t ndesc, uint32_t len) noexcept {
+    add_used(id, ndesc, len);
+    publish_used();
 }
 
 bool Virtqueue::should_notify() noexcept {

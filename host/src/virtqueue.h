@@ -83,7 +83,14 @@ public:
     PopStatus pop(Chain& c, ChainError* err) noexcept;
 
     /// Returns \p id to the driver with \p len bytes written. \p ndesc is Chain::ndesc.
+    /// Same as add_used() then publish_used().
     void push_used(uint16_t id, uint16_t ndesc, uint32_t len) noexcept;
+    /// Writes a used entry without making it visible yet (split rings: used->idx is not
+    /// moved; packed rings: the descriptor's flags are the publication, written here). A
+    /// batch of add_used() then one publish_used() costs the driver's cache line one write.
+    void add_used(uint16_t id, uint16_t ndesc, uint32_t len) noexcept;
+    /// Makes every entry added so far visible to the driver (release store of used->idx).
+    void publish_used() noexcept;
 
     /// True if the driver asked to be notified about used entries published since the last
     /// call that returned true (or since init). Full barrier included.

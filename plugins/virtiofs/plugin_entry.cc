@@ -43,6 +43,7 @@ int op_wake_fd(void* dev, uint16_t q) noexcept { return self(dev)->wake_fd(q); }
 int op_stats(void* dev, char* buf, size_t len) noexcept { return self(dev)->stats_json(buf, len); }
 void op_destroy(void* dev) noexcept { delete self(dev); }
 void op_disconnect(void* dev) noexcept { self(dev)->disconnect(); }
+uint32_t op_flush(void* dev, uint16_t q) noexcept { return self(dev)->flush(q); }
 
 const vdh_device_ops g_ops = {
     .struct_size = sizeof(vdh_device_ops),
@@ -56,6 +57,7 @@ const vdh_device_ops g_ops = {
     .stats_json = op_stats,
     .destroy = op_destroy,
     .disconnect = op_disconnect,
+    .flush = op_flush,
 };
 
 int plugin_check(const char* text, size_t len, const char* origin, char* err,

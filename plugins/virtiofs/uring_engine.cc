@@ -10,9 +10,10 @@
 
 namespace vdh::virtiofs {
 
-UringEngine::UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool) noexcept
+UringEngine::UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool,
+                         bool batched) noexcept
     : entries_(entries < 8 ? 8 : entries > 4096 ? 4096 : entries), poll_cpu_(poll_cpu),
-      pool_(pool) {}
+      batched_(batched), pool_(pool) {}
 
 UringEngine::~UringEngine() {
     if (ring_ok_) {
@@ -37,7 +38,11 @@ bool UringEngine::ensure_ring() noexcept {
         return false;
     }
     // Created here, on the lcore: the thread that submits owns io_uring's worker pool.
-    if (io_uring_queue_init(entries_, &ring_, 0) != 0) {
+    // Only this thread ever submits: SINGLE_ISSUER lets the kernel skip the submission
+    // lock (6.0+; older kernels refuse the flag, so fall back). COOP_TASKRUN is not used:
+    // its task work would not wake the lcore while it sleeps in epoll on our eventfd.
+    if (io_uring_queue_init(entries_, &ring_, IORING_SETUP_SINGLE_ISSUER) != 0 &&
+        io_uring_queue_init(entries_, &ring_, 0) != 0) {
         ring_failed_ = true;
         return false;
     }
@@ -124,13 +129,26 @@ bool UringEngine::submit(struct io_uring_sqe* sqe, void* ctx) noexcept {
     io_uring_sqe_set_data(sqe, ctx);
     ++inflight_;
     submitted_.store(submitted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    // Submit at once: the loop may sleep right after this request.
-    int rc = io_uring_submit(&ring_);
-    if (rc < 0) {
-        // The SQE stays queued and goes out with the next successful submit or poll().
-        return true;
+    if (!batched_) {
+        // Submit at once: the loop may sleep right after this request. On failure the SQE
+        // stays queued and goes out with the next successful submit or poll().
+        enter();
     }
     return true;
+}
+
+int UringEngine::enter() noexcept {
+    enters_.store(enters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return io_uring_submit(&ring_);
+}
+
+uint32_t UringEngine::flush() noexcept {
+    if (!ring_ok_ || io_uring_sq_ready(&ring_) == 0) {
+        return 0;
+    }
+    // On failure (EAGAIN, EBUSY) the SQEs stay queued; poll() submits them again.
+    int rc = enter();
+    return rc > 0 ? static_cast<uint32_t>(rc) : 0;
 }
 
 bool UringEngine::readv(int fd, const struct iovec* iov, int n, uint64_t off, void* ctx) {
@@ -178,7 +196,7 @@ uint32_t UringEngine::poll() noexcept {
         return 0;
     }
     if (io_uring_sq_ready(&ring_) > 0) {
-        io_uring_submit(&ring_);
+        enter();
     }
     maybe_cancel();
     struct io_uring_cqe* cqes[64];

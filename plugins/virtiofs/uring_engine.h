@@ -3,7 +3,9 @@
 // io_uring that the queue's poll lcore submits and reaps, so a cold read waits in the
 // kernel, not on the poll core. The ring is created lazily on the lcore itself (io_uring's
 // worker threads belong to the submitting thread), and its io-wq workers are moved off the
-// poll CPU (they inherit the lcore's pinning otherwise). Blocking calls go to a
+// poll CPU (they inherit the lcore's pinning otherwise). With a batching host, SQEs are
+// submitted once per batch (flush()); the ring is IORING_SETUP_SINGLE_ISSUER, as only the
+// lcore ever submits. Blocking calls go to a
 // BlockingPool. On device stop, what is still in flight after a short grace period is
 // cancelled (IORING_OP_ASYNC_CANCEL), so teardown does not wait on a stuck disk.
 // Hot path: no alloc, no block, no throw.
@@ -24,8 +26,11 @@ namespace vdh::virtiofs {
 class UringEngine final : public IoEngine {
 public:
     /// \p entries: ring size (the queue size bounds what is in flight). \p poll_cpu: the
-    /// lcore's CPU, kept free of io-wq workers when other CPUs exist.
-    UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool) noexcept;
+    /// lcore's CPU, kept free of io-wq workers when other CPUs exist. \p batched: the host
+    /// calls flush() after every batch, so submissions wait for it (one io_uring_enter per
+    /// batch); otherwise every request is submitted at once.
+    UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool,
+                bool batched = false) noexcept;
     ~UringEngine() override;
     UringEngine(const UringEngine&) = delete;
     UringEngine& operator=(const UringEngine&) = delete;
@@ -41,6 +46,9 @@ public:
     bool fallocate(int fd, int mode, uint64_t off, uint64_t len, void* ctx) override;
     bool run_blocking(void (*fn)(void* ctx), void* ctx) override;
 
+    /// Submits the SQEs queued since the last flush in one system call (lcore). Returns how
+    /// many went out.
+    uint32_t flush() noexcept;
     /// Reaps completions and finishes their requests (lcore). Returns how many. After
     /// request_cancel(), also cancels what is still in flight once the grace period ended.
     uint32_t poll() noexcept;
@@ -59,16 +67,21 @@ public:
     /// Requests submitted and not yet reaped.
     uint32_t inflight() const noexcept { return inflight_; }
     uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_relaxed); }
+    /// io_uring_enter calls made to submit (one per batch with a batching host).
+    uint64_t enters() const noexcept { return enters_.load(std::memory_order_relaxed); }
 
 private:
     bool ensure_ring() noexcept;
     struct io_uring_sqe* next_sqe() noexcept;
     bool submit(struct io_uring_sqe* sqe, void* ctx) noexcept;
+    /// io_uring_submit, counted.
+    int enter() noexcept;
     /// Sends IORING_OP_ASYNC_CANCEL for everything in flight when it is time (lcore).
     void maybe_cancel() noexcept;
 
     uint32_t entries_;
     uint32_t poll_cpu_;
+    bool batched_;
     BlockingPool* pool_;
     UniqueFd efd_;
     struct io_uring ring_ {};
@@ -77,6 +90,7 @@ private:
     uint32_t inflight_ = 0;
     uint32_t cancels_inflight_ = 0; ///< ASYNC_CANCEL SQEs not reaped yet
     std::atomic<uint64_t> submitted_{0};
+    std::atomic<uint64_t> enters_{0};
     std::atomic<uint64_t> cancels_sent_{0};
     std::atomic<bool> cancel_{false}; ///< set by request_cancel()
     bool cancel_seen_ = false;        ///< lcore: cancel_ was seen; next_cancel_ is armed

@@ -90,7 +90,10 @@ int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, u
             engines_.clear();
             engines_.resize(nq);
             for (uint16_t i = 1; i < nq; ++i) {
-                auto e = std::make_unique<UringEngine>(queues[i].size, queues[i].cpu, pool_.get());
+                // A host that calls flush() after each batch gets one submission per batch.
+                const bool batched = host_ != nullptr && host_->abi_minor >= 2;
+                auto e = std::make_unique<UringEngine>(queues[i].size, queues[i].cpu, pool_.get(),
+                                                       batched);
                 if (!e->init()) {
                     return -ENOMEM;
                 }
@@ -142,6 +145,7 @@ void VirtiofsDevice::disconnect() {
     for (auto& e : engines_) {
         if (e) {
             retired_uring_submitted_ += e->submitted();
+            retired_uring_enters_ += e->enters();
         }
     }
     engines_.clear();
@@ -159,6 +163,13 @@ uint32_t VirtiofsDevice::poll(uint16_t q) noexcept {
     return engines_[q]->poll();
 }
 
+uint32_t VirtiofsDevice::flush(uint16_t q) noexcept {
+    if (q >= engines_.size() || !engines_[q]) {
+        return 0;
+    }
+    return engines_[q]->flush();
+}
+
 int VirtiofsDevice::wake_fd(uint16_t q) noexcept {
     if (q >= engines_.size() || !engines_[q]) {
         return -1;
@@ -169,9 +180,11 @@ int VirtiofsDevice::wake_fd(uint16_t q) noexcept {
 int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
     std::lock_guard<std::mutex> g(ctl_mu_);
     uint64_t io = retired_uring_submitted_;
+    uint64_t enters = retired_uring_enters_;
     for (const auto& e : engines_) {
         if (e) {
             io += e->submitted();
+            enters += e->enters();
         }
     }
     if (!dispatcher_) {
@@ -186,6 +199,7 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          "{\"initialized\":%s,\"fuse_minor\":%u,\"requests\":%llu,"
                          "\"errors\":%llu,\"malformed\":%llu,\"unsupported\":%llu,"
                          "\"async\":%llu,\"async_fallbacks\":%llu,\"uring_submitted\":%llu,"
+                         "\"uring_enters\":%llu,"
                          "\"hiprio_rejected\":%llu,\"oversize\":%llu,\"blocking_refused\":%llu,"
                          "\"session_resets\":%llu,\"session_busy\":%llu,\"pool_threads\":%u}",
                          dispatcher_->initialized() ? "true" : "false",
@@ -196,6 +210,7 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          static_cast<unsigned long long>(s.async_submitted.load()),
                          static_cast<unsigned long long>(s.async_fallbacks.load()),
                          static_cast<unsigned long long>(io),
+                         static_cast<unsigned long long>(enters),
                          static_cast<unsigned long long>(s.hiprio_rejected.load()),
                          static_cast<unsigned long long>(s.oversize.load()),
                          static_cast<unsigned long long>(s.blocking_refused.load()),

@@ -36,6 +36,8 @@ public:
     void disconnect();
     /// Hot path: no alloc, no block, no throw.
     int64_t handle(const vdh_request* req) noexcept;
+    /// End of a batch on queue \p q (lcore): submits what the batch queued for io_uring.
+    uint32_t flush(uint16_t q) noexcept;
     uint32_t poll(uint16_t q) noexcept;
     int wake_fd(uint16_t q) noexcept;
     int stats_json(char* buf, size_t len) noexcept;
@@ -58,6 +60,7 @@ private:
     std::mutex ctl_mu_;
     std::vector<std::unique_ptr<UringEngine>> engines_; ///< per queue (queue 0: none)
     uint64_t retired_uring_submitted_ = 0; ///< submitted() of engines freed at disconnect
+    uint64_t retired_uring_enters_ = 0;    ///< enters() of engines freed at disconnect
     static const vdh_host_api* g_host_; ///< for on_done (the host API is process-wide)
 };
 

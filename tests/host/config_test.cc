@@ -61,6 +61,7 @@ TEST(Config, ParsesMinimalConfigWithDefaults) {
     EXPECT_EQ(cfg.host.plugin_dir, "");
     EXPECT_EQ(cfg.host.control_socket, "");
     EXPECT_EQ(cfg.host.idle_poll_us, 200u);
+    EXPECT_EQ(cfg.host.queue_slice_us, 25u);
     EXPECT_EQ(cfg.host.max_sleep_ms, 100u);
     EXPECT_EQ(cfg.host.teardown_timeout_ms, 2000u);
     ASSERT_EQ(cfg.devices.size(), 1u);
@@ -93,6 +94,7 @@ TEST(Config, ParsesAllHostKeys) {
                                      "  plugin_dir: /opt/vdh/plugins\n"
                                      "  control_socket: /run/vdhost.ctl\n"
                                      "  idle_poll_us: 0\n"
+                                     "  queue_slice_us: 100000\n"
                                      "  max_sleep_ms: 10000\n",
                                      "    queue_size_max: 32768\n"));
     EXPECT_EQ(cfg.host.poll_lcores, (std::vector<unsigned>{2, 0}));
@@ -101,6 +103,7 @@ TEST(Config, ParsesAllHostKeys) {
     EXPECT_EQ(cfg.host.plugin_dir, "/opt/vdh/plugins");
     EXPECT_EQ(cfg.host.control_socket, "/run/vdhost.ctl");
     EXPECT_EQ(cfg.host.idle_poll_us, 0u);
+    EXPECT_EQ(cfg.host.queue_slice_us, 100000u);
     EXPECT_EQ(cfg.host.max_sleep_ms, 10000u);
     EXPECT_EQ(cfg.devices[0].queue_size_max, 32768);
     EXPECT_EQ(cfg.devices[0].lcores, std::vector<unsigned>{2});
@@ -195,8 +198,8 @@ TEST(ConfigError, UnknownTopLevelKey) {
 TEST(ConfigError, UnknownHostKey) {
     EXPECT_EQ(parse_err(one_device("host:\n  poll_lcore: [1]\n", "")),
               "t.yaml:2:3: host.poll_lcore: unknown key (expected one of: poll_lcores, "
-              "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, max_sleep_ms, "
-              "teardown_timeout_ms, sandbox, seccomp)");
+              "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, queue_slice_us, "
+              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp)");
 }
 
 TEST(ConfigError, UnknownDeviceKey) {
@@ -268,6 +271,8 @@ TEST(ConfigError, UnsignedWrongType) {
 TEST(ConfigError, UnsignedOutOfRange) {
     EXPECT_EQ(parse_err(one_device("host:\n  idle_poll_us: 1000001\n", "")),
               "t.yaml:2:17: host.idle_poll_us: out of range: 1000001 (expected 0..1000000)");
+    EXPECT_EQ(parse_err(one_device("host:\n  queue_slice_us: 100001\n", "")),
+              "t.yaml:2:19: host.queue_slice_us: out of range: 100001 (expected 0..100000)");
     EXPECT_EQ(parse_err(one_device("host:\n  max_sleep_ms: 0\n", "")),
               "t.yaml:2:17: host.max_sleep_ms: out of range: 0 (expected 1..10000)");
     EXPECT_EQ(parse_err(one_device("host:\n  max_sleep_ms: 99999999999999999999999\n", "")),

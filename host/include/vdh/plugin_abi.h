@@ -19,7 +19,8 @@ extern "C" {
 #define VDH_ABI_MAJOR 1
 /// Bumped when fields are appended; a host tolerates plugins built for an older minor.
 /// 1: vdh_host_api::reserve_fds, vdh_plugin_info::host_paths.
-#define VDH_ABI_MINOR 1
+/// 2: vdh_device_ops::flush.
+#define VDH_ABI_MINOR 2
 
 /// Name of the one symbol every plugin exports.
 #define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
@@ -134,7 +135,20 @@ struct vdh_device_ops {
     /// Optional. The frontend disconnected (after stop()): drop per-connection state, such
     /// as a protocol session and what the guest held through it. Control thread.
     void (*disconnect)(void* dev);
+    /// Optional (ABI 1.2). The end of a batch: called on the queue's lcore after every poll
+    /// pass that handed the plugin at least one request, before the host publishes the
+    /// used entries and notifies the guest (once for the whole pass). A plugin that queued
+    /// work in handle_request (io_uring SQEs, say) submits it here in one go, so a batch of
+    /// requests costs one system call. Returns the amount of work done. A host older than
+    /// 1.2 (vdh_host_api::abi_minor < 2) never calls it: the plugin must then submit from
+    /// handle_request itself. Lcore. Must not block, allocate or throw.
+    uint32_t (*flush)(void* dev, uint16_t queue);
 };
+
+/// True when \p ops (a const struct vdh_device_ops*) has the field \p field (a later minor).
+#define VDH_OPS_HAS(ops, field)                                                                 \
+    ((ops)->struct_size >= offsetof(struct vdh_device_ops, field) + sizeof((ops)->field) &&    \
+     (ops)->field != NULL)
 
 /// Describes one plugin. Returned by the entry point; static storage in the plugin.
 struct vdh_plugin_info {

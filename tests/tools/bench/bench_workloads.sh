@@ -15,7 +15,7 @@ BENCH="$3"
 
 WORKLOADS=$("$BENCH" --list-workloads) || { echo "1..0 # SKIP vdhost-bench does not run"; exit 0; }
 n_workloads=$(echo "$WORKLOADS" | wc -l)
-echo "1..$((n_workloads + 8))"
+echo "1..$((n_workloads + 9))"
 n=0
 tap() { # DESCRIPTION RC
     n=$((n + 1))
@@ -95,6 +95,37 @@ assert js["workload"] == "read-4k-rand" and js["ops"] == int(row["ops"])
 PY
 fi
 tap "duration mode writes one CSV row and one JSON line with results and backend CPU" "$rc"
+
+# Batching through the real path: read-4k-rand at depth 32 hands vdhost up to 32 READs per
+# poll pass; the io_uring submissions of a pass go out in one io_uring_enter, and the pass
+# is published and notified once (per-queue batches).
+stats() { "$VDHOST" --stats "$tmp/ctl.sock" >"$tmp/stats.json" 2>/dev/null; }
+rc=0; stats || rc=95
+cp "$tmp/stats.json" "$tmp/stats0.json" 2>/dev/null
+[ "$rc" -ne 0 ] || bench --no-prepare --verify --workload read-4k-rand --queue-depth 32 --ops 4000 || rc=$?
+[ "$rc" -ne 0 ] || stats || rc=94
+if [ "$rc" -eq 0 ]; then
+    python3 - "$tmp/stats0.json" "$tmp/stats.json" <<'PY' || rc=93
+import json, sys
+def totals(path):
+    d = json.load(open(path))["devices"][0]
+    p = d["plugin"]
+    qs = d["queues"]
+    return (p["uring_submitted"], p["uring_enters"], sum(x["requests"] for x in qs),
+            sum(x["batches"] for x in qs), sum(x["notifies"] for x in qs))
+s0, e0, r0, b0, n0 = totals(sys.argv[1])
+s1, e1, r1, b1, n1 = totals(sys.argv[2])
+subs, enters, reqs, batches, notifies = s1 - s0, e1 - e0, r1 - r0, b1 - b0, n1 - n0
+print(f"# 4000 READs at QD32: {subs} SQEs in {enters} io_uring_enter calls; "
+      f"{reqs} requests in {batches} batches; {notifies} notifications")
+assert subs >= 4000, subs
+# One enter per batch at most; with 32 requests in flight, batches hold several READs.
+assert enters <= batches, (enters, batches)
+assert subs >= 2 * enters, (subs, enters)
+assert notifies <= batches, (notifies, batches)
+PY
+fi
+tap "QD32 reads: one io_uring submission and at most one notification per batch" "$rc"
 
 rc=0
 "$BENCH" --raw --share-dir "$tmp/share" --no-prepare --file-size-mib 16 --verify --workload all \
