@@ -91,7 +91,7 @@ auto)
     [ "$fetch_peers" -eq 0 ] || cat "$err" >&2
     if [ "$rc" -ne 0 ] || [ -z "$rust" ]; then
         rust=""
-        rust_reason="$(tail -n 1 "$err" | sed 's/^rust-virtiofsd: //')"
+        rust_reason="$(tail -n 1 "$err" | sed 's/^rust-virtiofsd: //'); run scripts/rust-virtiofsd.sh"
     fi
     rm -f "$err"
     ;;
@@ -101,7 +101,7 @@ if [ -n "$rust" ]; then
     rust_version="$("$rust" --version 2>&1 | head -n 1)" || die "$rust --version failed: $rust_version"
     rust_status="included ($rust_version)"
 else
-    rust_status="not available (${rust_reason:-unknown reason}; run scripts/rust-virtiofsd.sh)"
+    rust_status="not available ($rust_reason)"
 fi
 log "rust-virtiofsd: $rust_status${rust:+ - $rust}"
 
