@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Benchmarks vdhost (one poll lcore) against the C virtiofsd (and the Rust virtiofsd with
-# --rust-virtiofsd) with tools/bench/vdhost-bench, plus vdhost's null backend (the
+# Benchmarks vdhost (one poll lcore) against the C virtiofsd (QEMU 7.2's) and the Rust
+# virtiofsd (Debian 13's, run from the cache of scripts/rust-virtiofsd.sh, which
+# scripts/setup.sh fills) with tools/bench/vdhost-bench, plus vdhost's null backend (the
 # transport ceiling) and the raw host-syscall baseline. Runs alternate between backends
-# (A B A B ...); the C virtiofsd is started afresh for every run (it serves one
+# (A B C A B C ...); each virtiofsd is started afresh for every run (it serves one
 # connection). Prints a table of medians, writes bench-results/latest.{csv,json}, a text
 # summary and PNG plots (gnuplot), and measures vdhost's idle CPU and RSS after the load.
+# The Rust virtiofsd is included whenever it is available; the run says which, at its start
+# and in the summary: "rust-virtiofsd: included (virtiofsd 1.13.x)" or
+# "rust-virtiofsd: not available (<reason>; run scripts/rust-virtiofsd.sh)".
 #
-# Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH] [--build-dir DIR]
-#                         [--out DIR] [--reps N] [--duration SEC] [--workloads LIST]
-#                         [--depths LIST] [--keep]
+# Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
+#                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
+#                         [--duration SEC] [--workloads LIST] [--depths LIST] [--keep]
 #   --quick  (default) 2 reps x 1 s per run, QD 1 and 32, 7 workloads: under 2 minutes
-#            on a 2-core machine once built
-#   --full   5 reps x 5 s, QD 1, 8, 32, 128, all 13 workloads (about 50 minutes)
+#            on a 2-core machine once built, without the Rust virtiofsd (it adds one run
+#            per workload and rep)
+#   --full   5 reps x 5 s, QD 1, 8, 32, 128, all 13 workloads (about 50 minutes without
+#            the Rust virtiofsd)
+#   --rust-virtiofsd PATH  this Rust virtiofsd instead of the cached one
+#   --no-rust-virtiofsd    leave the Rust virtiofsd out
+#   --fetch-peers          fetch the Rust virtiofsd first if the cache lacks it (network)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 mode=quick
 rust=""
+rust_mode=auto
+fetch_peers=0
 build_dir="$REPO/build"
 out="$REPO/bench-results"
 reps="" duration="" workloads="" depths="" keep=0
@@ -28,7 +39,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --quick) mode=quick ;;
     --full) mode=full ;;
-    --rust-virtiofsd) rust="$2"; shift ;;
+    --rust-virtiofsd) rust="$2"; rust_mode=path; shift ;;
+    --no-rust-virtiofsd) rust=""; rust_mode=none ;;
+    --fetch-peers) fetch_peers=1 ;;
     --build-dir) build_dir="$(realpath -m "$2")"; shift ;;
     --out) out="$(realpath -m "$2")"; shift ;;
     --reps) reps="$2"; shift ;;
@@ -63,7 +76,34 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is needed (scripts/setup.sh)"
 [ -x "$VIRTIOFSD" ] || die "$VIRTIOFSD not found (qemu-system-x86 7.x ships it)"
-[ -z "$rust" ] || [ -x "$rust" ] || die "--rust-virtiofsd $rust is not executable"
+
+# ---- the Rust virtiofsd: given, cached (or fetched with --fetch-peers), or left out -------
+case "$rust_mode" in
+path)
+    [ -x "$rust" ] || die "--rust-virtiofsd $rust is not executable"
+    ;;
+auto)
+    fetch_args=(--check)
+    [ "$fetch_peers" -eq 0 ] || fetch_args=()
+    err="$(mktemp /tmp/vdh-bench-rust.XXXXXX)"
+    rc=0
+    rust="$(bash "$REPO/scripts/rust-virtiofsd.sh" "${fetch_args[@]}" 2>"$err")" || rc=$?
+    [ "$fetch_peers" -eq 0 ] || cat "$err" >&2
+    if [ "$rc" -ne 0 ] || [ -z "$rust" ]; then
+        rust=""
+        rust_reason="$(tail -n 1 "$err" | sed 's/^rust-virtiofsd: //'); run scripts/rust-virtiofsd.sh"
+    fi
+    rm -f "$err"
+    ;;
+none) rust_reason="left out with --no-rust-virtiofsd" ;;
+esac
+if [ -n "$rust" ]; then
+    rust_version="$("$rust" --version 2>&1 | head -n 1)" || die "$rust --version failed: $rust_version"
+    rust_status="included ($rust_version)"
+else
+    rust_status="not available ($rust_reason)"
+fi
+log "rust-virtiofsd: $rust_status${rust:+ - $rust}"
 
 # ---- build ------------------------------------------------------------------------------
 if [ ! -f "$build_dir/build.ninja" ]; then
@@ -260,12 +300,12 @@ log "load stopped at $t_stop; vdhost CPU: ${idle_first_s}% in the first second, 
 # ---- report ------------------------------------------------------------------------------
 cp "$csv" "$out/latest.csv"
 python3 - "$csv" "$out" "$work" "$mode" "$idle_pct" "$idle_first_s" "$rss_kib" "$hwm_kib" \
-    "$elapsed" "$failures" "$reps" "$duration" "$depths" "$load_rss" <<'PY'
+    "$elapsed" "$failures" "$reps" "$duration" "$depths" "$load_rss" "$rust_status" "$rust" <<'PY'
 import csv, json, os, platform, statistics, subprocess, sys
 from collections import defaultdict
 
 (csv_path, out, work, mode, idle_pct, idle_first, rss_kib, hwm_kib, elapsed, failures,
- reps, duration, depths, load_rss) = sys.argv[1:]
+ reps, duration, depths, load_rss, rust_status, rust_path) = sys.argv[1:]
 lr = load_rss.split()
 load_mem = {lr[i].rstrip(":"): int(lr[i + 1]) / 1024 for i in range(0, len(lr) - 1, 2)}
 rows = list(csv.DictReader(open(csv_path)))
@@ -321,16 +361,19 @@ mq = [{"workload": k[1], "queues": k[2], "queue_depth": k[3], **m}
 def f(v, fmt="{:.0f}"):
     return "-" if v is None else fmt.format(v)
 
-lines = []
+# Column names: the ops/s column and the prefix of the p99 and cpu columns.
+col = {"virtiofsd": "virtiofsd", "rust-virtiofsd": "rust-vfsd"}
+short = {"virtiofsd": "virti", "rust-virtiofsd": "rust"}
+lines = [f"rust-virtiofsd: {rust_status}"]
 hdr = f"{'workload':<16}{'qd':>4}{'vdhost':>11}"
 for p in peers:
-    hdr += f"{p[:9]:>11}{'ratio':>7}"
+    hdr += f"{col[p]:>11}{'ratio':>7}"
 hdr += f"{'null':>11}{'raw':>11}{'vd/raw':>7}{'ovh_us':>8}{'vd_p99':>9}"
 for p in peers:
-    hdr += f"{(p[:5] + '_p99'):>10}"
+    hdr += f"{(short[p] + '_p99'):>10}"
 hdr += f"{'vd_cpu':>8}"
 for p in peers:
-    hdr += f"{(p[:5] + '_cpu'):>10}"
+    hdr += f"{(short[p] + '_cpu'):>10}"
 lines.append("ops/s medians (ratio = vdhost/peer; ovh_us = vdhost p50 - raw p50 at QD1; cpu = backend CPU us/op)")
 lines.append(hdr)
 for s in summary:
@@ -429,7 +472,9 @@ doc = {
     "mode": mode, "reps": int(reps), "duration_s": float(duration), "depths": depths,
     "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release()},
     "setup": {"vdhost": "one poll lcore (last CPU), cache: auto", "load_generator": "CPU 0, --poll",
-              "virtiofsd": "/usr/lib/qemu/virtiofsd -o cache=auto, fresh per run, 1 request queue"},
+              "virtiofsd": "/usr/lib/qemu/virtiofsd -o cache=auto, fresh per run, 1 request queue",
+              "rust-virtiofsd": (f"{rust_path} --cache=auto, fresh per run, 1 request queue; "
+                                 if rust_path else "") + rust_status},
     "summary": summary, "multi_queue": mq, "targets": targets,
     "vdhost_idle_cpu_pct": ip, "vdhost_cpu_first_second_pct": float(idle_first),
     "vdhost_rss_mib": rss, "vdhost_hwm_mib": int(hwm_kib) / 1024,
