@@ -30,6 +30,7 @@ packages=(
     gzip
     xz-utils
     attr
+    xfsprogs
     gnuplot-nox
     clang
     libclang-rt-14-dev

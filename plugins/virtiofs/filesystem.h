@@ -56,6 +56,7 @@ public:
 struct IoFile {
     int fd = -1;
     std::shared_ptr<const void> keep;
+    int flags = 0; ///< the open(2) flags fd was opened with (O_DIRECT, O_SYNC, ...)
 };
 
 /// Capabilities a backend reports for FUSE_INIT negotiation (the share profile).

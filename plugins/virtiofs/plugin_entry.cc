@@ -102,7 +102,8 @@ int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, co
     try {
         std::string e;
         auto p = parse_share_profile(std::string_view(text, len), origin, name, &e);
-        if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e))) {
+        if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e)) ||
+            !resolve_write_path(*p, origin, &e)) {
             copy_err(e, err, err_len);
             return -EINVAL;
         }

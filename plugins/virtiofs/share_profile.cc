@@ -38,7 +38,7 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 16> kKeys = {
+constexpr std::array<std::string_view, 17> kKeys = {
     "shared_dir",
     "tag",
     "cache",
@@ -55,6 +55,7 @@ constexpr std::array<std::string_view, 16> kKeys = {
     "entry_timeout_ms",
     "attr_timeout_ms",
     "backend",
+    "write_path",
 };
 
 /// Thrown inside this file only.
@@ -230,6 +231,12 @@ private:
             static constexpr FileHandleMode kValues[] = {
                 FileHandleMode::Never, FileHandleMode::Prefer, FileHandleMode::Mandatory};
             p.inode_file_handles = kValues[parse_enum(v, path, {"never", "prefer", "mandatory"})];
+        } else if (name == "write_path") {
+            static constexpr WritePath kValues[] = {WritePath::Auto, WritePath::Nowait,
+                                                    WritePath::Inline, WritePath::Punt};
+            p.write_path = kValues[parse_enum(v, path, {"auto", "nowait", "inline", "punt"})];
+            p.write_path_pos = pos_of(v.Mark());
+            p.write_path_written = true;
         } else if (name == "fd_limit") {
             p.fd_limit = static_cast<uint32_t>(parse_uint(v, path, kMinFdLimit, kMaxFdLimit));
         } else if (name == "inode_limit") {
@@ -366,6 +373,25 @@ bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std:
         *error = format_error(origin, profile.shared_dir_pos, key_path("shared_dir"), message);
     }
     return false;
+}
+
+bool resolve_write_path(ShareProfile& profile, std::string_view origin, std::string* error) {
+    if (profile.backend == BackendKind::Null) {
+        return true;
+    }
+    std::string message;
+    auto c = choose_write_path(profile.shared_dir, profile.write_path, profile.readonly, &message);
+    if (!c) {
+        if (error != nullptr) {
+            const bool written = profile.write_path_written;
+            *error = format_error(origin, written ? profile.write_path_pos : profile.shared_dir_pos,
+                                  key_path(written ? "write_path" : "shared_dir"), message);
+        }
+        return false;
+    }
+    profile.write_path = c->path;
+    profile.write_path_reason = std::move(c->reason);
+    return true;
 }
 
 FsCapabilities capabilities_from(const ShareProfile& p) {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "filesystem.h"
+#include "write_path.h"
 
 namespace vdh::virtiofs {
 
@@ -69,6 +70,11 @@ struct ShareProfile {
     std::optional<uint32_t> entry_timeout_ms;
     std::optional<uint32_t> attr_timeout_ms;
     BackendKind backend = BackendKind::Passthrough;
+    /// How buffered WRITEs reach the host (write_path.h); Auto until resolve_write_path().
+    WritePath write_path = WritePath::Auto;
+    SourcePos write_path_pos;       ///< where write_path was written
+    bool write_path_written = false; ///< write_path appeared in the config
+    std::string write_path_reason;  ///< why resolve_write_path() chose write_path
 };
 
 /// Parses a device's `config:` block. \p yaml is the block with the file's line/column
@@ -81,6 +87,12 @@ std::optional<ShareProfile> parse_share_profile(std::string_view yaml, std::stri
 /// Create-time check: shared_dir exists and is a directory. Same error format (the
 /// position is shared_dir's). Returns false and sets \p error otherwise.
 bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std::string* error);
+
+/// Create-time: probes the share's filesystem and replaces write_path by what it resolves
+/// to (never Auto afterwards; see choose_write_path()), with the reason. Returns false and
+/// sets \p error ("ORIGIN:LINE:COL: config.write_path: ...") when an explicit choice
+/// cannot be honoured. The null backend takes no host writes: it stays as it is.
+bool resolve_write_path(ShareProfile& profile, std::string_view origin, std::string* error);
 
 /// What the profile means for FUSE_INIT.
 FsCapabilities capabilities_from(const ShareProfile& profile);

@@ -11,9 +11,9 @@
 namespace vdh::virtiofs {
 
 UringEngine::UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool,
-                         bool batched) noexcept
+                         bool batched, WritePath write_path) noexcept
     : entries_(entries < 8 ? 8 : entries > 4096 ? 4096 : entries), poll_cpu_(poll_cpu),
-      batched_(batched), pool_(pool) {}
+      batched_(batched), pool_(pool), gate_(write_path == WritePath::Inline) {}
 
 UringEngine::~UringEngine() {
     if (ring_ok_) {
@@ -76,6 +76,8 @@ bool UringEngine::ensure_ring() noexcept {
 namespace {
 /// user_data of our own ASYNC_CANCEL SQEs (never a request ctx).
 constexpr uint64_t kCancelTag = ~0ULL;
+/// Low bit of a request's user_data: a write-class request (ctx pointers are aligned).
+constexpr uint64_t kWriteClassBit = 1;
 } // namespace
 
 void UringEngine::request_cancel() noexcept {
@@ -125,9 +127,10 @@ struct io_uring_sqe* UringEngine::next_sqe() noexcept {
     return io_uring_get_sqe(&ring_);
 }
 
-bool UringEngine::submit(struct io_uring_sqe* sqe, void* ctx) noexcept {
-    io_uring_sqe_set_data(sqe, ctx);
+bool UringEngine::submit(struct io_uring_sqe* sqe, void* ctx, bool write_class) noexcept {
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(ctx) | (write_class ? kWriteClassBit : 0));
     ++inflight_;
+    writes_inflight_ += write_class ? 1 : 0;
     submitted_.store(submitted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (!batched_) {
         // Submit at once: the loop may sleep right after this request. On failure the SQE
@@ -166,7 +169,7 @@ bool UringEngine::writev(int fd, const struct iovec* iov, int n, uint64_t off, v
         return false;
     }
     io_uring_prep_writev(sqe, fd, iov, static_cast<unsigned>(n), off);
-    return submit(sqe, ctx);
+    return submit(sqe, ctx, true);
 }
 
 bool UringEngine::fsync(int fd, bool datasync, void* ctx) {
@@ -175,7 +178,7 @@ bool UringEngine::fsync(int fd, bool datasync, void* ctx) {
         return false;
     }
     io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-    return submit(sqe, ctx);
+    return submit(sqe, ctx, true);
 }
 
 bool UringEngine::fallocate(int fd, int mode, uint64_t off, uint64_t len, void* ctx) {
@@ -184,7 +187,15 @@ bool UringEngine::fallocate(int fd, int mode, uint64_t off, uint64_t len, void* 
         return false;
     }
     io_uring_prep_fallocate(sqe, fd, mode, off, len);
-    return submit(sqe, ctx);
+    return submit(sqe, ctx, true);
+}
+
+int64_t UringEngine::write_now(int fd, int open_flags, const struct iovec* iov, int n,
+                               uint64_t off, uint64_t len) {
+    if (!gate_.allow(fd, open_flags, off, len, writes_inflight_)) {
+        return kNotNow;
+    }
+    return gate_.write(fd, iov, n, off);
 }
 
 bool UringEngine::run_blocking(void (*fn)(void* ctx), void* ctx) {
@@ -211,9 +222,11 @@ uint32_t UringEngine::poll() noexcept {
                 --cancels_inflight_; // the cancelled requests report on their own
                 continue;
             }
-            void* ctx = io_uring_cqe_get_data(cqes[i]);
+            const uint64_t ud = io_uring_cqe_get_data64(cqes[i]);
+            void* ctx = reinterpret_cast<void*>(ud & ~kWriteClassBit);
             int res = cqes[i]->res;
             --inflight_;
+            writes_inflight_ -= (ud & kWriteClassBit) != 0 ? 1 : 0;
             FuseDispatcher::complete(ctx, res);
         }
         io_uring_cq_advance(&ring_, n);

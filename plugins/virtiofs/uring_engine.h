@@ -19,6 +19,7 @@
 
 #include "blocking_pool.h"
 #include "fuse/io_engine.h"
+#include "write_path.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {
@@ -29,8 +30,9 @@ public:
     /// lcore's CPU, kept free of io-wq workers when other CPUs exist. \p batched: the host
     /// calls flush() after every batch, so submissions wait for it (one io_uring_enter per
     /// batch); otherwise every request is submitted at once.
-    UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool,
-                bool batched = false) noexcept;
+    /// \p write_path: the share's (write_path.h); Inline enables write_now().
+    UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool, bool batched = false,
+                WritePath write_path = WritePath::Punt) noexcept;
     ~UringEngine() override;
     UringEngine(const UringEngine&) = delete;
     UringEngine& operator=(const UringEngine&) = delete;
@@ -45,6 +47,9 @@ public:
     bool fsync(int fd, bool datasync, void* ctx) override;
     bool fallocate(int fd, int mode, uint64_t off, uint64_t len, void* ctx) override;
     bool run_blocking(void (*fn)(void* ctx), void* ctx) override;
+    int64_t write_now(int fd, int open_flags, const struct iovec* iov, int n, uint64_t off,
+                      uint64_t len) override;
+    const InlineWriteGate& inline_gate() const noexcept { return gate_; }
 
     /// Submits the SQEs queued since the last flush in one system call (lcore). Returns how
     /// many went out.
@@ -73,7 +78,8 @@ public:
 private:
     bool ensure_ring() noexcept;
     struct io_uring_sqe* next_sqe() noexcept;
-    bool submit(struct io_uring_sqe* sqe, void* ctx) noexcept;
+    /// \p write_class: a write, fallocate or fsync (counted in writes_inflight_).
+    bool submit(struct io_uring_sqe* sqe, void* ctx, bool write_class = false) noexcept;
     /// io_uring_submit, counted.
     int enter() noexcept;
     /// Sends IORING_OP_ASYNC_CANCEL for everything in flight when it is time (lcore).
@@ -88,6 +94,8 @@ private:
     bool ring_ok_ = false;
     bool ring_failed_ = false;
     uint32_t inflight_ = 0;
+    uint32_t writes_inflight_ = 0; ///< write-class SQEs in flight (see InlineWriteGate)
+    InlineWriteGate gate_;
     uint32_t cancels_inflight_ = 0; ///< ASYNC_CANCEL SQEs not reaped yet
     std::atomic<uint64_t> submitted_{0};
     std::atomic<uint64_t> enters_{0};

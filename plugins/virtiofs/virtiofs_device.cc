@@ -42,6 +42,12 @@ std::unique_ptr<VirtiofsDevice> VirtiofsDevice::create(const vdh_host_api* host,
     if (!d->fs_) {
         return nullptr;
     }
+    if (host != nullptr && host->log != nullptr && d->profile_.backend != BackendKind::Null) {
+        const std::string line = std::string("write path: ") +
+                                 write_path_name(d->profile_.write_path) + " (" +
+                                 d->profile_.write_path_reason + ")";
+        host->log(host->host, VDH_LOG_INFO, d->name_.c_str(), line.c_str());
+    }
     d->pool_ = std::make_unique<BlockingPool>(kBlockingThreads, &VirtiofsDevice::cancel_blocking,
                                               d.get());
     return d;
@@ -93,7 +99,7 @@ int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, u
                 // A host that calls flush() after each batch gets one submission per batch.
                 const bool batched = host_ != nullptr && host_->abi_minor >= 2;
                 auto e = std::make_unique<UringEngine>(queues[i].size, queues[i].cpu, pool_.get(),
-                                                       batched);
+                                                       batched, profile_.write_path);
                 if (!e->init()) {
                     return -ENOMEM;
                 }
@@ -146,6 +152,8 @@ void VirtiofsDevice::disconnect() {
         if (e) {
             retired_uring_submitted_ += e->submitted();
             retired_uring_enters_ += e->enters();
+            retired_slow_inline_ += e->inline_gate().slow_writes();
+            retired_inline_backoffs_ += e->inline_gate().backoffs();
         }
     }
     engines_.clear();
@@ -181,10 +189,14 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
     std::lock_guard<std::mutex> g(ctl_mu_);
     uint64_t io = retired_uring_submitted_;
     uint64_t enters = retired_uring_enters_;
+    uint64_t slow_inline = retired_slow_inline_;
+    uint64_t backoffs = retired_inline_backoffs_;
     for (const auto& e : engines_) {
         if (e) {
             io += e->submitted();
             enters += e->enters();
+            slow_inline += e->inline_gate().slow_writes();
+            backoffs += e->inline_gate().backoffs();
         }
     }
     if (!dispatcher_) {
@@ -199,7 +211,8 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          "{\"initialized\":%s,\"fuse_minor\":%u,\"requests\":%llu,"
                          "\"errors\":%llu,\"malformed\":%llu,\"unsupported\":%llu,"
                          "\"async\":%llu,\"async_fallbacks\":%llu,\"uring_submitted\":%llu,"
-                         "\"uring_enters\":%llu,"
+                         "\"uring_enters\":%llu,\"write_path\":\"%s\",\"inline_writes\":%llu,"
+                         "\"slow_inline_writes\":%llu,\"inline_backoffs\":%llu,"
                          "\"hiprio_rejected\":%llu,\"oversize\":%llu,\"blocking_refused\":%llu,"
                          "\"session_resets\":%llu,\"session_busy\":%llu,\"pool_threads\":%u}",
                          dispatcher_->initialized() ? "true" : "false",
@@ -211,6 +224,10 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          static_cast<unsigned long long>(s.async_fallbacks.load()),
                          static_cast<unsigned long long>(io),
                          static_cast<unsigned long long>(enters),
+                         write_path_name(profile_.write_path),
+                         static_cast<unsigned long long>(s.inline_writes.load()),
+                         static_cast<unsigned long long>(slow_inline),
+                         static_cast<unsigned long long>(backoffs),
                          static_cast<unsigned long long>(s.hiprio_rejected.load()),
                          static_cast<unsigned long long>(s.oversize.load()),
                          static_cast<unsigned long long>(s.blocking_refused.load()),

@@ -1023,6 +1023,13 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
             if (!prep) {
                 return reply_error(c, prep.error());
             }
+            // A small page-cache write may be cheaper done now than handed to a worker.
+            const int64_t now = c.engine->write_now(f->fd, f->flags, ctx->io_iov,
+                                                    ctx->n_io_iov, in.offset, in.size);
+            if (now != IoEngine::kNotNow) {
+                bump(stats_.inline_writes);
+                return encode_io_reply(ctx, now);
+            }
             return submit_io(c, *f);
         }
     }

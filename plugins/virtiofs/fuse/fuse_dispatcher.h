@@ -81,6 +81,7 @@ struct FuseStats {
     std::atomic<uint64_t> unsupported{0};     ///< ENOSYS replies
     std::atomic<uint64_t> async_submitted{0}; ///< requests handed to the IoEngine
     std::atomic<uint64_t> async_fallbacks{0}; ///< engine refused; done synchronously
+    std::atomic<uint64_t> inline_writes{0};   ///< WRITEs the engine did at once (write_now)
     std::atomic<uint64_t> hiprio_rejected{0}; ///< not FORGET/BATCH_FORGET/INTERRUPT on queue 0
     std::atomic<uint64_t> oversize{0};        ///< READ/WRITE beyond the negotiated maximum
     std::atomic<uint64_t> blocking_refused{0}; ///< engine took no blocking call: EAGAIN/EINTR

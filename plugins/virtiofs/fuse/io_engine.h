@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <limits>
 
 namespace vdh::virtiofs {
 
@@ -44,6 +45,18 @@ public:
     virtual bool fallocate(int fd, int mode, uint64_t off, uint64_t len, void* ctx) = 0;
     /// Runs fn(ctx) on a thread that may block (SETLKW, COPY_FILE_RANGE, SYNCFS, FSYNCDIR).
     virtual bool run_blocking(void (*fn)(void* ctx), void* ctx) = 0;
+
+    /// write_now()'s answer when the write was not done: submit it with writev().
+    static constexpr int64_t kNotNow = std::numeric_limits<int64_t>::min();
+    /// Does the WRITE of \p len bytes at once on the calling thread (the lcore) when the
+    /// share's write path allows it for this request (a small page-cache write, see
+    /// write_path.h). Returns the bytes written or -errno when it did, kNotNow otherwise.
+    /// \p open_flags are the flags \p fd was opened with.
+    virtual int64_t write_now(int fd, int open_flags, const struct iovec* iov, int n,
+                              uint64_t off, uint64_t len) {
+        (void)fd, (void)open_flags, (void)iov, (void)n, (void)off, (void)len;
+        return kNotNow;
+    }
 };
 
 } // namespace vdh::virtiofs

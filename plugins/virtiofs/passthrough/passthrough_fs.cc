@@ -742,7 +742,8 @@ Result<IoFile> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write
     // The caller keeps the HandleData (and so the fd) until its I/O completed, whatever
     // RELEASE or the end of the session do meanwhile.
     const int fd = h->fd.get();
-    return IoFile{fd, std::move(h)};
+    const int flags = h->flags;
+    return IoFile{fd, std::move(h), flags};
 }
 
 Status PassthroughFs::prepare_write(const RequestCtx&, uint64_t nodeid, uint64_t fh,

@@ -58,6 +58,8 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_TRUE(p.flock);
     EXPECT_FALSE(p.entry_timeout_ms.has_value());
     EXPECT_FALSE(p.attr_timeout_ms.has_value());
+    EXPECT_EQ(p.write_path, WritePath::Auto);
+    EXPECT_FALSE(p.write_path_written);
     EXPECT_EQ(p.backend, BackendKind::Passthrough);
 }
 
@@ -137,7 +139,8 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      cach: auto\n")),
               "dev.yaml:5:7: config.cach: unknown key (expected one of: shared_dir, tag, cache, "
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
-              "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend)");
+              "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
+              "write_path)");
 }
 
 TEST(ShareProfile, DuplicateKey) {
@@ -326,6 +329,44 @@ TEST_F(SharedDirCheck, RejectsMissingPathAndFiles) {
                        "/nope\": No such file or directory");
     EXPECT_FALSE(check_shared_dir(profile(file_), "dev.yaml", &err));
     EXPECT_EQ(err, "dev.yaml:4:19: config.shared_dir: not a directory: \"" + file_ + "\"");
+}
+
+TEST(ShareProfile, WritePathValues) {
+    EXPECT_EQ(parse_ok(block("      shared_dir: /x\n      write_path: nowait\n")).write_path,
+              WritePath::Nowait);
+    EXPECT_EQ(parse_ok(block("      shared_dir: /x\n      write_path: inline\n")).write_path,
+              WritePath::Inline);
+    ShareProfile p = parse_ok(block("      shared_dir: /x\n      write_path: punt\n"));
+    EXPECT_EQ(p.write_path, WritePath::Punt);
+    EXPECT_TRUE(p.write_path_written);
+    EXPECT_EQ(p.write_path_pos.line, 5);
+    EXPECT_EQ(p.write_path_pos.column, 19);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      write_path: fast\n")),
+              "dev.yaml:5:19: config.write_path: expected one of auto, nowait, inline, punt, "
+              "got \"fast\"");
+}
+
+TEST_F(SharedDirCheck, WritePathResolvesByProbing) {
+    std::string err;
+    ShareProfile p = profile(dir_);
+    ASSERT_TRUE(resolve_write_path(p, "dev.yaml", &err)) << err;
+    EXPECT_NE(p.write_path, WritePath::Auto);
+    EXPECT_FALSE(p.write_path_reason.empty());
+    ShareProfile punt = parse_ok(block("      shared_dir: " + dir_ + "\n      write_path: punt\n"));
+    ASSERT_TRUE(resolve_write_path(punt, "dev.yaml", &err)) << err;
+    EXPECT_EQ(punt.write_path, WritePath::Punt);
+}
+
+TEST_F(SharedDirCheck, WritePathErrorNamesTheKeyOrTheSharedDir) {
+    // /proc is not a local page-cache filesystem: inline cannot be honoured there.
+    std::string err;
+    ShareProfile p = parse_ok(block("      shared_dir: /proc\n      write_path: inline\n"));
+    EXPECT_FALSE(resolve_write_path(p, "dev.yaml", &err));
+    EXPECT_EQ(err.rfind("dev.yaml:5:19: config.write_path: write_path: inline, but ", 0), 0u)
+        << err;
+    ShareProfile gone = profile(dir_ + "/nope");
+    EXPECT_FALSE(resolve_write_path(gone, "dev.yaml", &err));
+    EXPECT_EQ(err.rfind("dev.yaml:4:19: config.shared_dir: statfs ", 0), 0u) << err;
 }
 
 } // namespace

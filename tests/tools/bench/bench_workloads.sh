@@ -8,14 +8,16 @@
 # Usage: bench_workloads.sh VDHOST PLUGIN_DIR VDHOST_BENCH
 set -uo pipefail
 . "$(dirname "$0")/../../e2e/lib.sh"
-trap e2e_cleanup EXIT
+# Filesystems this script mounts (tmpfs, an XFS loop image) go before the temp dirs.
+MOUNTS=()
+trap 'rc=$?; for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null; done; (exit $rc); e2e_cleanup' EXIT
 VDHOST="$1"
 PLUGIN_DIR="$2"
 BENCH="$3"
 
 WORKLOADS=$("$BENCH" --list-workloads) || { echo "1..0 # SKIP vdhost-bench does not run"; exit 0; }
 n_workloads=$(echo "$WORKLOADS" | wc -l)
-echo "1..$((n_workloads + 9))"
+echo "1..$((n_workloads + 13))"
 n=0
 tap() { # DESCRIPTION RC
     n=$((n + 1))
@@ -126,6 +128,73 @@ assert notifies <= batches, (notifies, batches)
 PY
 fi
 tap "QD32 reads: one io_uring submission and at most one notification per batch" "$rc"
+
+# The write paths (plugins/virtiofs/write_path.h), each with every write workload
+# verified: this share (ext4 or wherever /tmp is: inline where the filesystem refuses
+# RWF_NOWAIT), tmpfs (refuses it too), XFS on a loop device (accepts it: nowait), and an
+# explicit punt. vdhost's stats say which path each share took and how many writes ran
+# inline on the lcore.
+WRITES=write-4k-rand,write-128k-seq,write-1m-seq
+rc=0; stats || rc=95
+[ "$rc" -ne 0 ] || python3 - "$tmp/stats.json" <<'PY' || rc=92
+import json, sys
+p = json.load(open(sys.argv[1]))["devices"][0]["plugin"]
+print(f"# fs0: write_path {p['write_path']}, {p['inline_writes']} inline writes so far")
+assert p["write_path"] in ("inline", "nowait"), p["write_path"]
+assert p["write_path"] != "inline" or p["inline_writes"] > 0, p
+PY
+tap "fs0 ($(stat -f -c %T "$tmp/share")): write path chosen by probing; writes ran inline if inline" "$rc"
+
+mkdir -p "$tmp/wp/tmpfs" "$tmp/wp/xfs" "$tmp/wp/punt"
+xfs_ok=0
+if mount -t tmpfs -o size=256m vdh-bench "$tmp/wp/tmpfs"; then MOUNTS+=("$tmp/wp/tmpfs"); fi
+if command -v mkfs.xfs >/dev/null && truncate -s 512M "$tmp/wp/xfs.img" &&
+    mkfs.xfs -q -f "$tmp/wp/xfs.img" && mount -o loop "$tmp/wp/xfs.img" "$tmp/wp/xfs"; then
+    MOUNTS+=("$tmp/wp/xfs")
+    xfs_ok=1
+fi
+wp_dev() { # NAME DIR EXTRA-CONFIG-LINE
+    printf '  - name: %s\n    type: virtiofs\n    socket: %s\n    lcore: %s\n    config:\n      shared_dir: %s\n      fd_limit: 1024\n%s' \
+        "$1" "$tmp/wp/$1.sock" "$cpu" "$2" "${3:+      $3
+}"
+}
+{
+    printf 'host:\n  poll_lcores: [%s]\n  control_socket: %s\ndevices:\n' "$cpu" "$tmp/wp/ctl.sock"
+    wp_dev tmpfs "$tmp/wp/tmpfs" ""
+    [ "$xfs_ok" = 1 ] && wp_dev xfs "$tmp/wp/xfs" "write_path: nowait"
+    wp_dev punt "$tmp/wp/punt" "write_path: punt"
+} >"$tmp/wp/vdhost.yaml"
+"$VDHOST" --config "$tmp/wp/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$tmp/wp/vdhost.log" 2>&1 &
+wpid=$!
+e2e_track_pid "$wpid"
+e2e_wait_socket "$tmp/wp/punt.sock" 20 || sed 's/^/# /' "$tmp/wp/vdhost.log"
+wp_check() { # NAME WANT-PATH WANT-INLINE(yes|no)
+    local rc=0
+    "$BENCH" --socket "$tmp/wp/$1.sock" --file-size-mib 16 --verify --workload "$WRITES" \
+        --queue-depth 1,8 --ops 300 >"$tmp/wp/$1.log" 2>&1 || { rc=$?; sed 's/^/# /' "$tmp/wp/$1.log"; }
+    [ "$rc" -ne 0 ] || "$VDHOST" --stats "$tmp/wp/ctl.sock" >"$tmp/wp/stats.json" 2>/dev/null || rc=91
+    [ "$rc" -ne 0 ] || python3 - "$tmp/wp/stats.json" "$1" "$2" "$3" <<'PY' || rc=90
+import json, sys
+_, path, name, want, inline = sys.argv
+d = next(x for x in json.load(open(path))["devices"] if x["name"] == name)
+p = d["plugin"]
+print(f"# {name}: write_path {p['write_path']}, inline {p['inline_writes']}, "
+      f"uring {p['uring_submitted']}, slow inline {p['slow_inline_writes']}")
+assert p["write_path"] == want, p["write_path"]
+assert (p["inline_writes"] > 0) == (inline == "yes"), p["inline_writes"]
+PY
+    return "$rc"
+}
+rc=0; wp_check tmpfs inline yes || rc=$?
+tap "tmpfs share: write path inline (RWF_NOWAIT refused), $WRITES verified" "$rc"
+if [ "$xfs_ok" = 1 ]; then
+    rc=0; wp_check xfs nowait no || rc=$?
+    tap "XFS loop share: write path nowait, $WRITES verified" "$rc"
+else
+    echo "ok $((n += 1)) - XFS loop share # SKIP mkfs.xfs or loop mount unavailable"
+fi
+rc=0; wp_check punt punt no || rc=$?
+tap "write_path: punt share: every write through io_uring, $WRITES verified" "$rc"
 
 rc=0
 "$BENCH" --raw --share-dir "$tmp/share" --no-prepare --file-size-mib 16 --verify --workload all \

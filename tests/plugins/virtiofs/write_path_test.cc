@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+// Tests of the write-path probe and the inline-write gate (plugins/virtiofs/write_path.*)
+// on real files: which filesystems get which path, and each rule that keeps an inline
+// write from waiting on disk (size, open flags, in-flight writes, uncached edge pages,
+// write-only fds, the backoff after a slow write).
+#include "write_path.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+#include "passthrough/test_util.h"
+#include "vdh/unique_fd.h"
+
+namespace vdh::virtiofs {
+namespace {
+
+using passthrough::testing::TempDir;
+using namespace std::chrono_literals;
+
+/// Independent of the code under test: does \p dir take a 4 KiB RWF_NOWAIT write?
+bool kernel_takes_nowait(const std::string& dir) {
+    auto fd = UniqueFd::from_syscall(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd) {
+        return false;
+    }
+    static char buf[4096];
+    struct iovec iov = {buf, sizeof(buf)};
+    ::pwrite(fd->get(), buf, sizeof(buf), 0);
+    return ::pwritev2(fd->get(), &iov, 1, 0, RWF_NOWAIT) == static_cast<ssize_t>(sizeof(buf));
+}
+
+UniqueFd open_file(const std::string& path, int flags) {
+    auto fd = UniqueFd::from_syscall(::open(path.c_str(), flags | O_CLOEXEC, 0600));
+    EXPECT_TRUE(fd.has_value()) << path;
+    return fd ? std::move(*fd) : UniqueFd{};
+}
+
+TEST(WritePathChoice, AutoFollowsWhatTheFilesystemAccepts) {
+    TempDir dir;
+    std::string err;
+    auto c = choose_write_path(dir.path(), WritePath::Auto, false, &err);
+    ASSERT_TRUE(c.has_value()) << err;
+    // The test directory is on a local filesystem (ext4 or tmpfs, or xfs).
+    EXPECT_EQ(c->path, kernel_takes_nowait(dir.path()) ? WritePath::Nowait : WritePath::Inline)
+        << c->reason;
+    EXPECT_FALSE(c->reason.empty());
+}
+
+TEST(WritePathChoice, ExplicitChoicesAndTheirRefusals) {
+    TempDir dir;
+    std::string err;
+    auto punt = choose_write_path(dir.path(), WritePath::Punt, false, &err);
+    ASSERT_TRUE(punt.has_value());
+    EXPECT_EQ(punt->path, WritePath::Punt);
+    auto inl = choose_write_path(dir.path(), WritePath::Inline, false, &err);
+    ASSERT_TRUE(inl.has_value()) << err;
+    EXPECT_EQ(inl->path, WritePath::Inline);
+    auto nowait = choose_write_path(dir.path(), WritePath::Nowait, false, &err);
+    if (kernel_takes_nowait(dir.path())) {
+        ASSERT_TRUE(nowait.has_value()) << err;
+        EXPECT_EQ(nowait->path, WritePath::Nowait);
+    } else {
+        ASSERT_FALSE(nowait.has_value());
+        EXPECT_NE(err.find("refuses non-blocking buffered writes (RWF_NOWAIT)"), std::string::npos)
+            << err;
+    }
+    // procfs: not a local page-cache filesystem.
+    EXPECT_FALSE(choose_write_path("/proc", WritePath::Inline, false, &err).has_value());
+    EXPECT_NE(err.find("is not a local page-cache filesystem"), std::string::npos) << err;
+    auto proc = choose_write_path("/proc", WritePath::Auto, false, &err);
+    ASSERT_TRUE(proc.has_value());
+    EXPECT_EQ(proc->path, WritePath::Punt);
+    // A read-only share is never probed.
+    auto ro = choose_write_path("/nonexistent", WritePath::Auto, true, &err);
+    ASSERT_TRUE(ro.has_value());
+    EXPECT_EQ(ro->path, WritePath::Punt);
+}
+
+class InlineGate : public ::testing::Test {
+protected:
+    void SetUp() override {
+        path_ = dir_ / "f";
+        fd_ = open_file(path_, O_CREAT | O_RDWR);
+        std::string page(8192, 'a');
+        ASSERT_EQ(::pwrite(fd_.get(), page.data(), page.size(), 0), 8192);
+    }
+    TempDir dir_;
+    std::string path_;
+    UniqueFd fd_;
+};
+
+TEST_F(InlineGate, AlignedSmallWriteRunsInlineAndLands) {
+    InlineWriteGate gate(true);
+    std::string data(4096, 'z');
+    struct iovec iov = {data.data(), data.size()};
+    ASSERT_TRUE(gate.allow(fd_.get(), O_RDWR, 4096, 4096, 0));
+    EXPECT_EQ(gate.write(fd_.get(), &iov, 1, 4096), 4096);
+    char b = 0;
+    ASSERT_EQ(::pread(fd_.get(), &b, 1, 4096 + 17), 1);
+    EXPECT_EQ(b, 'z');
+    EXPECT_EQ(gate.inline_writes(), 1u);
+}
+
+TEST_F(InlineGate, RulesThatSendAWriteToIoUring) {
+    InlineWriteGate off(false);
+    EXPECT_FALSE(off.allow(fd_.get(), O_RDWR, 0, 4096, 0)); // share is not inline
+    InlineWriteGate gate(true);
+    EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, InlineWriteGate::kMaxInline, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, InlineWriteGate::kMaxInline + 1, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 0, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_DIRECT, 0, 4096, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_SYNC, 0, 4096, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_DSYNC, 0, 4096, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 1)); // a write is in flight
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, ~0ULL - 10, 100, 0)); // offset overflow
+}
+
+TEST_F(InlineGate, PartialPagesMustBeCachedOrBeyondEof) {
+    InlineWriteGate gate(true);
+    // Cached (just written): a partial write at either edge is fine.
+    EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 100, 50, 0));
+    EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 4000, 300, 0));
+    // Wholly beyond EOF (8192): the page starts zeroed, nothing to read.
+    EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 3 * 4096 + 10, 20, 0));
+    // A write-only fd cannot tell whether an edge page is cached: not inline. Whole pages
+    // need no read: inline.
+    UniqueFd wo = open_file(path_, O_WRONLY);
+    EXPECT_FALSE(gate.allow(wo.get(), O_WRONLY, 100, 50, 0));
+    EXPECT_TRUE(gate.allow(wo.get(), O_WRONLY, 4096, 4096, 0));
+    // Evicted from the page cache: a partial write would read from disk. (tmpfs keeps its
+    // pages: only checked where the eviction took effect.)
+    ASSERT_EQ(::fsync(fd_.get()), 0);
+    ASSERT_EQ(::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
+    char b;
+    struct iovec iov = {&b, 1};
+    if (::preadv2(fd_.get(), &iov, 1, 0, RWF_NOWAIT) >= 0) {
+        GTEST_SKIP() << "the page cache kept the file (tmpfs?)";
+    }
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 100, 50, 0));
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4196, 0)); // second page partly
+    EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 4096, 4096, 0));  // whole page: no read
+}
+
+TEST_F(InlineGate, SlowWriteBacksOffThenDoubles) {
+    // Every write counts as slow: the gate closes for 100 ms, then for 200 ms.
+    InlineWriteGate gate(true, 0ns);
+    std::string data(4096, 'q');
+    struct iovec iov = {data.data(), data.size()};
+    ASSERT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
+    EXPECT_EQ(gate.write(fd_.get(), &iov, 1, 0), 4096);
+    EXPECT_EQ(gate.slow_writes(), 1u);
+    EXPECT_EQ(gate.backoff(), InlineWriteGate::kFirstBackoff);
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
+    std::this_thread::sleep_for(InlineWriteGate::kFirstBackoff + 20ms);
+    ASSERT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
+    EXPECT_EQ(gate.write(fd_.get(), &iov, 1, 0), 4096);
+    EXPECT_EQ(gate.backoff(), 2 * InlineWriteGate::kFirstBackoff);
+    EXPECT_EQ(gate.backoffs(), 2u);
+    EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
+}
+
+TEST_F(InlineGate, ErrorsComeBackAsNegativeErrno) {
+    InlineWriteGate gate(true);
+    UniqueFd ro = open_file(path_, O_RDONLY);
+    std::string data(16, 'x');
+    struct iovec iov = {data.data(), data.size()};
+    EXPECT_EQ(gate.write(ro.get(), &iov, 1, 0), -EBADF);
+}
+
+} // namespace
+} // namespace vdh::virtiofs
