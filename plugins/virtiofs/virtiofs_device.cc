@@ -153,6 +153,7 @@ void VirtiofsDevice::disconnect() {
             retired_uring_submitted_ += e->submitted();
             retired_uring_enters_ += e->enters();
             retired_slow_inline_ += e->inline_gate().slow_writes();
+            retired_preempted_inline_ += e->inline_gate().preempted_writes();
             retired_inline_backoffs_ += e->inline_gate().backoffs();
         }
     }
@@ -191,12 +192,14 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
     uint64_t enters = retired_uring_enters_;
     uint64_t slow_inline = retired_slow_inline_;
     uint64_t backoffs = retired_inline_backoffs_;
+    uint64_t preempted = retired_preempted_inline_;
     for (const auto& e : engines_) {
         if (e) {
             io += e->submitted();
             enters += e->enters();
             slow_inline += e->inline_gate().slow_writes();
             backoffs += e->inline_gate().backoffs();
+            preempted += e->inline_gate().preempted_writes();
         }
     }
     if (!dispatcher_) {
@@ -212,7 +215,8 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          "\"errors\":%llu,\"malformed\":%llu,\"unsupported\":%llu,"
                          "\"async\":%llu,\"async_fallbacks\":%llu,\"uring_submitted\":%llu,"
                          "\"uring_enters\":%llu,\"write_path\":\"%s\",\"inline_writes\":%llu,"
-                         "\"slow_inline_writes\":%llu,\"inline_backoffs\":%llu,"
+                         "\"slow_inline_writes\":%llu,\"preempted_inline_writes\":%llu,"
+                         "\"inline_backoffs\":%llu,"
                          "\"hiprio_rejected\":%llu,\"oversize\":%llu,\"blocking_refused\":%llu,"
                          "\"session_resets\":%llu,\"session_busy\":%llu,\"pool_threads\":%u}",
                          dispatcher_->initialized() ? "true" : "false",
@@ -227,6 +231,7 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          write_path_name(profile_.write_path),
                          static_cast<unsigned long long>(s.inline_writes.load()),
                          static_cast<unsigned long long>(slow_inline),
+                         static_cast<unsigned long long>(preempted),
                          static_cast<unsigned long long>(backoffs),
                          static_cast<unsigned long long>(s.hiprio_rejected.load()),
                          static_cast<unsigned long long>(s.oversize.load()),

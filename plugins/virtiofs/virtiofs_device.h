@@ -63,6 +63,7 @@ private:
     uint64_t retired_uring_enters_ = 0;    ///< enters() of engines freed at disconnect
     uint64_t retired_slow_inline_ = 0;     ///< slow inline writes of freed engines
     uint64_t retired_inline_backoffs_ = 0; ///< inline backoffs of freed engines
+    uint64_t retired_preempted_inline_ = 0; ///< preempted inline writes of freed engines
     static const vdh_host_api* g_host_; ///< for on_done (the host API is process-wide)
 };
 

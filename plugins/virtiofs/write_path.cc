@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -166,15 +167,33 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
     const Clock::time_point t1 = Clock::now();
     ++inline_;
     if (t1 - t0 > slow_limit_) {
-        ++slow_;
-        ++backoffs_;
-        if (backoff_.count() == 0 || t1 - last_slow_ > kQuiet) {
-            backoff_ = kFirstBackoff;
-        } else {
-            backoff_ = backoff_ * 2 > kMaxBackoff ? kMaxBackoff : backoff_ * 2;
+        struct rusage ru {};
+        const long nvcsw = ::getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -2;
+        const bool blocked = nvcsw_base_ < 0 || nvcsw < 0 || nvcsw != nvcsw_base_;
+        nvcsw_base_ = nvcsw;
+        if (!blocked) {
+            ++preempted_; // runnable all along: another task had the CPU
+            return r < 0 ? -static_cast<int64_t>(e) : static_cast<int64_t>(r);
         }
+        ++slow_;
+        // Drain the bucket for the time since the last stall, then add this one.
+        // kStallBudgetPerSec of every second since the last stall (2 us per ms).
+        const auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - last_slow_);
+        const auto drained = since * kStallBudgetPerSec.count() / 1000000;
+        stall_debt_ = (drained >= stall_debt_ ? std::chrono::nanoseconds{0} : stall_debt_ - drained) +
+                      (t1 - t0);
         last_slow_ = t1;
-        backoff_until_ = t1 + backoff_;
+        if (stall_debt_ > burst_) {
+            ++backoffs_;
+            if (backoff_.count() == 0 || t1 - last_backoff_ > kQuiet) {
+                backoff_ = kFirstBackoff;
+            } else {
+                backoff_ = backoff_ * 2 > kMaxBackoff ? kMaxBackoff : backoff_ * 2;
+            }
+            last_backoff_ = t1;
+            backoff_until_ = t1 + backoff_;
+            stall_debt_ = std::chrono::nanoseconds{0};
+        }
     }
     return r < 0 ? -static_cast<int64_t>(e) : static_cast<int64_t>(r);
 }

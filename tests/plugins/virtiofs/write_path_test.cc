@@ -146,14 +146,33 @@ TEST_F(InlineGate, PartialPagesMustBeCachedOrBeyondEof) {
     EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 4096, 4096, 0));  // whole page: no read
 }
 
-TEST_F(InlineGate, SlowWriteBacksOffThenDoubles) {
-    // Every write counts as slow: the gate closes for 100 ms, then for 200 ms.
+TEST_F(InlineGate, OccasionalStallsStayWithinTheBudget) {
+    // Every write counts as a stall, but each lasts microseconds: 100 of them stay far
+    // below the 4 ms bucket, so the fast path stays on.
     InlineWriteGate gate(true, 0ns);
+    std::string data(4096, 'q');
+    struct iovec iov = {data.data(), data.size()};
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0)) << i;
+        ASSERT_EQ(gate.write(fd_.get(), &iov, 1, 0), 4096);
+    }
+    // The first is counted (no earlier reading of the thread's voluntary switches); the
+    // rest made no voluntary switch in between: preemption at most, not counted.
+    EXPECT_GE(gate.slow_writes(), 1u);
+    EXPECT_EQ(gate.slow_writes() + gate.preempted_writes(), 100u);
+    EXPECT_EQ(gate.backoffs(), 0u);
+}
+
+TEST_F(InlineGate, StallBeyondTheBudgetBacksOffThenDoubles) {
+    // Every write is a stall and the bucket holds nothing: the gate closes for 100 ms,
+    // then for 200 ms.
+    InlineWriteGate gate(true, 0ns, 0ns);
     std::string data(4096, 'q');
     struct iovec iov = {data.data(), data.size()};
     ASSERT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
     EXPECT_EQ(gate.write(fd_.get(), &iov, 1, 0), 4096);
     EXPECT_EQ(gate.slow_writes(), 1u);
+    EXPECT_EQ(gate.backoffs(), 1u);
     EXPECT_EQ(gate.backoff(), InlineWriteGate::kFirstBackoff);
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
     std::this_thread::sleep_for(InlineWriteGate::kFirstBackoff + 20ms);
