@@ -28,10 +28,6 @@ constexpr uint64_t kAlwaysOnFlags = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE
                                     FUSE_BIG_WRITES | FUSE_DONT_MASK | FUSE_ASYNC_DIO |
                                     FUSE_MAX_PAGES | FUSE_INIT_EXT;
 
-inline void bump(std::atomic<uint64_t>& counter) noexcept {
-    counter.fetch_add(1, std::memory_order_relaxed);
-}
-
 /// Splits the next NUL-terminated string off [*p, end). False if there is no NUL.
 bool next_string(const char** p, const char* end, std::string_view* out) noexcept {
     const auto* nul =
@@ -103,6 +99,7 @@ struct FuseDispatcher::Call {
     size_t payload; ///< argument bytes not decoded yet (extensions excluded)
     FuseRequestCtx* ctx;
     IoEngine* engine; ///< null: synchronous only
+    FuseCounterSink ctr; ///< the queue's counters (this lcore is their only writer)
 
     /// Reads the next \p size bytes of arguments into a zeroed \p out (size <= sizeof(T):
     /// older, shorter struct versions). False if the payload is shorter.
@@ -137,9 +134,28 @@ FuseDispatcher::FuseDispatcher(Filesystem& fs, const FuseDispatcherConfig& confi
         config_.num_queues = 1;
     }
     scratch_.reset(new QueueScratch[config_.num_queues]);
+    queue_counters_.reset(new FuseCounters[config_.num_queues]);
 }
 
 FuseDispatcher::~FuseDispatcher() = default;
+
+FuseCounterSink FuseDispatcher::counters(uint16_t queue) noexcept {
+    // Only the lcore serving `queue` handles its requests, so it alone writes that block.
+    // A queue without a block (beyond num_queues) shares the atomic one.
+    if (VDH_LIKELY(queue < config_.num_queues)) {
+        return FuseCounterSink(&queue_counters_[queue], true);
+    }
+    return FuseCounterSink(&shared_counters_, false);
+}
+
+FuseStats FuseDispatcher::stats() const noexcept {
+    FuseStats s;
+    for (uint16_t q = 0; q < config_.num_queues; ++q) {
+        s.add(queue_counters_[q]);
+    }
+    s.add(shared_counters_);
+    return s;
+}
 
 FuseDispatcher::QueueScratch* FuseDispatcher::scratch(uint16_t queue) noexcept {
     return queue < config_.num_queues ? &scratch_[queue] : nullptr;
@@ -167,7 +183,7 @@ bool FuseDispatcher::out_fits(const Call& c, size_t payload) const noexcept {
 }
 
 int64_t FuseDispatcher::reply_error(const Call& c, int err) noexcept {
-    bump(stats_.errors);
+    c.ctr.add(&FuseCounters::errors);
     fuse_out_header oh{};
     oh.len = kOutHeaderSize;
     oh.error = -err;
@@ -183,7 +199,7 @@ int64_t FuseDispatcher::reply_ok(const Call& c, const void* a, size_t na, const 
                                  size_t nb) noexcept {
     const size_t total = kOutHeaderSize + na + nb;
     if (!out_fits(c, na + nb)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return reply_error(c, EINVAL);
     }
     fuse_out_header oh{};
@@ -219,21 +235,21 @@ int FuseDispatcher::copy_args(Call& c, const char** data) noexcept {
 
 int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
                                IoEngine* engine) noexcept {
-    Call c{req, {}, {}, IovecCursor(req.in, req.n_in), 0, ctx, engine};
+    Call c{req, {}, {}, IovecCursor(req.in, req.n_in), 0, ctx, engine, counters(req.queue)};
     if (VDH_UNLIKELY(!c.in.read(&c.h, sizeof(c.h)))) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return -EINVAL; // no header, no unique: nothing meaningful to reply
     }
     const uint32_t op = c.h.opcode;
-    bump(stats_.requests[op < FuseStats::kOpcodeSlots ? op : 0]);
+    c.ctr.request(op);
     const bool replies = fuse_opcode_has_reply(op);
     if (VDH_UNLIKELY(replies && req.out_bytes < kOutHeaderSize)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return -EINVAL;
     }
     const uint64_t ext = static_cast<uint64_t>(c.h.total_extlen) * 8;
     if (VDH_UNLIKELY(c.h.len != req.in_bytes || ext > c.h.len - kInHeaderSize)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return replies ? reply_error(c, EINVAL) : 0;
     }
     c.payload = c.h.len - kInHeaderSize - ext;
@@ -253,12 +269,12 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
     if (VDH_UNLIKELY(req.queue == kHiprioQueue && op != FUSE_FORGET &&
                      op != FUSE_BATCH_FORGET && op != FUSE_INTERRUPT)) {
         // hiprio has no engine and must never carry work: only forgets and interrupts.
-        bump(stats_.hiprio_rejected);
+        c.ctr.add(&FuseCounters::hiprio_rejected);
         return replies ? reply_error(c, EINVAL) : 0;
     }
     if (VDH_UNLIKELY(op != FUSE_INIT && !initialized())) {
         if (!replies) {
-            bump(stats_.malformed);
+            c.ctr.add(&FuseCounters::malformed);
             return 0;
         }
         return reply_error(c, EIO);
@@ -312,7 +328,7 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
     default:
         // BMAP, IOCTL, POLL, SETUPMAPPING, REMOVEMAPPING (no DAX), STATX,
         // COPY_FILE_RANGE_64, CUSE_INIT and anything unknown.
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
 }
@@ -321,7 +337,7 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
 
 int64_t FuseDispatcher::do_init(Call& c) noexcept {
     if (c.payload < kInitInMinSize) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return reply_error(c, EINVAL);
     }
     fuse_init_in in{};
@@ -329,7 +345,7 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
     // a longer one. Read what there is, up to the struct we know.
     c.arg(&in, c.payload < sizeof(in) ? c.payload : sizeof(in));
     if (!out_fits(c, sizeof(fuse_init_out))) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return reply_error(c, EINVAL);
     }
     if (in.major < kFuseMajor) {
@@ -347,13 +363,13 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
     }
     std::unique_lock<std::mutex> session(session_mu_, std::try_to_lock);
     if (!session.owns_lock()) {
-        bump(stats_.session_busy); // another queue is changing the session right now
+        c.ctr.add(&FuseCounters::session_busy); // another queue is changing the session right now
         return reply_error(c, EBUSY);
     }
     if (initialized()) {
         // A guest reset: QEMU stops and restarts the vrings without a disconnect, and the
         // new driver sends INIT on the old session. End it completely and start afresh.
-        bump(stats_.session_resets);
+        c.ctr.add(&FuseCounters::session_resets);
         end_session_locked();
     }
     const FsCapabilities caps = fs_.capabilities();
@@ -388,7 +404,7 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
 int64_t FuseDispatcher::do_destroy(Call& c) noexcept {
     std::unique_lock<std::mutex> session(session_mu_, std::try_to_lock);
     if (!session.owns_lock()) {
-        bump(stats_.session_busy);
+        c.ctr.add(&FuseCounters::session_busy);
         return reply_error(c, EBUSY);
     }
     end_session_locked();
@@ -398,7 +414,7 @@ int64_t FuseDispatcher::do_destroy(Call& c) noexcept {
 int64_t FuseDispatcher::do_forget(Call& c) noexcept {
     fuse_forget_in in;
     if (!c.arg(&in)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return 0;
     }
     fs_.forget(c.h.nodeid, in.nlookup);
@@ -408,7 +424,7 @@ int64_t FuseDispatcher::do_forget(Call& c) noexcept {
 int64_t FuseDispatcher::do_batch_forget(Call& c) noexcept {
     fuse_batch_forget_in in;
     if (!c.arg(&in) || static_cast<uint64_t>(in.count) * sizeof(fuse_forget_one) > c.payload) {
-        bump(stats_.malformed); // forget nothing rather than read past the payload
+        c.ctr.add(&FuseCounters::malformed); // forget nothing rather than read past the payload
         return 0;
     }
     for (uint32_t i = 0; i < in.count; ++i) {
@@ -424,7 +440,7 @@ int64_t FuseDispatcher::do_batch_forget(Call& c) noexcept {
 int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
     fuse_interrupt_in in;
     if (!c.arg(&in)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return 0;
     }
     // Only a waiting SETLKW can be interrupted; everything else finishes on its own. The
@@ -438,7 +454,7 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
 #define VDH_NEED_ARG(c, ptr)                 \
     do {                                     \
         if (!(c).arg(ptr)) {                 \
-            bump(stats_.malformed);          \
+            c.ctr.add(&FuseCounters::malformed);          \
             return reply_error((c), EINVAL); \
         }                                    \
     } while (0)
@@ -446,7 +462,7 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
 #define VDH_NEED_OUT(c, bytes)               \
     do {                                     \
         if (!out_fits((c), (bytes))) {       \
-            bump(stats_.malformed);          \
+            c.ctr.add(&FuseCounters::malformed);          \
             return reply_error((c), EINVAL); \
         }                                    \
     } while (0)
@@ -455,14 +471,14 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
     do {                                         \
         int copy_err_ = copy_args((c), &(data)); \
         if (copy_err_ != 0) {                    \
-            bump(stats_.malformed);              \
+            c.ctr.add(&FuseCounters::malformed);              \
             return reply_error((c), copy_err_);  \
         }                                        \
     } while (0)
 
 #define VDH_MALFORMED(c)                 \
     do {                                 \
-        bump(stats_.malformed);          \
+        c.ctr.add(&FuseCounters::malformed);          \
         return reply_error((c), EINVAL); \
     } while (0)
 
@@ -774,7 +790,7 @@ int64_t FuseDispatcher::do_access(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_setxattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     fuse_setxattr_in in;
@@ -798,7 +814,7 @@ int64_t FuseDispatcher::do_setxattr(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_getxattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     fuse_getxattr_in in;
@@ -834,7 +850,7 @@ int64_t FuseDispatcher::do_getxattr(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_listxattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     fuse_getxattr_in in;
@@ -863,7 +879,7 @@ int64_t FuseDispatcher::do_listxattr(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_removexattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     const char* p = nullptr;
@@ -892,7 +908,7 @@ int64_t FuseDispatcher::do_getlk(Call& c) noexcept {
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_lk_out));
     if (!lock_negotiated(in, want_.load(std::memory_order_relaxed))) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     Result<fuse_lk_out> r = fs_.getlk(c.rc, c.h.nodeid, in);
@@ -906,7 +922,7 @@ int64_t FuseDispatcher::do_setlk(Call& c) noexcept {
     fuse_lk_in in;
     VDH_NEED_ARG(c, &in);
     if (!lock_negotiated(in, want_.load(std::memory_order_relaxed))) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     Status s = fs_.setlk(c.rc, c.h.nodeid, in, false);
@@ -961,7 +977,7 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
     fuse_read_in in;
     VDH_NEED_ARG(c, &in);
     if (in.size > max_io()) {
-        bump(stats_.oversize); // more than INIT announced: a hostile or broken guest
+        c.ctr.add(&FuseCounters::oversize); // more than INIT announced: a hostile or broken guest
         return reply_error(c, EINVAL);
     }
     if (c.ctx == nullptr) {
@@ -990,7 +1006,7 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
             return submit_io(c, *f);
         }
     }
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::do_write(Call& c) noexcept {
@@ -1000,7 +1016,7 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
         VDH_MALFORMED(c);
     }
     if (in.size > max_io()) {
-        bump(stats_.oversize); // beyond the max_write INIT announced
+        c.ctr.add(&FuseCounters::oversize); // beyond the max_write INIT announced
         return reply_error(c, EINVAL);
     }
     VDH_NEED_OUT(c, sizeof(fuse_write_out));
@@ -1026,7 +1042,7 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
             return submit_io(c, *f);
         }
     }
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept {
@@ -1036,7 +1052,7 @@ int64_t FuseDispatcher::submit_or_sync(Call& c, uint64_t fh, bool for_write) noe
             return submit_io(c, *f);
         }
     }
-    return encode_io_reply(c.ctx, run_sync(c.ctx, false));
+    return encode_io_reply(c.ctx, run_sync(c.ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::do_fsync(Call& c) noexcept {
@@ -1079,7 +1095,7 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
         fuse_lk_in in;
         VDH_NEED_ARG(c, &in);
         if (!lock_negotiated(in, want_.load(std::memory_order_relaxed))) {
-            bump(stats_.unsupported);
+            c.ctr.add(&FuseCounters::unsupported);
             return reply_error(c, ENOSYS);
         }
         ctx->args.lk = in;
@@ -1114,21 +1130,21 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
         VDH_MALFORMED(c);
     }
     if (c.engine != nullptr) {
-        bump(stats_.async_submitted);
+        c.ctr.add(&FuseCounters::async_submitted);
         if (c.engine->run_blocking(&FuseDispatcher::blocking_entry, ctx)) {
             return VDH_ASYNC; // ctx belongs to the worker now
         }
-        stats_.async_submitted.fetch_sub(1, std::memory_order_relaxed);
+        c.ctr.undo(&FuseCounters::async_submitted);
         // Never fall back to the lcore: these calls can wait without bound. The device sizes
         // its pool so that its own requests always fit; a refusal means it is stopping.
         // SETLKW gets EINTR (what an interrupted lock wait returns; callers retry), the
         // others EAGAIN.
-        bump(stats_.blocking_refused);
-        return encode_io_reply(ctx, c.h.opcode == FUSE_SETLKW ? -EINTR : -EAGAIN);
+        c.ctr.add(&FuseCounters::blocking_refused);
+        return encode_io_reply(ctx, c.h.opcode == FUSE_SETLKW ? -EINTR : -EAGAIN, c.ctr);
     }
     // A dispatcher without an engine (tests, tools) is synchronous by design; SETLKW then
     // only tries once (run_sync), COPY_FILE_RANGE is bounded by kMaxCopyChunk.
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
@@ -1140,7 +1156,7 @@ int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
     new (ctx->file_ref) std::shared_ptr<const void>(std::move(file.keep));
     ctx->file_held = true;
     // Count first: once the engine took ctx it may complete on another thread.
-    bump(stats_.async_submitted);
+    c.ctr.add(&FuseCounters::async_submitted);
     switch (ctx->opcode) {
     case FUSE_READ:
         taken = c.engine->readv(fd, ctx->io_iov, ctx->n_io_iov, ctx->args.read.offset, ctx);
@@ -1161,9 +1177,9 @@ int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
         return VDH_ASYNC;
     }
     release_file(ctx);
-    stats_.async_submitted.fetch_sub(1, std::memory_order_relaxed);
-    bump(stats_.async_fallbacks);
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    c.ctr.undo(&FuseCounters::async_submitted);
+    c.ctr.add(&FuseCounters::async_fallbacks);
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::run_sync(FuseRequestCtx* ctx, bool may_block) noexcept {
@@ -1212,7 +1228,8 @@ int64_t FuseDispatcher::run_sync(FuseRequestCtx* ctx, bool may_block) noexcept {
     }
 }
 
-int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexcept {
+int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res,
+                                        const FuseCounterSink& ctr) noexcept {
     IovecCursor out(ctx->reply_iov, ctx->n_reply_iov);
     fuse_out_header oh{};
     oh.len = kOutHeaderSize;
@@ -1227,7 +1244,7 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexce
     if (res < 0) {
         const int64_t err = res < -kMaxErrno ? EIO : -res;
         oh.error = static_cast<int32_t>(-err);
-        bump(stats_.errors);
+        ctr.add(&FuseCounters::errors);
         out.write(&oh, sizeof(oh));
         return kOutHeaderSize;
     }
@@ -1250,7 +1267,8 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexce
 }
 
 void FuseDispatcher::complete_io(FuseRequestCtx* ctx, int64_t res) noexcept {
-    const int64_t written = encode_io_reply(ctx, res);
+    // Any thread (an engine's, a worker): count in the shared block.
+    const int64_t written = encode_io_reply(ctx, res, FuseCounterSink(&shared_counters_, false));
     // The engine is done with the fd: let it go (the last reference closes it).
     release_file(ctx);
     void* token = ctx->token; // ctx may be reused once done() returns
