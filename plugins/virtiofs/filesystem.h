@@ -56,6 +56,9 @@ public:
 struct IoFile {
     int fd = -1;
     std::shared_ptr<const void> keep;
+    /// Set (with fd -1 and no keep) when io_fd() found the handle but the step before an
+    /// asynchronous write failed: the request fails with this errno, without a retry.
+    int prepare_error = 0;
 };
 
 /// Capabilities a backend reports for FUSE_INIT negotiation (the share profile).
@@ -129,12 +132,14 @@ public:
     /// For asynchronous I/O (io_uring): the host fd behind open handle \p fh of \p nodeid
     /// and a reference that keeps it open (IoFile::keep) for as long as the caller holds it,
     /// RELEASE of \p fh or the end of the session notwithstanding. \p for_write selects a
-    /// write-capable fd. Errors: EBADF for an unknown or mismatched handle.
+    /// write-capable fd and, in the same handle lookup, does what must happen on the
+    /// submitting thread before an asynchronous WRITE with FUSE_WRITE_* \p write_flags
+    /// (kill-priv); its failure comes back as IoFile::prepare_error. Errors: EBADF for an
+    /// unknown or mismatched handle; any error means "no fd": the caller runs the
+    /// operation synchronously, which reports it.
     /// Hot path: no alloc, no block (one atomic increment for the reference).
-    virtual Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) = 0;
-    /// Before an async WRITE: apply kill-priv rules etc. Called on the submitting thread.
-    virtual Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
-                                 uint32_t write_flags) = 0;
+    virtual Result<IoFile> io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                 bool for_write, uint32_t write_flags) = 0;
     virtual Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                          uint64_t lock_owner) = 0;
     virtual Status release(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint32_t flags,

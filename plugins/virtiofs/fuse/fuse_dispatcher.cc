@@ -1001,7 +1001,7 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
     ctx->n_io_iov = nd;
     ctx->io_bytes = static_cast<uint32_t>(n);
     if (c.engine != nullptr && n > 0) {
-        Result<IoFile> f = fs_.io_fd(c.h.nodeid, in.fh, false);
+        Result<IoFile> f = fs_.io_fd(c.rc, c.h.nodeid, in.fh, false, 0);
         if (f) {
             return submit_io(c, *f);
         }
@@ -1033,11 +1033,11 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
     ctx->n_io_iov = nd;
     ctx->io_bytes = in.size;
     if (c.engine != nullptr && in.size > 0) {
-        Result<IoFile> f = fs_.io_fd(c.h.nodeid, in.fh, true);
+        // One handle lookup gives the fd and does the pre-write step (kill-priv).
+        Result<IoFile> f = fs_.io_fd(c.rc, c.h.nodeid, in.fh, true, in.write_flags);
         if (f) {
-            Status prep = fs_.prepare_write(c.rc, c.h.nodeid, in.fh, in.write_flags);
-            if (!prep) {
-                return reply_error(c, prep.error());
+            if (f->prepare_error != 0) {
+                return reply_error(c, f->prepare_error);
             }
             return submit_io(c, *f);
         }
@@ -1047,7 +1047,7 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
 
 int64_t FuseDispatcher::submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept {
     if (c.engine != nullptr) {
-        Result<IoFile> f = fs_.io_fd(c.h.nodeid, fh, for_write);
+        Result<IoFile> f = fs_.io_fd(c.rc, c.h.nodeid, fh, for_write, 0);
         if (f) {
             return submit_io(c, *f);
         }

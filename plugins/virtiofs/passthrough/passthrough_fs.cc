@@ -193,7 +193,7 @@ FsCapabilities PassthroughFs::capabilities() const {
     // kernel leaves clearing suid/sgid on write, truncate and O_TRUNC opens to us and
     // keeps its cached mode meanwhile, so a guest program would see stale bits. Without
     // it the guest kernel clears them itself with a SETATTR of the mode (its direct-I/O
-    // writes still carry FUSE_WRITE_KILL_SUIDGID, honoured in write()/prepare_write()).
+    // writes still carry FUSE_WRITE_KILL_SUIDGID, honoured in write()/io_fd()).
     caps.killpriv_v2 = false;
     caps.cache_symlinks = false;
     caps.parallel_dirops = true;
@@ -726,7 +726,8 @@ Result<size_t> PassthroughFs::write(const RequestCtx&, uint64_t nodeid, uint64_t
     return static_cast<size_t>(n);
 }
 
-Result<IoFile> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write) {
+Result<IoFile> PassthroughFs::io_fd(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+                                    bool for_write, uint32_t write_flags) {
     VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
     if (for_write) {
         if (options_.readonly) {
@@ -739,26 +740,17 @@ Result<IoFile> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write
     if (h->dir) {
         return make_err(EISDIR);
     }
+    if (for_write && (write_flags & FUSE_WRITE_KILL_SUIDGID) != 0) {
+        // The asynchronous write runs elsewhere with our capabilities; clear the bits now.
+        Status killed = kill_suid_bits(h->fd.get());
+        if (!killed) {
+            return IoFile{-1, nullptr, killed.error()};
+        }
+    }
     // The caller keeps the HandleData (and so the fd) until its I/O completed, whatever
     // RELEASE or the end of the session do meanwhile.
     const int fd = h->fd.get();
     return IoFile{fd, std::move(h)};
-}
-
-Status PassthroughFs::prepare_write(const RequestCtx&, uint64_t nodeid, uint64_t fh,
-                                    uint32_t write_flags) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
-    if (!h->writable()) {
-        return make_err(EBADF);
-    }
-    if ((write_flags & FUSE_WRITE_KILL_SUIDGID) != 0) {
-        // The asynchronous write runs elsewhere with our capabilities; clear the bits now.
-        VDH_TRY(kill_suid_bits(h->fd.get()));
-    }
-    return ok();
 }
 
 Status PassthroughFs::flush(const RequestCtx&, uint64_t nodeid, uint64_t fh,

@@ -85,8 +85,7 @@ public:
                         const struct iovec* dst, int ndst) override;
     Result<size_t> write(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
                          const struct iovec* src, int nsrc, uint32_t write_flags) override;
-    Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override;
-    Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+    Result<IoFile> io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool for_write,
                          uint32_t write_flags) override;
     Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                  uint64_t lock_owner) override;

@@ -295,8 +295,8 @@ TEST_F(NullFsTest, WriteTakesEverything) {
 
 TEST_F(NullFsTest, IoFdAlwaysRefuses) {
     const uint64_t file = fs.lookup(rc, kRoot, "x")->nodeid;
-    EXPECT_EQ(fs.io_fd(file, 1, false).error(), EOPNOTSUPP);
-    EXPECT_EQ(fs.io_fd(file, 1, true).error(), EOPNOTSUPP);
+    EXPECT_EQ(fs.io_fd(RequestCtx{}, file, 1, false, 0).error(), EOPNOTSUPP);
+    EXPECT_EQ(fs.io_fd(RequestCtx{}, file, 1, true, 0).error(), EOPNOTSUPP);
 }
 
 TEST_F(NullFsTest, OpenHandsOutDistinctHandles) {
