@@ -22,11 +22,17 @@ namespace vdh::virtiofs {
 
 /// Who asked: from fuse_in_header (and the create-op umask). Backends switch fsuid/fsgid
 /// to these for operations that create or modify files.
+/// RequestCtx::queue of calls not made by a queue's poll lcore (workers, control thread).
+inline constexpr uint16_t kNoQueue = UINT16_MAX;
+
 struct RequestCtx {
     uint64_t unique = 0;
     uint32_t uid = 0;
     uint32_t gid = 0;
     uint32_t pid = 0;
+    /// The queue whose poll lcore makes this call (only that thread makes calls with this
+    /// value: backends may keep per-queue state, e.g. lookup caches), or kNoQueue.
+    uint16_t queue = kNoQueue;
 };
 
 /// LOOKUP/MKDIR/... result plus CREATE's open result.

@@ -257,6 +257,7 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
     c.rc.uid = c.h.uid;
     c.rc.gid = c.h.gid;
     c.rc.pid = c.h.pid;
+    c.rc.queue = req.queue; // this lcore alone serves it (backends' per-queue caches)
     if (c.ctx == nullptr) {
         QueueScratch* s = scratch(req.queue);
         c.ctx = s != nullptr ? &s->sync_ctx : nullptr;
@@ -1131,6 +1132,7 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
     }
     if (c.engine != nullptr) {
         c.ctr.add(&FuseCounters::async_submitted);
+        ctx->rc.queue = kNoQueue; // a worker runs it, not this queue's lcore
         if (c.engine->run_blocking(&FuseDispatcher::blocking_entry, ctx)) {
             return VDH_ASYNC; // ctx belongs to the worker now
         }
