@@ -787,6 +787,42 @@ TEST_P(PassthroughFsTest, IoFdAndPrepareWrite) {
     EXPECT_TRUE(fs_->release(root_, e.nodeid, rw, 0, 0, 0).has_value());
 }
 
+TEST_P(PassthroughFsTest, QueueCachesSeeReleaseForgetAndDestroyAtOnce) {
+    // Calls made for queue 1 go through its lookup caches; a RELEASE, FORGET or session end
+    // made for another queue (or off the lcores) is seen by queue 1's next call, and the
+    // async path still holds a real reference on a cache hit.
+    testing::write_file(dir_ / "f", "abc");
+    RequestCtx q1 = root_;
+    q1.queue = 1;
+    RequestCtx q2 = root_;
+    q2.queue = 2;
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDONLY);
+    char buf[4] = {};
+    iovec iov{buf, 3};
+    for (int i = 0; i < 3; ++i) { // a miss, then hits
+        ASSERT_EQ(*fs_->read(q1, e.nodeid, fh, 0, &iov, 1), 3u);
+        ASSERT_TRUE(fs_->getattr(q1, e.nodeid, nullptr).has_value());
+    }
+    EXPECT_EQ(std::string(buf, 3), "abc");
+    auto f = fs_->io_fd(q1, e.nodeid, fh, false, 0); // a cache hit: takes a reference
+    ASSERT_TRUE(f.has_value());
+    ASSERT_TRUE(f->keep);
+    EXPECT_EQ(fs_->read(q1, e.nodeid, fh, 0, &iov, 1).value(), 3u);
+    EXPECT_TRUE(fs_->release(q2, e.nodeid, fh, 0, 0, 0).has_value());
+    EXPECT_EQ(fs_->read(q1, e.nodeid, fh, 0, &iov, 1).error(), EBADF);
+    EXPECT_EQ(fs_->io_fd(q1, e.nodeid, fh, false, 0).error(), EBADF);
+    EXPECT_EQ(::fcntl(f->fd, F_GETFD), FD_CLOEXEC) << "the async reference keeps it open";
+    f = make_err(EIO); // the completion lets go
+    fs_->forget(e.nodeid, 1);
+    EXPECT_EQ(fs_->getattr(q1, e.nodeid, nullptr).error(), EBADF);
+    auto e2 = lookup_ok(kRootNodeId, "f");
+    ASSERT_TRUE(fs_->getattr(q1, e2.nodeid, nullptr).has_value());
+    fs_->destroy();
+    EXPECT_EQ(fs_->getattr(q1, e2.nodeid, nullptr).error(), EBADF);
+    EXPECT_TRUE(fs_->getattr(q1, kRootNodeId, nullptr).has_value());
+}
+
 TEST_P(PassthroughFsTest, IoFdKeepsTheFileOpenAfterReleaseAndDestroy) {
     // Finding 6: what io_fd() lends the async path stays open, and its number unused, after
     // RELEASE (and the end of the session) until the caller lets go.
