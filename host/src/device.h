@@ -113,6 +113,10 @@ private:
     bool teardown_queues(int vid);
     /// Frees the zombies whose lcore let go of them; true when none is left.
     bool reap_zombies();
+    /// Ends the quarantine of every guest mapping this device kept reserved.
+    void release_quarantine();
+    /// The plugin's optional disconnect(): drops the connection's state.
+    void plugin_disconnect();
     /// Total in-flight requests of the zombies. Caller holds stats_mu_.
     uint32_t stuck_requests_locked() const;
 
