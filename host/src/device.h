@@ -57,7 +57,6 @@ public:
     void set_fd_budget(FdBudget* b) noexcept { fd_budget_ = b; }
     /// vdh_host_api::reserve_fds for this device (during create() only).
     int reserve_fds(uint64_t n, char* err, size_t err_len);
-    uint64_t reserved_fds() const noexcept { return reserved_fds_; }
 
     /// Creates the plugin instance. Returns false and sets \p err on failure.
     bool create(const vdh_host_api* api, const std::string& origin, std::string* err);
