@@ -15,22 +15,12 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+
 namespace vdh {
 namespace {
 
-/// A temporary directory (0700, ours) removed at destruction.
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/vdh-sockdir-XXXXXX";
-        path_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
-    }
-    ~TempDir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path_ + "'").c_str()); }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
+using testing::TempDir;
 
 mode_t umask_now() {
     mode_t m = umask(0);

@@ -19,28 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace vdh::testing {
-
-/// A temporary directory removed (recursively) at destruction.
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/vdh-test-XXXXXX";
-        char* p = mkdtemp(tmpl);
-        path_ = p != nullptr ? p : "";
-    }
-    ~TempDir() {
-        if (!path_.empty()) {
-            std::string cmd = "rm -rf '" + path_ + "'";
-            [[maybe_unused]] int rc = std::system(cmd.c_str());
-        }
-    }
-    const std::string& path() const { return path_; }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
 
 inline bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
     auto end = std::chrono::steady_clock::now() + timeout;
