@@ -576,18 +576,7 @@ int run_vdhost_to_exit(const TempDir& dir, const std::string& yaml, std::string*
     for (const auto& e : extra) {
         cmd += " " + e;
     }
-    cmd += " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (p == nullptr) {
-        return -1;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
-        out->append(buf, n);
-    }
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return testing::run_command(cmd + " 2>&1", out);
 }
 
 std::string echo_device_yaml(const std::string& socket, const std::string& extra = "") {
@@ -651,16 +640,8 @@ TEST(VdhostFds, EchoReservationBeyondTheHardLimitIsRefused) {
     std::string yaml = echo_device_yaml(sock, "    config: {fds: 5000}\n");
     std::string cfg = dir.file("fds.yaml");
     std::ofstream(cfg) << yaml;
-    std::string cmd = "prlimit --nofile=1024:2048 capsh --drop=cap_sys_resource -- -c 'exec " +
-                      std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + "' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[4096] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1) << out;
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out, "1024:2048"), 1) << out;
     EXPECT_NE(out.find("device e0: cannot reserve 5000 fds: the process fd limit (RLIMIT_NOFILE) "
                        "is 2048, the host reserves"),
               std::string::npos)
@@ -672,15 +653,8 @@ TEST(VdhostCli, CheckConfigReportsPositionAndKey) {
     std::string cfg = dir.file("bad.yaml");
     std::ofstream(cfg) << "host:\n  poll_lcores: [1]\ndevices:\n  - name: e0\n    type: echo\n"
                           "    socket: /tmp/x.sock\n    colour: red\n";
-    std::string cmd = std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[1024] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1);
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out), 1);
     EXPECT_NE(out.find(cfg + ":7:5: devices[0].colour: unknown key"), std::string::npos) << out;
 }
 
@@ -688,15 +662,8 @@ TEST(VdhostCli, MissingPluginIsAnErrorAtTheTypeKey) {
     TempDir dir;
     std::string cfg = dir.file("noplugin.yaml");
     std::ofstream(cfg) << "devices:\n  - name: d0\n    type: nosuchdev\n    socket: /tmp/y.sock\n";
-    std::string cmd = std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[1024] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1);
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out), 1);
     EXPECT_NE(out.find(cfg + ":3:11: devices[0].type: no plugin \"nosuchdev\""), std::string::npos)
         << out;
 }
