@@ -43,6 +43,15 @@ std::vector<uint8_t> echo_request(uint32_t op, uint32_t arg, const std::string& 
     return v;
 }
 
+void expect_echo(RequestHelper& rh, const std::string& payload, uint32_t op = echo::kEchoOpEcho,
+                 uint32_t arg = 0) {
+    auto req = echo_request(op, arg, payload);
+    auto r = rh.submit(req, static_cast<uint32_t>(payload.size() + 16));
+    ASSERT_TRUE(r.has_value()) << "submit: " << (r ? 0 : r.error());
+    ASSERT_EQ(r->used_len, payload.size());
+    EXPECT_EQ(std::string(r->data.begin(), r->data.end()), payload);
+}
+
 constexpr int kTeardownMs = 1000;
 
 /// Whether \p mem holds \p n consecutive bytes equal to \p b.
@@ -115,9 +124,18 @@ protected:
         return false;
     }
 
+    /// A new frontend on \p sock (guest RAM \p mem) is served: one echo on queue 1.
+    void expect_served(GuestMemory& mem, const std::string& sock, const std::string& payload) {
+        auto dev = connect(mem, sock);
+        ASSERT_NE(dev, nullptr);
+        RequestHelper rh(dev->queue(1));
+        expect_echo(rh, payload);
+    }
+
     /// Adds a chain {request, 64 writable bytes} to queue \p q of \p dev and kicks.
-    void submit_nowait(GuestMemory& mem, Device& dev, uint16_t q, uint32_t op, uint32_t arg) {
-        auto req = echo_request(op, arg, "stuck");
+    void submit_nowait(GuestMemory& mem, Device& dev, uint16_t q, uint32_t op, uint32_t arg,
+                       const std::string& payload = "stuck") {
+        auto req = echo_request(op, arg, payload);
         auto in = mem.allocate(req.size());
         auto out = mem.allocate(64);
         ASSERT_TRUE(in && out);
@@ -135,21 +153,20 @@ protected:
         return p == std::string::npos ? "" : s.substr(p);
     }
 
+    /// Waits (up to 2 s) until device \p name has no stuck requests left.
+    void wait_no_stuck_requests(const std::string& name) {
+        for (int i = 0; i < 100 && testing::json_number(device_stats(name), "stuck_requests") != 0;
+             ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+
     TempDir dir_;
     VdhostProcess vdhost_;
     std::string sock0_;
     std::string sock1_;
     std::string ctl_;
 };
-
-void expect_echo(RequestHelper& rh, const std::string& payload, uint32_t op = echo::kEchoOpEcho,
-                 uint32_t arg = 0) {
-    auto req = echo_request(op, arg, payload);
-    auto r = rh.submit(req, static_cast<uint32_t>(payload.size() + 16));
-    ASSERT_TRUE(r.has_value()) << "submit: " << (r ? 0 : r.error());
-    ASSERT_EQ(r->used_len, payload.size());
-    EXPECT_EQ(std::string(r->data.begin(), r->data.end()), payload);
-}
 
 TEST_F(VdhostIntegration, RequestsCompleteSyncAsyncFailingIndirectAndScattered) {
     auto mem = make_memory();
@@ -241,10 +258,7 @@ TEST_F(VdhostIntegration, FrontendDisconnectsAndReconnects) {
         dev->disconnect();
     }
     ASSERT_TRUE(wait_state("e0", "idle"));
-    auto dev = connect(*mem, sock0_);
-    ASSERT_NE(dev, nullptr);
-    RequestHelper rh(dev->queue(1));
-    expect_echo(rh, "third session");
+    ASSERT_NO_FATAL_FAILURE(expect_served(*mem, sock0_, "third session"));
     EXPECT_TRUE(vdhost_.alive());
 }
 
@@ -373,15 +387,8 @@ TEST_F(VdhostIntegration, SigtermWithConnectedFrontendExitsZeroAndRemovesSockets
     RequestHelper rh(dev->queue(1));
     expect_echo(rh, "before the signal");
     // Leave an async request in flight.
-    auto req = echo_request(echo::kEchoOpAsync, 3000000, "never mind");
-    auto in = mem->allocate(req.size());
-    auto out = mem->allocate(64);
-    ASSERT_TRUE(in && out);
-    ASSERT_TRUE(mem->write(*in, req.data(), req.size()).has_value());
-    Segment rd = Segment::guest(*in, static_cast<uint32_t>(req.size()));
-    Segment wr = Segment::guest(*out, 64);
-    ASSERT_TRUE(dev->queue(1).add_chain({&rd, 1}, {&wr, 1}).has_value());
-    ASSERT_TRUE(dev->queue(1).kick().has_value());
+    ASSERT_NO_FATAL_FAILURE(
+        submit_nowait(*mem, *dev, 1, echo::kEchoOpAsync, 3000000, "never mind"));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     EXPECT_EQ(vdhost_.stop(SIGTERM), 0) << vdhost_.log();
     struct stat st;
@@ -440,10 +447,7 @@ TEST_F(VdhostIntegration, StuckRequestIsAbandonedAtTheDeadlineAndOtherDevicesKee
     auto r = rh1.submit(rel, 16);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->used_len, 0u);
-    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
-         ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    wait_no_stuck_requests("e0");
     st = device_stats("e0");
     EXPECT_EQ(testing::json_number(st, "stuck_requests"), 0) << st;
     // The late write (64 bytes of 0x5a) must not land in memory mapped since, such as
@@ -487,20 +491,14 @@ TEST_F(VdhostIntegration, RingStopWithAStuckRequestAnswersAtTheDeadline) {
     RequestHelper rh1(dev1->queue(1));
     auto rel = echo_request(echo::kEchoOpRelease, 0, "");
     ASSERT_TRUE(rh1.submit(rel, 16).has_value());
-    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
-         ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    wait_no_stuck_requests("e0");
     EXPECT_EQ(testing::json_number(device_stats("e0"), "stuck_requests"), 0);
     // (The frontend library cannot restart rings on a stopped connection; a new one is
     // served.)
     dev0->disconnect();
     ASSERT_TRUE(wait_state("e0", "broken") || wait_state("e0", "idle"));
     auto mem2 = make_memory();
-    auto dev2 = connect(*mem2, sock0_);
-    ASSERT_NE(dev2, nullptr);
-    RequestHelper rh2(dev2->queue(1));
-    expect_echo(rh2, "after the reset");
+    ASSERT_NO_FATAL_FAILURE(expect_served(*mem2, sock0_, "after the reset"));
     EXPECT_TRUE(vdhost_.alive());
 }
 
