@@ -24,15 +24,8 @@ using test::Completions;
 using test::FakeFs;
 using test::kUnique;
 using test::Msg;
+using test::read_in;
 using test::reply;
-
-fuse_read_in read_in(uint64_t fh, uint64_t offset, uint32_t size) {
-    fuse_read_in in{};
-    in.fh = fh;
-    in.offset = offset;
-    in.size = size;
-    return in;
-}
 
 class UringEngineTest : public ::testing::Test {
 protected:
@@ -40,10 +33,7 @@ protected:
         Completions::list().clear();
         cfg.done = &Completions::done;
         disp = std::make_unique<FuseDispatcher>(fs, cfg);
-        fuse_init_in in{};
-        in.major = 7;
-        in.minor = 38;
-        in.flags = FUSE_MAX_PAGES | FUSE_ASYNC_READ;
+        const fuse_init_in in = test::init_in(7, 38, FUSE_MAX_PAGES | FUSE_ASYNC_READ, 0, 0);
         Chain ch(Msg(FUSE_INIT, 0).add(in).build(), {4096});
         ASSERT_GT(disp->handle(ch.req(), &ctx), 0);
         ASSERT_EQ(::pipe2(pipe_, O_CLOEXEC), 0);
