@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -110,6 +111,24 @@ protected:
     }
 
     int fds() { return testing::fd_count(vdhost_.pid()); }
+
+    /// Warms up what lives as long as the connection (each of \p queues' io_uring, by a
+    /// READ of the share's file "a" through it), then resets to a clean session (INIT),
+    /// back on queue 1: the fd count after this is the session's baseline.
+    void warm_up_and_reset(FuseSession& s, std::initializer_list<uint16_t> queues) {
+        auto e = s.lookup(kRootNodeId, "a");
+        ASSERT_TRUE(e.has_value());
+        auto o = s.open(e->nodeid, O_RDONLY);
+        ASSERT_TRUE(o.has_value());
+        std::vector<uint8_t> buf(100);
+        for (uint16_t q : queues) {
+            ASSERT_TRUE(s.set_call_queue(q).has_value());
+            ASSERT_TRUE(s.read(e->nodeid, o->fh, 0, buf).has_value());
+        }
+        ASSERT_TRUE(s.set_call_queue(1).has_value());
+        auto again = s.init();
+        ASSERT_TRUE(again.has_value()) << again.error();
+    }
 
     /// Waits until vdhost's fd count is \p want (teardown finishes asynchronously); returns
     /// the last count seen.
@@ -260,17 +279,7 @@ TEST_F(HostileSession, InitAgainWithoutDestroyStartsAFreshSession) {
     write_host_file(share0_ + "/a", pattern(10000, 1));
     auto s = connect(sock0_);
     ASSERT_NE(s, nullptr);
-    // Warm up what lives as long as the connection (the queue's io_uring), then reset.
-    {
-        auto e = s->lookup(kRootNodeId, "a");
-        ASSERT_TRUE(e.has_value());
-        auto o = s->open(e->nodeid, O_RDONLY);
-        ASSERT_TRUE(o.has_value());
-        std::vector<uint8_t> buf(100);
-        ASSERT_TRUE(s->read(e->nodeid, o->fh, 0, buf).has_value());
-        auto again = s->init();
-        ASSERT_TRUE(again.has_value()) << again.error();
-    }
+    ASSERT_NO_FATAL_FAILURE(warm_up_and_reset(*s, {1}));
     const int baseline = fds();
 
     // A guest session that holds inodes, open files and a lock.
@@ -329,20 +338,7 @@ TEST_F(HostileSession, InitsRacingRequestsOnAnotherQueueLeaveNothingBehind) {
     write_host_file(share0_ + "/a", pattern(8192, 4));
     auto s = connect(sock0_);
     ASSERT_NE(s, nullptr);
-    {
-        // Warm up both queues' rings, then reset to a clean session.
-        auto e = s->lookup(kRootNodeId, "a");
-        ASSERT_TRUE(e.has_value());
-        auto o = s->open(e->nodeid, O_RDONLY);
-        ASSERT_TRUE(o.has_value());
-        std::vector<uint8_t> buf(100);
-        for (uint16_t q : {1, 2}) {
-            ASSERT_TRUE(s->set_call_queue(q).has_value());
-            ASSERT_TRUE(s->read(e->nodeid, o->fh, 0, buf).has_value());
-        }
-        ASSERT_TRUE(s->set_call_queue(1).has_value());
-        ASSERT_TRUE(s->init().has_value());
-    }
+    ASSERT_NO_FATAL_FAILURE(warm_up_and_reset(*s, {1, 2}));
     const int baseline = fds();
 
     std::atomic<bool> stop{false};
