@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "fuse_client/fuse_session.h"
+#include "vdh/unique_fd.h"
 #include "vdhost_share_fixture.h"
 
 namespace vdh {
@@ -326,10 +327,7 @@ TEST_F(HostileContainment, FifoNeverBlocksThePollLcoreOrTheOtherDevice) {
     sessions_.erase(sessions_.begin() + 1);
     if (hostile_stuck) {
         // Without the fix the lcore sits in openat(): free it so the test can end.
-        int w = ::open((share0_ + "/fifo").c_str(), O_WRONLY | O_NONBLOCK);
-        if (w >= 0) {
-            ::close(w);
-        }
+        UniqueFd w(::open((share0_ + "/fifo").c_str(), O_WRONLY | O_NONBLOCK));
     }
     t0 = Clock::now();
     FuseSession* again = connect(sock0_, std::chrono::seconds(3));
@@ -354,12 +352,12 @@ TEST_F(HostileContainment, DeletedFileLookedUpFirstFreesItsSpace) {
     const std::string big = share0_ + "/big.log";
     {
         std::vector<char> chunk(1 << 20, 'L');
-        int fd = ::open(big.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ASSERT_GE(fd, 0);
+        UniqueFd fd(::open(big.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+        ASSERT_TRUE(fd.valid());
         for (int i = 0; i < 32; ++i) {
-            ASSERT_EQ(::write(fd, chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
+            ASSERT_EQ(::write(fd.get(), chunk.data(), chunk.size()),
+                      static_cast<ssize_t>(chunk.size()));
         }
-        ::close(fd);
     }
     start("      inode_file_handles: prefer\n");
     FuseSession* s = connect(sock0_);

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "fuse_test_util.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {
 namespace {
@@ -1506,13 +1507,10 @@ TEST_F(FuseDispatcherTest, AsyncIoHoldsTheOpenFileUntilItsCompletion) {
     ASSERT_GE(raw, 0);
     ::unlink(path);
     // The "backend's" open file: closes the fd when the last reference goes.
-    auto file = std::shared_ptr<int>(new int(raw), [](int* p) {
-        ::close(*p);
-        delete p;
-    });
+    auto file = std::make_shared<UniqueFd>(raw);
     fs.io_fd_value = raw;
     fs.io_keep = file;
-    std::weak_ptr<int> watch = file;
+    std::weak_ptr<UniqueFd> watch = file;
     file.reset();
     init();
 
