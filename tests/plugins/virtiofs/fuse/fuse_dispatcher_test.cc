@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "fuse_test_util.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {
 namespace {
@@ -35,9 +36,11 @@ using test::Completions;
 using test::FakeDirent;
 using test::FakeEngine;
 using test::FakeFs;
+using test::init_in;
 using test::kNode;
 using test::kUnique;
 using test::Msg;
+using test::read_in;
 using test::Rec;
 using test::reply;
 using test::str_bytes;
@@ -67,17 +70,6 @@ constexpr uint32_t kGuestFlags = 0x7bfffffb;
 /// PARALLEL_DIROPS 0x40000 | MAX_PAGES 0x400000 | HANDLE_KILLPRIV_V2 0x10000000 |
 /// INIT_EXT 0x40000000.
 constexpr uint32_t kDefaultEnabled = 0x5044F47B;
-
-fuse_init_in init_in(uint32_t major, uint32_t minor, uint32_t flags, uint32_t flags2 = 0,
-                     uint32_t readahead = 131072) {
-    fuse_init_in in{};
-    in.major = major;
-    in.minor = minor;
-    in.max_readahead = readahead;
-    in.flags = flags;
-    in.flags2 = flags2;
-    return in;
-}
 
 /// Expected INIT reply, field by field (independent of struct fuse_init_out).
 Bytes init_reply_bytes(uint32_t minor, uint32_t readahead, uint32_t flags, uint32_t flags2) {
@@ -819,14 +811,6 @@ TEST_F(FuseDispatcherTest, Lseek) {
 
 // ---- Directories ------------------------------------------------------------------------------
 
-fuse_read_in read_in(uint64_t fh, uint64_t offset, uint32_t size) {
-    fuse_read_in in{};
-    in.fh = fh;
-    in.offset = offset;
-    in.size = size;
-    return in;
-}
-
 Bytes dirent_bytes(uint64_t ino, uint64_t off, uint32_t type, std::string_view name) {
     Bytes b = cat({le64(ino), le64(off), le32(uint32_t(name.size())), le32(type), str_bytes(name)});
     b.resize((b.size() + 7) & ~size_t(7), 0);
@@ -1524,13 +1508,10 @@ TEST_F(FuseDispatcherTest, AsyncIoHoldsTheOpenFileUntilItsCompletion) {
     ASSERT_GE(raw, 0);
     ::unlink(path);
     // The "backend's" open file: closes the fd when the last reference goes.
-    auto file = std::shared_ptr<int>(new int(raw), [](int* p) {
-        ::close(*p);
-        delete p;
-    });
+    auto file = std::make_shared<UniqueFd>(raw);
     fs.io_fd_value = raw;
     fs.io_keep = file;
-    std::weak_ptr<int> watch = file;
+    std::weak_ptr<UniqueFd> watch = file;
     file.reset();
     init();
 

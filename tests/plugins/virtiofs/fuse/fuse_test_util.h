@@ -57,6 +57,27 @@ inline constexpr uint32_t kUid = 1000;
 inline constexpr uint32_t kGid = 1001;
 inline constexpr uint32_t kPid = 4242;
 
+/// FUSE_INIT arguments as a guest of \p major.\p minor offering \p flags sends them.
+inline fuse_init_in init_in(uint32_t major, uint32_t minor, uint32_t flags, uint32_t flags2 = 0,
+                            uint32_t readahead = 131072) {
+    fuse_init_in in{};
+    in.major = major;
+    in.minor = minor;
+    in.max_readahead = readahead;
+    in.flags = flags;
+    in.flags2 = flags2;
+    return in;
+}
+
+/// READ (and READDIR) arguments.
+inline fuse_read_in read_in(uint64_t fh, uint64_t offset, uint32_t size) {
+    fuse_read_in in{};
+    in.fh = fh;
+    in.offset = offset;
+    in.size = size;
+    return in;
+}
+
 /// Builds request bytes: fuse_in_header (len filled in) + arguments.
 class Msg {
 public:
