@@ -334,6 +334,11 @@ lr = load_rss.split()
 load_mem = {lr[i].rstrip(":"): int(lr[i + 1]) / 1024 for i in range(0, len(lr) - 1, 2)}
 rows = list(csv.DictReader(open(csv_path)))
 num = lambda r, k: float(r[k])
+# Time runnable but not running (another task had the CPU), as % of the run.
+for r in rows:
+    for who in ("backend", "client"):
+        w = num(r, who + "_wait_s")
+        r[who + "_wait_pct"] = str(w / num(r, "elapsed_s") * 100 if w >= 0 else -1)
 groups = defaultdict(list)
 for r in rows:
     if r["label"] == "vdhost-rss":
@@ -343,7 +348,8 @@ for r in rows:
 # Per (backend, workload, queues, depth): the median of each metric over the reps, and its
 # min and max (the spread); by_rep keeps each rep's row for the paired ratios.
 metrics = ["ops_s", "req_s", "mb_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_mean_us",
-           "backend_cpu_us_per_op", "client_cpu_us_per_op"]
+           "backend_cpu_us_per_op", "client_cpu_us_per_op", "backend_wait_pct",
+           "client_wait_pct"]
 med = {}
 by_rep = {}
 for key, rs in groups.items():
@@ -467,6 +473,21 @@ for s in summary:
         line += f"{with_range(s['cpu_ratio_' + p], s['cpu_ratio_' + p + '_spread']):>21}"
     lines.append(line)
 
+# How much the machine's other tasks got in the way, over the head-to-head runs.
+def wait_stats(labels, who):
+    vals = [num(r, who + "_wait_pct") for r in rows if r["label"] in labels and
+            int(r["queues"]) == 1 and num(r, who + "_wait_pct") >= 0]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "max": max(vals)}
+cpu_wait = {l: wait_stats([l], "backend") for l in ["vdhost"] + peers}
+cpu_wait["load_generator"] = wait_stats(["vdhost"] + peers, "client")
+lines.append("")
+lines.append("time runnable but waiting for a CPU (other tasks had it), % of each run, all "
+             "threads: median [max]")
+lines.append("  " + ", ".join(f"{l} {v['median']:.1f} [{v['max']:.0f}]"
+                              for l, v in cpu_wait.items() if v))
+
 lines.append("")
 lines.append("latency and baselines (medians; vd/raw [min-max]; ovh_us = vdhost p50 - raw p50 "
              "at QD1; p99 in us)")
@@ -565,6 +586,7 @@ doc = {
     "depths": depths,
     "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release()},
     "load_average": {"start": load_start, "end": load_end},
+    "cpu_wait_pct": cpu_wait,
     "setup": {"vdhost": f"one poll lcore (CPU {lcore}), cache: auto",
               "load_generator": f"CPU {bench_cpu}, --poll",
               "alternation": "one connection per backend; per rep, each workload and depth "

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -923,20 +924,25 @@ Result<RunResult> run_fuse(FuseChannel& ch, const Targets& targets, const RunCon
 
     RunResult r;
     uint64_t unexpected0 = ch.unexpected_completions();
-    double cpu0 = -1, cpu1 = -1, self0 = 0, self1 = 0;
-    auto sample = [&](double& cpu, double& self) {
-        cpu = config.backend_pid > 0 ? process_cpu_seconds(config.backend_pid) : -1;
-        self = self_cpu_seconds();
+    struct Sample {
+        double cpu = -1, self = 0, wait = -1, self_wait = -1;
+    };
+    Sample s0, s1;
+    auto sample = [&](Sample& s) {
+        s.cpu = config.backend_pid > 0 ? process_cpu_seconds(config.backend_pid) : -1;
+        s.wait = config.backend_pid > 0 ? process_wait_seconds(config.backend_pid) : -1;
+        s.self = self_cpu_seconds();
+        s.self_wait = process_wait_seconds(::getpid());
     };
     if (timing.by_ops) {
-        sample(cpu0, self0);
+        sample(s0);
         int64_t t0 = now_ns();
         timing.go.store(true, std::memory_order_release);
         for (auto& t : threads) {
             t.join();
         }
         r.elapsed_s = static_cast<double>(now_ns() - t0) / 1e9;
-        sample(cpu1, self1);
+        sample(s1);
     } else {
         int64_t start = now_ns() + 1'000'000;
         timing.window_start = start + static_cast<int64_t>(config.warmup_s * 1e9);
@@ -949,18 +955,25 @@ Result<RunResult> run_fuse(FuseChannel& ch, const Targets& targets, const RunCon
             }
         };
         sleep_until(timing.window_start);
-        sample(cpu0, self0);
+        sample(s0);
         sleep_until(timing.window_end);
-        sample(cpu1, self1);
+        sample(s1);
         for (auto& t : threads) {
             t.join();
         }
         r.elapsed_s = static_cast<double>(timing.window_end - timing.window_start) / 1e9;
     }
-    if (cpu0 >= 0 && cpu1 >= 0) {
-        r.backend_cpu_s = cpu1 - cpu0;
+    if (s0.cpu >= 0 && s1.cpu >= 0) {
+        r.backend_cpu_s = s1.cpu - s0.cpu;
     }
-    r.client_cpu_s = self1 - self0;
+    r.client_cpu_s = s1.self - s0.self;
+    // Only live threads count: one that exits in the window takes its wait with it.
+    if (s0.wait >= 0 && s1.wait >= 0) {
+        r.backend_wait_s = std::max(0.0, s1.wait - s0.wait);
+    }
+    if (s0.self_wait >= 0 && s1.self_wait >= 0) {
+        r.client_wait_s = std::max(0.0, s1.self_wait - s0.self_wait);
+    }
 
     bool timed_out = false;
     for (auto& w : workers) {

@@ -86,6 +86,8 @@ std::vector<Field> fields(const RunResult& r) {
         {"backend_cpu_us_per_op", fmt(per_op_cpu, 3), false},
         {"client_cpu_s", fmt(r.client_cpu_s, 3), false},
         {"client_cpu_us_per_op", fmt(client_per_op, 3), false},
+        {"backend_wait_s", fmt(r.backend_wait_s, 6), false},
+        {"client_wait_s", fmt(r.client_wait_s, 6), false},
     };
 }
 
@@ -187,17 +189,44 @@ std::vector<pid_t> children_of(pid_t pid) {
     return out;
 }
 
-} // namespace
-
-double process_cpu_seconds(pid_t pid) noexcept {
+/// Seconds the live threads of one process have spent runnable but waiting for a CPU
+/// (the second field of /proc/PID/task/TID/schedstat); -1 if unreadable.
+double one_process_wait(pid_t pid) noexcept {
     try {
-        double total = one_process_cpu(pid);
+        char path[64];
+        std::snprintf(path, sizeof(path), "/proc/%d/task", static_cast<int>(pid));
+        DIR* d = ::opendir(path);
+        if (d == nullptr) {
+            return -1;
+        }
+        uint64_t total_ns = 0;
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') {
+                continue;
+            }
+            std::ifstream in(std::string(path) + "/" + e->d_name + "/schedstat");
+            uint64_t on_cpu = 0, waiting = 0;
+            if (in >> on_cpu >> waiting) {
+                total_ns += waiting;
+            }
+        }
+        ::closedir(d);
+        return static_cast<double>(total_ns) / 1e9;
+    } catch (...) {
+        return -1;
+    }
+}
+
+/// \p one summed over process \p pid and its live descendants; -1 if \p pid is unreadable.
+double tree_sum(pid_t pid, double (*one)(pid_t) noexcept) noexcept {
+    try {
+        double total = one(pid);
         if (total < 0) {
             return -1;
         }
         std::vector<pid_t> todo = children_of(pid);
         for (size_t i = 0; i < todo.size() && i < 256; i++) {
-            double c = one_process_cpu(todo[i]);
+            double c = one(todo[i]);
             if (c >= 0) {
                 total += c;
             }
@@ -210,6 +239,12 @@ double process_cpu_seconds(pid_t pid) noexcept {
         return -1;
     }
 }
+
+} // namespace
+
+double process_cpu_seconds(pid_t pid) noexcept { return tree_sum(pid, one_process_cpu); }
+
+double process_wait_seconds(pid_t pid) noexcept { return tree_sum(pid, one_process_wait); }
 
 double self_cpu_seconds() noexcept {
     rusage ru{};

@@ -45,6 +45,10 @@ struct RunResult {
     bool timed_out = false;  ///< the device stopped answering
     double backend_cpu_s = -1; ///< CPU time of --backend-pid over the window; -1 if none
     double client_cpu_s = 0;   ///< this process's CPU over the window
+    /// Time the threads of --backend-pid / of this process spent runnable but waiting for
+    /// a CPU over the window (other tasks on their CPU); -1 if not measured.
+    double backend_wait_s = -1;
+    double client_wait_s = -1;
 
     uint64_t errors() const noexcept {
         return err_errno + err_proto + err_verify + (timed_out ? 1 : 0);
@@ -58,6 +62,9 @@ struct RunResult {
 /// live descendants (the C virtiofsd forks its sandboxed worker after the frontend
 /// connects); -1 if \p pid is unreadable.
 double process_cpu_seconds(pid_t pid) noexcept;
+/// Seconds the live threads of process \p pid and of its live descendants have spent
+/// runnable but waiting for a CPU (schedstat run delay); -1 if \p pid is unreadable.
+double process_wait_seconds(pid_t pid) noexcept;
 /// CPU seconds of this process (getrusage).
 double self_cpu_seconds() noexcept;
 

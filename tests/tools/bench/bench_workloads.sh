@@ -109,7 +109,8 @@ tap "duration mode writes one CSV row and one JSON line with results and backend
 
 # Two sockets (two devices of one vdhost, one share): one connection to each, runs
 # alternating between them, their order rotated per repetition; the backend CPU comes from
-# the process CPU clock (finer than the 10 ms of /proc/PID/stat).
+# the process CPU clock (finer than the 10 ms of /proc/PID/stat); the time spent waiting
+# for a CPU is measured for the backend and the load generator.
 rc=0
 "$BENCH" --socket "$tmp/fs0.sock,$tmp/fs1.sock" --file-size-mib 16 --no-prepare --label a,b \
     --backend-pid "$vpid,$vpid" --workload getattr,read-4k-rand --queue-depth 1,2 --reps 3 \
@@ -130,6 +131,7 @@ assert got == want, got
 for r in rows:
     assert r["target"] == sock[r["label"]], r
     assert int(r["ops"]) > 0 and float(r["backend_cpu_s"]) > 0, r
+    assert float(r["backend_wait_s"]) >= 0 and float(r["client_wait_s"]) >= 0, r
 # Clock ticks would make every figure a multiple of 10 ms.
 assert any(round(float(r["backend_cpu_s"]) * 1e6) % 10000 for r in rows), rows
 PY
