@@ -352,10 +352,17 @@ metrics = ["ops_s", "req_s", "mb_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", 
            "client_wait_pct"]
 med = {}
 by_rep = {}
+# A negative CPU or wait figure is "not measured" (no backend pid, or a run without a
+# completed op): left out of that metric's statistics, -1 if no run has it.
+def stat(rs, k, fn):
+    vals = [num(r, k) for r in rs]
+    if k.startswith("backend_") or k.endswith("_wait_pct"):
+        vals = [v for v in vals if v >= 0]
+    return fn(vals) if vals else -1.0
 for key, rs in groups.items():
-    m = {k: statistics.median(num(r, k) for r in rs) for k in metrics}
-    m["min"] = {k: min(num(r, k) for r in rs) for k in metrics}
-    m["max"] = {k: max(num(r, k) for r in rs) for k in metrics}
+    m = {k: stat(rs, k, statistics.median) for k in metrics}
+    m["min"] = {k: stat(rs, k, min) for k in metrics}
+    m["max"] = {k: stat(rs, k, max) for k in metrics}
     m["runs"] = len(rs)
     m["errors"] = sum(int(r["err_errno"]) + int(r["err_proto"]) + int(r["err_verify"]) +
                       int(r["timed_out"]) for r in rs)
@@ -430,10 +437,11 @@ def with_range(v, sp, fmt="{:.2f}"):
     return f"{fmt.format(v)} [{fmt.format(sp[0])}-{fmt.format(sp[1])}]"
 
 def cpu_cell(m):
-    if m is None or m["backend_cpu_us_per_op"] < 0:
-        return "-"
     k = "backend_cpu_us_per_op"
-    return with_range(m[k], [m["min"][k], m["max"][k]])
+    if m is None or m[k] < 0:
+        return "-"
+    g = lambda v: f"{v:.0f}" if v >= 100 else (f"{v:.1f}" if v >= 10 else f"{v:.2f}")
+    return f"{g(m[k])} [{g(m['min'][k])}-{g(m['max'][k])}]"
 
 # Column names: the ops/s column and the prefix of the p99 and cpu columns.
 col = {"virtiofsd": "virtiofsd", "rust-virtiofsd": "rust-vfsd"}
@@ -445,31 +453,31 @@ lines = [f"rust-virtiofsd: {rust_status}",
 
 lines.append(f"ops/s: median of {n_reps} reps of {duration} s, min and max as % of it; "
              "ratio = vdhost/peer, median [min-max] of the per-rep ratios")
-hdr = f"{'workload':<16}{'qd':>4}{'vdhost':>10}{'spread':>10}"
+hdr = f"{'workload':<16}{'qd':>4}{'vdhost':>10}{'spread':>11}"
 for p in peers:
-    hdr += f"{col[p]:>10}{'spread':>10}{'ratio [min-max]':>21}"
+    hdr += f"{col[p]:>10}{'spread':>11}{'ratio [min-max]':>21}"
 lines.append(hdr)
 for s in summary:
     v = s["vdhost"]
     line = f"{s['workload']:<16}{s['queue_depth']:>4}"
-    line += f"{f(v['ops_s']):>10}{spread_pct(v, 'ops_s'):>10}"
+    line += f"{f(v['ops_s']):>10}{spread_pct(v, 'ops_s'):>11}"
     for p in peers:
         pm = s.get(p)
-        line += f"{f(pm['ops_s'] if pm else None):>10}{spread_pct(pm, 'ops_s'):>10}"
+        line += f"{f(pm['ops_s'] if pm else None):>10}{spread_pct(pm, 'ops_s'):>11}"
         line += f"{with_range(s['ratio_' + p], s['ratio_' + p + '_spread']):>21}"
     lines.append(line)
 
 lines.append("")
 lines.append("backend CPU us per op (all threads of the backend process): median [min-max]; "
              "cpu ratio = vdhost/peer (below 1: vdhost spends less CPU per op)")
-hdr = f"{'workload':<16}{'qd':>4}{'vd_cpu':>20}"
+hdr = f"{'workload':<16}{'qd':>4}{'vd_cpu':>21}"
 for p in peers:
-    hdr += f"{(short[p] + '_cpu'):>22}{'cpu ratio':>21}"
+    hdr += f"{(short[p] + '_cpu'):>21}{'cpu ratio':>21}"
 lines.append(hdr)
 for s in summary:
-    line = f"{s['workload']:<16}{s['queue_depth']:>4}{cpu_cell(s['vdhost']):>20}"
+    line = f"{s['workload']:<16}{s['queue_depth']:>4}{cpu_cell(s['vdhost']):>21}"
     for p in peers:
-        line += f"{cpu_cell(s.get(p)):>22}"
+        line += f"{cpu_cell(s.get(p)):>21}"
         line += f"{with_range(s['cpu_ratio_' + p], s['cpu_ratio_' + p + '_spread']):>21}"
     lines.append(line)
 
