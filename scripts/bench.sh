@@ -3,25 +3,38 @@
 # Benchmarks vdhost (one poll lcore) against the C virtiofsd (QEMU 7.2's) and the Rust
 # virtiofsd (Debian 13's, run from the cache of scripts/rust-virtiofsd.sh, which
 # scripts/setup.sh fills) with tools/bench/vdhost-bench, plus vdhost's null backend (the
-# transport ceiling) and the raw host-syscall baseline. Runs alternate between backends
-# (A B C A B C ...); each virtiofsd is started afresh for every run (it serves one
-# connection). Prints a table of medians, writes bench-results/latest.{csv,json}, a text
+# transport ceiling) and the raw host-syscall baseline. One vdhost-bench process holds a
+# connection to every backend and alternates short runs between them: per repetition,
+# every workload and queue depth runs on each backend back to back (their order rotated
+# each repetition), so a change in the machine's load falls on all of them alike. Each
+# ratio vdhost/peer is the median of the per-repetition ratios, printed with its min and
+# max. Next to ops/s it reports each backend's CPU time per operation (all its threads),
+# the fairer comparison on a small machine.
+# Pinning: the load generator on CPU 0; vdhost's poll lcore on the last CPU; every thread
+# of the C and Rust virtiofsd on that same CPU (taskset; --peer-cpus changes it), so no
+# backend serves requests on the load generator's CPU. vdhost's io_uring workers (punted
+# I/O only) run off its poll CPU by design, i.e. on CPU 0 of a 2-CPU machine; their CPU
+# time is counted in vdhost's.
+# Prints tables of medians with spreads, writes bench-results/latest.{csv,json}, a text
 # summary and PNG plots (gnuplot), and measures vdhost's idle CPU and RSS after the load.
 # The Rust virtiofsd is included whenever it is available; the run says which, at its start
 # and in the summary: "rust-virtiofsd: included (virtiofsd 1.13.x)" or
 # "rust-virtiofsd: not available (<reason>; run scripts/rust-virtiofsd.sh)".
+# scripts/bench-compare.py A.json B.json compares the ratios of two runs.
 #
 # Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
 #                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
-#                         [--duration SEC] [--workloads LIST] [--depths LIST] [--keep]
-#   --quick  (default) 2 reps x 1 s per run, QD 1 and 32, 7 workloads: under 2 minutes
-#            on a 2-core machine once built, without the Rust virtiofsd (it adds one run
-#            per workload and rep)
-#   --full   5 reps x 5 s, QD 1, 8, 32, 128, all 13 workloads (about 50 minutes without
-#            the Rust virtiofsd)
+#                         [--duration SEC] [--warmup SEC] [--workloads LIST] [--depths LIST]
+#                         [--peer-cpus LIST|all] [--keep]
+#   --quick  (default) 8 reps x 0.25 s per run (+0.1 s warm-up), QD 1 and 32, 7 workloads:
+#            about 3 minutes on a 2-core machine once built, with the Rust virtiofsd
+#   --full   10 reps x 2 s (+0.25 s warm-up), QD 1, 8, 32, 128, all 13 workloads (about
+#            65 minutes with the Rust virtiofsd)
 #   --rust-virtiofsd PATH  this Rust virtiofsd instead of the cached one
 #   --no-rust-virtiofsd    leave the Rust virtiofsd out
 #   --fetch-peers          fetch the Rust virtiofsd first if the cache lacks it (network)
+#   --peer-cpus LIST       CPUs of the virtiofsd processes (taskset list; default: vdhost's
+#                          poll CPU; 'all' leaves them unpinned)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +44,7 @@ rust_mode=auto
 fetch_peers=0
 build_dir="$REPO/build"
 out="$REPO/bench-results"
-reps="" duration="" workloads="" depths="" keep=0
+reps="" duration="" warmup="" workloads="" depths="" peer_cpus="" keep=0
 VIRTIOFSD="${VDH_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
@@ -46,6 +59,8 @@ while [ $# -gt 0 ]; do
     --out) out="$(realpath -m "$2")"; shift ;;
     --reps) reps="$2"; shift ;;
     --duration) duration="$2"; shift ;;
+    --warmup) warmup="$2"; shift ;;
+    --peer-cpus) peer_cpus="$2"; shift ;;
     --workloads) workloads="$2"; shift ;;
     --depths) depths="$2"; shift ;;
     --keep) keep=1 ;;
@@ -56,16 +71,14 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$mode" = quick ]; then
-    : "${reps:=2}" "${duration:=1}" "${depths:=1,32}"
+    : "${reps:=8}" "${duration:=0.25}" "${warmup:=0.1}" "${depths:=1,32}"
     : "${workloads:=getattr,lookup-hit,lookup-miss,read-4k-rand,write-4k-rand,read-1m-seq,meta-mix}"
-    warmup=0.2
     null_workloads="getattr,read-4k-rand"
     mq_workloads="read-4k-rand"
     mq_depths="32"
 else
-    : "${reps:=5}" "${duration:=5}" "${depths:=1,8,32,128}"
+    : "${reps:=10}" "${duration:=2}" "${warmup:=0.25}" "${depths:=1,8,32,128}"
     : "${workloads:=getattr,lookup-hit,lookup-miss,open-release,read-4k-rand,write-4k-rand,read-128k-seq,read-1m-seq,write-128k-seq,write-1m-seq,create-unlink,readdirplus-10k,meta-mix}"
-    warmup=0.5
     null_workloads="getattr,lookup-hit,lookup-miss,open-release,read-4k-rand,read-1m-seq,meta-mix"
     mq_workloads="getattr,lookup-hit,read-4k-rand"
     mq_depths="32,128"
@@ -116,11 +129,19 @@ VDHOST="$build_dir/host/vdhost"
 BENCH="$build_dir/tools/bench/vdhost-bench"
 PLUGINS="$build_dir/plugins"
 
-# ---- CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0 --------------
+# ---- CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0, the peers on
+# the poll lcore's CPU (so each backend serves from one CPU and none from the generator's) --
 ncpu=$(nproc)
 lcore=$((ncpu - 1))
 bench_cpu=0
 [ "$ncpu" -ge 2 ] || log "warning: one CPU only; the load generator shares it with the poll lcore"
+: "${peer_cpus:=$lcore}"
+peer_pin=(taskset -c "$peer_cpus")
+[ "$peer_cpus" != all ] || peer_pin=()
+[ "$peer_cpus" = all ] || taskset -c "$peer_cpus" true 2>/dev/null ||
+    die "--peer-cpus $peer_cpus: not a CPU list taskset accepts"
+# The load generator's threads are pinned by --cpus; taskset pins its main thread too.
+BENCH_RUN=(taskset -c "$bench_cpu" "$BENCH")
 
 work="$(mktemp -d /tmp/vdh-bench.XXXXXX)"
 pids=()
@@ -140,6 +161,8 @@ mkdir -p "$share" "$work/nullshare" "$out"
 csv="$work/runs.csv"
 failures=0
 start_time=$(date +%s)
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "load average at the start: $load_start ($ncpu CPUs)"
 
 log "preparing $share (${file_mib} MiB files, 10000-entry directory)"
 "$BENCH" --share-dir "$share" --prepare-only --file-size-mib "$file_mib" >/dev/null
@@ -185,94 +208,91 @@ stop_pid() { # PID
     wait "$1" 2>/dev/null || true
 }
 
-# bench LABEL REP SOCKET PID ARGS...: one vdhost-bench run, rows appended to $csv.
-# RUN_DURATION / RUN_WARMUP override the mode's duration and warm-up.
+# bench LABELS SOCKETS PIDS ARGS...: one vdhost-bench process, alternating between the
+# sockets (comma-separated, with their labels and pids) for $reps repetitions; rows
+# appended to $csv. RUN_DURATION / RUN_WARMUP / RUN_REPS override the mode's values.
 bench() {
-    local label="$1" rep="$2" sock="$3" pid="$4" rc=0
-    shift 4
-    "$BENCH" --socket "$sock" --no-prepare --poll --cpus "$bench_cpu" --file-size-mib "$file_mib" \
-        --duration "${RUN_DURATION:-$duration}" --warmup "${RUN_WARMUP:-$warmup}" \
-        --backend-pid "$pid" --label "$label" \
-        --rep "$rep" --csv "$csv" "$@" >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
+    local labels="$1" socks="$2" bpids="$3" rc=0
+    shift 3
+    "${BENCH_RUN[@]}" --socket "$socks" --no-prepare --poll --cpus "$bench_cpu" \
+        --file-size-mib "$file_mib" --duration "${RUN_DURATION:-$duration}" \
+        --warmup "${RUN_WARMUP:-$warmup}" --reps "${RUN_REPS:-$reps}" --rep 1 \
+        --backend-pid "$bpids" --label "$labels" --csv "$csv" "$@" \
+        >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
     if [ "$rc" -ne 0 ]; then
         failures=$((failures + 1))
-        log "run failed ($label rep $rep $*): rc=$rc; see below"
+        log "run failed ($labels: $*): rc=$rc; see below"
         tail -n 5 "$work/bench.err" >&2
     fi
 }
 
-# A fresh virtiofsd (C or Rust) for one run.
-peer_run() { # LABEL REP ARGS...
-    local label="$1" rep="$2" sock="$work/$1-$RANDOM.sock" p
-    shift 2
-    rm -f "$sock"
+# start_peer LABEL: a fresh virtiofsd (C or Rust) pinned to $peer_cpus; it serves one
+# connection and exits when the frontend disconnects. Sets peer_pid, peer_sock.
+start_peer() {
+    local label="$1"
+    peer_sock="$work/$label.sock"
+    rm -f "$peer_sock"
     if [ "$label" = virtiofsd ]; then
-        "$VIRTIOFSD" --socket-path="$sock" -o source="$share" -o cache=auto >>"$work/$label.log" 2>&1 &
+        "${peer_pin[@]}" "$VIRTIOFSD" --socket-path="$peer_sock" -o source="$share" -o cache=auto \
+            >>"$work/$label.log" 2>&1 &
     else
-        "$rust" --socket-path="$sock" --shared-dir="$share" --cache=auto >>"$work/$label.log" 2>&1 &
+        "${peer_pin[@]}" "$rust" --socket-path="$peer_sock" --shared-dir="$share" --cache=auto \
+            >>"$work/$label.log" 2>&1 &
     fi
-    p=$!
-    pids+=("$p")
-    if ! wait_socket "$sock" "$p"; then
-        failures=$((failures + 1))
-        log "$label did not start"
+    peer_pid=$!
+    pids+=("$peer_pid")
+    if ! wait_socket "$peer_sock" "$peer_pid"; then
         tail -n 5 "$work/$label.log" >&2
-        return 0
+        die "$label did not start"
     fi
-    bench "$label" "$rep" "$sock" "$p" "$@"
-    # It exits when the frontend disconnects; make sure before the next one starts.
-    local i
-    for ((i = 0; i < 30; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    stop_pid "$p"
 }
 
 # ---- vdhost vs peers, alternating --------------------------------------------------------
 start_vdhost vdhost passthrough
 vdhost_pid=$vd_pid
-vdhost_sock=$vd_sock
+labels=vdhost socks=$vd_sock bpids=$vd_pid peer_pids=()
+for p in virtiofsd ${rust:+rust-virtiofsd}; do
+    start_peer "$p"
+    labels+=",$p" socks+=",$peer_sock" bpids+=",$peer_pid"
+    peer_pids+=("$peer_pid")
+done
 IFS=, read -r -a wl <<<"$workloads"
-log "mode $mode: ${#wl[@]} workloads x $reps reps x QD $depths, ${duration}s per run (+${warmup}s warm-up)"
-for w in "${wl[@]}"; do
-    for ((r = 1; r <= reps; r++)); do
-        log "$w rep $r: vdhost, virtiofsd${rust:+, rust-virtiofsd}"
-        bench vdhost "$r" "$vdhost_sock" "$vdhost_pid" --workload "$w" --queue-depth "$depths"
-        peer_run virtiofsd "$r" --workload "$w" --queue-depth "$depths"
-        [ -z "$rust" ] || peer_run rust-virtiofsd "$r" --workload "$w" --queue-depth "$depths"
-    done
+log "mode $mode: ${#wl[@]} workloads x QD $depths x $reps reps, ${duration}s per run" \
+    "(+${warmup}s warm-up), alternating $labels; peers on CPU(s) $peer_cpus"
+bench "$labels" "$socks" "$bpids" --workload "$workloads" --queue-depth "$depths"
+for p in "${peer_pids[@]}"; do
+    # They exit when the frontend disconnects; make sure.
+    for ((i = 0; i < 30; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$p"
 done
 
 # ---- raw baseline (depth 1) --------------------------------------------------------------
-for ((r = 1; r <= reps; r++)); do
-    log "raw baseline rep $r"
-    rc=0
-    "$BENCH" --raw --share-dir "$share" --no-prepare --cpus "$bench_cpu" --file-size-mib "$file_mib" \
-        --duration "$duration" --warmup "$warmup" --label raw --rep "$r" --csv "$csv" \
-        --workload "$workloads" >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
-    [ "$rc" -eq 0 ] || { failures=$((failures + 1)); log "raw run failed: rc=$rc"; }
-done
+log "raw baseline: $reps reps"
+rc=0
+"${BENCH_RUN[@]}" --raw --share-dir "$share" --no-prepare --cpus "$bench_cpu" \
+    --file-size-mib "$file_mib" --duration "$duration" --warmup "$warmup" --reps "$reps" \
+    --label raw --rep 1 --csv "$csv" --workload "$workloads" \
+    >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
+[ "$rc" -eq 0 ] || { failures=$((failures + 1)); log "raw run failed: rc=$rc"; }
 
 # ---- null backend ceiling ----------------------------------------------------------------
 stop_pid "$vdhost_pid"
 start_vdhost null null
 null_pid=$vd_pid
-for ((r = 1; r <= reps; r++)); do
-    log "null backend rep $r"
-    bench null "$r" "$vd_sock" "$null_pid" --workload "$null_workloads" --queue-depth "$depths"
-done
+log "null backend: $reps reps"
+bench null "$vd_sock" "$null_pid" --workload "$null_workloads" --queue-depth "$depths"
 stop_pid "$null_pid"
 
 # ---- vdhost with two request queues (vdhost only: virtiofsd serves one) ------------------
 start_vdhost vdhost passthrough
 vdhost_pid=$vd_pid
-for ((r = 1; r <= reps; r++)); do
-    log "vdhost 2 request queues rep $r"
-    bench vdhost "$r" "$vd_sock" "$vdhost_pid" --queues 2 --workload "$mq_workloads" \
-        --queue-depth "$mq_depths"
-done
+log "vdhost with 2 request queues: $reps reps"
+bench vdhost "$vd_sock" "$vdhost_pid" --queues 2 --workload "$mq_workloads" \
+    --queue-depth "$mq_depths"
 # Every workload once more at QD32, sampling vdhost's memory in the middle: RssAnon +
 # RssFile is its own memory, RssShmem the guest memory (memfd) it has mapped.
-RUN_DURATION=0.3 RUN_WARMUP=0 bench vdhost-rss 0 "$vd_sock" "$vdhost_pid" --workload "$workloads" \
-    --queue-depth 32 &
+RUN_DURATION=0.3 RUN_WARMUP=0 RUN_REPS=1 bench vdhost-rss "$vd_sock" "$vdhost_pid" \
+    --workload "$workloads" --queue-depth 32 &
 rss_job=$!
 sleep 1
 load_rss=$(awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s ", $1, $2}' /proc/"$vdhost_pid"/status)
@@ -298,36 +318,72 @@ log "vdhost memory under load (KiB): $load_rss"
 log "load stopped at $t_stop; vdhost CPU: ${idle_first_s}% in the first second, ${idle_pct}% over the next 2 s; VmRSS ${rss_kib} KiB (peak ${hwm_kib} KiB)"
 
 # ---- report ------------------------------------------------------------------------------
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "load average at the end: $load_end"
 cp "$csv" "$out/latest.csv"
 python3 - "$csv" "$out" "$work" "$mode" "$idle_pct" "$idle_first_s" "$rss_kib" "$hwm_kib" \
-    "$elapsed" "$failures" "$reps" "$duration" "$depths" "$load_rss" "$rust_status" "$rust" <<'PY'
+    "$elapsed" "$failures" "$reps" "$duration" "$warmup" "$depths" "$load_rss" "$rust_status" \
+    "$rust" "$peer_cpus" "$lcore" "$bench_cpu" "$load_start" "$load_end" <<'PY'
 import csv, json, os, platform, statistics, subprocess, sys
 from collections import defaultdict
 
 (csv_path, out, work, mode, idle_pct, idle_first, rss_kib, hwm_kib, elapsed, failures,
- reps, duration, depths, load_rss, rust_status, rust_path) = sys.argv[1:]
+ reps, duration, warmup, depths, load_rss, rust_status, rust_path, peer_cpus, lcore,
+ bench_cpu, load_start, load_end) = sys.argv[1:]
 lr = load_rss.split()
 load_mem = {lr[i].rstrip(":"): int(lr[i + 1]) / 1024 for i in range(0, len(lr) - 1, 2)}
 rows = list(csv.DictReader(open(csv_path)))
 num = lambda r, k: float(r[k])
+# Time runnable but not running (another task had the CPU), as % of the run.
+for r in rows:
+    for who in ("backend", "client"):
+        w = num(r, who + "_wait_s")
+        r[who + "_wait_pct"] = str(w / num(r, "elapsed_s") * 100 if w >= 0 else -1)
 groups = defaultdict(list)
 for r in rows:
     if r["label"] == "vdhost-rss":
         continue
     groups[(r["label"], r["workload"], int(r["queues"]), int(r["queue_depth"]))].append(r)
 
+# Per (backend, workload, queues, depth): the median of each metric over the reps, and its
+# min and max (the spread); by_rep keeps each rep's row for the paired ratios.
 metrics = ["ops_s", "req_s", "mb_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_mean_us",
-           "backend_cpu_us_per_op", "client_cpu_us_per_op"]
+           "backend_cpu_us_per_op", "client_cpu_us_per_op", "backend_wait_pct",
+           "client_wait_pct"]
 med = {}
+by_rep = {}
+# A negative CPU or wait figure is "not measured" (no backend pid, or a run without a
+# completed op): left out of that metric's statistics, -1 if no run has it.
+def stat(rs, k, fn):
+    vals = [num(r, k) for r in rs]
+    if k.startswith("backend_") or k.endswith("_wait_pct"):
+        vals = [v for v in vals if v >= 0]
+    return fn(vals) if vals else -1.0
 for key, rs in groups.items():
-    m = {k: statistics.median(num(r, k) for r in rs) for k in metrics}
+    m = {k: stat(rs, k, statistics.median) for k in metrics}
+    m["min"] = {k: stat(rs, k, min) for k in metrics}
+    m["max"] = {k: stat(rs, k, max) for k in metrics}
     m["runs"] = len(rs)
     m["errors"] = sum(int(r["err_errno"]) + int(r["err_proto"]) + int(r["err_verify"]) +
                       int(r["timed_out"]) for r in rs)
     med[key] = m
+    by_rep[key] = {int(r["rep"]): r for r in rs}
+
+def key_of(label, w, qd, q=1):
+    return (label, w, 0 if label == "raw" else q, 1 if label == "raw" else qd)
 
 def get(label, w, qd, q=1):
-    return med.get((label, w, 0 if label == "raw" else q, 1 if label == "raw" else qd))
+    return med.get(key_of(label, w, qd, q))
+
+def paired(a, b, metric):
+    """Median, min and max of a/b over the reps both have: each rep of a ran right
+    next to the same rep of b, so a change in the machine's load cancels out."""
+    ra, rb = by_rep.get(a, {}), by_rep.get(b, {})
+    rs = [num(ra[i], metric) / num(rb[i], metric) for i in sorted(ra)
+          if i in rb and num(rb[i], metric) > 0 and num(ra[i], metric) > 0]
+    if not rs:
+        return None, None
+    return statistics.median(rs), [min(rs), max(rs)]
 
 workloads = []
 for r in rows:
@@ -344,14 +400,20 @@ for w in workloads:
             continue
         s = {"workload": w, "queue_depth": qd, "vdhost": v}
         for p in peers:
-            pm = get(p, w, qd)
-            s[p] = pm
-            s["ratio_" + p] = v["ops_s"] / pm["ops_s"] if pm and pm["ops_s"] > 0 else None
+            s[p] = get(p, w, qd)
+            r, sp = paired(key_of("vdhost", w, qd), key_of(p, w, qd), "ops_s")
+            s["ratio_" + p], s["ratio_" + p + "_spread"] = r, sp
+            r, sp = paired(key_of("vdhost", w, qd), key_of(p, w, qd), "backend_cpu_us_per_op")
+            s["cpu_ratio_" + p], s["cpu_ratio_" + p + "_spread"] = r, sp
         s["null"] = get("null", w, qd)
         raw = get("raw", w, 1)
         s["raw"] = raw
-        if raw and raw["ops_s"] > 0:
+        if raw and raw["ops_s"] > 0 and raw["min"]["ops_s"] > 0:
+            # Not paired: the raw runs are a separate phase. The spread bounds the ratio
+            # of any vdhost rep to any raw rep.
             s["ratio_raw"] = v["ops_s"] / raw["ops_s"]
+            s["ratio_raw_spread"] = [v["min"]["ops_s"] / raw["max"]["ops_s"],
+                                     v["max"]["ops_s"] / raw["min"]["ops_s"]]
             s["overhead_p50_us"] = v["lat_p50_us"] - raw["lat_p50_us"]
             s["overhead_mean_us"] = v["lat_mean_us"] - raw["lat_mean_us"]
         summary.append(s)
@@ -361,48 +423,106 @@ mq = [{"workload": k[1], "queues": k[2], "queue_depth": k[3], **m}
 def f(v, fmt="{:.0f}"):
     return "-" if v is None else fmt.format(v)
 
+def spread_pct(m, k):
+    """'-3/+2%': min and max over the reps, from the median."""
+    if m is None or m[k] <= 0:
+        return "-"
+    return (f"-{(m[k] - m['min'][k]) / m[k] * 100:.0f}/"
+            f"+{(m['max'][k] - m[k]) / m[k] * 100:.0f}%")
+
+def with_range(v, sp, fmt="{:.2f}"):
+    """'1.40 [1.31-1.52]': a median and its min and max."""
+    if v is None:
+        return "-"
+    return f"{fmt.format(v)} [{fmt.format(sp[0])}-{fmt.format(sp[1])}]"
+
+def cpu_cell(m):
+    k = "backend_cpu_us_per_op"
+    if m is None or m[k] < 0:
+        return "-"
+    g = lambda v: f"{v:.0f}" if v >= 100 else (f"{v:.1f}" if v >= 10 else f"{v:.2f}")
+    return f"{g(m[k])} [{g(m['min'][k])}-{g(m['max'][k])}]"
+
 # Column names: the ops/s column and the prefix of the p99 and cpu columns.
 col = {"virtiofsd": "virtiofsd", "rust-virtiofsd": "rust-vfsd"}
 short = {"virtiofsd": "virti", "rust-virtiofsd": "rust"}
-lines = [f"rust-virtiofsd: {rust_status}"]
-hdr = f"{'workload':<16}{'qd':>4}{'vdhost':>11}"
+n_reps = max((m["runs"] for k, m in med.items() if k[0] == "vdhost"), default=0)
+lines = [f"rust-virtiofsd: {rust_status}",
+         f"load average: {load_start} at the start, {load_end} at the end "
+         f"({os.cpu_count()} CPUs)", ""]
+
+lines.append(f"ops/s: median of {n_reps} reps of {duration} s, min and max as % of it; "
+             "ratio = vdhost/peer, median [min-max] of the per-rep ratios")
+hdr = f"{'workload':<16}{'qd':>4}{'vdhost':>10}{'spread':>11}"
 for p in peers:
-    hdr += f"{col[p]:>11}{'ratio':>7}"
-hdr += f"{'null':>11}{'raw':>11}{'vd/raw':>7}{'ovh_us':>8}{'vd_p99':>9}"
-for p in peers:
-    hdr += f"{(short[p] + '_p99'):>10}"
-hdr += f"{'vd_cpu':>8}"
-for p in peers:
-    hdr += f"{(short[p] + '_cpu'):>10}"
-lines.append("ops/s medians (ratio = vdhost/peer; ovh_us = vdhost p50 - raw p50 at QD1; cpu = backend CPU us/op)")
+    hdr += f"{col[p]:>10}{'spread':>11}{'ratio [min-max]':>21}"
 lines.append(hdr)
 for s in summary:
     v = s["vdhost"]
-    line = f"{s['workload']:<16}{s['queue_depth']:>4}{f(v['ops_s']):>11}"
+    line = f"{s['workload']:<16}{s['queue_depth']:>4}"
+    line += f"{f(v['ops_s']):>10}{spread_pct(v, 'ops_s'):>11}"
     for p in peers:
         pm = s.get(p)
-        line += f"{f(pm['ops_s'] if pm else None):>11}{f(s.get('ratio_' + p), '{:.2f}'):>7}"
-    n = s["null"]
-    raw = s["raw"]
-    line += f"{f(n['ops_s'] if n else None):>11}"
-    line += f"{f(raw['ops_s'] if raw and s['queue_depth'] == 1 else None):>11}"
-    line += f"{f(s.get('ratio_raw') if s['queue_depth'] == 1 else None, '{:.2f}'):>7}"
-    line += f"{f(s.get('overhead_p50_us') if s['queue_depth'] == 1 else None, '{:.2f}'):>8}"
+        line += f"{f(pm['ops_s'] if pm else None):>10}{spread_pct(pm, 'ops_s'):>11}"
+        line += f"{with_range(s['ratio_' + p], s['ratio_' + p + '_spread']):>21}"
+    lines.append(line)
+
+lines.append("")
+lines.append("backend CPU us per op (all threads of the backend process): median [min-max]; "
+             "cpu ratio = vdhost/peer (below 1: vdhost spends less CPU per op)")
+hdr = f"{'workload':<16}{'qd':>4}{'vd_cpu':>21}"
+for p in peers:
+    hdr += f"{(short[p] + '_cpu'):>21}{'cpu ratio':>21}"
+lines.append(hdr)
+for s in summary:
+    line = f"{s['workload']:<16}{s['queue_depth']:>4}{cpu_cell(s['vdhost']):>21}"
+    for p in peers:
+        line += f"{cpu_cell(s.get(p)):>21}"
+        line += f"{with_range(s['cpu_ratio_' + p], s['cpu_ratio_' + p + '_spread']):>21}"
+    lines.append(line)
+
+# How much the machine's other tasks got in the way, over the head-to-head runs.
+def wait_stats(labels, who):
+    vals = [num(r, who + "_wait_pct") for r in rows if r["label"] in labels and
+            int(r["queues"]) == 1 and num(r, who + "_wait_pct") >= 0]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "max": max(vals)}
+cpu_wait = {l: wait_stats([l], "backend") for l in ["vdhost"] + peers}
+cpu_wait["load_generator"] = wait_stats(["vdhost"] + peers, "client")
+lines.append("")
+lines.append("time runnable but waiting for a CPU (other tasks had it), % of each run, all "
+             "threads: median [max]")
+lines.append("  " + ", ".join(f"{l} {v['median']:.1f} [{v['max']:.0f}]"
+                              for l, v in cpu_wait.items() if v))
+
+lines.append("")
+lines.append("latency and baselines (medians; vd/raw [min-max]; ovh_us = vdhost p50 - raw p50 "
+             "at QD1; p99 in us)")
+hdr = f"{'workload':<16}{'qd':>4}{'null':>10}{'raw':>10}{'vd/raw [min-max]':>20}"
+hdr += f"{'ovh_us':>8}{'vd_p99':>9}"
+for p in peers:
+    hdr += f"{(short[p] + '_p99'):>10}"
+lines.append(hdr)
+for s in summary:
+    v, n, raw = s["vdhost"], s["null"], s["raw"]
+    qd1 = s["queue_depth"] == 1
+    line = f"{s['workload']:<16}{s['queue_depth']:>4}{f(n['ops_s'] if n else None):>10}"
+    line += f"{f(raw['ops_s'] if raw and qd1 else None):>10}"
+    line += f"{(with_range(s.get('ratio_raw'), s.get('ratio_raw_spread')) if qd1 else '-'):>20}"
+    line += f"{f(s.get('overhead_p50_us') if qd1 else None, '{:.2f}'):>8}"
     line += f"{f(v['lat_p99_us'], '{:.1f}'):>9}"
     for p in peers:
         pm = s.get(p)
         line += f"{f(pm['lat_p99_us'] if pm else None, '{:.1f}'):>10}"
-    line += f"{f(v['backend_cpu_us_per_op'], '{:.2f}'):>8}"
-    for p in peers:
-        pm = s.get(p)
-        line += f"{f(pm['backend_cpu_us_per_op'] if pm else None, '{:.2f}'):>10}"
     lines.append(line)
 if mq:
     lines.append("")
     lines.append("vdhost with more request queues (one poll lcore)")
     for m in mq:
         lines.append(f"{m['workload']:<16} queues {m['queues']} qd {m['queue_depth']:>4}: "
-                     f"{m['ops_s']:.0f} ops/s, p99 {m['lat_p99_us']:.1f} us")
+                     f"{m['ops_s']:.0f} ops/s ({spread_pct(m, 'ops_s')}), "
+                     f"p99 {m['lat_p99_us']:.1f} us")
 lines.append("")
 lines.append(f"MB/s medians: " + ", ".join(
     f"{s['workload']} QD{s['queue_depth']} vdhost {s['vdhost']['mb_s']:.0f}"
@@ -466,15 +586,25 @@ def cpu_model():
         pass
     return platform.processor()
 
+pin = "unpinned" if peer_cpus == "all" else f"pinned to CPU {peer_cpus} (taskset)"
 doc = {
     "generated": subprocess.run(["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"], capture_output=True,
                                 text=True).stdout.strip(),
-    "mode": mode, "reps": int(reps), "duration_s": float(duration), "depths": depths,
+    "mode": mode, "reps": int(reps), "duration_s": float(duration), "warmup_s": float(warmup),
+    "depths": depths,
     "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release()},
-    "setup": {"vdhost": "one poll lcore (last CPU), cache: auto", "load_generator": "CPU 0, --poll",
-              "virtiofsd": "/usr/lib/qemu/virtiofsd -o cache=auto, fresh per run, 1 request queue",
-              "rust-virtiofsd": (f"{rust_path} --cache=auto, fresh per run, 1 request queue; "
-                                 if rust_path else "") + rust_status},
+    "load_average": {"start": load_start, "end": load_end},
+    "cpu_wait_pct": cpu_wait,
+    "setup": {"vdhost": f"one poll lcore (CPU {lcore}), cache: auto",
+              "load_generator": f"CPU {bench_cpu}, --poll",
+              "alternation": "one connection per backend; per rep, each workload and depth "
+                             "runs on every backend back to back, order rotated per rep",
+              "virtiofsd": f"/usr/lib/qemu/virtiofsd -o cache=auto, 1 request queue, {pin}",
+              "rust-virtiofsd": (f"{rust_path} --cache=auto, 1 request queue, {pin}; "
+                                 if rust_path else "") + rust_status,
+              "ratios": "vdhost/peer: median, min and max of the per-rep ratios "
+                        "(ratio_<peer>: ops/s, cpu_ratio_<peer>: backend CPU us per op); "
+                        "ratio_raw: ratio of the medians, spread over any rep pair"},
     "summary": summary, "multi_queue": mq, "targets": targets,
     "vdhost_idle_cpu_pct": ip, "vdhost_cpu_first_second_pct": float(idle_first),
     "vdhost_rss_mib": rss, "vdhost_hwm_mib": int(hwm_kib) / 1024,
@@ -483,37 +613,59 @@ doc = {
 }
 json.dump(doc, open(os.path.join(out, "latest.json"), "w"), indent=1)
 
-# Plot data: one file per chart, then gnuplot.
+# Plot data: one file per chart (each value with its min and max), then gnuplot.
 labels = ["vdhost"] + peers + ["null"]
 def dat(name, header, data):
     with open(os.path.join(work, name), "w") as fh:
         fh.write("# " + " ".join(header) + "\n")
         for row in data:
             fh.write(" ".join(str(x) for x in row) + "\n")
+def triple(m, metric):
+    if m is None or m[metric] <= 0:
+        return ["NaN"] * 3
+    return [m[metric], m["min"][metric], m["max"][metric]]
 charts = []
+chart_metrics = (("ops_s", "ops/s"), ("lat_p99_us", "p99 latency (us)"),
+                 ("backend_cpu_us_per_op", "backend CPU us per op"))
 for qd in qds:
-    for metric, title in (("ops_s", "ops/s"), ("lat_p99_us", "p99 latency (us)")):
-        cols = labels + (["raw"] if qd == 1 else [])
+    for metric, title in chart_metrics:
+        cols = labels + (["raw"] if qd == 1 and metric != "backend_cpu_us_per_op" else [])
         data = []
         for w in workloads:
             vals = []
             for l in cols:
-                m = get(l, w, qd)
-                vals.append(m[metric] if m else "NaN")
+                vals += triple(get(l, w, qd), metric)
             data.append([w] + vals)
         fn = f"by_workload_{metric}_qd{qd}"
         dat(fn + ".dat", ["workload"] + cols, data)
-        charts.append((fn, f"{title} by workload, queue depth {qd}", cols, "hist"))
+        charts.append((fn, f"{title} by workload, queue depth {qd} (bars: min-max over reps)",
+                       cols, "hist"))
+    # vdhost/peer ratios of ops/s and of CPU per op, with their spreads.
+    cols, data = [], []
+    for p in peers:
+        cols += [f"ops/s vs {p}", f"cpu/op vs {p}"]
+    for w in workloads:
+        s = next((s for s in summary if s["workload"] == w and s["queue_depth"] == qd), None)
+        vals = []
+        for p in peers:
+            for k in ("ratio_", "cpu_ratio_"):
+                r = s.get(k + p) if s else None
+                vals += ["NaN"] * 3 if r is None else [r] + s[k + p + "_spread"]
+        data.append([w] + vals)
+    if peers:
+        fn = f"ratio_qd{qd}"
+        dat(fn + ".dat", ["workload"] + cols, data)
+        charts.append((fn, f"vdhost/peer by workload, queue depth {qd}: ops/s (above 1: "
+                       f"vdhost faster), CPU per op (below 1: vdhost cheaper)", cols, "hist"))
 for w in ("getattr", "lookup-hit", "read-4k-rand"):
     if w not in workloads:
         continue
-    for metric, title in (("ops_s", "ops/s"), ("lat_p99_us", "p99 latency (us)")):
+    for metric, title in chart_metrics:
         data = []
         for qd in qds:
             vals = []
             for l in labels:
-                m = get(l, w, qd)
-                vals.append(m[metric] if m else "NaN")
+                vals += triple(get(l, w, qd), metric)
             data.append([qd] + vals)
         fn = f"by_qd_{metric}_{w}"
         dat(fn + ".dat", ["qd"] + labels, data)
@@ -525,21 +677,25 @@ for fn, title, cols, kind in charts:
     gp.append(f"set title '{title}'")
     src = os.path.join(work, fn + ".dat")
     if kind == "hist":
-        gp += ["set style data histograms", "set style histogram clustered gap 1",
+        gp += ["set style data histograms", "set style histogram errorbars gap 1 lw 1",
                "set style fill solid 0.8 border -1", "set xtics rotate by -30 scale 0",
                "unset logscale x", "set xlabel ''"]
-        plots = [f"'{src}' using {i + 2}:xtic(1) title '{c}'" for i, c in enumerate(cols)]
+        plots = [f"'{src}' using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{c}'"
+                 for i, c in enumerate(cols)]
+        if fn.startswith("ratio_"):
+            plots.append("1 with lines lc rgb 'black' notitle")
     else:
-        gp += ["set style data linespoints", "set logscale x 2", "set xtics norotate",
+        gp += ["set style data yerrorlines", "set logscale x 2", "set xtics norotate",
                "set xlabel 'queue depth'"]
-        plots = [f"'{src}' using 1:{i + 2} title '{c}'" for i, c in enumerate(cols)]
+        plots = [f"'{src}' using 1:{3 * i + 2}:{3 * i + 3}:{3 * i + 4} title '{c}'"
+                 for i, c in enumerate(cols)]
     gp.append("plot " + ", ".join(plots))
 open(os.path.join(work, "plots.gp"), "w").write("\n".join(gp) + "\n")
 PY
 if command -v gnuplot >/dev/null; then
-    rm -f "$out"/by_*.png
+    rm -f "$out"/by_*.png "$out"/ratio_*.png
     if gnuplot "$work/plots.gp" 2>"$work/gnuplot.err"; then
-        log "plots: $(cd "$out" && ls by_*.png | tr '\n' ' ')"
+        log "plots: $(cd "$out" && ls by_*.png ratio_*.png | tr '\n' ' ')"
     else
         log "gnuplot failed:"; head -n 5 "$work/gnuplot.err" >&2
     fi

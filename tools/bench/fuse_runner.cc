@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -87,6 +88,10 @@ struct Timing {
     int64_t window_start = 0;
     int64_t window_end = INT64_MAX;
     bool by_ops = false;
+    /// Workers that have run their last op; they stay alive (their CPU wait readable in
+    /// /proc) until the closing sample has been taken and `release` is set.
+    mutable std::atomic<uint32_t> finished{0};
+    std::atomic<bool> release{false};
 };
 
 constexpr int kMaxErrorLogs = 5;
@@ -143,6 +148,14 @@ public:
     }
 
     void run() noexcept {
+        run_ops();
+        timing_.finished.fetch_add(1, std::memory_order_acq_rel);
+        while (!timing_.release.load(std::memory_order_acquire)) {
+            std::this_thread::sleep_for(std::chrono::microseconds(20));
+        }
+    }
+
+    void run_ops() noexcept {
         if (!c_.cpus.empty()) {
             cpu_set_t set;
             CPU_ZERO(&set);
@@ -923,20 +936,39 @@ Result<RunResult> run_fuse(FuseChannel& ch, const Targets& targets, const RunCon
 
     RunResult r;
     uint64_t unexpected0 = ch.unexpected_completions();
-    double cpu0 = -1, cpu1 = -1, self0 = 0, self1 = 0;
-    auto sample = [&](double& cpu, double& self) {
-        cpu = config.backend_pid > 0 ? process_cpu_seconds(config.backend_pid) : -1;
-        self = self_cpu_seconds();
+    // Backend CPU, this process's CPU, and both processes' time waiting for a CPU, at the
+    // start and the end of the window. The main thread may take them late (it shares the
+    // load generator's CPU), so each figure is scaled from the span between the two
+    // samples to the window.
+    struct Sample {
+        double cpu = -1, self = 0, wait = -1, self_wait = -1;
+        int64_t t = 0;
     };
-    if (timing.by_ops) {
-        sample(cpu0, self0);
-        int64_t t0 = now_ns();
-        timing.go.store(true, std::memory_order_release);
+    Sample s0, s1;
+    auto sample = [&](Sample& s) {
+        int64_t a = now_ns();
+        s.cpu = config.backend_pid > 0 ? process_cpu_seconds(config.backend_pid) : -1;
+        s.wait = config.backend_pid > 0 ? process_wait_seconds(config.backend_pid) : -1;
+        s.self = self_cpu_seconds();
+        s.self_wait = process_wait_seconds(::getpid());
+        s.t = a + (now_ns() - a) / 2;
+    };
+    auto release = [&] {
+        timing.release.store(true, std::memory_order_release);
         for (auto& t : threads) {
             t.join();
         }
+    };
+    if (timing.by_ops) {
+        sample(s0);
+        int64_t t0 = now_ns();
+        timing.go.store(true, std::memory_order_release);
+        while (timing.finished.load(std::memory_order_acquire) < threads.size()) {
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
         r.elapsed_s = static_cast<double>(now_ns() - t0) / 1e9;
-        sample(cpu1, self1);
+        sample(s1);
+        release();
     } else {
         int64_t start = now_ns() + 1'000'000;
         timing.window_start = start + static_cast<int64_t>(config.warmup_s * 1e9);
@@ -949,18 +981,26 @@ Result<RunResult> run_fuse(FuseChannel& ch, const Targets& targets, const RunCon
             }
         };
         sleep_until(timing.window_start);
-        sample(cpu0, self0);
+        sample(s0);
         sleep_until(timing.window_end);
-        sample(cpu1, self1);
-        for (auto& t : threads) {
-            t.join();
-        }
+        sample(s1);
+        release();
         r.elapsed_s = static_cast<double>(timing.window_end - timing.window_start) / 1e9;
     }
-    if (cpu0 >= 0 && cpu1 >= 0) {
-        r.backend_cpu_s = cpu1 - cpu0;
+    double span_s = static_cast<double>(s1.t - s0.t) / 1e9;
+    double scale = span_s > 0 ? r.elapsed_s / span_s : 1.0;
+    if (s0.cpu >= 0 && s1.cpu >= 0) {
+        r.backend_cpu_s = (s1.cpu - s0.cpu) * scale;
     }
-    r.client_cpu_s = self1 - self0;
+    r.client_cpu_s = (s1.self - s0.self) * scale;
+    // Only live threads count: a backend thread that exits in the window takes its wait
+    // with it (the workers of this process live until the closing sample).
+    if (s0.wait >= 0 && s1.wait >= 0) {
+        r.backend_wait_s = std::max(0.0, s1.wait - s0.wait) * scale;
+    }
+    if (s0.self_wait >= 0 && s1.self_wait >= 0) {
+        r.client_wait_s = std::max(0.0, s1.self_wait - s0.self_wait) * scale;
+    }
 
     bool timed_out = false;
     for (auto& w : workers) {

@@ -2,7 +2,9 @@
 // vdhost-bench: a vhost-user-fs load generator. Connects to any vhost-user-fs socket
 // (vdhost, the C or Rust virtiofsd) as QEMU and a Linux guest would, prepares its files in
 // the share, and runs FUSE workloads at a fixed queue depth; or runs the same system calls
-// directly on the host (--raw) as the baseline. Prints a table and appends CSV/JSON rows.
+// directly on the host (--raw) as the baseline. Given several sockets, it holds one
+// connection to each and alternates short runs between them (--reps). Prints a table and
+// appends CSV/JSON rows.
 #include <sys/types.h>
 
 #include <boost/program_options.hpp>
@@ -48,9 +50,10 @@ struct Cli {
     bool raw = false;
     bool prepare_only = false;
     bool no_prepare = false;
-    int backend_pid = 0;
-    std::string label;
+    std::string backend_pids;
+    std::string labels;
     int rep = 0;
+    int reps = 1;
     std::string json;
     std::string csv;
     std::string cpus;
@@ -82,6 +85,16 @@ bool parse_u32_list(const std::string& s, std::vector<uint32_t>& out) {
     }
     return !out.empty();
 }
+
+/// One backend of a run: a socket, its label and process, and (once connected) the
+/// channel and the files found through it.
+struct Endpoint {
+    std::string socket;
+    std::string label;
+    pid_t pid = 0;
+    std::unique_ptr<FuseChannel> chan;
+    Targets targets;
+};
 
 int fail(const std::string& msg) {
     std::fprintf(stderr, "vdhost-bench: %s\n", msg.c_str());
@@ -160,14 +173,13 @@ int run(const Cli& cli) {
     base.file_bytes = file_bytes;
     base.cpus = cpus;
     base.seed = cli.seed;
-    base.backend_pid = static_cast<pid_t>(cli.backend_pid);
 
     uint64_t total_errors = 0;
     print_table_header();
 
     auto fill = [&](RunResult& r, const RunConfig& c) {
         const WorkloadInfo& wi = workload_info(c.workload);
-        r.label = cli.label.empty() ? (cli.raw ? "raw" : "fuse") : cli.label;
+        r.label = cli.raw ? (cli.labels.empty() ? "raw" : cli.labels) : "fuse";
         r.workload = std::string(wi.name);
         r.io_bytes = wi.io_bytes;
         r.threads = c.threads;
@@ -178,29 +190,64 @@ int run(const Cli& cli) {
         r.ops_req = cli.ops;
         r.rep = cli.rep;
     };
+    if (cli.reps < 1) {
+        return fail("--reps must be at least 1");
+    }
 
     if (cli.raw) {
-        for (Workload w : workloads) {
-            RunConfig c = base;
-            c.workload = w;
-            c.threads = 1;
-            c.queue_depth = 1;
-            auto r = run_raw(cli.share_dir, c, &why);
-            if (!r) {
-                return fail("raw " + std::string(workload_info(w).name) + ": " + why);
+        for (int rep = 0; rep < cli.reps; rep++) {
+            for (Workload w : workloads) {
+                RunConfig c = base;
+                c.workload = w;
+                c.threads = 1;
+                c.queue_depth = 1;
+                auto r = run_raw(cli.share_dir, c, &why);
+                if (!r) {
+                    return fail("raw " + std::string(workload_info(w).name) + ": " + why);
+                }
+                fill(*r, c);
+                r->rep = cli.rep + rep;
+                r->mode = "raw";
+                r->target = cli.share_dir;
+                r->queues = 0;
+                emit(cli, *r);
+                total_errors += r->errors();
             }
-            fill(*r, c);
-            r->mode = "raw";
-            r->target = cli.share_dir;
-            r->queues = 0;
-            emit(cli, *r);
-            total_errors += r->errors();
         }
         return total_errors == 0 ? 0 : 1;
     }
 
+    // One endpoint per socket; labels and backend pids pair with the sockets in order.
+    std::vector<std::string> sockets = split(cli.socket);
+    std::vector<std::string> labels = split(cli.labels);
+    std::vector<std::string> pids = split(cli.backend_pids);
+    if (labels.size() > 1 && labels.size() != sockets.size()) {
+        return fail("--label: give one label, or one per socket");
+    }
+    if (!pids.empty() && pids.size() != sockets.size()) {
+        return fail("--backend-pid: give one pid per socket");
+    }
+    std::vector<Endpoint> eps(sockets.size());
+    for (size_t i = 0; i < sockets.size(); i++) {
+        eps[i].socket = sockets[i];
+        if (labels.empty()) {
+            eps[i].label = sockets.size() == 1 ? "fuse" : "fuse" + std::to_string(i + 1);
+        } else {
+            eps[i].label = labels.size() == 1 && sockets.size() > 1
+                               ? labels[0] + std::to_string(i + 1)
+                               : labels[labels.size() == 1 ? 0 : i];
+        }
+        if (!pids.empty()) {
+            char* end = nullptr;
+            long v = std::strtol(pids[i].c_str(), &end, 10);
+            if (end == pids[i].c_str() || *end != 0 || v < 0) {
+                return fail("--backend-pid: '" + pids[i] + "' is not a pid");
+            }
+            eps[i].pid = static_cast<pid_t>(v);
+        }
+    }
+
     ChannelOptions co;
-    co.socket_path = cli.socket;
     co.request_queues = static_cast<uint16_t>(cli.queues);
     co.queue_size = static_cast<uint16_t>(cli.queue_size);
     co.indirect = !cli.no_indirect;
@@ -214,82 +261,111 @@ int run(const Cli& cli) {
     co.data_capacity = data_cap;
     co.init_flags = init_flags;
     co.connect_timeout = std::chrono::milliseconds(cli.connect_timeout_ms);
-    auto ch = FuseChannel::connect(co, &why);
-    if (!ch) {
-        return fail(why);
+    for (Endpoint& ep : eps) {
+        co.socket_path = ep.socket;
+        auto ch = FuseChannel::connect(co, &why);
+        if (!ch) {
+            return fail(ep.label + ": " + why);
+        }
+        ep.chan = std::move(*ch);
+        const fuse_init_out& io = ep.chan->init_reply();
+        std::fprintf(stderr,
+                     "vdhost-bench: %s: FUSE %u.%u, max_write %u, max_pages %u, max READ %u, "
+                     "max WRITE %u, %s descriptors, event_idx %s\n",
+                     ep.socket.c_str(), io.major, io.minor, io.max_write, io.max_pages,
+                     ep.chan->max_read(), ep.chan->max_write(),
+                     ep.chan->indirect() ? "indirect" : "direct",
+                     (ep.chan->features() & vdh::frontend::kFEventIdx) ? "on" : "off");
     }
-    FuseChannel& chan = **ch;
-    const fuse_init_out& io = chan.init_reply();
-    std::fprintf(stderr,
-                 "vdhost-bench: %s: FUSE %u.%u, max_write %u, max_pages %u, max READ %u, "
-                 "max WRITE %u, %s descriptors, event_idx %s\n",
-                 cli.socket.c_str(), io.major, io.minor, io.max_write, io.max_pages,
-                 chan.max_read(), chan.max_write(), chan.indirect() ? "indirect" : "direct",
-                 (chan.features() & vdh::frontend::kFEventIdx) ? "on" : "off");
 
+    // Every endpoint is expected to serve the same share: it is prepared through the first.
     if (cli.share_dir.empty() && !cli.no_prepare) {
-        auto st = prepare_fuse(chan, file_bytes, &why);
+        auto st = prepare_fuse(*eps[0].chan, file_bytes, &why);
         if (!st) {
             return fail("preparing the share over FUSE: " + why);
         }
     }
     if (cli.prepare_only) {
-        chan.close();
+        for (Endpoint& ep : eps) {
+            ep.chan->close();
+        }
         return 0;
     }
-    auto targets = find_targets(chan, &why);
-    if (!targets) {
-        return fail(why);
-    }
-    for (Workload w : workloads) {
-        const WorkloadInfo& wi = workload_info(w);
-        if (wi.op == OpKind::Read && wi.io_bytes > chan.max_read()) {
-            return fail(std::string(wi.name) + ": the device allows READs of at most " +
-                        std::to_string(chan.max_read()) + " bytes");
+    for (Endpoint& ep : eps) {
+        FuseChannel& chan = *ep.chan;
+        auto targets = find_targets(chan, &why);
+        if (!targets) {
+            return fail(ep.label + ": " + why);
         }
-        if (wi.op == OpKind::Write && wi.io_bytes > chan.max_write()) {
-            return fail(std::string(wi.name) + ": the device allows WRITEs of at most " +
-                        std::to_string(chan.max_write()) + " bytes");
-        }
-        if (wi.io_bytes > 0 && std::min(file_bytes, targets->read_size) < wi.io_bytes) {
-            return fail(std::string(wi.name) + ": bench.dat is too small");
-        }
-        // --verify writes give every slot its own blocks, so a read-back sees its own data.
-        uint64_t slots = static_cast<uint64_t>(co.slots_per_queue) * cli.queues;
-        if (wi.op == OpKind::Write && cli.verify &&
-            std::min(file_bytes, targets->write_size) / wi.io_bytes < slots) {
-            return fail(std::string(wi.name) +
-                        " --verify: bench-wr.dat has fewer blocks than requests in flight; "
-                        "raise --file-size-mib");
+        ep.targets = *targets;
+        for (Workload w : workloads) {
+            const WorkloadInfo& wi = workload_info(w);
+            if (wi.op == OpKind::Read && wi.io_bytes > chan.max_read()) {
+                return fail(ep.label + ": " + std::string(wi.name) +
+                            ": the device allows READs of at most " +
+                            std::to_string(chan.max_read()) + " bytes");
+            }
+            if (wi.op == OpKind::Write && wi.io_bytes > chan.max_write()) {
+                return fail(ep.label + ": " + std::string(wi.name) +
+                            ": the device allows WRITEs of at most " +
+                            std::to_string(chan.max_write()) + " bytes");
+            }
+            if (wi.io_bytes > 0 && std::min(file_bytes, targets->read_size) < wi.io_bytes) {
+                return fail(std::string(wi.name) + ": bench.dat is too small");
+            }
+            // --verify writes give every slot its own blocks, so a read-back sees its own
+            // data.
+            uint64_t slots = static_cast<uint64_t>(co.slots_per_queue) * cli.queues;
+            if (wi.op == OpKind::Write && cli.verify &&
+                std::min(file_bytes, targets->write_size) / wi.io_bytes < slots) {
+                return fail(std::string(wi.name) +
+                            " --verify: bench-wr.dat has fewer blocks than requests in flight; "
+                            "raise --file-size-mib");
+            }
         }
     }
 
-    for (Workload w : workloads) {
-        for (uint32_t qd : depths) {
-            RunConfig c = base;
-            c.workload = w;
-            c.queue_depth = qd;
-            auto r = run_fuse(chan, *targets, c);
-            if (!r) {
-                return fail("run failed: " + std::string(std::strerror(r.error())));
-            }
-            fill(*r, c);
-            r->mode = "fuse";
-            r->target = cli.socket;
-            r->queues = cli.queues;
-            r->threads = std::min(cli.threads, cli.queues);
-            r->queue_size = cli.queue_size;
-            r->indirect = chan.indirect();
-            r->segment_size = chan.indirect() ? cli.segment_size : 0;
-            emit(cli, *r);
-            total_errors += r->errors();
-            if (r->timed_out) {
-                return fail("the device stopped answering; giving up");
+    // Repetition outermost, so a workload's runs on one backend spread over the whole
+    // invocation; within a repetition each (workload, depth) runs on every endpoint back to
+    // back, the endpoints' order rotated by one per repetition so none always runs first.
+    const size_t n = eps.size();
+    for (int rep = 0; rep < cli.reps; rep++) {
+        for (Workload w : workloads) {
+            for (uint32_t qd : depths) {
+                for (size_t k = 0; k < n; k++) {
+                    Endpoint& ep = eps[(k + static_cast<size_t>(rep)) % n];
+                    RunConfig c = base;
+                    c.workload = w;
+                    c.queue_depth = qd;
+                    c.backend_pid = ep.pid;
+                    auto r = run_fuse(*ep.chan, ep.targets, c);
+                    if (!r) {
+                        return fail(ep.label +
+                                    ": run failed: " + std::string(std::strerror(r.error())));
+                    }
+                    fill(*r, c);
+                    r->label = ep.label;
+                    r->rep = cli.rep + rep;
+                    r->mode = "fuse";
+                    r->target = ep.socket;
+                    r->queues = cli.queues;
+                    r->threads = std::min(cli.threads, cli.queues);
+                    r->queue_size = cli.queue_size;
+                    r->indirect = ep.chan->indirect();
+                    r->segment_size = ep.chan->indirect() ? cli.segment_size : 0;
+                    emit(cli, *r);
+                    total_errors += r->errors();
+                    if (r->timed_out) {
+                        return fail(ep.label + ": the device stopped answering; giving up");
+                    }
+                }
             }
         }
     }
-    release_targets(chan, *targets);
-    chan.close();
+    for (Endpoint& ep : eps) {
+        release_targets(*ep.chan, ep.targets);
+        ep.chan->close();
+    }
     return total_errors == 0 ? 0 : 1;
 }
 
@@ -304,7 +380,7 @@ int main(int argc, char** argv) {
     desc.add_options()
         ("help,h", "show this help and exit")
         ("list-workloads", "print the workload names and exit")
-        ("socket,s", po::value(&cli.socket), "vhost-user-fs socket to connect to")
+        ("socket,s", po::value(&cli.socket), "vhost-user-fs socket to connect to; several, comma-separated: one connection to each, runs alternate between them")
         ("workload,w", po::value(&cli.workloads), "comma-separated workloads, or 'all' (default getattr)")
         ("queue-depth,d", po::value(&cli.depths), "comma-separated queue depths per request queue (default 1); each is one run")
         ("queues,q", po::value(&cli.queues), "request queues (default 1; hiprio is extra)")
@@ -323,9 +399,10 @@ int main(int argc, char** argv) {
         ("raw", po::bool_switch(&cli.raw), "run the raw host-syscall baseline on --share-dir")
         ("prepare-only", po::bool_switch(&cli.prepare_only), "prepare the share and exit")
         ("no-prepare", po::bool_switch(&cli.no_prepare), "do not create the benchmark files (they must exist)")
-        ("backend-pid", po::value(&cli.backend_pid), "report this process's CPU time per op")
-        ("label", po::value(&cli.label), "label of the rows (e.g. vdhost, virtiofsd)")
-        ("rep", po::value(&cli.rep), "repetition number recorded in the rows")
+        ("backend-pid", po::value(&cli.backend_pids), "report this process's CPU time per op (comma-separated: one per socket)")
+        ("label", po::value(&cli.labels), "label of the rows (e.g. vdhost, virtiofsd; comma-separated: one per socket)")
+        ("rep", po::value(&cli.rep), "repetition number recorded in the rows (the first, with --reps)")
+        ("reps", po::value(&cli.reps), "repeat every workload and depth this many times, alternating between the sockets (default 1)")
         ("json", po::value(&cli.json), "append one JSON object per run to FILE")
         ("csv", po::value(&cli.csv), "append one CSV row per run to FILE")
         ("cpus", po::value(&cli.cpus), "comma-separated CPUs to pin frontend threads to")

@@ -43,8 +43,12 @@ struct RunResult {
     uint64_t err_proto = 0;  ///< malformed replies (unique, lengths, sizes), unexpected ids
     uint64_t err_verify = 0; ///< data or attribute mismatches (--verify)
     bool timed_out = false;  ///< the device stopped answering
-    double backend_cpu_s = -1; ///< utime+stime of --backend-pid over the window; -1 if none
+    double backend_cpu_s = -1; ///< CPU time of --backend-pid over the window; -1 if none
     double client_cpu_s = 0;   ///< this process's CPU over the window
+    /// Time the threads of --backend-pid / of this process spent runnable but waiting for
+    /// a CPU over the window (other tasks on their CPU); -1 if not measured.
+    double backend_wait_s = -1;
+    double client_wait_s = -1;
 
     uint64_t errors() const noexcept {
         return err_errno + err_proto + err_verify + (timed_out ? 1 : 0);
@@ -54,10 +58,13 @@ struct RunResult {
     double mb_per_s() const noexcept { return elapsed_s > 0 ? bytes / elapsed_s / 1e6 : 0; }
 };
 
-/// CPU seconds (utime + stime, all threads) of process \p pid and its live descendants
-/// (the C virtiofsd forks its sandboxed worker after the frontend connects); -1 if
-/// \p pid is unreadable.
+/// CPU seconds (all threads, from the process CPU-time clock) of process \p pid and its
+/// live descendants (the C virtiofsd forks its sandboxed worker after the frontend
+/// connects); -1 if \p pid is unreadable.
 double process_cpu_seconds(pid_t pid) noexcept;
+/// Seconds the live threads of process \p pid and of its live descendants have spent
+/// runnable but waiting for a CPU (schedstat run delay); -1 if \p pid is unreadable.
+double process_wait_seconds(pid_t pid) noexcept;
 /// CPU seconds of this process (getrusage).
 double self_cpu_seconds() noexcept;
 

@@ -4,7 +4,8 @@
 # through FUSE, then runs EVERY workload briefly with --verify (every reply checked, data
 # read back equals data written) at queue depths 1 and 8; one TAP line per workload. Also
 # the raw baseline, poll mode, two request queues on two threads, direct descriptors,
-# and a corrupted file that --verify must reject (so the checks can fail). TAP output.
+# alternating runs between two sockets (--reps), and a corrupted file that --verify must
+# reject (so the checks can fail). TAP output.
 # Usage: bench_workloads.sh VDHOST PLUGIN_DIR VDHOST_BENCH
 set -uo pipefail
 . "$(dirname "$0")/../../e2e/lib.sh"
@@ -17,7 +18,7 @@ BENCH="$3"
 
 WORKLOADS=$("$BENCH" --list-workloads) || { echo "1..0 # SKIP vdhost-bench does not run"; exit 0; }
 n_workloads=$(echo "$WORKLOADS" | wc -l)
-echo "1..$((n_workloads + 13))"
+echo "1..$((n_workloads + 14))"
 n=0
 tap() { # DESCRIPTION RC
     n=$((n + 1))
@@ -39,11 +40,19 @@ devices:
     config:
       shared_dir: $tmp/share
       cache: auto
+  - name: fs1
+    type: virtiofs
+    socket: $tmp/fs1.sock
+    lcore: $cpu
+    config:
+      shared_dir: $tmp/share
+      cache: auto
+      fd_limit: 1024
 YAML
 "$VDHOST" --config "$tmp/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$tmp/vdhost.log" 2>&1 &
 vpid=$!
 e2e_track_pid "$vpid"
-if ! e2e_wait_socket "$tmp/fs0.sock" 20; then
+if ! e2e_wait_socket "$tmp/fs0.sock" 20 || ! e2e_wait_socket "$tmp/fs1.sock" 20; then
     sed 's/^/# /' "$tmp/vdhost.log"
     exit 1
 fi
@@ -97,6 +106,36 @@ assert js["workload"] == "read-4k-rand" and js["ops"] == int(row["ops"])
 PY
 fi
 tap "duration mode writes one CSV row and one JSON line with results and backend CPU" "$rc"
+
+# Two sockets (two devices of one vdhost, one share): one connection to each, runs
+# alternating between them, their order rotated per repetition; the backend CPU comes from
+# the process CPU clock (finer than the 10 ms of /proc/PID/stat); the time spent waiting
+# for a CPU is measured for the backend and the load generator.
+rc=0
+"$BENCH" --socket "$tmp/fs0.sock,$tmp/fs1.sock" --file-size-mib 16 --no-prepare --label a,b \
+    --backend-pid "$vpid,$vpid" --workload getattr,read-4k-rand --queue-depth 1,2 --reps 3 \
+    --rep 1 --duration 0.05 --warmup 0.01 --csv "$tmp/alt.csv" >"$tmp/alt.log" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$tmp/alt.log"
+[ "$rc" -ne 0 ] || python3 - "$tmp/alt.csv" "$tmp/fs0.sock" "$tmp/fs1.sock" <<'PY' || rc=89
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+sock = {"a": sys.argv[2], "b": sys.argv[3]}
+want = []
+for rep in (1, 2, 3):
+    for w in ("getattr", "read-4k-rand"):
+        for qd in ("1", "2"):
+            for label in (("a", "b") if rep != 2 else ("b", "a")):
+                want.append((str(rep), w, qd, label))
+got = [(r["rep"], r["workload"], r["queue_depth"], r["label"]) for r in rows]
+assert got == want, got
+for r in rows:
+    assert r["target"] == sock[r["label"]], r
+    assert int(r["ops"]) > 0 and float(r["backend_cpu_s"]) > 0, r
+    assert float(r["backend_wait_s"]) >= 0 and float(r["client_wait_s"]) >= 0, r
+# Clock ticks would make every figure a multiple of 10 ms.
+assert any(round(float(r["backend_cpu_s"]) * 1e6) % 10000 for r in rows), rows
+PY
+tap "two sockets: runs alternate a,b then b,a per repetition, backend CPU below tick resolution" "$rc"
 
 # Batching through the real path: read-4k-rand at depth 32 hands vdhost up to 32 READs per
 # poll pass; the io_uring submissions of a pass go out in one io_uring_enter, and the pass
