@@ -23,6 +23,7 @@
 #include "fuse/fuse_dispatcher.h"
 #include "fuse_test_util.h"
 #include "passthrough_fs.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {
 namespace {
@@ -91,10 +92,10 @@ TEST(FuseDispatcherRace, InitsRacingIoAndReleaseOnOtherQueues) {
     ASSERT_EQ(::chmod(tmpl, 0755), 0); // the guest's uid (1000) looks up in it
     {
         std::string data(8192, 'r');
-        int fd = ::open((dir + "/f").c_str(), O_CREAT | O_WRONLY, 0644);
-        ASSERT_GE(fd, 0);
-        ASSERT_EQ(::write(fd, data.data(), data.size()), 8192);
-        ::close(fd);
+        auto fd = UniqueFd::from_syscall(
+            ::open((dir + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+        ASSERT_TRUE(fd.has_value());
+        ASSERT_EQ(::write(fd->get(), data.data(), data.size()), 8192);
     }
     passthrough::PassthroughOptions o;
     o.shared_dir = dir;
