@@ -66,6 +66,9 @@ struct IoFile {
     /// asynchronous write failed: the request fails with this errno, without a retry.
     int prepare_error = 0;
     int flags = 0; ///< the open(2) flags fd was opened with (O_DIRECT, O_SYNC, ...)
+    /// fd's file is on the share's own filesystem, the one its write path was chosen for
+    /// (not on a submount, which may be a network or FUSE filesystem).
+    bool on_share_fs = false;
 };
 
 /// Capabilities a backend reports for FUSE_INIT negotiation (the share profile).

@@ -51,6 +51,8 @@ Result<WritePathChoice> choose_write_path(const std::string& dir, WritePath requ
 /// Per-queue decision for WritePath::Inline (lcore only; no atomics, no allocation).
 ///
 /// A write runs inline only when all of these hold, so that it cannot wait on disk:
+///  - its file is on the share root's own filesystem, the one the path was probed on (a
+///    submount may be NFS or FUSE; checked by the dispatcher through IoFile::on_share_fs);
 ///  - it is at most kMaxInline bytes;
 ///  - the file was not opened O_DIRECT, O_SYNC or O_DSYNC (those wait for the device);
 ///  - no write, fallocate or fsync of this queue is in flight on io_uring (the inline write

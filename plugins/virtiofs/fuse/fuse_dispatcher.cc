@@ -1040,9 +1040,12 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
             if (f->prepare_error != 0) {
                 return reply_error(c, f->prepare_error);
             }
-            // A small page-cache write may be cheaper done now than handed to a worker.
-            const int64_t now = c.engine->write_now(f->fd, f->flags, ctx->io_iov,
-                                                    ctx->n_io_iov, in.offset, in.size);
+            // A small page-cache write may be cheaper done now than handed to a worker, on
+            // the filesystem the share's write path was probed on (never a submount).
+            const int64_t now =
+                f->on_share_fs ? c.engine->write_now(f->fd, f->flags, ctx->io_iov, ctx->n_io_iov,
+                                                     in.offset, in.size)
+                               : IoEngine::kNotNow;
             if (now != IoEngine::kNotNow) {
                 c.ctr.add(&FuseCounters::inline_writes);
                 return encode_io_reply(ctx, now, c.ctr);

@@ -39,9 +39,9 @@ struct DirStream {
 class HandleData : public Retirable, public std::enable_shared_from_this<HandleData> {
 public:
     HandleData(uint64_t nodeid_, int flags_, UniqueFd fd_, FdSlot slot_,
-               std::unique_ptr<DirStream> dir_ = nullptr) noexcept
-        : nodeid(nodeid_), flags(flags_), fd(std::move(fd_)), slot(std::move(slot_)),
-          dir(std::move(dir_)) {}
+               std::unique_ptr<DirStream> dir_ = nullptr, bool on_share_fs_ = false) noexcept
+        : nodeid(nodeid_), flags(flags_), on_share_fs(on_share_fs_), fd(std::move(fd_)),
+          slot(std::move(slot_)), dir(std::move(dir_)) {}
     HandleData(const HandleData&) = delete;
     HandleData& operator=(const HandleData&) = delete;
 
@@ -53,6 +53,9 @@ public:
 
     const uint64_t nodeid; ///< the inode this handle was opened on
     const int flags;       ///< host open flags actually used
+    /// The file is on the share root's own filesystem (same st_dev), not on a submount,
+    /// which may be anything (NFS, FUSE): what the share's write path was chosen for.
+    const bool on_share_fs;
     const UniqueFd fd;
     const FdSlot slot;
     const std::unique_ptr<DirStream> dir; ///< set for opendir handles

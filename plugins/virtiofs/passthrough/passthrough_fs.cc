@@ -547,12 +547,13 @@ int PassthroughFs::adjust_open_flags(uint32_t flags) const {
     return f;
 }
 
-Result<uint64_t> PassthroughFs::add_handle(uint64_t nodeid, int flags, UniqueFd fd, FdSlot slot,
-                                           std::unique_ptr<DirStream> dir) {
+Result<uint64_t> PassthroughFs::add_handle(const InodeData& inode, int flags, UniqueFd fd,
+                                           FdSlot slot, std::unique_ptr<DirStream> dir) {
+    const bool on_share_fs = inode.ids.dev == store_.root()->ids.dev;
     std::shared_ptr<HandleData> h;
     try {
-        h = std::make_shared<HandleData>(nodeid, flags, std::move(fd), std::move(slot),
-                                         std::move(dir));
+        h = std::make_shared<HandleData>(inode.id, flags, std::move(fd), std::move(slot),
+                                         std::move(dir), on_share_fs);
     } catch (const std::bad_alloc&) {
         return make_err(ENOMEM);
     }
@@ -568,7 +569,7 @@ Result<fuse_open_out> PassthroughFs::open(const RequestCtx&, uint64_t nodeid, ui
     const int f = adjust_open_flags(flags);
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     VDH_PT_ASSIGN(UniqueFd fd, store_.open(*i, f));
-    VDH_PT_ASSIGN(uint64_t fh, add_handle(nodeid, f, std::move(fd), std::move(slot)));
+    VDH_PT_ASSIGN(uint64_t fh, add_handle(*i, f, std::move(fd), std::move(slot)));
     fuse_open_out out{};
     out.fh = fh;
     out.open_flags = options_.file_open_flags;
@@ -584,7 +585,7 @@ Result<CreateOut> PassthroughFs::finish_create(const InodeData& parent, int pare
     VDH_PT_ASSIGN(LookupResult r, store_.claim(&parent, parent_fd, std::move(path)));
     CreateOut out;
     out.entry = make_entry(r, &parent);
-    auto fh = add_handle(r.inode->id, flags, std::move(fd), std::move(slot));
+    auto fh = add_handle(*r.inode, flags, std::move(fd), std::move(slot));
     if (!fh) {
         store_.forget(r.inode->id, 1);
         return make_err(fh.error());
@@ -763,7 +764,7 @@ Result<IoFile> PassthroughFs::io_fd(const RequestCtx& c, uint64_t nodeid, uint64
     } else {
         keep = h->shared_from_this();
     }
-    return IoFile{fd, std::move(keep), 0, h->flags};
+    return IoFile{fd, std::move(keep), 0, h->flags, h->on_share_fs};
 }
 
 Status PassthroughFs::flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
@@ -883,7 +884,7 @@ Result<fuse_open_out> PassthroughFs::opendir(const RequestCtx&, uint64_t nodeid,
     if (!dir->buf) {
         return make_err(ENOMEM);
     }
-    VDH_PT_ASSIGN(uint64_t fh, add_handle(nodeid, O_RDONLY | O_DIRECTORY, std::move(fd),
+    VDH_PT_ASSIGN(uint64_t fh, add_handle(*i, O_RDONLY | O_DIRECTORY, std::move(fd),
                                           std::move(slot), std::move(dir)));
     fuse_open_out out{};
     out.fh = fh;

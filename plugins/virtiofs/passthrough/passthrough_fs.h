@@ -168,7 +168,9 @@ private:
     /// that O_PATH fd (existing files only).
     Result<UniqueFd> create_open(int parent_fd, const char* name, int flags, bool excl,
                                  mode_t mode, UniqueFd& path);
-    Result<uint64_t> add_handle(uint64_t nodeid, int flags, UniqueFd fd, FdSlot slot,
+    /// Stores an open file of \p inode (records whether it lies on the share root's own
+    /// filesystem) and returns its fh.
+    Result<uint64_t> add_handle(const InodeData& inode, int flags, UniqueFd fd, FdSlot slot,
                                 std::unique_ptr<DirStream> dir = nullptr);
     /// Applies one POSIX lock request for \p owner on \p inode without blocking: 0 or an
     /// errno. Opens the owner's OFD fd on first use.

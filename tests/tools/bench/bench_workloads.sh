@@ -18,7 +18,7 @@ BENCH="$3"
 
 WORKLOADS=$("$BENCH" --list-workloads) || { echo "1..0 # SKIP vdhost-bench does not run"; exit 0; }
 n_workloads=$(echo "$WORKLOADS" | wc -l)
-echo "1..$((n_workloads + 14))"
+echo "1..$((n_workloads + 15))"
 n=0
 tap() { # DESCRIPTION RC
     n=$((n + 1))
@@ -184,7 +184,7 @@ assert p["write_path"] != "inline" or p["inline_writes"] > 0, p
 PY
 tap "fs0 ($(stat -f -c %T "$tmp/share")): write path chosen by probing; writes ran inline if inline" "$rc"
 
-mkdir -p "$tmp/wp/tmpfs" "$tmp/wp/xfs" "$tmp/wp/punt"
+mkdir -p "$tmp/wp/tmpfs" "$tmp/wp/xfs" "$tmp/wp/punt" "$tmp/wp/submnt"
 xfs_ok=0
 if mount -t tmpfs -o size=256m vdh-bench "$tmp/wp/tmpfs"; then MOUNTS+=("$tmp/wp/tmpfs"); fi
 if command -v mkfs.xfs >/dev/null && truncate -s 512M "$tmp/wp/xfs.img" &&
@@ -202,7 +202,18 @@ wp_dev() { # NAME DIR EXTRA-CONFIG-LINE
     wp_dev tmpfs "$tmp/wp/tmpfs" ""
     [ "$xfs_ok" = 1 ] && wp_dev xfs "$tmp/wp/xfs" "write_path: nowait"
     wp_dev punt "$tmp/wp/punt" "write_path: punt"
+    wp_dev submnt "$tmp/wp/submnt" ""
 } >"$tmp/wp/vdhost.yaml"
+# submnt: an inline share whose written file is a submount from another filesystem (a
+# tmpfs file bound over bench-wr.dat): the share's write path does not apply to it, so
+# none of its writes may run inline.
+submnt_ok=0
+if "$BENCH" --prepare-only --share-dir "$tmp/wp/submnt" --file-size-mib 16 >/dev/null 2>&1 &&
+    [ -d "$tmp/wp/tmpfs" ] && cp "$tmp/wp/submnt/bench-wr.dat" "$tmp/wp/tmpfs/bench-wr-sub.dat" &&
+    mount --bind "$tmp/wp/tmpfs/bench-wr-sub.dat" "$tmp/wp/submnt/bench-wr.dat"; then
+    MOUNTS=("$tmp/wp/submnt/bench-wr.dat" "${MOUNTS[@]}")
+    submnt_ok=1
+fi
 "$VDHOST" --config "$tmp/wp/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$tmp/wp/vdhost.log" 2>&1 &
 wpid=$!
 e2e_track_pid "$wpid"
@@ -234,6 +245,13 @@ else
 fi
 rc=0; wp_check punt punt no || rc=$?
 tap "write_path: punt share: every write through io_uring, $WRITES verified" "$rc"
+
+if [ "$submnt_ok" = 1 ]; then
+    rc=0; wp_check submnt inline no || rc=$?
+    tap "inline share, written file on a submount (tmpfs bound over it): no write inline" "$rc"
+else
+    echo "ok $((n += 1)) - submount write path # SKIP bind mount unavailable"
+fi
 
 rc=0
 "$BENCH" --raw --share-dir "$tmp/share" --no-prepare --file-size-mib 16 --verify --workload all \
