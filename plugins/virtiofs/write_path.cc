@@ -141,7 +141,7 @@ bool InlineWriteGate::allow(int fd, int open_flags, uint64_t off, uint64_t len,
         (open_flags & (O_DIRECT | O_SYNC | O_DSYNC)) != 0) {
         return false;
     }
-    if (backoffs_ != 0 && Clock::now() < backoff_until_) {
+    if (backoff_.count() != 0 && Clock::now() < backoff_until_) {
         return false;
     }
     const uint64_t end = off + len;
@@ -188,7 +188,7 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
     ssize_t r = ::pwritev(fd, iov, n, static_cast<off_t>(off));
     const int e = errno;
     const Clock::time_point t1 = Clock::now();
-    ++inline_;
+    bump(inline_);
     if (t1 - t0 > slow_limit_) {
         struct rusage ru {};
         const long nvcsw = ::getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -2;
@@ -202,10 +202,10 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
         run_delay_base_ = delay;
         const std::chrono::nanoseconds took = t1 - t0;
         if (!blocked || took - waited <= slow_limit_) {
-            ++preempted_; // runnable (almost) all along: another task had the CPU
+            bump(preempted_); // runnable (almost) all along: another task had the CPU
             return r < 0 ? -static_cast<int64_t>(e) : static_cast<int64_t>(r);
         }
-        ++slow_;
+        bump(slow_);
         // Drain the bucket for the time since the last stall, then add this one.
         // kStallBudgetPerSec of every second since the last stall (2 us per ms).
         const auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - last_slow_);
@@ -214,7 +214,7 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
                       (took - waited);
         last_slow_ = t1;
         if (stall_debt_ > burst_) {
-            ++backoffs_;
+            bump(backoffs_);
             if (backoff_.count() == 0 || t1 - last_backoff_ > kQuiet) {
                 backoff_ = kFirstBackoff;
             } else {

@@ -16,6 +16,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -96,10 +97,13 @@ public:
     /// Runs an allowed write: pwritev, timed. Returns bytes written or -errno.
     int64_t write(int fd, const struct iovec* iov, int n, uint64_t off) noexcept;
 
-    uint64_t inline_writes() const noexcept { return inline_; }
-    uint64_t slow_writes() const noexcept { return slow_; }
-    uint64_t preempted_writes() const noexcept { return preempted_; }
-    uint64_t backoffs() const noexcept { return backoffs_; }
+    // Counters: written by the lcore only, readable from any thread (statistics).
+    uint64_t inline_writes() const noexcept { return inline_.load(std::memory_order_relaxed); }
+    uint64_t slow_writes() const noexcept { return slow_.load(std::memory_order_relaxed); }
+    uint64_t preempted_writes() const noexcept {
+        return preempted_.load(std::memory_order_relaxed);
+    }
+    uint64_t backoffs() const noexcept { return backoffs_.load(std::memory_order_relaxed); }
     /// The current backoff period (0 before the first slow write).
     std::chrono::milliseconds backoff() const noexcept { return backoff_; }
 
@@ -118,12 +122,16 @@ private:
     Clock::time_point last_backoff_{};
     std::chrono::nanoseconds stall_debt_{0}; ///< the leaky bucket's level
     std::chrono::milliseconds backoff_{0};
-    uint64_t inline_ = 0;
-    uint64_t slow_ = 0;
-    uint64_t preempted_ = 0;
+    /// Single writer (the lcore): plain load + store, no locked instruction.
+    static void bump(std::atomic<uint64_t>& c) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    std::atomic<uint64_t> inline_{0};
+    std::atomic<uint64_t> slow_{0};
+    std::atomic<uint64_t> preempted_{0};
     long nvcsw_base_ = -1; ///< ru_nvcsw after the last slow write (-1: none yet)
     int64_t run_delay_base_ = -1; ///< run_delay_ns() after the last slow write
-    uint64_t backoffs_ = 0;
+    std::atomic<uint64_t> backoffs_{0};
 };
 
 } // namespace vdh::virtiofs
