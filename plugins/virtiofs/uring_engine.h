@@ -105,4 +105,22 @@ private:
     std::chrono::steady_clock::time_point next_cancel_{};
 };
 
+/// The statistics of engines, summed: a device adds the engines it frees at disconnect
+/// to a running total, so its numbers accumulate across sessions. Any thread.
+struct UringEngineTotals {
+    uint64_t submitted = 0;        ///< SQEs submitted
+    uint64_t enters = 0;           ///< io_uring_enter calls that submitted
+    uint64_t slow_inline = 0;      ///< InlineWriteGate::slow_writes()
+    uint64_t preempted_inline = 0; ///< InlineWriteGate::preempted_writes()
+    uint64_t inline_backoffs = 0;  ///< InlineWriteGate::backoffs()
+
+    void add(const UringEngine& e) noexcept {
+        submitted += e.submitted();
+        enters += e.enters();
+        slow_inline += e.inline_gate().slow_writes();
+        preempted_inline += e.inline_gate().preempted_writes();
+        inline_backoffs += e.inline_gate().backoffs();
+    }
+};
+
 } // namespace vdh::virtiofs

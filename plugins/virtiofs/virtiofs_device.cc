@@ -150,11 +150,7 @@ void VirtiofsDevice::disconnect() {
     std::lock_guard<std::mutex> g(ctl_mu_);
     for (auto& e : engines_) {
         if (e) {
-            retired_uring_submitted_ += e->submitted();
-            retired_uring_enters_ += e->enters();
-            retired_slow_inline_ += e->inline_gate().slow_writes();
-            retired_preempted_inline_ += e->inline_gate().preempted_writes();
-            retired_inline_backoffs_ += e->inline_gate().backoffs();
+            retired_.add(*e);
         }
     }
     engines_.clear();
@@ -188,18 +184,10 @@ int VirtiofsDevice::wake_fd(uint16_t q) noexcept {
 
 int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
     std::lock_guard<std::mutex> g(ctl_mu_);
-    uint64_t io = retired_uring_submitted_;
-    uint64_t enters = retired_uring_enters_;
-    uint64_t slow_inline = retired_slow_inline_;
-    uint64_t backoffs = retired_inline_backoffs_;
-    uint64_t preempted = retired_preempted_inline_;
+    UringEngineTotals io = retired_;
     for (const auto& e : engines_) {
         if (e) {
-            io += e->submitted();
-            enters += e->enters();
-            slow_inline += e->inline_gate().slow_writes();
-            backoffs += e->inline_gate().backoffs();
-            preempted += e->inline_gate().preempted_writes();
+            io.add(*e);
         }
     }
     if (!dispatcher_) {
@@ -224,13 +212,13 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          static_cast<unsigned long long>(s.unsupported),
                          static_cast<unsigned long long>(s.async_submitted),
                          static_cast<unsigned long long>(s.async_fallbacks),
-                         static_cast<unsigned long long>(io),
-                         static_cast<unsigned long long>(enters),
+                         static_cast<unsigned long long>(io.submitted),
+                         static_cast<unsigned long long>(io.enters),
                          write_path_name(profile_.write_path),
                          static_cast<unsigned long long>(s.inline_writes),
-                         static_cast<unsigned long long>(slow_inline),
-                         static_cast<unsigned long long>(preempted),
-                         static_cast<unsigned long long>(backoffs),
+                         static_cast<unsigned long long>(io.slow_inline),
+                         static_cast<unsigned long long>(io.preempted_inline),
+                         static_cast<unsigned long long>(io.inline_backoffs),
                          static_cast<unsigned long long>(s.hiprio_rejected),
                          static_cast<unsigned long long>(s.oversize),
                          static_cast<unsigned long long>(s.blocking_refused),

@@ -59,11 +59,7 @@ private:
     /// (any thread). Lcores read both without it: they change only while no queue is served.
     std::mutex ctl_mu_;
     std::vector<std::unique_ptr<UringEngine>> engines_; ///< per queue (queue 0: none)
-    uint64_t retired_uring_submitted_ = 0; ///< submitted() of engines freed at disconnect
-    uint64_t retired_uring_enters_ = 0;    ///< enters() of engines freed at disconnect
-    uint64_t retired_slow_inline_ = 0;     ///< slow inline writes of freed engines
-    uint64_t retired_inline_backoffs_ = 0; ///< inline backoffs of freed engines
-    uint64_t retired_preempted_inline_ = 0; ///< preempted inline writes of freed engines
+    UringEngineTotals retired_; ///< statistics of the engines freed at disconnect
     static const vdh_host_api* g_host_; ///< for on_done (the host API is process-wide)
 };
 
