@@ -108,9 +108,12 @@ void HandleTable::clear() {
         }
     }
     if (epochs_ != nullptr) {
+        // Link them all, then one reclaim (as InodeStore::clear): a reclaim per handle
+        // would walk the growing list once per handle.
         for (auto& [fh, h] : victims) {
-            epochs_->retire(std::move(h), gen);
+            epochs_->retire(std::move(h), gen, false);
         }
+        epochs_->reclaim();
     }
     // victims close here (or once retired), unlocked.
 }

@@ -47,10 +47,15 @@ void QueueEpochs::retire_node(Retirable* r, uint64_t gen, bool reclaim_now) noex
     }
 }
 
-void QueueEpochs::reclaim() noexcept {
+void QueueEpochs::reclaim(bool wait) noexcept {
     Retirable* ready = nullptr;
     {
-        std::lock_guard<std::mutex> g(mutex_);
+        std::unique_lock<std::mutex> g(mutex_, std::defer_lock);
+        if (wait) {
+            g.lock();
+        } else if (!g.try_lock()) {
+            return;
+        }
         // A request inside at generation a may use what it found at a or later, i.e.
         // entries retired at a generation > a. Anything retired at <= oldest is free.
         const uint64_t oldest = oldest_active();

@@ -67,11 +67,13 @@ class QueueEpochs {
         slots_[q].state.exchange((g << 1) | 1, std::memory_order_seq_cst);
     }
     /// Queue \p q ends its request: its cached pointers may be freed from now on. Drops
-    /// retired entries that waited for it. Hot path: one exchange; the drop is rare.
+    /// retired entries that waited for it, unless another thread is reclaiming right now
+    /// (the poll lcore never waits for the lock; what stays retired is dropped by the next
+    /// request's exit, retire() or reclaim()). Hot path: one exchange; the drop is rare.
     void exit(uint16_t q) noexcept {
         slots_[q].state.exchange(0, std::memory_order_seq_cst);
         if (VDH_UNLIKELY(pending_.load(std::memory_order_seq_cst))) {
-            reclaim();
+            reclaim(/*wait=*/false);
         }
     }
 
@@ -95,7 +97,8 @@ class QueueEpochs {
         retire_node(r, gen, reclaim_now);
     }
     /// Drops every retired entry no running request can hold. Any thread, no lock held.
-    void reclaim() noexcept;
+    /// \p wait false: give up at once if another thread holds the list's lock.
+    void reclaim(bool wait = true) noexcept;
 
     /// Retired entries not dropped yet (for tests and statistics).
     size_t retired() const;
