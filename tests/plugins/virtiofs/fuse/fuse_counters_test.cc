@@ -108,7 +108,8 @@ TEST(FuseStats, SumsEveryField) {
                    &FuseCounters::unsupported,     &FuseCounters::async_submitted,
                    &FuseCounters::async_fallbacks, &FuseCounters::hiprio_rejected,
                    &FuseCounters::oversize,        &FuseCounters::blocking_refused,
-                   &FuseCounters::session_resets,  &FuseCounters::session_busy};
+                   &FuseCounters::session_resets,  &FuseCounters::session_busy,
+                   &FuseCounters::inline_writes};
     uint64_t v = 1;
     for (auto f : fields) {
         FuseCounterSink(&a, true).add(f, v);
@@ -130,6 +131,7 @@ TEST(FuseStats, SumsEveryField) {
     EXPECT_EQ(s.blocking_refused, 808u);
     EXPECT_EQ(s.session_resets, 909u);
     EXPECT_EQ(s.session_busy, 1010u);
+    EXPECT_EQ(s.inline_writes, 1111u);
     EXPECT_EQ(s.total_requests(), 2u);
 }
 
