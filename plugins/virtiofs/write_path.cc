@@ -92,8 +92,9 @@ Result<WritePathChoice> choose_write_path(const std::string& dir, WritePath requ
     }
     const char* local = local_fs_name(sf.f_type);
     char fsname[32];
-    std::snprintf(fsname, sizeof(fsname), "%s", local != nullptr ? local : "");
-    if (local == nullptr) {
+    if (local != nullptr) {
+        std::snprintf(fsname, sizeof(fsname), "%s", local);
+    } else {
         std::snprintf(fsname, sizeof(fsname), "filesystem 0x%lx",
                       static_cast<unsigned long>(sf.f_type));
     }
