@@ -163,6 +163,8 @@ failures=0
 start_time=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "load average at the start: $load_start ($ncpu CPUs)"
+awk -v l="${load_start%% *}" 'BEGIN { exit !(l > 0.5) }' &&
+    log "warning: the machine is busy; other tasks will compete with the backends"
 
 log "preparing $share (${file_mib} MiB files, 10000-entry directory)"
 "$BENCH" --share-dir "$share" --prepare-only --file-size-mib "$file_mib" >/dev/null
@@ -495,6 +497,10 @@ lines.append("time runnable but waiting for a CPU (other tasks had it), % of eac
              "threads: median [max]")
 lines.append("  " + ", ".join(f"{l} {v['median']:.1f} [{v['max']:.0f}]"
                               for l, v in cpu_wait.items() if v))
+busy = [l for l, v in cpu_wait.items() if v and v["median"] > 5]
+if busy:
+    lines.append(f"  warning: other tasks took the CPUs of {', '.join(busy)} more than 5% of the "
+                 "time (median): the machine was not idle, expect ratios that do not repeat")
 
 lines.append("")
 lines.append("latency and baselines (medians; vd/raw [min-max]; ovh_us = vdhost p50 - raw p50 "
