@@ -4,11 +4,11 @@
 # virtiofsd (Debian 13's, run from the cache of scripts/rust-virtiofsd.sh, which
 # scripts/setup.sh fills) with tools/bench/vdhost-bench, plus vdhost's null backend (the
 # transport ceiling) and the raw host-syscall baseline. One vdhost-bench process holds a
-# connection to every backend and alternates short runs between them: per repetition,
-# every workload and queue depth runs on each backend back to back (their order rotated
-# each repetition), so a change in the machine's load falls on all of them alike. Each
-# ratio vdhost/peer is the median of the per-repetition ratios, printed with its min and
-# max. Next to ops/s it reports each backend's CPU time per operation (all its threads),
+# connection to every backend and alternates short runs between them and the raw baseline:
+# per repetition, every workload and queue depth runs on each backend back to back (raw at
+# the first depth only; their order rotated each repetition), so a change in the machine's
+# load falls on all of them alike. Each ratio vdhost/peer (and vdhost/raw) is the median of
+# the per-repetition ratios, printed with its min and max. Next to ops/s it reports each backend's CPU time per operation (all its threads),
 # the fairer comparison on a small machine.
 # Pinning: the load generator on CPU 0; vdhost's poll lcore on the last CPU; every thread
 # of the C and Rust virtiofsd on that same CPU (taskset; --peer-cpus changes it), so no
@@ -260,22 +260,14 @@ for p in virtiofsd ${rust:+rust-virtiofsd}; do
 done
 IFS=, read -r -a wl <<<"$workloads"
 log "mode $mode: ${#wl[@]} workloads x QD $depths x $reps reps, ${duration}s per run" \
-    "(+${warmup}s warm-up), alternating $labels; peers on CPU(s) $peer_cpus"
-bench "$labels" "$socks" "$bpids" --workload "$workloads" --queue-depth "$depths"
+    "(+${warmup}s warm-up), alternating $labels,raw; peers on CPU(s) $peer_cpus"
+bench "$labels" "$socks" "$bpids" --workload "$workloads" --queue-depth "$depths" \
+    --with-raw --share-dir "$share"
 for p in "${peer_pids[@]}"; do
     # They exit when the frontend disconnects; make sure.
     for ((i = 0; i < 30; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     stop_pid "$p"
 done
-
-# ---- raw baseline (depth 1) --------------------------------------------------------------
-log "raw baseline: $reps reps"
-rc=0
-"${BENCH_RUN[@]}" --raw --share-dir "$share" --no-prepare --cpus "$bench_cpu" \
-    --file-size-mib "$file_mib" --duration "$duration" --warmup "$warmup" --reps "$reps" \
-    --label raw --rep 1 --csv "$csv" --workload "$workloads" \
-    >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
-[ "$rc" -eq 0 ] || { failures=$((failures + 1)); log "raw run failed: rc=$rc"; }
 
 # ---- null backend ceiling ----------------------------------------------------------------
 stop_pid "$vdhost_pid"
@@ -410,12 +402,10 @@ for w in workloads:
         s["null"] = get("null", w, qd)
         raw = get("raw", w, 1)
         s["raw"] = raw
-        if raw and raw["ops_s"] > 0 and raw["min"]["ops_s"] > 0:
-            # Not paired: the raw runs are a separate phase. The spread bounds the ratio
-            # of any vdhost rep to any raw rep.
-            s["ratio_raw"] = v["ops_s"] / raw["ops_s"]
-            s["ratio_raw_spread"] = [v["min"]["ops_s"] / raw["max"]["ops_s"],
-                                     v["max"]["ops_s"] / raw["min"]["ops_s"]]
+        # The raw baseline takes its turn among the backends at QD1 in every rep.
+        s["ratio_raw"], s["ratio_raw_spread"] = paired(key_of("vdhost", w, qd),
+                                                       key_of("raw", w, 1), "ops_s")
+        if raw:
             s["overhead_p50_us"] = v["lat_p50_us"] - raw["lat_p50_us"]
             s["overhead_mean_us"] = v["lat_mean_us"] - raw["lat_mean_us"]
         summary.append(s)
@@ -604,13 +594,14 @@ doc = {
     "setup": {"vdhost": f"one poll lcore (CPU {lcore}), cache: auto",
               "load_generator": f"CPU {bench_cpu}, --poll",
               "alternation": "one connection per backend; per rep, each workload and depth "
-                             "runs on every backend back to back, order rotated per rep",
+                             "runs on every backend back to back (raw at the first depth), "
+                             "order rotated per rep",
               "virtiofsd": f"/usr/lib/qemu/virtiofsd -o cache=auto, 1 request queue, {pin}",
               "rust-virtiofsd": (f"{rust_path} --cache=auto, 1 request queue, {pin}; "
                                  if rust_path else "") + rust_status,
               "ratios": "vdhost/peer: median, min and max of the per-rep ratios "
-                        "(ratio_<peer>: ops/s, cpu_ratio_<peer>: backend CPU us per op); "
-                        "ratio_raw: ratio of the medians, spread over any rep pair"},
+                        "(ratio_<peer>: ops/s, cpu_ratio_<peer>: backend CPU us per op; "
+                        "ratio_raw: vdhost/raw ops/s)"},
     "summary": summary, "multi_queue": mq, "targets": targets,
     "vdhost_idle_cpu_pct": ip, "vdhost_cpu_first_second_pct": float(idle_first),
     "vdhost_rss_mib": rss, "vdhost_hwm_mib": int(hwm_kib) / 1024,
