@@ -63,9 +63,7 @@ Device::~Device() {
     if (pdev_ != nullptr && ops_ != nullptr && ops_->destroy != nullptr) {
         ops_->destroy(pdev_);
     }
-    for (auto& [addr, len] : quarantined_) {
-        quarantine_release(addr, len);
-    }
+    release_quarantine();
 }
 
 int Device::reserve_fds(uint64_t n, char* err, size_t err_len) {
@@ -133,10 +131,7 @@ bool Device::admit_frontend() {
     }
     if (disconnect_pending_) {
         disconnect_pending_ = false;
-        if (ops_->struct_size >= offsetof(vdh_device_ops, disconnect) + sizeof(void*) &&
-            ops_->disconnect != nullptr) {
-            ops_->disconnect(pdev_);
-        }
+        plugin_disconnect();
     }
     state_.store(DeviceState::Idle, std::memory_order_release);
     VDH_NOTICE(cfg_.name.c_str(), "stuck requests completed; device recovered");
@@ -162,12 +157,23 @@ bool Device::reap_zombies() {
     dead.clear();
     if (empty) {
         // No abandoned request is left to write into old guest memory.
-        for (auto& [addr, len] : quarantined_) {
-            quarantine_release(addr, len);
-        }
-        quarantined_.clear();
+        release_quarantine();
     }
     return empty;
+}
+
+void Device::release_quarantine() {
+    for (auto& [addr, len] : quarantined_) {
+        quarantine_release(addr, len);
+    }
+    quarantined_.clear();
+}
+
+void Device::plugin_disconnect() {
+    if (ops_->struct_size >= offsetof(vdh_device_ops, disconnect) + sizeof(void*) &&
+        ops_->disconnect != nullptr) {
+        ops_->disconnect(pdev_);
+    }
 }
 
 uint32_t Device::stuck_requests() const {
@@ -204,10 +210,7 @@ void Device::on_disconnect(int vid) {
         VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d); device broken", vid);
         return;
     }
-    if (ops_->struct_size >= offsetof(vdh_device_ops, disconnect) + sizeof(void*) &&
-        ops_->disconnect != nullptr) {
-        ops_->disconnect(pdev_);
-    }
+    plugin_disconnect();
     state_.store(DeviceState::Idle, std::memory_order_release);
     VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d)", vid);
 }

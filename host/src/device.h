@@ -57,7 +57,6 @@ public:
     void set_fd_budget(FdBudget* b) noexcept { fd_budget_ = b; }
     /// vdh_host_api::reserve_fds for this device (during create() only).
     int reserve_fds(uint64_t n, char* err, size_t err_len);
-    uint64_t reserved_fds() const noexcept { return reserved_fds_; }
 
     /// Creates the plugin instance. Returns false and sets \p err on failure.
     bool create(const vdh_host_api* api, const std::string& origin, std::string* err);
@@ -113,6 +112,10 @@ private:
     bool teardown_queues(int vid);
     /// Frees the zombies whose lcore let go of them; true when none is left.
     bool reap_zombies();
+    /// Ends the quarantine of every guest mapping this device kept reserved.
+    void release_quarantine();
+    /// The plugin's optional disconnect(): drops the connection's state.
+    void plugin_disconnect();
     /// Total in-flight requests of the zombies. Caller holds stats_mu_.
     uint32_t stuck_requests_locked() const;
 

@@ -50,8 +50,6 @@ class FdBudget {
     const std::vector<std::pair<std::string, uint64_t>>& devices() const noexcept {
         return devices_;
     }
-    /// Raises the limit the accounting uses (after a privileged raise of RLIMIT_NOFILE).
-    void set_limit(uint64_t limit) noexcept { limit_ = limit; }
 
   private:
     uint64_t limit_;

@@ -5,6 +5,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -15,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
-
-#include <algorithm>
 
 #include <boost/program_options.hpp>
 
@@ -84,22 +83,27 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 }
 
 // ---- socket directories (socket_dir.h) ----
-/// Secures the directory of every device socket and of the control socket (created 0700,
-/// or refused when someone else could write it). A directory is given the group of the
-/// first device in it that has a socket_group.
-bool secure_socket_dirs(const Config& cfg, std::string* err) {
-    std::vector<std::pair<std::string, const DeviceConfig*>> dirs;
-    auto add = [&](const std::string& path, const DeviceConfig* d) {
-        std::string dir = parent_dir(path);
-        for (auto& [existing, dev] : dirs) {
-            if (existing == dir) {
-                if (dev == nullptr || !dev->has_socket_group) {
-                    dev = d;
-                }
+/// The directory of one or more vhost-user or control sockets.
+struct SocketDir {
+    std::string path;          ///< parent_dir() of the sockets
+    const DeviceConfig* first; ///< the first device with a socket here (nullptr: control only)
+    const DeviceConfig* group; ///< the first device here with a socket_group (nullptr: none)
+};
+
+/// The directories of every device socket and of the control socket, each once, in config
+/// order: secured before the sandbox (secure_socket_dirs) and bound into it.
+std::vector<SocketDir> socket_dirs(const Config& cfg) {
+    std::vector<SocketDir> dirs;
+    auto add = [&](const std::string& socket, const DeviceConfig* d) {
+        std::string path = parent_dir(socket);
+        const DeviceConfig* g = d != nullptr && d->has_socket_group ? d : nullptr;
+        for (SocketDir& sd : dirs) {
+            if (sd.path == path) {
+                sd.group = sd.group != nullptr ? sd.group : g;
                 return;
             }
         }
-        dirs.emplace_back(dir, d);
+        dirs.push_back(SocketDir{path, d, g});
     };
     for (const DeviceConfig& d : cfg.devices) {
         add(d.socket, &d);
@@ -107,9 +111,15 @@ bool secure_socket_dirs(const Config& cfg, std::string* err) {
     if (!cfg.host.control_socket.empty()) {
         add(cfg.host.control_socket, nullptr);
     }
-    for (auto& [dir, d] : dirs) {
-        bool group = d != nullptr && d->has_socket_group;
-        if (!secure_socket_dir(dir, group, group ? d->socket_gid : 0, err)) {
+    return dirs;
+}
+
+/// Secures every socket directory (created 0700, or refused when someone else could write
+/// it). A directory is given the group of the first device in it that has a socket_group.
+bool secure_socket_dirs(const std::vector<SocketDir>& dirs, std::string* err) {
+    for (const SocketDir& sd : dirs) {
+        bool group = sd.group != nullptr;
+        if (!secure_socket_dir(sd.path, group, group ? sd.group->socket_gid : 0, err)) {
             return false;
         }
     }
@@ -117,11 +127,12 @@ bool secure_socket_dirs(const Config& cfg, std::string* err) {
 }
 
 /// Adds every directory the sandbox must hold: each device's host directories (the
-/// plugin's host_paths()), and the directories of the vhost-user and control sockets
-/// (created and checked before, by secure_socket_dirs()).
+/// plugin's host_paths()), and the socket directories (created and checked before, by
+/// secure_socket_dirs()).
 bool build_sandbox_plan(const Config& cfg,
                         const std::map<std::string, std::unique_ptr<Plugin>>& plugins,
-                        SandboxPlan* plan, std::string* err) {
+                        const std::vector<SocketDir>& sockets, SandboxPlan* plan,
+                        std::string* err) {
     struct Ctx {
         SandboxPlan* plan;
         std::string err;
@@ -129,37 +140,32 @@ bool build_sandbox_plan(const Config& cfg,
     } ctx{plan, "", true};
     for (const DeviceConfig& d : cfg.devices) {
         const vdh_plugin_info* info = plugins.at(d.type)->info;
-        if (info->struct_size >= offsetof(vdh_plugin_info, host_paths) + sizeof(void*) &&
-            info->host_paths != nullptr) {
-            char msg[1024] = {0};
-            auto add = [](void* c, const char* path, uint32_t flags) {
-                auto* x = static_cast<Ctx*>(c);
-                if (x->ok && !x->plan->add_share(path, (flags & VDH_HOST_PATH_READONLY) == 0,
-                                                 &x->err)) {
-                    x->ok = false;
-                }
-            };
-            if (info->host_paths(d.config_text.c_str(), d.config_text.size(), cfg.path.c_str(),
-                                 add, &ctx, msg, sizeof(msg)) != 0) {
-                *err = msg[0] ? msg : "device " + d.name + ": host_paths failed";
-                return false;
-            }
-            if (!ctx.ok) {
-                *err = device_error(cfg, d, "config", ctx.err);
-                return false;
-            }
+        if (info->struct_size < offsetof(vdh_plugin_info, host_paths) + sizeof(void*) ||
+            info->host_paths == nullptr) {
+            continue;
         }
-        auto slash = d.socket.rfind('/');
-        if (!plan->add_socket_dir(slash == 0 ? "/" : d.socket.substr(0, slash), err)) {
-            *err = device_error(cfg, d, "socket", *err);
+        char msg[1024] = {0};
+        auto add = [](void* c, const char* path, uint32_t flags) {
+            auto* x = static_cast<Ctx*>(c);
+            if (x->ok &&
+                !x->plan->add_share(path, (flags & VDH_HOST_PATH_READONLY) == 0, &x->err)) {
+                x->ok = false;
+            }
+        };
+        if (info->host_paths(d.config_text.c_str(), d.config_text.size(), cfg.path.c_str(), add,
+                             &ctx, msg, sizeof(msg)) != 0) {
+            *err = msg[0] ? msg : "device " + d.name + ": host_paths failed";
+            return false;
+        }
+        if (!ctx.ok) {
+            *err = device_error(cfg, d, "config", ctx.err);
             return false;
         }
     }
-    if (!cfg.host.control_socket.empty()) {
-        const std::string& c = cfg.host.control_socket;
-        auto slash = c.rfind('/');
-        if (!plan->add_socket_dir(slash == 0 ? "/" : c.substr(0, slash), err)) {
-            *err = cfg.path + ": host.control_socket: " + *err;
+    for (const SocketDir& sd : sockets) {
+        if (!plan->add_socket_dir(sd.path, err)) {
+            *err = sd.first != nullptr ? device_error(cfg, *sd.first, "socket", *err)
+                                       : cfg.path + ": host.control_socket: " + *err;
             return false;
         }
     }
@@ -250,9 +256,10 @@ int run(const Options& o) {
     }
 
     // ---- credentials and socket directories, before any thread exists ----
+    const std::vector<SocketDir> sock_dirs = socket_dirs(*cfg);
     {
         std::string err;
-        if (!drop_supplementary_groups(&err) || !secure_socket_dirs(*cfg, &err) ||
+        if (!drop_supplementary_groups(&err) || !secure_socket_dirs(sock_dirs, &err) ||
             !set_nofile_limit(nofile.hard, &err)) {
             VDH_ERR("host", "%s", err.c_str());
             return 1;
@@ -274,7 +281,7 @@ int run(const Options& o) {
     {
         SandboxPlan plan;
         if (cfg->host.sandbox != SandboxMode::None) {
-            if (!build_sandbox_plan(*cfg, plugins, &plan, &err) ||
+            if (!build_sandbox_plan(*cfg, plugins, sock_dirs, &plan, &err) ||
                 !plan.add_empty_dir(eal_runtime_dir(), &err) ||
                 !enter_sandbox(cfg->host.sandbox, plan, &err) || !drop_privileges(&err)) {
                 VDH_ERR("host", "%s", err.c_str());

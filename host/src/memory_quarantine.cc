@@ -70,9 +70,4 @@ bool quarantine_intercept_munmap(void* addr, size_t len) {
     return false;
 }
 
-size_t quarantine_size() {
-    std::lock_guard<std::mutex> g(g_mu);
-    return g_ranges.size();
-}
-
 } // namespace vdh

@@ -24,7 +24,4 @@ void quarantine_release(void* addr, size_t len);
 /// placeholder and returns true (munmap must then report success); false otherwise.
 bool quarantine_intercept_munmap(void* addr, size_t len);
 
-/// Number of quarantined ranges (tests, stats).
-size_t quarantine_size();
-
 } // namespace vdh

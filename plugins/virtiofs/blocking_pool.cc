@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <new>
+#include <optional>
 
 namespace vdh::virtiofs {
 
@@ -22,46 +23,81 @@ BlockingPool::BlockingPool(unsigned max_threads, CancelFn cancel, void* cancel_a
 BlockingPool::~BlockingPool() { shutdown(); }
 
 bool BlockingPool::start(unsigned capacity, const cpu_set_t* avoid) noexcept {
-    std::lock_guard<std::mutex> g(mu_);
-    if (count_ != 0 || busy_ != 0) {
-        return false; // only between sessions
-    }
-    CPU_ZERO(&cpus_);
-    if (avoid != nullptr && sched_getaffinity(0, sizeof(cpus_), &cpus_) == 0) {
-        cpu_set_t rest;
-        CPU_XOR(&rest, &cpus_, avoid);
-        CPU_AND(&rest, &rest, &cpus_);
-        cpus_ = rest;
-    }
-    try {
-        if (ring_.size() < capacity) {
-            ring_.assign(capacity, Job{});
-            head_ = 0;
+    std::optional<Spawn> first;
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        if (count_ != 0 || busy_ != 0) {
+            return false; // only between sessions
         }
-        if (running_.size() != max_threads_) {
-            running_.assign(max_threads_, nullptr);
+        CPU_ZERO(&cpus_);
+        if (avoid != nullptr && sched_getaffinity(0, sizeof(cpus_), &cpus_) == 0) {
+            cpu_set_t rest;
+            CPU_XOR(&rest, &cpus_, avoid);
+            CPU_AND(&rest, &rest, &cpus_);
+            cpus_ = rest;
         }
-        threads_.reserve(max_threads_);
-    } catch (const std::bad_alloc&) {
-        return false;
+        try {
+            if (ring_.size() < capacity) {
+                ring_.assign(capacity, Job{});
+                head_ = 0;
+            }
+            if (running_.size() != max_threads_) {
+                running_.assign(max_threads_, nullptr);
+            }
+            threads_.reserve(max_threads_);
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+        quit_ = false;
+        if (threads_.empty()) {
+            first = reserve_spawn_locked();
+        }
     }
-    quit_ = false;
-    if (threads_.empty()) {
-        spawn_locked();
+    if (first) {
+        spawn(*first);
     }
-    return !threads_.empty();
+    return threads() > 0;
 }
 
-void BlockingPool::spawn_locked() noexcept {
+std::optional<BlockingPool::Spawn> BlockingPool::reserve_spawn_locked() noexcept {
     if (quit_ || threads_.size() >= max_threads_) {
-        return;
+        return std::nullopt;
     }
-    const auto index = static_cast<unsigned>(threads_.size());
-    try {
-        threads_.emplace_back([this, index] { worker(index); });
-    } catch (...) {
-        // No thread now (EAGAIN, ENOMEM): the workers that exist carry on; the next job
-        // that finds none idle tries again.
+    if (spawning_) {
+        // The spawn under way may be the very worker that asks (it took a job before its
+        // creator got mu_ back): that spawn starts one more when it is done.
+        spawn_again_ = true;
+        return std::nullopt;
+    }
+    spawning_ = true;
+    return Spawn{static_cast<unsigned>(threads_.size()), cpus_};
+}
+
+void BlockingPool::spawn(Spawn s) noexcept {
+    // Thread creation (clone, a stack mmap) happens without mu_: submit() on a poll lcore
+    // takes mu_ and must never wait for a syscall.
+    for (;;) {
+        std::thread t;
+        try {
+            t = std::thread([this, s] { worker(s.index, s.cpus); });
+        } catch (...) {
+            // No thread now (EAGAIN, ENOMEM): the workers that exist carry on; the next job
+            // that finds none idle tries again.
+        }
+        std::lock_guard<std::mutex> g(mu_);
+        const bool started = t.joinable();
+        if (started) {
+            threads_.push_back(std::move(t)); // start() reserved max_threads_: no allocation
+        }
+        spawning_ = false;
+        const bool again = spawn_again_;
+        spawn_again_ = false;
+        idle_cv_.notify_all(); // shutdown() waits for a spawn under way
+        std::optional<Spawn> next = started && again ? reserve_spawn_locked() : std::nullopt;
+        if (!next) {
+            return;
+        }
+        s = *next;
     }
 }
 
@@ -69,8 +105,11 @@ void BlockingPool::shutdown() noexcept {
     drain();
     std::vector<std::thread> joining;
     {
-        std::lock_guard<std::mutex> g(mu_);
+        std::unique_lock<std::mutex> lk(mu_);
         quit_ = true;
+        // A worker still starting another (a job submitted after the drain) adds its
+        // thread to threads_ first; with quit_ set, no further one starts.
+        idle_cv_.wait(lk, [this] { return !spawning_; });
         joining.swap(threads_);
     }
     cv_.notify_all();
@@ -97,16 +136,17 @@ bool BlockingPool::submit(Fn fn, void* ctx) noexcept {
     return true;
 }
 
-void BlockingPool::worker(unsigned index) {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (CPU_COUNT(&cpus_) > 0) {
+void BlockingPool::worker(unsigned index, cpu_set_t cpus) {
+    // Both syscalls before taking mu_ (submit() on a poll lcore waits for it).
+    if (CPU_COUNT(&cpus) > 0) {
         // Off the poll CPUs (traps: threads inherit their creator's pinning, which may be
         // a poll lcore's). Best effort: a refused mask leaves the inherited one.
-        (void)pthread_setaffinity_np(pthread_self(), sizeof(cpus_), &cpus_);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
     }
     // Bulk work a guest asked for (copies, syncs) yields to the latency-critical threads
     // (poll lcores, other tenants' guests) wherever CPUs are shared. Best effort.
     (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWorkerNice);
+    std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
         ++idle_;
         cv_.wait(lk, [this] { return quit_ || count_ > 0; });
@@ -119,11 +159,13 @@ void BlockingPool::worker(unsigned index) {
         --count_;
         running_[index] = j.ctx;
         ++busy_;
-        // This job may wait for long (a lock): keep a worker free for the next one.
-        if (idle_ == 0) {
-            spawn_locked();
-        }
+        // This job may wait for long (a lock): keep a worker free for the next one. A
+        // spawn already under way is that worker (it takes a job as soon as it runs).
+        const std::optional<Spawn> more = idle_ == 0 ? reserve_spawn_locked() : std::nullopt;
         lk.unlock();
+        if (more) {
+            spawn(*more);
+        }
         j.fn(j.ctx);
         lk.lock();
         running_[index] = nullptr;

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -61,17 +62,28 @@ private:
         Fn fn = nullptr;
         void* ctx = nullptr;
     };
-    void worker(unsigned index);
-    /// Starts one more worker if below the maximum. mu_ held.
-    void spawn_locked() noexcept;
+    /// What a new worker needs, taken under mu_: its slot in running_ and its CPUs.
+    struct Spawn {
+        unsigned index;
+        cpu_set_t cpus;
+    };
+    void worker(unsigned index, cpu_set_t cpus);
+    /// Claims the one spawn that may be under way, if below the maximum and none is (if
+    /// one is, it is asked to start one more when done). mu_ held.
+    std::optional<Spawn> reserve_spawn_locked() noexcept;
+    /// Starts the worker \p s claimed by reserve_spawn_locked(), and the one more asked
+    /// for meanwhile, if any. mu_ not held.
+    void spawn(Spawn s) noexcept;
 
     const unsigned max_threads_;
-    cpu_set_t cpus_{};          ///< where workers run (set by start(); empty: not pinned)
     CancelFn cancel_;
     void* cancel_arg_;
-    mutable std::mutex mu_; ///< guards everything below. Lock order: leaf; never held across fn().
+    /// Guards everything below. Lock order: leaf. submit() takes it on a poll lcore, so it
+    /// is never held across fn(), thread creation or a worker's setup syscalls.
+    mutable std::mutex mu_;
     std::condition_variable cv_;
     std::condition_variable idle_cv_;
+    cpu_set_t cpus_{}; ///< where workers run (set by start(); empty: not pinned)
     std::vector<Job> ring_;
     size_t head_ = 0;
     size_t count_ = 0;
@@ -79,6 +91,8 @@ private:
     unsigned busy_ = 0;          ///< workers running a job
     unsigned idle_ = 0;          ///< workers waiting for one
     bool quit_ = true;           ///< not started, or shutting down
+    bool spawning_ = false;      ///< a worker is being started (outside mu_)
+    bool spawn_again_ = false;   ///< a job found no idle worker during that start
     std::vector<std::thread> threads_;
 };
 

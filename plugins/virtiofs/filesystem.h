@@ -22,11 +22,17 @@ namespace vdh::virtiofs {
 
 /// Who asked: from fuse_in_header (and the create-op umask). Backends switch fsuid/fsgid
 /// to these for operations that create or modify files.
+/// RequestCtx::queue of calls not made by a queue's poll lcore (workers, control thread).
+inline constexpr uint16_t kNoQueue = UINT16_MAX;
+
 struct RequestCtx {
     uint64_t unique = 0;
     uint32_t uid = 0;
     uint32_t gid = 0;
     uint32_t pid = 0;
+    /// The queue whose poll lcore makes this call (only that thread makes calls with this
+    /// value: backends may keep per-queue state, e.g. lookup caches), or kNoQueue.
+    uint16_t queue = kNoQueue;
 };
 
 /// LOOKUP/MKDIR/... result plus CREATE's open result.
@@ -56,6 +62,9 @@ public:
 struct IoFile {
     int fd = -1;
     std::shared_ptr<const void> keep;
+    /// Set (with fd -1 and no keep) when io_fd() found the handle but the step before an
+    /// asynchronous write failed: the request fails with this errno, without a retry.
+    int prepare_error = 0;
     int flags = 0; ///< the open(2) flags fd was opened with (O_DIRECT, O_SYNC, ...)
 };
 
@@ -130,12 +139,14 @@ public:
     /// For asynchronous I/O (io_uring): the host fd behind open handle \p fh of \p nodeid
     /// and a reference that keeps it open (IoFile::keep) for as long as the caller holds it,
     /// RELEASE of \p fh or the end of the session notwithstanding. \p for_write selects a
-    /// write-capable fd. Errors: EBADF for an unknown or mismatched handle.
+    /// write-capable fd and, in the same handle lookup, does what must happen on the
+    /// submitting thread before an asynchronous WRITE with FUSE_WRITE_* \p write_flags
+    /// (kill-priv); its failure comes back as IoFile::prepare_error. Errors: EBADF for an
+    /// unknown or mismatched handle; any error means "no fd": the caller runs the
+    /// operation synchronously, which reports it.
     /// Hot path: no alloc, no block (one atomic increment for the reference).
-    virtual Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) = 0;
-    /// Before an async WRITE: apply kill-priv rules etc. Called on the submitting thread.
-    virtual Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
-                                 uint32_t write_flags) = 0;
+    virtual Result<IoFile> io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                 bool for_write, uint32_t write_flags) = 0;
     virtual Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                          uint64_t lock_owner) = 0;
     virtual Status release(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint32_t flags,

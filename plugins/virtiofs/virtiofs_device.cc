@@ -205,11 +205,9 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
     if (!dispatcher_) {
         return std::snprintf(buf, len, "{\"initialized\":false}");
     }
-    const FuseStats& s = dispatcher_->stats();
-    uint64_t total = 0;
-    for (const auto& r : s.requests) {
-        total += r.load(std::memory_order_relaxed);
-    }
+    // Summed over the dispatcher's per-queue counter blocks (each written by one lcore).
+    const FuseStats s = dispatcher_->stats();
+    const uint64_t total = s.total_requests();
     return std::snprintf(buf, len,
                          "{\"initialized\":%s,\"fuse_minor\":%u,\"requests\":%llu,"
                          "\"errors\":%llu,\"malformed\":%llu,\"unsupported\":%llu,"
@@ -221,23 +219,23 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          "\"session_resets\":%llu,\"session_busy\":%llu,\"pool_threads\":%u}",
                          dispatcher_->initialized() ? "true" : "false",
                          dispatcher_->negotiated_minor(), static_cast<unsigned long long>(total),
-                         static_cast<unsigned long long>(s.errors.load()),
-                         static_cast<unsigned long long>(s.malformed.load()),
-                         static_cast<unsigned long long>(s.unsupported.load()),
-                         static_cast<unsigned long long>(s.async_submitted.load()),
-                         static_cast<unsigned long long>(s.async_fallbacks.load()),
+                         static_cast<unsigned long long>(s.errors),
+                         static_cast<unsigned long long>(s.malformed),
+                         static_cast<unsigned long long>(s.unsupported),
+                         static_cast<unsigned long long>(s.async_submitted),
+                         static_cast<unsigned long long>(s.async_fallbacks),
                          static_cast<unsigned long long>(io),
                          static_cast<unsigned long long>(enters),
                          write_path_name(profile_.write_path),
-                         static_cast<unsigned long long>(s.inline_writes.load()),
+                         static_cast<unsigned long long>(s.inline_writes),
                          static_cast<unsigned long long>(slow_inline),
                          static_cast<unsigned long long>(preempted),
                          static_cast<unsigned long long>(backoffs),
-                         static_cast<unsigned long long>(s.hiprio_rejected.load()),
-                         static_cast<unsigned long long>(s.oversize.load()),
-                         static_cast<unsigned long long>(s.blocking_refused.load()),
-                         static_cast<unsigned long long>(s.session_resets.load()),
-                         static_cast<unsigned long long>(s.session_busy.load()),
+                         static_cast<unsigned long long>(s.hiprio_rejected),
+                         static_cast<unsigned long long>(s.oversize),
+                         static_cast<unsigned long long>(s.blocking_refused),
+                         static_cast<unsigned long long>(s.session_resets),
+                         static_cast<unsigned long long>(s.session_busy),
                          pool_ ? pool_->threads() : 0u);
 }
 

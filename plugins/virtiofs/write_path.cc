@@ -160,6 +160,29 @@ bool InlineWriteGate::allow(int fd, int open_flags, uint64_t off, uint64_t len,
     return true;
 }
 
+int64_t InlineWriteGate::run_delay_ns() noexcept {
+    // schedstat: "<on-cpu ns> <runnable-but-waiting ns> <timeslices>". Read on slow writes
+    // only; -1 when unavailable (then no preemption is subtracted).
+    auto fd = UniqueFd::from_syscall(::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        return -1;
+    }
+    char buf[96];
+    ssize_t n = ::read(fd->get(), buf, sizeof(buf) - 1);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    char* end = nullptr;
+    std::strtoull(buf, &end, 10);
+    if (end == buf) {
+        return -1;
+    }
+    const char* second = end;
+    unsigned long long v = std::strtoull(second, &end, 10);
+    return end == second ? -1 : static_cast<int64_t>(v);
+}
+
 int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t off) noexcept {
     const Clock::time_point t0 = Clock::now();
     ssize_t r = ::pwritev(fd, iov, n, static_cast<off_t>(off));
@@ -171,8 +194,15 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
         const long nvcsw = ::getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -2;
         const bool blocked = nvcsw_base_ < 0 || nvcsw < 0 || nvcsw != nvcsw_base_;
         nvcsw_base_ = nvcsw;
-        if (!blocked) {
-            ++preempted_; // runnable all along: another task had the CPU
+        // Time the thread spent runnable without a CPU since the last slow write: at least
+        // the preemption inside this one. Only the rest of the write's time is a stall.
+        const int64_t delay = run_delay_ns();
+        const std::chrono::nanoseconds waited{
+            run_delay_base_ >= 0 && delay >= run_delay_base_ ? delay - run_delay_base_ : 0};
+        run_delay_base_ = delay;
+        const std::chrono::nanoseconds took = t1 - t0;
+        if (!blocked || took - waited <= slow_limit_) {
+            ++preempted_; // runnable (almost) all along: another task had the CPU
             return r < 0 ? -static_cast<int64_t>(e) : static_cast<int64_t>(r);
         }
         ++slow_;
@@ -181,7 +211,7 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
         const auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - last_slow_);
         const auto drained = since * kStallBudgetPerSec.count() / 1000000;
         stall_debt_ = (drained >= stall_debt_ ? std::chrono::nanoseconds{0} : stall_debt_ - drained) +
-                      (t1 - t0);
+                      (took - waited);
         last_slow_ = t1;
         if (stall_debt_ > burst_) {
             ++backoffs_;

@@ -65,10 +65,12 @@ Result<WritePathChoice> choose_write_path(const std::string& dir, WritePath requ
 /// it, inlining stops for this queue for a backoff that doubles (100 ms up to 10 s) while
 /// overflows repeat and resets after a quiet minute. So inline writes cost the lcore at
 /// most about 2 ms of waiting per second, plus one long stall per backoff period.
-/// A slow write during which the lcore thread made no voluntary context switch (its
+/// Preemption is not the filesystem's fault (a poll core that is not isolated shares its
+/// CPU): a slow write during which the lcore thread made no voluntary context switch (its
 /// ru_nvcsw, read only after a slow write, is where the previous slow write left it) was
-/// preempted, not blocked: on a poll core that is not isolated, other processes' CPU time
-/// is not the filesystem's fault, and it is not counted (preempted_writes()).
+/// preempted, not blocked, and is not counted (preempted_writes()); otherwise the time the
+/// thread spent runnable but without a CPU since the previous slow write (schedstat's run
+/// delay) is taken off the write's time, and only the rest is a stall.
 class InlineWriteGate {
 public:
     static constexpr uint64_t kMaxInline = 64 * 1024;
@@ -101,6 +103,8 @@ public:
 
 private:
     using Clock = std::chrono::steady_clock;
+    /// The calling thread's schedstat run delay in ns (-1 when unavailable).
+    static int64_t run_delay_ns() noexcept;
     /// True when the page at \p page_off needs no read from disk to be partly written.
     static bool page_ready(int fd, uint64_t page_off) noexcept;
 
@@ -116,6 +120,7 @@ private:
     uint64_t slow_ = 0;
     uint64_t preempted_ = 0;
     long nvcsw_base_ = -1; ///< ru_nvcsw after the last slow write (-1: none yet)
+    int64_t run_delay_base_ = -1; ///< run_delay_ns() after the last slow write
     uint64_t backoffs_ = 0;
 };
 

@@ -149,18 +149,24 @@ TEST(SeccompFilter, TheRealListCoversTheHotPathAndNotTheDangerousCalls) {
     }
 }
 
+/// In a forked child: installs the filter for \p mode, \p allowed and the real argument
+/// rules on this thread, or exits 3.
+void install_in_child(SeccompMode mode, const std::vector<int>& allowed) {
+    auto f = build_seccomp_filter(mode, allowed, seccomp_arg_rules());
+    sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+        _exit(3);
+    }
+}
+
 /// Forks; the child installs \p mode with getppid() left out, calls it, and exits 0.
 int run_child_calling_unlisted(SeccompMode mode) {
     pid_t pid = fork();
     if (pid == 0) {
         std::vector<int> allowed = seccomp_allowed_syscalls();
         allowed.erase(std::remove(allowed.begin(), allowed.end(), SYS_getppid), allowed.end());
-        auto f = build_seccomp_filter(mode, allowed, seccomp_arg_rules());
-        sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
-            _exit(3);
-        }
+        install_in_child(mode, allowed);
         syscall(SYS_getppid);
         syscall(SYS_exit_group, 0);
     }
@@ -185,13 +191,7 @@ TEST(SeccompFilter, KernelAllowsUnshareFsAndKillsUnshareNewns) {
     for (int flags : {CLONE_FS, CLONE_NEWNS}) {
         pid_t pid = fork();
         if (pid == 0) {
-            auto f = build_seccomp_filter(SeccompMode::Kill, seccomp_allowed_syscalls(),
-                                          seccomp_arg_rules());
-            sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
-            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-                syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
-                _exit(3);
-            }
+            install_in_child(SeccompMode::Kill, seccomp_allowed_syscalls());
             long rc = syscall(SYS_unshare, flags);
             syscall(SYS_exit_group, rc == 0 ? 0 : 4);
         }

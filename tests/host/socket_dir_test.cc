@@ -15,22 +15,13 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+#include "vdh/unique_fd.h"
+
 namespace vdh {
 namespace {
 
-/// A temporary directory (0700, ours) removed at destruction.
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/vdh-sockdir-XXXXXX";
-        path_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
-    }
-    ~TempDir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path_ + "'").c_str()); }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
+using testing::TempDir;
 
 mode_t umask_now() {
     mode_t m = umask(0);
@@ -138,12 +129,12 @@ TEST(SocketDir, RefusesAWritableAncestorWithoutStickyBit) {
 TEST(SocketDir, AppliesModeAndGroupToASocket) {
     TempDir t;
     std::string path = t.file("s.sock");
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    ASSERT_GE(fd, 0);
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM, 0));
+    ASSERT_TRUE(fd.valid());
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     std::string err;
     ASSERT_TRUE(apply_socket_access(path, 0660, geteuid() == 0, 4242, &err)) << err;
     struct stat st {};
@@ -153,7 +144,6 @@ TEST(SocketDir, AppliesModeAndGroupToASocket) {
     if (geteuid() == 0) {
         EXPECT_EQ(st.st_gid, 4242u);
     }
-    close(fd);
 }
 
 } // namespace

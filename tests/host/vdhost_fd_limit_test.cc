@@ -145,16 +145,8 @@ TEST_F(VdhostFdLimit, BudgetsThatDoNotFitAreRefusedAtStartAndByCheckConfig) {
     // --check-config says the same.
     std::string cfg = dir_.file("check.yaml");
     std::ofstream(cfg) << yaml;
-    std::string cmd = "prlimit --nofile=1024:1536 capsh --drop=cap_sys_resource -- -c 'exec " +
-                      std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + "' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[4096] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1) << out;
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out, "1024:1536"), 1) << out;
     EXPECT_NE(out.find("device fs_b: cannot reserve 744 fds"), std::string::npos) << out;
 }
 

@@ -43,6 +43,15 @@ std::vector<uint8_t> echo_request(uint32_t op, uint32_t arg, const std::string& 
     return v;
 }
 
+void expect_echo(RequestHelper& rh, const std::string& payload, uint32_t op = echo::kEchoOpEcho,
+                 uint32_t arg = 0) {
+    auto req = echo_request(op, arg, payload);
+    auto r = rh.submit(req, static_cast<uint32_t>(payload.size() + 16));
+    ASSERT_TRUE(r.has_value()) << "submit: " << (r ? 0 : r.error());
+    ASSERT_EQ(r->used_len, payload.size());
+    EXPECT_EQ(std::string(r->data.begin(), r->data.end()), payload);
+}
+
 constexpr int kTeardownMs = 1000;
 
 /// Whether \p mem holds \p n consecutive bytes equal to \p b.
@@ -115,9 +124,18 @@ protected:
         return false;
     }
 
+    /// A new frontend on \p sock (guest RAM \p mem) is served: one echo on queue 1.
+    void expect_served(GuestMemory& mem, const std::string& sock, const std::string& payload) {
+        auto dev = connect(mem, sock);
+        ASSERT_NE(dev, nullptr);
+        RequestHelper rh(dev->queue(1));
+        expect_echo(rh, payload);
+    }
+
     /// Adds a chain {request, 64 writable bytes} to queue \p q of \p dev and kicks.
-    void submit_nowait(GuestMemory& mem, Device& dev, uint16_t q, uint32_t op, uint32_t arg) {
-        auto req = echo_request(op, arg, "stuck");
+    void submit_nowait(GuestMemory& mem, Device& dev, uint16_t q, uint32_t op, uint32_t arg,
+                       const std::string& payload = "stuck") {
+        auto req = echo_request(op, arg, payload);
         auto in = mem.allocate(req.size());
         auto out = mem.allocate(64);
         ASSERT_TRUE(in && out);
@@ -135,21 +153,20 @@ protected:
         return p == std::string::npos ? "" : s.substr(p);
     }
 
+    /// Waits (up to 2 s) until device \p name has no stuck requests left.
+    void wait_no_stuck_requests(const std::string& name) {
+        for (int i = 0; i < 100 && testing::json_number(device_stats(name), "stuck_requests") != 0;
+             ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+
     TempDir dir_;
     VdhostProcess vdhost_;
     std::string sock0_;
     std::string sock1_;
     std::string ctl_;
 };
-
-void expect_echo(RequestHelper& rh, const std::string& payload, uint32_t op = echo::kEchoOpEcho,
-                 uint32_t arg = 0) {
-    auto req = echo_request(op, arg, payload);
-    auto r = rh.submit(req, static_cast<uint32_t>(payload.size() + 16));
-    ASSERT_TRUE(r.has_value()) << "submit: " << (r ? 0 : r.error());
-    ASSERT_EQ(r->used_len, payload.size());
-    EXPECT_EQ(std::string(r->data.begin(), r->data.end()), payload);
-}
 
 TEST_F(VdhostIntegration, RequestsCompleteSyncAsyncFailingIndirectAndScattered) {
     auto mem = make_memory();
@@ -241,10 +258,7 @@ TEST_F(VdhostIntegration, FrontendDisconnectsAndReconnects) {
         dev->disconnect();
     }
     ASSERT_TRUE(wait_state("e0", "idle"));
-    auto dev = connect(*mem, sock0_);
-    ASSERT_NE(dev, nullptr);
-    RequestHelper rh(dev->queue(1));
-    expect_echo(rh, "third session");
+    ASSERT_NO_FATAL_FAILURE(expect_served(*mem, sock0_, "third session"));
     EXPECT_TRUE(vdhost_.alive());
 }
 
@@ -373,15 +387,8 @@ TEST_F(VdhostIntegration, SigtermWithConnectedFrontendExitsZeroAndRemovesSockets
     RequestHelper rh(dev->queue(1));
     expect_echo(rh, "before the signal");
     // Leave an async request in flight.
-    auto req = echo_request(echo::kEchoOpAsync, 3000000, "never mind");
-    auto in = mem->allocate(req.size());
-    auto out = mem->allocate(64);
-    ASSERT_TRUE(in && out);
-    ASSERT_TRUE(mem->write(*in, req.data(), req.size()).has_value());
-    Segment rd = Segment::guest(*in, static_cast<uint32_t>(req.size()));
-    Segment wr = Segment::guest(*out, 64);
-    ASSERT_TRUE(dev->queue(1).add_chain({&rd, 1}, {&wr, 1}).has_value());
-    ASSERT_TRUE(dev->queue(1).kick().has_value());
+    ASSERT_NO_FATAL_FAILURE(
+        submit_nowait(*mem, *dev, 1, echo::kEchoOpAsync, 3000000, "never mind"));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     EXPECT_EQ(vdhost_.stop(SIGTERM), 0) << vdhost_.log();
     struct stat st;
@@ -440,10 +447,7 @@ TEST_F(VdhostIntegration, StuckRequestIsAbandonedAtTheDeadlineAndOtherDevicesKee
     auto r = rh1.submit(rel, 16);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->used_len, 0u);
-    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
-         ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    wait_no_stuck_requests("e0");
     st = device_stats("e0");
     EXPECT_EQ(testing::json_number(st, "stuck_requests"), 0) << st;
     // The late write (64 bytes of 0x5a) must not land in memory mapped since, such as
@@ -487,20 +491,14 @@ TEST_F(VdhostIntegration, RingStopWithAStuckRequestAnswersAtTheDeadline) {
     RequestHelper rh1(dev1->queue(1));
     auto rel = echo_request(echo::kEchoOpRelease, 0, "");
     ASSERT_TRUE(rh1.submit(rel, 16).has_value());
-    for (int i = 0; i < 100 && testing::json_number(device_stats("e0"), "stuck_requests") != 0;
-         ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    wait_no_stuck_requests("e0");
     EXPECT_EQ(testing::json_number(device_stats("e0"), "stuck_requests"), 0);
     // (The frontend library cannot restart rings on a stopped connection; a new one is
     // served.)
     dev0->disconnect();
     ASSERT_TRUE(wait_state("e0", "broken") || wait_state("e0", "idle"));
     auto mem2 = make_memory();
-    auto dev2 = connect(*mem2, sock0_);
-    ASSERT_NE(dev2, nullptr);
-    RequestHelper rh2(dev2->queue(1));
-    expect_echo(rh2, "after the reset");
+    ASSERT_NO_FATAL_FAILURE(expect_served(*mem2, sock0_, "after the reset"));
     EXPECT_TRUE(vdhost_.alive());
 }
 
@@ -576,18 +574,7 @@ int run_vdhost_to_exit(const TempDir& dir, const std::string& yaml, std::string*
     for (const auto& e : extra) {
         cmd += " " + e;
     }
-    cmd += " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (p == nullptr) {
-        return -1;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
-        out->append(buf, n);
-    }
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return testing::run_command(cmd + " 2>&1", out);
 }
 
 std::string echo_device_yaml(const std::string& socket, const std::string& extra = "") {
@@ -651,16 +638,8 @@ TEST(VdhostFds, EchoReservationBeyondTheHardLimitIsRefused) {
     std::string yaml = echo_device_yaml(sock, "    config: {fds: 5000}\n");
     std::string cfg = dir.file("fds.yaml");
     std::ofstream(cfg) << yaml;
-    std::string cmd = "prlimit --nofile=1024:2048 capsh --drop=cap_sys_resource -- -c 'exec " +
-                      std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + "' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[4096] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1) << out;
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out, "1024:2048"), 1) << out;
     EXPECT_NE(out.find("device e0: cannot reserve 5000 fds: the process fd limit (RLIMIT_NOFILE) "
                        "is 2048, the host reserves"),
               std::string::npos)
@@ -672,15 +651,8 @@ TEST(VdhostCli, CheckConfigReportsPositionAndKey) {
     std::string cfg = dir.file("bad.yaml");
     std::ofstream(cfg) << "host:\n  poll_lcores: [1]\ndevices:\n  - name: e0\n    type: echo\n"
                           "    socket: /tmp/x.sock\n    colour: red\n";
-    std::string cmd = std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[1024] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1);
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out), 1);
     EXPECT_NE(out.find(cfg + ":7:5: devices[0].colour: unknown key"), std::string::npos) << out;
 }
 
@@ -688,15 +660,8 @@ TEST(VdhostCli, MissingPluginIsAnErrorAtTheTypeKey) {
     TempDir dir;
     std::string cfg = dir.file("noplugin.yaml");
     std::ofstream(cfg) << "devices:\n  - name: d0\n    type: nosuchdev\n    socket: /tmp/y.sock\n";
-    std::string cmd = std::string(VDHOST_PATH) + " --check-config " + cfg + " --plugin-dir " +
-                      PLUGIN_BUILD_DIR + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[1024] = {0};
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int rc = pclose(p);
-    std::string out(buf, n);
-    EXPECT_EQ(WEXITSTATUS(rc), 1);
+    std::string out;
+    EXPECT_EQ(testing::vdhost_check_config(cfg, &out), 1);
     EXPECT_NE(out.find(cfg + ":3:11: devices[0].type: no plugin \"nosuchdev\""), std::string::npos)
         << out;
 }

@@ -19,28 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace vdh::testing {
-
-/// A temporary directory removed (recursively) at destruction.
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/vdh-test-XXXXXX";
-        char* p = mkdtemp(tmpl);
-        path_ = p != nullptr ? p : "";
-    }
-    ~TempDir() {
-        if (!path_.empty()) {
-            std::string cmd = "rm -rf '" + path_ + "'";
-            [[maybe_unused]] int rc = std::system(cmd.c_str());
-        }
-    }
-    const std::string& path() const { return path_; }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
 
 inline bool wait_for_path(const std::string& path, std::chrono::milliseconds timeout) {
     auto end = std::chrono::steady_clock::now() + timeout;
@@ -167,21 +148,41 @@ private:
     std::string log_;
 };
 
-/// Runs `vdhost --stats SOCKET` and returns its output.
-inline std::string vdhost_stats(const std::string& control_socket) {
-    std::string cmd = std::string(VDHOST_PATH) + " --stats " + control_socket + " 2>&1";
-    std::string out;
+/// Runs the shell command \p cmd to its end, appending its standard output to \p out.
+/// Returns its exit status, or -1 when it could not run or was killed by a signal.
+inline int run_command(const std::string& cmd, std::string* out) {
     FILE* p = popen(cmd.c_str(), "r");
     if (p == nullptr) {
-        return out;
+        return -1;
     }
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
-        out.append(buf, n);
+        out->append(buf, n);
     }
-    pclose(p);
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/// Runs `vdhost --stats SOCKET` and returns its output.
+inline std::string vdhost_stats(const std::string& control_socket) {
+    std::string out;
+    run_command(std::string(VDHOST_PATH) + " --stats " + control_socket + " 2>&1", &out);
     return out;
+}
+
+/// Runs `vdhost --check-config CONFIG` (plugins from the build tree) and returns its exit
+/// status, with its output (stdout and stderr) in \p out. With \p nofile ("SOFT:HARD"), it
+/// runs under that RLIMIT_NOFILE and without CAP_SYS_RESOURCE, so the hard limit is final.
+inline int vdhost_check_config(const std::string& config, std::string* out,
+                               const std::string& nofile = "") {
+    std::string cmd = std::string(VDHOST_PATH) + " --check-config " + config + " --plugin-dir " +
+                      PLUGIN_BUILD_DIR;
+    if (!nofile.empty()) {
+        cmd = "prlimit --nofile=" + nofile + " capsh --drop=cap_sys_resource -- -c 'exec " + cmd +
+              "'";
+    }
+    return run_command(cmd + " 2>&1", out);
 }
 
 /// Extracts the number after "\"key\":" at or after position \p from (crude JSON read).

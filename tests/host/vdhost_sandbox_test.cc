@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "vdh/unique_fd.h"
 #include "vdhost_process.h"
 
 namespace vdh {
@@ -247,20 +248,17 @@ TEST_F(VdhostSandbox, DeviceNodeInShareCannotBeOpenedThroughSandbox) {
     // The host's /dev/zero, as a node in a share (what a guest's MKNOD creates).
     const std::string node = share1_ + "/zero";
     ASSERT_EQ(mknod(node.c_str(), S_IFCHR | 0666, makedev(1, 5)), 0) << strerror(errno);
-    int host_fd = open(node.c_str(), O_RDONLY);
-    ASSERT_GE(host_fd, 0) << "the node itself works on the host: " << strerror(errno);
-    close(host_fd);
+    UniqueFd host_fd(open(node.c_str(), O_RDONLY));
+    ASSERT_TRUE(host_fd.valid()) << "the node itself works on the host: " << strerror(errno);
+    host_fd.reset();
     // Through vdhost's root the node is listed, but the kernel refuses to open it (nodev).
     struct stat st;
     ASSERT_EQ(lstat((root() + node).c_str(), &st), 0);
     EXPECT_TRUE(S_ISCHR(st.st_mode));
-    int fd = open((root() + node).c_str(), O_RDONLY);
+    UniqueFd fd(open((root() + node).c_str(), O_RDONLY));
     int e = errno;
-    EXPECT_LT(fd, 0) << "device node opened through the sandbox";
+    EXPECT_FALSE(fd.valid()) << "device node opened through the sandbox";
     EXPECT_EQ(e, EACCES);
-    if (fd >= 0) {
-        close(fd);
-    }
     EXPECT_EQ(vdhost_.stop(), 0) << vdhost_.log();
 }
 

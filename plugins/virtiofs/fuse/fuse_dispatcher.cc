@@ -28,10 +28,6 @@ constexpr uint64_t kAlwaysOnFlags = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE
                                     FUSE_BIG_WRITES | FUSE_DONT_MASK | FUSE_ASYNC_DIO |
                                     FUSE_MAX_PAGES | FUSE_INIT_EXT;
 
-inline void bump(std::atomic<uint64_t>& counter) noexcept {
-    counter.fetch_add(1, std::memory_order_relaxed);
-}
-
 /// Splits the next NUL-terminated string off [*p, end). False if there is no NUL.
 bool next_string(const char** p, const char* end, std::string_view* out) noexcept {
     const auto* nul =
@@ -103,6 +99,7 @@ struct FuseDispatcher::Call {
     size_t payload; ///< argument bytes not decoded yet (extensions excluded)
     FuseRequestCtx* ctx;
     IoEngine* engine; ///< null: synchronous only
+    FuseCounterSink ctr; ///< the queue's counters (this lcore is their only writer)
 
     /// Reads the next \p size bytes of arguments into a zeroed \p out (size <= sizeof(T):
     /// older, shorter struct versions). False if the payload is shorter.
@@ -137,9 +134,28 @@ FuseDispatcher::FuseDispatcher(Filesystem& fs, const FuseDispatcherConfig& confi
         config_.num_queues = 1;
     }
     scratch_.reset(new QueueScratch[config_.num_queues]);
+    queue_counters_.reset(new FuseCounters[config_.num_queues]);
 }
 
 FuseDispatcher::~FuseDispatcher() = default;
+
+FuseCounterSink FuseDispatcher::counters(uint16_t queue) noexcept {
+    // Only the lcore serving `queue` handles its requests, so it alone writes that block.
+    // A queue without a block (beyond num_queues) shares the atomic one.
+    if (VDH_LIKELY(queue < config_.num_queues)) {
+        return FuseCounterSink(&queue_counters_[queue], true);
+    }
+    return FuseCounterSink(&shared_counters_, false);
+}
+
+FuseStats FuseDispatcher::stats() const noexcept {
+    FuseStats s;
+    for (uint16_t q = 0; q < config_.num_queues; ++q) {
+        s.add(queue_counters_[q]);
+    }
+    s.add(shared_counters_);
+    return s;
+}
 
 FuseDispatcher::QueueScratch* FuseDispatcher::scratch(uint16_t queue) noexcept {
     return queue < config_.num_queues ? &scratch_[queue] : nullptr;
@@ -167,7 +183,7 @@ bool FuseDispatcher::out_fits(const Call& c, size_t payload) const noexcept {
 }
 
 int64_t FuseDispatcher::reply_error(const Call& c, int err) noexcept {
-    bump(stats_.errors);
+    c.ctr.add(&FuseCounters::errors);
     fuse_out_header oh{};
     oh.len = kOutHeaderSize;
     oh.error = -err;
@@ -183,7 +199,7 @@ int64_t FuseDispatcher::reply_ok(const Call& c, const void* a, size_t na, const 
                                  size_t nb) noexcept {
     const size_t total = kOutHeaderSize + na + nb;
     if (!out_fits(c, na + nb)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return reply_error(c, EINVAL);
     }
     fuse_out_header oh{};
@@ -219,21 +235,21 @@ int FuseDispatcher::copy_args(Call& c, const char** data) noexcept {
 
 int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
                                IoEngine* engine) noexcept {
-    Call c{req, {}, {}, IovecCursor(req.in, req.n_in), 0, ctx, engine};
+    Call c{req, {}, {}, IovecCursor(req.in, req.n_in), 0, ctx, engine, counters(req.queue)};
     if (VDH_UNLIKELY(!c.in.read(&c.h, sizeof(c.h)))) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return -EINVAL; // no header, no unique: nothing meaningful to reply
     }
     const uint32_t op = c.h.opcode;
-    bump(stats_.requests[op < FuseStats::kOpcodeSlots ? op : 0]);
+    c.ctr.request(op);
     const bool replies = fuse_opcode_has_reply(op);
     if (VDH_UNLIKELY(replies && req.out_bytes < kOutHeaderSize)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return -EINVAL;
     }
     const uint64_t ext = static_cast<uint64_t>(c.h.total_extlen) * 8;
     if (VDH_UNLIKELY(c.h.len != req.in_bytes || ext > c.h.len - kInHeaderSize)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return replies ? reply_error(c, EINVAL) : 0;
     }
     c.payload = c.h.len - kInHeaderSize - ext;
@@ -241,6 +257,7 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
     c.rc.uid = c.h.uid;
     c.rc.gid = c.h.gid;
     c.rc.pid = c.h.pid;
+    c.rc.queue = req.queue; // this lcore alone serves it (backends' per-queue caches)
     if (c.ctx == nullptr) {
         QueueScratch* s = scratch(req.queue);
         c.ctx = s != nullptr ? &s->sync_ctx : nullptr;
@@ -253,12 +270,12 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
     if (VDH_UNLIKELY(req.queue == kHiprioQueue && op != FUSE_FORGET &&
                      op != FUSE_BATCH_FORGET && op != FUSE_INTERRUPT)) {
         // hiprio has no engine and must never carry work: only forgets and interrupts.
-        bump(stats_.hiprio_rejected);
+        c.ctr.add(&FuseCounters::hiprio_rejected);
         return replies ? reply_error(c, EINVAL) : 0;
     }
     if (VDH_UNLIKELY(op != FUSE_INIT && !initialized())) {
         if (!replies) {
-            bump(stats_.malformed);
+            c.ctr.add(&FuseCounters::malformed);
             return 0;
         }
         return reply_error(c, EIO);
@@ -312,7 +329,7 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
     default:
         // BMAP, IOCTL, POLL, SETUPMAPPING, REMOVEMAPPING (no DAX), STATX,
         // COPY_FILE_RANGE_64, CUSE_INIT and anything unknown.
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
 }
@@ -321,7 +338,7 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
 
 int64_t FuseDispatcher::do_init(Call& c) noexcept {
     if (c.payload < kInitInMinSize) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return reply_error(c, EINVAL);
     }
     fuse_init_in in{};
@@ -329,7 +346,7 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
     // a longer one. Read what there is, up to the struct we know.
     c.arg(&in, c.payload < sizeof(in) ? c.payload : sizeof(in));
     if (!out_fits(c, sizeof(fuse_init_out))) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return reply_error(c, EINVAL);
     }
     if (in.major < kFuseMajor) {
@@ -347,13 +364,13 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
     }
     std::unique_lock<std::mutex> session(session_mu_, std::try_to_lock);
     if (!session.owns_lock()) {
-        bump(stats_.session_busy); // another queue is changing the session right now
+        c.ctr.add(&FuseCounters::session_busy); // another queue is changing the session right now
         return reply_error(c, EBUSY);
     }
     if (initialized()) {
         // A guest reset: QEMU stops and restarts the vrings without a disconnect, and the
         // new driver sends INIT on the old session. End it completely and start afresh.
-        bump(stats_.session_resets);
+        c.ctr.add(&FuseCounters::session_resets);
         end_session_locked();
     }
     const FsCapabilities caps = fs_.capabilities();
@@ -388,7 +405,7 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
 int64_t FuseDispatcher::do_destroy(Call& c) noexcept {
     std::unique_lock<std::mutex> session(session_mu_, std::try_to_lock);
     if (!session.owns_lock()) {
-        bump(stats_.session_busy);
+        c.ctr.add(&FuseCounters::session_busy);
         return reply_error(c, EBUSY);
     }
     end_session_locked();
@@ -398,7 +415,7 @@ int64_t FuseDispatcher::do_destroy(Call& c) noexcept {
 int64_t FuseDispatcher::do_forget(Call& c) noexcept {
     fuse_forget_in in;
     if (!c.arg(&in)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return 0;
     }
     fs_.forget(c.h.nodeid, in.nlookup);
@@ -408,7 +425,7 @@ int64_t FuseDispatcher::do_forget(Call& c) noexcept {
 int64_t FuseDispatcher::do_batch_forget(Call& c) noexcept {
     fuse_batch_forget_in in;
     if (!c.arg(&in) || static_cast<uint64_t>(in.count) * sizeof(fuse_forget_one) > c.payload) {
-        bump(stats_.malformed); // forget nothing rather than read past the payload
+        c.ctr.add(&FuseCounters::malformed); // forget nothing rather than read past the payload
         return 0;
     }
     for (uint32_t i = 0; i < in.count; ++i) {
@@ -424,7 +441,7 @@ int64_t FuseDispatcher::do_batch_forget(Call& c) noexcept {
 int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
     fuse_interrupt_in in;
     if (!c.arg(&in)) {
-        bump(stats_.malformed);
+        c.ctr.add(&FuseCounters::malformed);
         return 0;
     }
     // Only a waiting SETLKW can be interrupted; everything else finishes on its own. The
@@ -438,7 +455,7 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
 #define VDH_NEED_ARG(c, ptr)                 \
     do {                                     \
         if (!(c).arg(ptr)) {                 \
-            bump(stats_.malformed);          \
+            c.ctr.add(&FuseCounters::malformed);          \
             return reply_error((c), EINVAL); \
         }                                    \
     } while (0)
@@ -446,7 +463,7 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
 #define VDH_NEED_OUT(c, bytes)               \
     do {                                     \
         if (!out_fits((c), (bytes))) {       \
-            bump(stats_.malformed);          \
+            c.ctr.add(&FuseCounters::malformed);          \
             return reply_error((c), EINVAL); \
         }                                    \
     } while (0)
@@ -455,14 +472,14 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
     do {                                         \
         int copy_err_ = copy_args((c), &(data)); \
         if (copy_err_ != 0) {                    \
-            bump(stats_.malformed);              \
+            c.ctr.add(&FuseCounters::malformed);              \
             return reply_error((c), copy_err_);  \
         }                                        \
     } while (0)
 
 #define VDH_MALFORMED(c)                 \
     do {                                 \
-        bump(stats_.malformed);          \
+        c.ctr.add(&FuseCounters::malformed);          \
         return reply_error((c), EINVAL); \
     } while (0)
 
@@ -774,7 +791,7 @@ int64_t FuseDispatcher::do_access(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_setxattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     fuse_setxattr_in in;
@@ -798,7 +815,7 @@ int64_t FuseDispatcher::do_setxattr(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_getxattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     fuse_getxattr_in in;
@@ -834,7 +851,7 @@ int64_t FuseDispatcher::do_getxattr(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_listxattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     fuse_getxattr_in in;
@@ -863,7 +880,7 @@ int64_t FuseDispatcher::do_listxattr(Call& c) noexcept {
 
 int64_t FuseDispatcher::do_removexattr(Call& c) noexcept {
     if (!xattr_.load(std::memory_order_relaxed)) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     const char* p = nullptr;
@@ -892,7 +909,7 @@ int64_t FuseDispatcher::do_getlk(Call& c) noexcept {
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_lk_out));
     if (!lock_negotiated(in, want_.load(std::memory_order_relaxed))) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     Result<fuse_lk_out> r = fs_.getlk(c.rc, c.h.nodeid, in);
@@ -906,7 +923,7 @@ int64_t FuseDispatcher::do_setlk(Call& c) noexcept {
     fuse_lk_in in;
     VDH_NEED_ARG(c, &in);
     if (!lock_negotiated(in, want_.load(std::memory_order_relaxed))) {
-        bump(stats_.unsupported);
+        c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
     Status s = fs_.setlk(c.rc, c.h.nodeid, in, false);
@@ -961,7 +978,7 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
     fuse_read_in in;
     VDH_NEED_ARG(c, &in);
     if (in.size > max_io()) {
-        bump(stats_.oversize); // more than INIT announced: a hostile or broken guest
+        c.ctr.add(&FuseCounters::oversize); // more than INIT announced: a hostile or broken guest
         return reply_error(c, EINVAL);
     }
     if (c.ctx == nullptr) {
@@ -985,12 +1002,12 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
     ctx->n_io_iov = nd;
     ctx->io_bytes = static_cast<uint32_t>(n);
     if (c.engine != nullptr && n > 0) {
-        Result<IoFile> f = fs_.io_fd(c.h.nodeid, in.fh, false);
+        Result<IoFile> f = fs_.io_fd(c.rc, c.h.nodeid, in.fh, false, 0);
         if (f) {
             return submit_io(c, *f);
         }
     }
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::do_write(Call& c) noexcept {
@@ -1000,7 +1017,7 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
         VDH_MALFORMED(c);
     }
     if (in.size > max_io()) {
-        bump(stats_.oversize); // beyond the max_write INIT announced
+        c.ctr.add(&FuseCounters::oversize); // beyond the max_write INIT announced
         return reply_error(c, EINVAL);
     }
     VDH_NEED_OUT(c, sizeof(fuse_write_out));
@@ -1017,33 +1034,33 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
     ctx->n_io_iov = nd;
     ctx->io_bytes = in.size;
     if (c.engine != nullptr && in.size > 0) {
-        Result<IoFile> f = fs_.io_fd(c.h.nodeid, in.fh, true);
+        // One handle lookup gives the fd and does the pre-write step (kill-priv).
+        Result<IoFile> f = fs_.io_fd(c.rc, c.h.nodeid, in.fh, true, in.write_flags);
         if (f) {
-            Status prep = fs_.prepare_write(c.rc, c.h.nodeid, in.fh, in.write_flags);
-            if (!prep) {
-                return reply_error(c, prep.error());
+            if (f->prepare_error != 0) {
+                return reply_error(c, f->prepare_error);
             }
             // A small page-cache write may be cheaper done now than handed to a worker.
             const int64_t now = c.engine->write_now(f->fd, f->flags, ctx->io_iov,
                                                     ctx->n_io_iov, in.offset, in.size);
             if (now != IoEngine::kNotNow) {
-                bump(stats_.inline_writes);
-                return encode_io_reply(ctx, now);
+                c.ctr.add(&FuseCounters::inline_writes);
+                return encode_io_reply(ctx, now, c.ctr);
             }
             return submit_io(c, *f);
         }
     }
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept {
     if (c.engine != nullptr) {
-        Result<IoFile> f = fs_.io_fd(c.h.nodeid, fh, for_write);
+        Result<IoFile> f = fs_.io_fd(c.rc, c.h.nodeid, fh, for_write, 0);
         if (f) {
             return submit_io(c, *f);
         }
     }
-    return encode_io_reply(c.ctx, run_sync(c.ctx, false));
+    return encode_io_reply(c.ctx, run_sync(c.ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::do_fsync(Call& c) noexcept {
@@ -1086,7 +1103,7 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
         fuse_lk_in in;
         VDH_NEED_ARG(c, &in);
         if (!lock_negotiated(in, want_.load(std::memory_order_relaxed))) {
-            bump(stats_.unsupported);
+            c.ctr.add(&FuseCounters::unsupported);
             return reply_error(c, ENOSYS);
         }
         ctx->args.lk = in;
@@ -1121,21 +1138,22 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
         VDH_MALFORMED(c);
     }
     if (c.engine != nullptr) {
-        bump(stats_.async_submitted);
+        c.ctr.add(&FuseCounters::async_submitted);
+        ctx->rc.queue = kNoQueue; // a worker runs it, not this queue's lcore
         if (c.engine->run_blocking(&FuseDispatcher::blocking_entry, ctx)) {
             return VDH_ASYNC; // ctx belongs to the worker now
         }
-        stats_.async_submitted.fetch_sub(1, std::memory_order_relaxed);
+        c.ctr.undo(&FuseCounters::async_submitted);
         // Never fall back to the lcore: these calls can wait without bound. The device sizes
         // its pool so that its own requests always fit; a refusal means it is stopping.
         // SETLKW gets EINTR (what an interrupted lock wait returns; callers retry), the
         // others EAGAIN.
-        bump(stats_.blocking_refused);
-        return encode_io_reply(ctx, c.h.opcode == FUSE_SETLKW ? -EINTR : -EAGAIN);
+        c.ctr.add(&FuseCounters::blocking_refused);
+        return encode_io_reply(ctx, c.h.opcode == FUSE_SETLKW ? -EINTR : -EAGAIN, c.ctr);
     }
     // A dispatcher without an engine (tests, tools) is synchronous by design; SETLKW then
     // only tries once (run_sync), COPY_FILE_RANGE is bounded by kMaxCopyChunk.
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
@@ -1147,7 +1165,7 @@ int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
     new (ctx->file_ref) std::shared_ptr<const void>(std::move(file.keep));
     ctx->file_held = true;
     // Count first: once the engine took ctx it may complete on another thread.
-    bump(stats_.async_submitted);
+    c.ctr.add(&FuseCounters::async_submitted);
     switch (ctx->opcode) {
     case FUSE_READ:
         taken = c.engine->readv(fd, ctx->io_iov, ctx->n_io_iov, ctx->args.read.offset, ctx);
@@ -1168,9 +1186,9 @@ int64_t FuseDispatcher::submit_io(Call& c, IoFile& file) noexcept {
         return VDH_ASYNC;
     }
     release_file(ctx);
-    stats_.async_submitted.fetch_sub(1, std::memory_order_relaxed);
-    bump(stats_.async_fallbacks);
-    return encode_io_reply(ctx, run_sync(ctx, false));
+    c.ctr.undo(&FuseCounters::async_submitted);
+    c.ctr.add(&FuseCounters::async_fallbacks);
+    return encode_io_reply(ctx, run_sync(ctx, false), c.ctr);
 }
 
 int64_t FuseDispatcher::run_sync(FuseRequestCtx* ctx, bool may_block) noexcept {
@@ -1219,7 +1237,8 @@ int64_t FuseDispatcher::run_sync(FuseRequestCtx* ctx, bool may_block) noexcept {
     }
 }
 
-int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexcept {
+int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res,
+                                        const FuseCounterSink& ctr) noexcept {
     IovecCursor out(ctx->reply_iov, ctx->n_reply_iov);
     fuse_out_header oh{};
     oh.len = kOutHeaderSize;
@@ -1234,7 +1253,7 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexce
     if (res < 0) {
         const int64_t err = res < -kMaxErrno ? EIO : -res;
         oh.error = static_cast<int32_t>(-err);
-        bump(stats_.errors);
+        ctr.add(&FuseCounters::errors);
         out.write(&oh, sizeof(oh));
         return kOutHeaderSize;
     }
@@ -1257,7 +1276,8 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexce
 }
 
 void FuseDispatcher::complete_io(FuseRequestCtx* ctx, int64_t res) noexcept {
-    const int64_t written = encode_io_reply(ctx, res);
+    // Any thread (an engine's, a worker): count in the shared block.
+    const int64_t written = encode_io_reply(ctx, res, FuseCounterSink(&shared_counters_, false));
     // The engine is done with the fd: let it go (the last reference closes it).
     release_file(ctx);
     void* token = ctx->token; // ctx may be reused once done() returns

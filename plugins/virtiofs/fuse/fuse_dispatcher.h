@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "filesystem.h"
+#include "fuse/fuse_counters.h"
 #include "fuse/fuse_wire.h"
 #include "fuse/io_engine.h"
 #include "vdh/plugin_abi.h"
@@ -70,24 +71,6 @@ struct FuseRequestCtx {
 
 /// What plugins put in vdh_plugin_info::request_ctx_size.
 inline constexpr size_t kFuseRequestCtxSize = sizeof(FuseRequestCtx);
-
-/// Counters, updated with relaxed atomics from any lcore or worker. Read for statistics.
-struct FuseStats {
-    static constexpr size_t kOpcodeSlots = 64;
-    /// Requests per opcode (index = opcode); slot 0 counts opcodes >= kOpcodeSlots.
-    std::array<std::atomic<uint64_t>, kOpcodeSlots> requests{};
-    std::atomic<uint64_t> errors{0};          ///< replies with error != 0
-    std::atomic<uint64_t> malformed{0};       ///< framing/argument errors (EINVAL, dropped)
-    std::atomic<uint64_t> unsupported{0};     ///< ENOSYS replies
-    std::atomic<uint64_t> async_submitted{0}; ///< requests handed to the IoEngine
-    std::atomic<uint64_t> async_fallbacks{0}; ///< engine refused; done synchronously
-    std::atomic<uint64_t> inline_writes{0};   ///< WRITEs the engine did at once (write_now)
-    std::atomic<uint64_t> hiprio_rejected{0}; ///< not FORGET/BATCH_FORGET/INTERRUPT on queue 0
-    std::atomic<uint64_t> oversize{0};        ///< READ/WRITE beyond the negotiated maximum
-    std::atomic<uint64_t> blocking_refused{0}; ///< engine took no blocking call: EAGAIN/EINTR
-    std::atomic<uint64_t> session_resets{0};  ///< INIT on a live session (guest reset)
-    std::atomic<uint64_t> session_busy{0};    ///< INIT/DESTROY while another one ran: EBUSY
-};
 
 struct FuseDispatcherConfig {
     /// max_pages announced at INIT (1..256); max_write = max_pages * 4096.
@@ -146,7 +129,8 @@ public:
     /// Negotiated minor version and FUSE_* flags (flags2 << 32); valid once initialized.
     uint32_t negotiated_minor() const noexcept { return minor_.load(std::memory_order_relaxed); }
     uint64_t negotiated_flags() const noexcept { return want_.load(std::memory_order_relaxed); }
-    const FuseStats& stats() const noexcept { return stats_; }
+    /// The counters summed over all queues (a snapshot). Any thread.
+    FuseStats stats() const noexcept;
     const FuseDispatcherConfig& config() const noexcept { return config_; }
 
 private:
@@ -208,8 +192,10 @@ private:
     int64_t submit_or_sync(Call& c, uint64_t fh, bool for_write) noexcept;
     /// Runs ctx's operation through the Filesystem; \p may_block false on the lcore.
     int64_t run_sync(FuseRequestCtx* ctx, bool may_block) noexcept;
-    /// Encodes the reply of ctx's operation from \p res; returns the bytes written.
-    int64_t encode_io_reply(FuseRequestCtx* ctx, int64_t res) noexcept;
+    /// Encodes the reply of ctx's operation from \p res (counting into \p ctr); returns
+    /// the bytes written.
+    int64_t encode_io_reply(FuseRequestCtx* ctx, int64_t res,
+                            const FuseCounterSink& ctr) noexcept;
     static void blocking_entry(void* ctx) noexcept;
     /// Drops ctx's open-file reference, if it holds one (may close the fd).
     static void release_file(FuseRequestCtx* ctx) noexcept;
@@ -229,11 +215,16 @@ private:
     /// read once, so names cannot change after validation). Returns 0 or a positive errno.
     int copy_args(Call& c, const char** data) noexcept;
     QueueScratch* scratch(uint16_t queue) noexcept;
+    /// Where requests of \p queue count (its own block; the shared one beyond num_queues).
+    FuseCounterSink counters(uint16_t queue) noexcept;
 
     Filesystem& fs_;
     FuseDispatcherConfig config_;
     std::unique_ptr<QueueScratch[]> scratch_;
-    FuseStats stats_;
+    /// One block per queue, written only by the lcore serving it (see fuse_counters.h).
+    std::unique_ptr<FuseCounters[]> queue_counters_;
+    /// Counts made off the lcores (complete_io on any thread) and for queues without a block.
+    FuseCounters shared_counters_;
     std::atomic<bool> initialized_{false};
     std::atomic<uint32_t> minor_{0};
     std::atomic<uint64_t> want_{0};

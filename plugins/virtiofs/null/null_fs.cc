@@ -423,13 +423,9 @@ Result<size_t> NullFs::write(const RequestCtx& /*c*/, uint64_t nodeid, uint64_t 
     return total;
 }
 
-Result<IoFile> NullFs::io_fd(uint64_t /*nodeid*/, uint64_t /*fh*/, bool /*for_write*/) {
+Result<IoFile> NullFs::io_fd(const RequestCtx& /*c*/, uint64_t /*nodeid*/, uint64_t /*fh*/,
+                             bool /*for_write*/, uint32_t /*write_flags*/) {
     return make_err(EOPNOTSUPP);
-}
-
-Status NullFs::prepare_write(const RequestCtx& /*c*/, uint64_t /*nodeid*/, uint64_t /*fh*/,
-                             uint32_t /*write_flags*/) {
-    return options_.readonly ? Status(make_err(EROFS)) : ok();
 }
 
 Status NullFs::flush(const RequestCtx& /*c*/, uint64_t /*nodeid*/, uint64_t /*fh*/,

@@ -113,8 +113,7 @@ public:
     /// Always EOPNOTSUPP: there is no host fd. The dispatcher takes any io_fd() error as
     /// "not asynchronous" and runs READ/WRITE/FSYNC/FALLOCATE synchronously through
     /// read()/write()/fsync()/fallocate() instead, on the poll lcore.
-    Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override;
-    Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+    Result<IoFile> io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool for_write,
                          uint32_t write_flags) override;
     Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t lock_owner) override;
     Status release(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint32_t flags,

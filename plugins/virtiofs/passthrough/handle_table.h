@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "fd_budget.h"
+#include "queue_epochs.h"
 #include "vdh/result.h"
 #include "vdh/unique_fd.h"
 
@@ -33,8 +34,9 @@ struct DirStream {
     uint64_t offset = 0;    ///< cookie (FUSE offset) of the entry at buf[pos]
 };
 
-/// One open file or directory.
-class HandleData {
+/// One open file or directory. Shared (std::shared_ptr) by the table and in-flight users;
+/// a queue's lookup cache may point at it without a reference (Retirable).
+class HandleData : public Retirable, public std::enable_shared_from_this<HandleData> {
 public:
     HandleData(uint64_t nodeid_, int flags_, UniqueFd fd_, FdSlot slot_,
                std::unique_ptr<DirStream> dir_ = nullptr) noexcept
@@ -57,10 +59,12 @@ public:
 };
 
 /// fh → HandleData. Thread-safe (shared_mutex; lookups take it shared). Entries are
-/// released outside the lock.
+/// released outside the lock. With QueueEpochs, poll lcores look handles up in a per-queue
+/// cache without the lock (find()), and removed entries are retired there.
 class HandleTable {
 public:
-    HandleTable() = default;
+    /// \p epochs (may be null: no per-queue caches) must outlive the table.
+    explicit HandleTable(QueueEpochs* epochs = nullptr);
     ~HandleTable();
     HandleTable(const HandleTable&) = delete;
     HandleTable& operator=(const HandleTable&) = delete;
@@ -70,6 +74,10 @@ public:
     /// The handle \p fh if it exists and belongs to \p nodeid; EBADF otherwise.
     /// Hot path: no alloc, no block (shared lock), no throw; one atomic increment.
     Result<std::shared_ptr<HandleData>> get(uint64_t fh, uint64_t nodeid) const;
+    /// get() for one request: from \p s's queue cache when the section is active (no lock,
+    /// no reference count; valid until \p s ends), else a locked get().
+    /// Hot path: no alloc, no block, no throw; on a cache hit no locked instruction.
+    Result<EntryRef<HandleData>> find(const EpochSection& s, uint64_t fh, uint64_t nodeid) const;
     /// Removes \p fh (checked like get()) and returns it so the caller controls when the
     /// fd closes (in-flight users keep it alive until they finish).
     Result<std::shared_ptr<HandleData>> remove(uint64_t fh, uint64_t nodeid);
@@ -82,6 +90,9 @@ private:
     mutable std::shared_mutex mutex_;
     std::unordered_map<uint64_t, std::shared_ptr<HandleData>> map_; // guarded by mutex_
     std::atomic<uint64_t> next_fh_{1};
+    QueueEpochs* epochs_;
+    /// One per queue slot of epochs_ (null without epochs_); each written by one lcore.
+    std::unique_ptr<QueueLookupCache<HandleData>[]> caches_;
 };
 
 } // namespace vdh::virtiofs::passthrough

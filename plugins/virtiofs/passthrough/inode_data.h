@@ -17,6 +17,7 @@
 #include "fd_budget.h"
 #include "file_handle.h"
 #include "mount_fd.h"
+#include "queue_epochs.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs::passthrough {
@@ -52,7 +53,7 @@ struct LockOwnerFd {
 /// One inode the guest holds. Exactly one of (fd) or (handle, mount_fd) is set, fixed at
 /// creation: fd-held inodes are pinned by their O_PATH fd and may be found by ids;
 /// handle-held inodes pin nothing and may be found only by handle.
-class InodeData {
+class InodeData : public Retirable {
 public:
     /// fd-held.
     InodeData(uint64_t id_, const InodeIds& ids_, uint32_t type_, UniqueFd fd_,

@@ -37,8 +37,13 @@ uint64_t statx_dev(const struct statx& st) noexcept {
 }
 
 InodeStore::InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget,
-                       GuestFdBudget& handle_budget)
-    : sys_(sys), mode_(mode), budget_(budget), handle_budget_(handle_budget), mount_fds_(sys) {}
+                       GuestFdBudget& handle_budget, QueueEpochs* epochs)
+    : sys_(sys), mode_(mode), budget_(budget), handle_budget_(handle_budget), mount_fds_(sys),
+      epochs_(epochs) {
+    if (epochs_ != nullptr) {
+        caches_.reset(new QueueLookupCache<InodeData>[QueueEpochs::kMaxQueues]);
+    }
+}
 
 InodeStore::~InodeStore() {
     clear();
@@ -78,6 +83,35 @@ Result<std::shared_ptr<InodeData>> InodeStore::get(uint64_t id) const {
         return make_err(EBADF);
     }
     return it->second;
+}
+
+Result<EntryRef<InodeData>> InodeStore::find(const EpochSection& s, uint64_t id) const {
+    if (!s.active() || s.epochs() != epochs_) {
+        Result<std::shared_ptr<InodeData>> i = get(id);
+        if (!i) {
+            return make_err(i.error());
+        }
+        return EntryRef<InodeData>(std::move(*i));
+    }
+    QueueLookupCache<InodeData>& cache = caches_[s.queue()];
+    // Read after the section began: a pointer cached at this generation is not freed
+    // before the section ends (queue_epochs.h).
+    if (InodeData* hit = cache.find(id, epochs_->generation())) {
+        return EntryRef<InodeData>(hit);
+    }
+    std::shared_ptr<InodeData> i;
+    uint64_t gen = 0;
+    {
+        std::shared_lock lock(mutex_);
+        auto it = by_id_.find(id);
+        if (it == by_id_.end()) {
+            return make_err(EBADF);
+        }
+        i = it->second;
+        gen = epochs_->generation(); // under the lock: removals bump it under the lock
+    }
+    cache.fill(id, gen, i.get());
+    return EntryRef<InodeData>(std::move(i));
 }
 
 void InodeStore::ref(InodeData& inode) noexcept {
@@ -339,6 +373,7 @@ void InodeStore::forget(uint64_t id, uint64_t n) {
     // The count reached zero. Re-check under the exclusive lock: a concurrent lookup may
     // have found the entry (under the shared lock) and taken a reference meanwhile.
     std::shared_ptr<InodeData> victim;
+    uint64_t gen = 0;
     {
         std::unique_lock lock(mutex_);
         auto it = by_id_.find(id);
@@ -347,6 +382,9 @@ void InodeStore::forget(uint64_t id, uint64_t n) {
         }
         victim = std::move(it->second);
         by_id_.erase(it);
+        if (epochs_ != nullptr) {
+            gen = epochs_->bump();
+        }
         if (victim->handle) {
             auto h = by_handle_.find(*victim->handle);
             if (h != by_handle_.end() && h->second == id) {
@@ -359,7 +397,12 @@ void InodeStore::forget(uint64_t id, uint64_t n) {
             }
         }
     }
-    // victim's fd, budget unit, lock fds and mount fd reference go here, unlocked.
+    if (epochs_ != nullptr) {
+        // Another queue's request may be using it through its cache: dropped after that.
+        epochs_->retire(std::move(victim), gen);
+    }
+    // victim's fd, budget unit, lock fds and mount fd reference go here (or once retired),
+    // unlocked.
 }
 
 Result<InodeFd> InodeStore::path_fd(const InodeData& inode) const {
@@ -384,6 +427,26 @@ Result<UniqueFd> InodeStore::open(const InodeData& inode, int flags) const {
 
 void InodeStore::clear() {
     std::vector<std::shared_ptr<InodeData>> victims;
+    if (epochs_ != nullptr) {
+        {
+            std::unique_lock lock(mutex_);
+            const uint64_t gen = epochs_->bump();
+            for (auto& [id, data] : by_id_) {
+                if (id != kRootNodeId) {
+                    // Linked only (no allocation, nothing dropped under the lock).
+                    epochs_->retire(std::move(data), gen, false);
+                }
+            }
+            std::erase_if(by_id_, [](const auto& kv) { return kv.first != kRootNodeId; });
+            by_handle_.clear();
+            std::erase_if(by_ids_, [](const auto& kv) { return kv.second != kRootNodeId; });
+            if (root_) {
+                root_->refcount.store(1, std::memory_order_relaxed);
+            }
+        }
+        epochs_->reclaim();
+        return;
+    }
     {
         std::unique_lock lock(mutex_);
         try {

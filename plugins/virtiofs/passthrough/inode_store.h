@@ -96,9 +96,9 @@ struct LookupResult {
 class InodeStore {
 public:
     /// \p sys, \p budget (fds: fd-held inodes) and \p handle_budget (handle-held inodes)
-    /// must outlive the store.
+    /// must outlive the store; so must \p epochs (may be null: no per-queue caches).
     InodeStore(Sys& sys, FileHandleMode mode, GuestFdBudget& budget,
-               GuestFdBudget& handle_budget);
+               GuestFdBudget& handle_budget, QueueEpochs* epochs = nullptr);
     ~InodeStore();
     InodeStore(const InodeStore&) = delete;
     InodeStore& operator=(const InodeStore&) = delete;
@@ -110,6 +110,10 @@ public:
     /// The inode with node id \p id, or EBADF. Takes the map lock shared; one atomic
     /// increment (shared_ptr copy), no allocation.
     Result<std::shared_ptr<InodeData>> get(uint64_t id) const;
+    /// get() for one request: from \p s's queue cache when the section is active (no lock,
+    /// no reference count; valid until \p s ends), else a locked get().
+    /// Hot path: no alloc, no block, no throw; on a cache hit no locked instruction.
+    Result<EntryRef<InodeData>> find(const EpochSection& s, uint64_t id) const;
 
     /// Looks up \p name in directory \p parent (\p parent_fd: an fd for it, as from
     /// path_fd()) and takes one lookup reference on the result. "." is the parent itself,
@@ -181,6 +185,9 @@ private:
     MountFdMap mount_fds_;
     std::shared_ptr<InodeData> root_;
     std::atomic<uint64_t> next_id_{kRootNodeId + 1};
+    QueueEpochs* epochs_;
+    /// One per queue slot of epochs_ (null without epochs_); each written by one lcore.
+    std::unique_ptr<QueueLookupCache<InodeData>[]> caches_;
 
     // Lock order: taken before nothing. MountFdMap's mutex and InodeData::lock_mutex are
     // never acquired while this is held, and no fd is closed under it.

@@ -147,7 +147,8 @@ Result<struct flock> to_flock(const fuse_file_lock& lk) {
 PassthroughFs::PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys)
     : options_(options), sys_(std::move(sys)), budget_(options.fd_limit),
       inode_budget_(options.inode_limit),
-      store_(*sys_, options.inode_file_handles, budget_, inode_budget_),
+      store_(*sys_, options.inode_file_handles, budget_, inode_budget_, &epochs_),
+      handles_(&epochs_),
       writeback_(options.writeback),
       submounts_(options.announce_submounts) {}
 
@@ -193,7 +194,7 @@ FsCapabilities PassthroughFs::capabilities() const {
     // kernel leaves clearing suid/sgid on write, truncate and O_TRUNC opens to us and
     // keeps its cached mode meanwhile, so a guest program would see stale bits. Without
     // it the guest kernel clears them itself with a SETATTR of the mode (its direct-I/O
-    // writes still carry FUSE_WRITE_KILL_SUIDGID, honoured in write()/prepare_write()).
+    // writes still carry FUSE_WRITE_KILL_SUIDGID, honoured in write()/io_fd()).
     caps.killpriv_v2 = false;
     caps.cache_symlinks = false;
     caps.parallel_dirops = true;
@@ -276,22 +277,24 @@ Result<fuse_entry_out> PassthroughFs::lookup_child(const InodeData& parent, int 
 // ---------------------------------------------------------------------------------------
 // Names and inodes
 
-Result<fuse_entry_out> PassthroughFs::lookup(const RequestCtx&, uint64_t parent,
+Result<fuse_entry_out> PassthroughFs::lookup(const RequestCtx& c, uint64_t parent,
                                              std::string_view name) {
-    VDH_PT_ASSIGN(auto p, inode(parent));
+    EpochSection sec = section(c); // before any lookup result (they end first)
+    VDH_PT_ASSIGN(auto p, inode(sec, parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
     return lookup_child(*p, pfd.get(), name);
 }
 
 void PassthroughFs::forget(uint64_t nodeid, uint64_t nlookup) { store_.forget(nodeid, nlookup); }
 
-Result<fuse_attr_out> PassthroughFs::getattr(const RequestCtx&, uint64_t nodeid,
+Result<fuse_attr_out> PassthroughFs::getattr(const RequestCtx& c, uint64_t nodeid,
                                              const uint64_t* fh) {
+    EpochSection sec = section(c); // before any lookup result (they end first)
     if (fh != nullptr) {
-        VDH_PT_ASSIGN(auto h, open_handle(*fh, nodeid));
+        VDH_PT_ASSIGN(auto h, open_handle(sec, *fh, nodeid));
         return attr_of(h->fd.get());
     }
-    VDH_PT_ASSIGN(auto i, inode(nodeid));
+    VDH_PT_ASSIGN(auto i, inode(sec, nodeid));
     VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
     return attr_of(fd.get());
 }
@@ -682,9 +685,10 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     return finish_create(*p, pfd.get(), std::move(fd), UniqueFd(), f, std::move(slot));
 }
 
-Result<size_t> PassthroughFs::read(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+Result<size_t> PassthroughFs::read(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                                    uint64_t offset, const struct iovec* dst, int ndst) {
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    EpochSection sec = section(c); // before any lookup result (they end first)
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     if (ndst < 0 || ndst > IOV_MAX || offset > static_cast<uint64_t>(INT64_MAX)) {
         return make_err(EINVAL);
     }
@@ -695,13 +699,14 @@ Result<size_t> PassthroughFs::read(const RequestCtx&, uint64_t nodeid, uint64_t 
     return static_cast<size_t>(n);
 }
 
-Result<size_t> PassthroughFs::write(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+Result<size_t> PassthroughFs::write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                                     uint64_t offset, const struct iovec* src, int nsrc,
                                     uint32_t write_flags) {
+    EpochSection sec = section(c); // before any lookup result (they end first)
     if (options_.readonly) {
         return make_err(EROFS);
     }
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     if (!h->writable()) {
         return make_err(EBADF);
     }
@@ -726,8 +731,10 @@ Result<size_t> PassthroughFs::write(const RequestCtx&, uint64_t nodeid, uint64_t
     return static_cast<size_t>(n);
 }
 
-Result<IoFile> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write) {
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+Result<IoFile> PassthroughFs::io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+                                    bool for_write, uint32_t write_flags) {
+    EpochSection sec = section(c); // before any lookup result (they end first)
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     if (for_write) {
         if (options_.readonly) {
             return make_err(EROFS);
@@ -739,32 +746,30 @@ Result<IoFile> PassthroughFs::io_fd(uint64_t nodeid, uint64_t fh, bool for_write
     if (h->dir) {
         return make_err(EISDIR);
     }
-    // The caller keeps the HandleData (and so the fd) until its I/O completed, whatever
-    // RELEASE or the end of the session do meanwhile.
-    const int fd = h->fd.get();
-    const int flags = h->flags;
-    return IoFile{fd, std::move(h), flags};
-}
-
-Status PassthroughFs::prepare_write(const RequestCtx&, uint64_t nodeid, uint64_t fh,
-                                    uint32_t write_flags) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
-    if (!h->writable()) {
-        return make_err(EBADF);
-    }
-    if ((write_flags & FUSE_WRITE_KILL_SUIDGID) != 0) {
+    if (for_write && (write_flags & FUSE_WRITE_KILL_SUIDGID) != 0) {
         // The asynchronous write runs elsewhere with our capabilities; clear the bits now.
-        VDH_TRY(kill_suid_bits(h->fd.get()));
+        Status killed = kill_suid_bits(h->fd.get());
+        if (!killed) {
+            return IoFile{-1, nullptr, killed.error()};
+        }
     }
-    return ok();
+    // The caller keeps the HandleData (and so the fd) until its I/O completed, whatever
+    // RELEASE or the end of the session do meanwhile: the locked lookup's reference, or
+    // one taken now on the cached entry (alive: retired entries wait for this section).
+    const int fd = h->fd.get();
+    std::shared_ptr<const void> keep;
+    if (h.owned()) {
+        keep = std::move(h.owned());
+    } else {
+        keep = h->shared_from_this();
+    }
+    return IoFile{fd, std::move(keep), 0, h->flags};
 }
 
-Status PassthroughFs::flush(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+Status PassthroughFs::flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                             uint64_t lock_owner) {
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    EpochSection sec = section(c); // before any lookup result (they end first)
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     {
         // close(dup(fd)): what a close() in the guest means for the host file
         // (process-associated locks, NFS close-to-open flush).
@@ -774,7 +779,7 @@ Status PassthroughFs::flush(const RequestCtx&, uint64_t nodeid, uint64_t fh,
         }
     }
     // POSIX lock semantics: closing any fd of the file drops the owner's locks on it.
-    auto i = inode(nodeid);
+    auto i = inode(sec, nodeid);
     if (i) {
         LockOwnerFd victim;
         {
@@ -801,17 +806,19 @@ Status PassthroughFs::release(const RequestCtx&, uint64_t nodeid, uint64_t fh, u
     return ok(); // the fd closes when the last in-flight user drops `h`
 }
 
-Status PassthroughFs::fsync(const RequestCtx&, uint64_t nodeid, uint64_t fh, bool datasync) {
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+Status PassthroughFs::fsync(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool datasync) {
+    EpochSection sec = section(c); // before any lookup result (they end first)
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     return sys_status(datasync ? ::fdatasync(h->fd.get()) : ::fsync(h->fd.get()));
 }
 
-Status PassthroughFs::fallocate(const RequestCtx&, uint64_t nodeid, uint64_t fh, uint64_t offset,
+Status PassthroughFs::fallocate(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
                                 uint64_t length, uint32_t mode) {
+    EpochSection sec = section(c); // before any lookup result (they end first)
     if (options_.readonly) {
         return make_err(EROFS);
     }
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     if (offset > static_cast<uint64_t>(INT64_MAX) || length > static_cast<uint64_t>(INT64_MAX)) {
         return make_err(EINVAL);
     }
@@ -819,9 +826,10 @@ Status PassthroughFs::fallocate(const RequestCtx&, uint64_t nodeid, uint64_t fh,
                                   static_cast<off_t>(length)));
 }
 
-Result<uint64_t> PassthroughFs::lseek(const RequestCtx&, uint64_t nodeid, uint64_t fh,
+Result<uint64_t> PassthroughFs::lseek(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                                       uint64_t offset, uint32_t whence) {
-    VDH_PT_ASSIGN(auto h, open_handle(fh, nodeid));
+    EpochSection sec = section(c); // before any lookup result (they end first)
+    VDH_PT_ASSIGN(auto h, open_handle(sec, fh, nodeid));
     if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END && whence != SEEK_DATA &&
         whence != SEEK_HOLE) {
         return make_err(EINVAL);

@@ -39,6 +39,7 @@
 #include "handle_table.h"
 #include "inode_store.h"
 #include "passthrough_options.h"
+#include "queue_epochs.h"
 #include "sys.h"
 
 namespace vdh::virtiofs::passthrough {
@@ -85,8 +86,7 @@ public:
                         const struct iovec* dst, int ndst) override;
     Result<size_t> write(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t offset,
                          const struct iovec* src, int nsrc, uint32_t write_flags) override;
-    Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override;
-    Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+    Result<IoFile> io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool for_write,
                          uint32_t write_flags) override;
     Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
                  uint64_t lock_owner) override;
@@ -138,6 +138,16 @@ private:
     PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys);
 
     Result<std::shared_ptr<InodeData>> inode(uint64_t id) const { return store_.get(id); }
+    /// The request's section on its queue (inactive off the lcores: locked lookups).
+    EpochSection section(const RequestCtx& c) noexcept { return EpochSection(&epochs_, c.queue); }
+    /// Lookups for one request (through the queue's cache inside an active section).
+    Result<EntryRef<InodeData>> inode(const EpochSection& s, uint64_t id) const {
+        return store_.find(s, id);
+    }
+    Result<EntryRef<HandleData>> open_handle(const EpochSection& s, uint64_t fh,
+                                             uint64_t nodeid) const {
+        return handles_.find(s, fh, nodeid);
+    }
     fuse_entry_out make_entry(const LookupResult& r, const InodeData* parent) const;
     fuse_attr make_attr(const struct statx& st) const;
     Result<fuse_entry_out> lookup_child(const InodeData& parent, int parent_fd,
@@ -172,6 +182,9 @@ private:
     std::unique_ptr<Sys> sys_;
     GuestFdBudget budget_;
     GuestFdBudget inode_budget_; // handle-held inodes (inode_limit)
+    /// Per-queue sections for the lock-free lookups of store_ and handles_; declared
+    /// before them so it outlives them (it drops what they retire, budgets still alive).
+    QueueEpochs epochs_;
     InodeStore store_;
     HandleTable handles_;
     std::atomic<bool> writeback_{false}; // set by init(); read by open/create

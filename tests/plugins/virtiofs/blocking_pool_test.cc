@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of BlockingPool: no thread before start(), workers started on demand up to the
-// maximum (a waiting job never leaves the next one without a thread while one can start),
-// a queue sized at start() that takes exactly that many jobs, drain() interrupting running
-// jobs through the cancel callback, and shutdown() joining every worker.
+// maximum (a waiting job never leaves the next one without a thread while one can start,
+// also when jobs arrive together), a queue sized at start() that takes exactly that many
+// jobs, drain() interrupting running jobs through the cancel callback, and shutdown()
+// joining every worker.
 #include "blocking_pool.h"
 
 #include <dirent.h>
@@ -113,6 +114,30 @@ TEST(BlockingPool, StartsOneThreadAndGrowsOnDemandUpToTheMaximum) {
     d.release();
     pool.drain();
     EXPECT_EQ(a.finished + b.finished + c.finished + d.finished, 4);
+}
+
+TEST(BlockingPool, JobsSubmittedTogetherEachGetAWorkerUpToTheMaximum) {
+    // No pause between the submits: a worker may take the next job while the thread that
+    // picked the previous one is still starting it. None may be left without a thread.
+    for (int round = 0; round < 200; ++round) {
+        BlockingPool pool(4, &Waiter::cancel, nullptr);
+        ASSERT_TRUE(pool.start(16));
+        std::vector<Waiter> w(4);
+        for (auto& x : w) {
+            ASSERT_TRUE(pool.submit(&Waiter::run, &x));
+        }
+        auto all_started = [&] {
+            for (auto& x : w) {
+                if (x.started.load() != 1) {
+                    return false;
+                }
+            }
+            return true;
+        };
+        ASSERT_TRUE(eventually(all_started)) << "round " << round << ": a job waited for a thread";
+        EXPECT_EQ(pool.threads(), 4u);
+        pool.shutdown(); // cancels the waits
+    }
 }
 
 TEST(BlockingPool, QueueHoldsExactlyTheCapacityGivenAtStart) {

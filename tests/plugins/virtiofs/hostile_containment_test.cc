@@ -29,8 +29,9 @@
 #include <thread>
 #include <vector>
 
-#include "../../host/vdhost_process.h"
 #include "fuse_client/fuse_session.h"
+#include "vdh/unique_fd.h"
+#include "vdhost_share_fixture.h"
 
 namespace vdh {
 namespace {
@@ -131,20 +132,11 @@ class HostileContainment : public ::testing::Test {
     /// both served by the one poll lcore on CPU 0. Each takes fd_limit 4096 so that both
     /// budgets fit a small hard RLIMIT_NOFILE (20000 on the CI machine).
     void start(const std::string& fs0_extra = "") {
-        std::string yaml = "host:\n  poll_lcores: [0]\n  control_socket: " + ctl_ +
-                           "\n  idle_poll_us: 100\n  max_sleep_ms: 50\n"
-                           "devices:\n"
-                           "  - name: fs0\n    type: virtiofs\n    socket: " +
-                           sock0_ +
-                           "\n"
-                           "    lcore: 0\n"
-                           "    config:\n      shared_dir: " +
-                           share0_ + "\n      fd_limit: 4096\n" + fs0_extra +
-                           "  - name: fs1\n    type: virtiofs\n    socket: " + sock1_ +
-                           "\n"
-                           "    lcore: 0\n"
-                           "    config:\n      shared_dir: " +
-                           share1_ + "\n      fd_limit: 4096\n";
+        const std::string limit = "      fd_limit: 4096\n";
+        const std::string yaml =
+            testing::host_yaml("[0]", ctl_) +
+            testing::virtiofs_device_yaml("fs0", sock0_, "0", share0_, limit + fs0_extra) +
+            testing::virtiofs_device_yaml("fs1", sock1_, "0", share1_, limit);
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock0_, sock1_, ctl_})) << vdhost_.log();
     }
 
@@ -335,10 +327,7 @@ TEST_F(HostileContainment, FifoNeverBlocksThePollLcoreOrTheOtherDevice) {
     sessions_.erase(sessions_.begin() + 1);
     if (hostile_stuck) {
         // Without the fix the lcore sits in openat(): free it so the test can end.
-        int w = ::open((share0_ + "/fifo").c_str(), O_WRONLY | O_NONBLOCK);
-        if (w >= 0) {
-            ::close(w);
-        }
+        UniqueFd w(::open((share0_ + "/fifo").c_str(), O_WRONLY | O_NONBLOCK));
     }
     t0 = Clock::now();
     FuseSession* again = connect(sock0_, std::chrono::seconds(3));
@@ -363,12 +352,12 @@ TEST_F(HostileContainment, DeletedFileLookedUpFirstFreesItsSpace) {
     const std::string big = share0_ + "/big.log";
     {
         std::vector<char> chunk(1 << 20, 'L');
-        int fd = ::open(big.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ASSERT_GE(fd, 0);
+        UniqueFd fd(::open(big.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+        ASSERT_TRUE(fd.valid());
         for (int i = 0; i < 32; ++i) {
-            ASSERT_EQ(::write(fd, chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
+            ASSERT_EQ(::write(fd.get(), chunk.data(), chunk.size()),
+                      static_cast<ssize_t>(chunk.size()));
         }
-        ::close(fd);
     }
     start("      inode_file_handles: prefer\n");
     FuseSession* s = connect(sock0_);

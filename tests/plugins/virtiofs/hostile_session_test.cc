@@ -6,7 +6,6 @@
 // hiprio, a new INIT on a live session (guest reset without disconnect), INITs racing
 // requests on another queue, and a frontend disconnect with requests in flight on io_uring
 // and on the blocking pool; after each session ends, vdhost's fd count is back to baseline.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -16,15 +15,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "../../host/vdhost_process.h"
 #include "fuse_client/fuse_session.h"
+#include "vdhost_share_fixture.h"
 
 namespace vdh {
 namespace {
@@ -35,42 +34,13 @@ using fuse_client::FuseRequest;
 using fuse_client::FuseSession;
 using fuse_client::kRootNodeId;
 using fuse_client::SessionOptions;
+using testing::as_bytes;
+using testing::pattern;
 using testing::TempDir;
 using testing::VdhostProcess;
+using testing::write_host_file;
 
 constexpr uint32_t kMiB = 1 << 20;
-
-std::vector<uint8_t> pattern(size_t n, uint32_t seed) {
-    std::vector<uint8_t> v(n);
-    for (size_t i = 0; i < n; ++i) {
-        v[i] = static_cast<uint8_t>((i * 131 + seed) ^ (i >> 12));
-    }
-    return v;
-}
-
-void write_host_file(const std::string& path, const std::vector<uint8_t>& data) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-}
-
-template <typename T>
-std::span<const uint8_t> as_bytes(const T& v) {
-    return {reinterpret_cast<const uint8_t*>(&v), sizeof(T)};
-}
-
-/// Open fds of process \p pid.
-int fd_count(pid_t pid) {
-    int n = 0;
-    DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-    if (d == nullptr) {
-        return -1;
-    }
-    while (dirent* e = ::readdir(d)) {
-        n += e->d_name[0] != '.' ? 1 : 0;
-    }
-    ::closedir(d);
-    return n;
-}
 
 /// A whole request: fuse_in_header (len, unique filled in) + \p args.
 std::vector<uint8_t> raw_request(uint32_t opcode, uint64_t nodeid, uint64_t unique,
@@ -113,15 +83,11 @@ protected:
         sock1_ = dir_.file("fs1.sock");
         ctl_ = dir_.file("ctl.sock");
         // fs0 is the hostile guest's share, fs1 a victim served by the same poll lcores.
-        std::string yaml = "host:\n  poll_lcores: [0, 1]\n  control_socket: " + ctl_ +
-                           "\n  idle_poll_us: 100\n  max_sleep_ms: 50\n"
-                           "devices:\n"
-                           "  - name: fs0\n    type: virtiofs\n    socket: " + sock0_ + "\n"
-                           "    lcore: [0, 1]\n"
-                           "    config:\n      shared_dir: " + share0_ + "\n      fd_limit: 4096\n"
-                           "  - name: fs1\n    type: virtiofs\n    socket: " + sock1_ + "\n"
-                           "    lcore: [0, 1]\n"
-                           "    config:\n      shared_dir: " + share1_ + "\n      fd_limit: 4096\n";
+        const std::string limit = "      fd_limit: 4096\n";
+        const std::string yaml =
+            testing::host_yaml("[0, 1]", ctl_) +
+            testing::virtiofs_device_yaml("fs0", sock0_, "[0, 1]", share0_, limit) +
+            testing::virtiofs_device_yaml("fs1", sock1_, "[0, 1]", share1_, limit);
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock0_, sock1_, ctl_})) << vdhost_.log();
     }
 
@@ -144,7 +110,25 @@ protected:
         return s ? std::move(*s) : nullptr;
     }
 
-    int fds() { return fd_count(vdhost_.pid()); }
+    int fds() { return testing::fd_count(vdhost_.pid()); }
+
+    /// Warms up what lives as long as the connection (each of \p queues' io_uring, by a
+    /// READ of the share's file "a" through it), then resets to a clean session (INIT),
+    /// back on queue 1: the fd count after this is the session's baseline.
+    void warm_up_and_reset(FuseSession& s, std::initializer_list<uint16_t> queues) {
+        auto e = s.lookup(kRootNodeId, "a");
+        ASSERT_TRUE(e.has_value());
+        auto o = s.open(e->nodeid, O_RDONLY);
+        ASSERT_TRUE(o.has_value());
+        std::vector<uint8_t> buf(100);
+        for (uint16_t q : queues) {
+            ASSERT_TRUE(s.set_call_queue(q).has_value());
+            ASSERT_TRUE(s.read(e->nodeid, o->fh, 0, buf).has_value());
+        }
+        ASSERT_TRUE(s.set_call_queue(1).has_value());
+        auto again = s.init();
+        ASSERT_TRUE(again.has_value()) << again.error();
+    }
 
     /// Waits until vdhost's fd count is \p want (teardown finishes asynchronously); returns
     /// the last count seen.
@@ -183,13 +167,7 @@ protected:
 
     /// Number after "key": in device \p device's plugin stats, or -1.
     long plugin_stat(const std::string& device, const std::string& key) {
-        std::string st = stats();
-        auto p = st.find("\"name\":\"" + device + "\"");
-        if (p == std::string::npos) {
-            return -1;
-        }
-        p = st.find("\"plugin\":", p);
-        return p == std::string::npos ? -1 : testing::json_number(st, key, p);
+        return testing::plugin_stat(stats(), key, device);
     }
 
     /// Submits \p r on \p queue and waits for its completion (other requests of the queue
@@ -301,17 +279,7 @@ TEST_F(HostileSession, InitAgainWithoutDestroyStartsAFreshSession) {
     write_host_file(share0_ + "/a", pattern(10000, 1));
     auto s = connect(sock0_);
     ASSERT_NE(s, nullptr);
-    // Warm up what lives as long as the connection (the queue's io_uring), then reset.
-    {
-        auto e = s->lookup(kRootNodeId, "a");
-        ASSERT_TRUE(e.has_value());
-        auto o = s->open(e->nodeid, O_RDONLY);
-        ASSERT_TRUE(o.has_value());
-        std::vector<uint8_t> buf(100);
-        ASSERT_TRUE(s->read(e->nodeid, o->fh, 0, buf).has_value());
-        auto again = s->init();
-        ASSERT_TRUE(again.has_value()) << again.error();
-    }
+    ASSERT_NO_FATAL_FAILURE(warm_up_and_reset(*s, {1}));
     const int baseline = fds();
 
     // A guest session that holds inodes, open files and a lock.
@@ -370,20 +338,7 @@ TEST_F(HostileSession, InitsRacingRequestsOnAnotherQueueLeaveNothingBehind) {
     write_host_file(share0_ + "/a", pattern(8192, 4));
     auto s = connect(sock0_);
     ASSERT_NE(s, nullptr);
-    {
-        // Warm up both queues' rings, then reset to a clean session.
-        auto e = s->lookup(kRootNodeId, "a");
-        ASSERT_TRUE(e.has_value());
-        auto o = s->open(e->nodeid, O_RDONLY);
-        ASSERT_TRUE(o.has_value());
-        std::vector<uint8_t> buf(100);
-        for (uint16_t q : {1, 2}) {
-            ASSERT_TRUE(s->set_call_queue(q).has_value());
-            ASSERT_TRUE(s->read(e->nodeid, o->fh, 0, buf).has_value());
-        }
-        ASSERT_TRUE(s->set_call_queue(1).has_value());
-        ASSERT_TRUE(s->init().has_value());
-    }
+    ASSERT_NO_FATAL_FAILURE(warm_up_and_reset(*s, {1, 2}));
     const int baseline = fds();
 
     std::atomic<bool> stop{false};

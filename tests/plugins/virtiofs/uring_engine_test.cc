@@ -14,6 +14,7 @@
 
 #include "fuse/fuse_dispatcher.h"
 #include "fuse/fuse_test_util.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {
 namespace {
@@ -24,15 +25,8 @@ using test::Completions;
 using test::FakeFs;
 using test::kUnique;
 using test::Msg;
+using test::read_in;
 using test::reply;
-
-fuse_read_in read_in(uint64_t fh, uint64_t offset, uint32_t size) {
-    fuse_read_in in{};
-    in.fh = fh;
-    in.offset = offset;
-    in.size = size;
-    return in;
-}
 
 class UringEngineTest : public ::testing::Test {
 protected:
@@ -40,18 +34,14 @@ protected:
         Completions::list().clear();
         cfg.done = &Completions::done;
         disp = std::make_unique<FuseDispatcher>(fs, cfg);
-        fuse_init_in in{};
-        in.major = 7;
-        in.minor = 38;
-        in.flags = FUSE_MAX_PAGES | FUSE_ASYNC_READ;
+        const fuse_init_in in = test::init_in(7, 38, FUSE_MAX_PAGES | FUSE_ASYNC_READ, 0, 0);
         Chain ch(Msg(FUSE_INIT, 0).add(in).build(), {4096});
         ASSERT_GT(disp->handle(ch.req(), &ctx), 0);
-        ASSERT_EQ(::pipe2(pipe_, O_CLOEXEC), 0);
+        int fds[2];
+        ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+        pipe_r_ = UniqueFd(fds[0]);
+        pipe_w_ = UniqueFd(fds[1]);
         ASSERT_TRUE(engine.init());
-    }
-    void TearDown() override {
-        ::close(pipe_[0]);
-        ::close(pipe_[1]);
     }
 
     /// Polls the engine until \p n completions arrived or \p limit passed.
@@ -69,12 +59,13 @@ protected:
     std::unique_ptr<FuseDispatcher> disp;
     FuseRequestCtx ctx{};
     UringEngine engine{8, 0, nullptr};
-    int pipe_[2] = {-1, -1};
+    UniqueFd pipe_r_; ///< what the engine reads
+    UniqueFd pipe_w_;
 };
 
 TEST_F(UringEngineTest, ReadCompletesIntoGuestBuffers) {
-    ASSERT_EQ(::write(pipe_[1], "hello", 5), 5);
-    fs.io_fd_value = pipe_[0];
+    ASSERT_EQ(::write(pipe_w_.get(), "hello", 5), 5);
+    fs.io_fd_value = pipe_r_.get();
     Chain ch(Msg(FUSE_READ).add(read_in(1, 0, 5)).build(), {16, 5});
     ASSERT_EQ(disp->handle(ch.req(), &ctx, &engine), VDH_ASYNC);
     ASSERT_TRUE(poll_until(1, 5000ms));
@@ -84,7 +75,7 @@ TEST_F(UringEngineTest, ReadCompletesIntoGuestBuffers) {
 }
 
 TEST_F(UringEngineTest, StopCancelsWhatIsStillInFlightAfterTheGracePeriod) {
-    fs.io_fd_value = pipe_[0]; // nothing is ever written: the read cannot finish
+    fs.io_fd_value = pipe_r_.get(); // nothing is ever written: the read cannot finish
     std::weak_ptr<const void> file = fs.io_keep;
     Chain ch(Msg(FUSE_READ).add(read_in(1, 0, 64)).build(), {4096});
     ASSERT_EQ(disp->handle(ch.req(), &ctx, &engine), VDH_ASYNC);
@@ -117,7 +108,7 @@ TEST_F(UringEngineTest, StopCancelsWhatIsStillInFlightAfterTheGracePeriod) {
     std::this_thread::sleep_for(2 * UringEngine::kGraceForCancel);
     EXPECT_FALSE(poll_until(2, 20ms));
     EXPECT_EQ(engine.cancels_sent(), 1u);
-    ASSERT_EQ(::write(pipe_[1], "abc", 3), 3);
+    ASSERT_EQ(::write(pipe_w_.get(), "abc", 3), 3);
     ASSERT_TRUE(poll_until(2, 5000ms));
     EXPECT_EQ(ch2.out(19), reply(kUnique, 0, test::str_bytes("abc")));
 }

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <span>
@@ -24,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include "../../host/vdhost_process.h"
 #include "fuse_client/fuse_session.h"
+#include "vdhost_share_fixture.h"
 
 namespace vdh {
 namespace {
@@ -33,28 +32,14 @@ namespace {
 using fuse_client::FuseSession;
 using fuse_client::kRootNodeId;
 using fuse_client::SessionOptions;
+using testing::pattern;
+using testing::plugin_stat;
+using testing::read_host_file;
 using testing::TempDir;
 using testing::VdhostProcess;
+using testing::write_host_file;
 
 constexpr uint32_t kMiB = 1 << 20;
-
-std::vector<uint8_t> pattern(size_t n, uint32_t seed) {
-    std::vector<uint8_t> v(n);
-    for (size_t i = 0; i < n; ++i) {
-        v[i] = static_cast<uint8_t>((i * 131 + seed) ^ (i >> 12));
-    }
-    return v;
-}
-
-void write_host_file(const std::string& path, const std::vector<uint8_t>& data) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-}
-
-std::vector<uint8_t> read_host_file(const std::string& path) {
-    std::string s = testing::read_file(path);
-    return std::vector<uint8_t>(s.begin(), s.end());
-}
 
 /// Number after "key": inside queue \p index's object of the stats JSON, or -1.
 long queue_stat(const std::string& stats, int index, const std::string& key) {
@@ -70,12 +55,6 @@ long queue_stat(const std::string& stats, int index, const std::string& key) {
     return testing::json_number(stats, key, p);
 }
 
-/// Number after "key": in the plugin's stats object, or -1.
-long plugin_stat(const std::string& stats, const std::string& key) {
-    auto p = stats.find("\"plugin\":");
-    return p == std::string::npos ? -1 : testing::json_number(stats, key, p);
-}
-
 class VdhostVirtiofs : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -85,12 +64,8 @@ protected:
         ctl_ = dir_.file("ctl.sock");
         // Two poll lcores; queue q is served by lcore[q % 2]: hiprio and queue 2 on CPU 0,
         // queue 1 on CPU 1.
-        std::string yaml = "host:\n  poll_lcores: [0, 1]\n  control_socket: " + ctl_ +
-                           "\n  idle_poll_us: 100\n  max_sleep_ms: 50\n"
-                           "devices:\n"
-                           "  - name: fs0\n    type: virtiofs\n    socket: " + sock_ + "\n"
-                           "    lcore: [0, 1]\n"
-                           "    config:\n      shared_dir: " + share_ + "\n";
+        const std::string yaml = testing::host_yaml("[0, 1]", ctl_) +
+                                 testing::virtiofs_device_yaml("fs0", sock_, "[0, 1]", share_);
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock_, ctl_})) << vdhost_.log();
     }
 

@@ -71,12 +71,9 @@ void mark_done(void* token, int64_t /*written*/) {
     static_cast<std::atomic<bool>*>(token)->store(true, std::memory_order_release);
 }
 
+/// What a 7.38 guest offering async reads sends.
 fuse_init_in init_in() {
-    fuse_init_in in{};
-    in.major = 7;
-    in.minor = 38;
-    in.flags = FUSE_MAX_PAGES | FUSE_ASYNC_READ;
-    return in;
+    return test::init_in(7, 38, FUSE_MAX_PAGES | FUSE_ASYNC_READ, 0, 0);
 }
 
 /// The reply's error (0 = ok) from a chain's out bytes.

@@ -19,8 +19,11 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "fuse_test_util.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {
 namespace {
@@ -33,9 +36,11 @@ using test::Completions;
 using test::FakeDirent;
 using test::FakeEngine;
 using test::FakeFs;
+using test::init_in;
 using test::kNode;
 using test::kUnique;
 using test::Msg;
+using test::read_in;
 using test::Rec;
 using test::reply;
 using test::str_bytes;
@@ -65,17 +70,6 @@ constexpr uint32_t kGuestFlags = 0x7bfffffb;
 /// PARALLEL_DIROPS 0x40000 | MAX_PAGES 0x400000 | HANDLE_KILLPRIV_V2 0x10000000 |
 /// INIT_EXT 0x40000000.
 constexpr uint32_t kDefaultEnabled = 0x5044F47B;
-
-fuse_init_in init_in(uint32_t major, uint32_t minor, uint32_t flags, uint32_t flags2 = 0,
-                     uint32_t readahead = 131072) {
-    fuse_init_in in{};
-    in.major = major;
-    in.minor = minor;
-    in.max_readahead = readahead;
-    in.flags = flags;
-    in.flags2 = flags2;
-    return in;
-}
 
 /// Expected INIT reply, field by field (independent of struct fuse_init_out).
 Bytes init_reply_bytes(uint32_t minor, uint32_t readahead, uint32_t flags, uint32_t flags2) {
@@ -284,7 +278,7 @@ TEST_F(FuseDispatcherTest, InitOnLiveSessionEndsItAndStartsAFreshOne) {
     EXPECT_EQ(fs.init_minor, 31u);
     EXPECT_EQ(disp().negotiated_flags(), uint64_t(FUSE_ASYNC_READ | FUSE_MAX_PAGES));
     EXPECT_TRUE(disp().initialized());
-    EXPECT_EQ(disp().stats().session_resets.load(), 1u);
+    EXPECT_EQ(disp().stats().session_resets, 1u);
     EXPECT_EQ(call(Msg(FUSE_LOOKUP, 1).name("a")), reply(kUnique, 0, bytes_of(sample_entry())));
 }
 
@@ -335,7 +329,7 @@ TEST_F(FuseDispatcherTest, TruncatedHeaderReturnsChainUnanswered) {
     Chain ch(in, {4096});
     EXPECT_EQ(send(ch), -EINVAL);
     EXPECT_TRUE(ch.untouched_from(0));
-    EXPECT_EQ(disp().stats().malformed.load(), 1u);
+    EXPECT_EQ(disp().stats().malformed, 1u);
 }
 
 TEST_F(FuseDispatcherTest, LenMismatchIsInvalid) {
@@ -409,7 +403,7 @@ TEST_F(FuseDispatcherTest, UnsupportedOpcodesGetEnosys) {
         EXPECT_EQ(call(Msg(op).raw(zeros(64).data(), 64)), error_reply(ENOSYS));
     }
     EXPECT_TRUE(fs.calls.empty());
-    EXPECT_EQ(disp().stats().unsupported.load(), 11u);
+    EXPECT_EQ(disp().stats().unsupported, 11u);
 }
 
 TEST_F(FuseDispatcherTest, QueueWithoutScratchGetsEioForNamedOps) {
@@ -473,7 +467,7 @@ TEST_F(FuseDispatcherTest, TruncatedArgumentsPerOpcode) {
         EXPECT_EQ(call(Msg(op)), error_reply(EINVAL));
     }
     EXPECT_TRUE(fs.calls.empty());
-    EXPECT_EQ(disp().stats().malformed.load(), std::size(cases) + 4);
+    EXPECT_EQ(disp().stats().malformed, std::size(cases) + 4);
 }
 
 TEST_F(FuseDispatcherTest, TruncatedNoReplyRequestsAreDropped) {
@@ -484,7 +478,7 @@ TEST_F(FuseDispatcherTest, TruncatedNoReplyRequestsAreDropped) {
         EXPECT_EQ(send(ch), 0);
     }
     EXPECT_TRUE(fs.calls.empty());
-    EXPECT_EQ(disp().stats().malformed.load(), 3u);
+    EXPECT_EQ(disp().stats().malformed, 3u);
 }
 
 TEST_F(FuseDispatcherTest, LongerFixedArgumentsAreAccepted) {
@@ -632,7 +626,7 @@ TEST_F(FuseDispatcherTest, BatchForgetCountBeyondPayloadForgetsNothing) {
                {});
     EXPECT_EQ(send(huge), 0);
     EXPECT_TRUE(fs.calls.empty());
-    EXPECT_EQ(disp().stats().malformed.load(), 2u);
+    EXPECT_EQ(disp().stats().malformed, 2u);
 }
 
 TEST_F(FuseDispatcherTest, GetattrWithAndWithoutFh) {
@@ -816,14 +810,6 @@ TEST_F(FuseDispatcherTest, Lseek) {
 }
 
 // ---- Directories ------------------------------------------------------------------------------
-
-fuse_read_in read_in(uint64_t fh, uint64_t offset, uint32_t size) {
-    fuse_read_in in{};
-    in.fh = fh;
-    in.offset = offset;
-    in.size = size;
-    return in;
-}
 
 Bytes dirent_bytes(uint64_t ino, uint64_t off, uint32_t type, std::string_view name) {
     Bytes b = cat({le64(ino), le64(off), le32(uint32_t(name.size())), le32(type), str_bytes(name)});
@@ -1179,7 +1165,7 @@ TEST_F(FuseDispatcherTest, WriteBeyondMaxWriteIsEinval) {
     EXPECT_EQ(over.out(16), error_reply(EINVAL));
     EXPECT_TRUE(fs.calls.empty());
     EXPECT_TRUE(engine.subs.empty());
-    EXPECT_EQ(disp().stats().oversize.load(), 2u);
+    EXPECT_EQ(disp().stats().oversize, 2u);
     Chain fits(Msg(FUSE_WRITE).add(write_in(2, 0, kMiB)).raw(std::string(kMiB, 'z')).build(),
                {4096});
     ASSERT_EQ(send(fits, &engine), VDH_ASYNC);
@@ -1200,7 +1186,7 @@ TEST_F(FuseDispatcherTest, ReadBeyondNegotiatedMaximumIsEinval) {
     Chain w(Msg(FUSE_WRITE).add(write_in(2, 0, 8193)).raw(std::string(8193, 'w')).build(), {64});
     ASSERT_EQ(send(w, &engine), 16);
     EXPECT_EQ(w.out(16), error_reply(EINVAL));
-    EXPECT_EQ(disp().stats().oversize.load(), 3u);
+    EXPECT_EQ(disp().stats().oversize, 3u);
     Chain fits(Msg(FUSE_READ).add(read_in(9, 0, 8192)).build(), {20000});
     ASSERT_EQ(send(fits, &engine), VDH_ASYNC);
     ASSERT_EQ(engine.subs.size(), 1u);
@@ -1224,7 +1210,7 @@ TEST_F(FuseDispatcherTest, AsyncReadWritesStraightIntoGuestBuffers) {
     EXPECT_EQ(s.iov[1].iov_len, 200u);
     EXPECT_EQ(fs.count("read"), 0u);
     EXPECT_EQ(fs.last().op, "io_fd");
-    EXPECT_EQ(fs.last().u, (std::vector<uint64_t>{9, 0}));
+    EXPECT_EQ(fs.last().u, (std::vector<uint64_t>{9, 0, 0}));
     EXPECT_TRUE(ch.untouched_from(0)); // nothing written before completion
     EXPECT_TRUE(Completions::list().empty());
 
@@ -1240,7 +1226,7 @@ TEST_F(FuseDispatcherTest, AsyncReadWritesStraightIntoGuestBuffers) {
     EXPECT_EQ(Completions::list()[0].token, &ch);
     EXPECT_EQ(Completions::list()[0].written, 266);
     EXPECT_EQ(ch.out(266), reply(kUnique, 0, data));
-    EXPECT_EQ(disp().stats().async_submitted.load(), 1u);
+    EXPECT_EQ(disp().stats().async_submitted, 1u);
 }
 
 TEST_F(FuseDispatcherTest, AsyncReadErrorAndOverlongResult) {
@@ -1267,8 +1253,8 @@ TEST_F(FuseDispatcherTest, EngineRefusalFallsBackToSync) {
     ASSERT_EQ(send(ch, &engine), 19);
     EXPECT_EQ(ch.out(19), reply(kUnique, 0, str_bytes("abc")));
     EXPECT_EQ(fs.count("read"), 1u);
-    EXPECT_EQ(disp().stats().async_fallbacks.load(), 1u);
-    EXPECT_EQ(disp().stats().async_submitted.load(), 0u);
+    EXPECT_EQ(disp().stats().async_fallbacks, 1u);
+    EXPECT_EQ(disp().stats().async_submitted, 0u);
     EXPECT_TRUE(Completions::list().empty());
 }
 
@@ -1323,11 +1309,10 @@ TEST_F(FuseDispatcherTest, AsyncWriteUsesGuestBuffersAndPreparesFirst) {
     EXPECT_EQ(s.iov[0].iov_len, 5u);
     EXPECT_EQ(s.iov[1].iov_base, ch.in_bufs()[2].data());
     EXPECT_EQ(s.iov[1].iov_len, 6u);
-    ASSERT_EQ(fs.calls.size(), 2u);
+    // One handle lookup: io_fd() takes the write flags and does the pre-write step itself.
+    ASSERT_EQ(fs.calls.size(), 1u);
     EXPECT_EQ(fs.calls[0].op, "io_fd");
-    EXPECT_EQ(fs.calls[0].u, (std::vector<uint64_t>{2, 1}));
-    EXPECT_EQ(fs.calls[1].op, "prepare_write");
-    EXPECT_EQ(fs.calls[1].u, (std::vector<uint64_t>{2, FUSE_WRITE_KILL_SUIDGID}));
+    EXPECT_EQ(fs.calls[0].u, (std::vector<uint64_t>{2, 1, FUSE_WRITE_KILL_SUIDGID}));
     FuseDispatcher::complete(s.ctx, 11);
     ASSERT_EQ(Completions::list().size(), 1u);
     EXPECT_EQ(Completions::list()[0].written, 24);
@@ -1365,8 +1350,8 @@ TEST_F(FuseDispatcherTest, AsyncFsyncAndFallocate) {
     EXPECT_EQ(engine.subs[1].off, 4096u);
     EXPECT_EQ(engine.subs[1].len, 8192u);
     ASSERT_EQ(fs.calls.size(), 2u);
-    EXPECT_EQ(fs.calls[0].u, (std::vector<uint64_t>{8, 0})); // fsync: any fd
-    EXPECT_EQ(fs.calls[1].u, (std::vector<uint64_t>{8, 1})); // fallocate: a write fd
+    EXPECT_EQ(fs.calls[0].u, (std::vector<uint64_t>{8, 0, 0})); // fsync: any fd
+    EXPECT_EQ(fs.calls[1].u, (std::vector<uint64_t>{8, 1, 0})); // fallocate: a write fd
     // Completions in any order.
     FuseDispatcher::complete(engine.subs[1].ctx, -ENOSPC);
     FuseDispatcher::complete(engine.subs[0].ctx, 0);
@@ -1449,9 +1434,9 @@ TEST_F(FuseDispatcherTest, BlockingCallsNeverRunOnTheLcoreWhenThePoolIsFull) {
     EXPECT_EQ(copy.out(16), error_reply(EAGAIN));
     EXPECT_TRUE(copy.untouched_from(16));
     EXPECT_TRUE(fs.calls.empty()); // nothing ran on the calling (lcore) thread
-    EXPECT_EQ(disp().stats().blocking_refused.load(), 4u);
-    EXPECT_EQ(disp().stats().async_fallbacks.load(), 0u);
-    EXPECT_EQ(disp().stats().async_submitted.load(), 0u);
+    EXPECT_EQ(disp().stats().blocking_refused, 4u);
+    EXPECT_EQ(disp().stats().async_fallbacks, 0u);
+    EXPECT_EQ(disp().stats().async_submitted, 0u);
     EXPECT_TRUE(Completions::list().empty());
 }
 
@@ -1493,7 +1478,7 @@ TEST_F(FuseDispatcherTest, HiprioQueueTakesOnlyForgetsAndInterrupts) {
     EXPECT_TRUE(engine.subs.empty());
     EXPECT_EQ(fs.destroy_count, 0);
     EXPECT_EQ(fs.init_count, 1);
-    EXPECT_EQ(disp().stats().hiprio_rejected.load(), refused.size() + 2);
+    EXPECT_EQ(disp().stats().hiprio_rejected, refused.size() + 2);
 
     // What hiprio is for still works.
     Chain f(Msg(FUSE_FORGET, 33).add(fuse_forget_in{7}).build(), {}, {}, 0);
@@ -1523,13 +1508,10 @@ TEST_F(FuseDispatcherTest, AsyncIoHoldsTheOpenFileUntilItsCompletion) {
     ASSERT_GE(raw, 0);
     ::unlink(path);
     // The "backend's" open file: closes the fd when the last reference goes.
-    auto file = std::shared_ptr<int>(new int(raw), [](int* p) {
-        ::close(*p);
-        delete p;
-    });
+    auto file = std::make_shared<UniqueFd>(raw);
     fs.io_fd_value = raw;
     fs.io_keep = file;
-    std::weak_ptr<int> watch = file;
+    std::weak_ptr<UniqueFd> watch = file;
     file.reset();
     init();
 
@@ -1588,13 +1570,55 @@ TEST_F(FuseDispatcherTest, CountsRequestsErrorsAndMalformed) {
     fs.fail = ENOENT;
     call(Msg(FUSE_LOOKUP).name("c"));
     call(Msg(1000));
-    const FuseStats& st = disp().stats();
-    EXPECT_EQ(st.requests[FUSE_INIT].load(), 1u);
-    EXPECT_EQ(st.requests[FUSE_LOOKUP].load(), 3u);
-    EXPECT_EQ(st.requests[0].load(), 1u); // opcode >= 64
-    EXPECT_EQ(st.malformed.load(), 1u);
-    EXPECT_EQ(st.errors.load(), 3u); // EINVAL, ENOENT, ENOSYS
-    EXPECT_EQ(st.unsupported.load(), 1u);
+    const FuseStats st = disp().stats();
+    EXPECT_EQ(st.requests[FUSE_INIT], 1u);
+    EXPECT_EQ(st.requests[FUSE_LOOKUP], 3u);
+    EXPECT_EQ(st.requests[0], 1u); // opcode >= 64
+    EXPECT_EQ(st.malformed, 1u);
+    EXPECT_EQ(st.errors, 3u); // EINVAL, ENOENT, ENOSYS
+    EXPECT_EQ(st.unsupported, 1u);
+}
+
+TEST_F(FuseDispatcherTest, ConcurrentQueuesCountEveryRequest) {
+    // Queues 1 and 2 have their own blocks (one thread each, as one lcore per queue);
+    // queues 40 and 41 are beyond num_queues and share the atomic block. No count is lost
+    // and the snapshot sums them all.
+    cfg.num_queues = 3;
+    init();
+    constexpr int kEach = 20000;
+    const Bytes bmap = Msg(FUSE_BMAP).add(fuse_bmap_in{}).build();
+    std::vector<std::thread> ts;
+    for (uint16_t q : {1, 2, 40, 41}) {
+        ts.emplace_back([&, q] {
+            FuseRequestCtx own{};
+            for (int i = 0; i < kEach; ++i) {
+                Chain ch(bmap, {64}, {}, q);
+                EXPECT_EQ(disp().handle(ch.req(), &own), 16);
+            }
+        });
+    }
+    for (auto& t : ts) {
+        t.join();
+    }
+    const FuseStats st = disp().stats();
+    EXPECT_EQ(st.requests[FUSE_BMAP], 4u * kEach);
+    EXPECT_EQ(st.unsupported, 4u * kEach);
+    EXPECT_EQ(st.errors, 4u * kEach);
+    EXPECT_EQ(st.total_requests(), 4u * kEach + 1); // + INIT
+}
+
+TEST_F(FuseDispatcherTest, CompletionsOnOtherThreadsCountInTheSharedBlock) {
+    init();
+    fs.file_data = "abc";
+    Chain ch(Msg(FUSE_READ).add(read_in(9, 0, 3)).build(), {4096});
+    ASSERT_EQ(send(ch, &engine), VDH_ASYNC);
+    ASSERT_EQ(engine.subs.size(), 1u);
+    std::thread other([&] { FuseDispatcher::complete(engine.subs[0].ctx, -EIO); });
+    other.join();
+    const FuseStats st = disp().stats();
+    EXPECT_EQ(st.errors, 1u);
+    EXPECT_EQ(st.async_submitted, 1u);
+    EXPECT_EQ(ch.out(16), error_reply(EIO));
 }
 
 TEST(FuseWire, OpcodeNames) {

@@ -57,6 +57,27 @@ inline constexpr uint32_t kUid = 1000;
 inline constexpr uint32_t kGid = 1001;
 inline constexpr uint32_t kPid = 4242;
 
+/// FUSE_INIT arguments as a guest of \p major.\p minor offering \p flags sends them.
+inline fuse_init_in init_in(uint32_t major, uint32_t minor, uint32_t flags, uint32_t flags2 = 0,
+                            uint32_t readahead = 131072) {
+    fuse_init_in in{};
+    in.major = major;
+    in.minor = minor;
+    in.max_readahead = readahead;
+    in.flags = flags;
+    in.flags2 = flags2;
+    return in;
+}
+
+/// READ (and READDIR) arguments.
+inline fuse_read_in read_in(uint64_t fh, uint64_t offset, uint32_t size) {
+    fuse_read_in in{};
+    in.fh = fh;
+    in.offset = offset;
+    in.size = size;
+    return in;
+}
+
 /// Builds request bytes: fuse_in_header (len filled in) + arguments.
 class Msg {
 public:
@@ -225,7 +246,7 @@ public:
     int io_fd_value = 77;
     /// What io_fd() hands out as IoFile::keep (a test can watch its use_count).
     std::shared_ptr<const void> io_keep = std::make_shared<int>(0);
-    int prepare_error = 0;
+    int prepare_error = 0; ///< io_fd(for_write) reports it as IoFile::prepare_error
     int setlk_error = 0;
     bool interrupt_found = true;
 
@@ -363,17 +384,16 @@ public:
         written = data;
         return data.size();
     }
-    Result<IoFile> io_fd(uint64_t nodeid, uint64_t fh, bool for_write) override {
-        rec("io_fd", {}, nodeid, {fh, for_write ? 1u : 0u}, {});
+    Result<IoFile> io_fd(const RequestCtx& c, uint64_t nodeid, uint64_t fh, bool for_write,
+                         uint32_t write_flags) override {
+        rec("io_fd", c, nodeid, {fh, for_write ? 1u : 0u, write_flags}, {});
         if (io_fd_error != 0) {
             return make_err(io_fd_error);
         }
+        if (for_write && prepare_error != 0) {
+            return IoFile{-1, nullptr, prepare_error};
+        }
         return IoFile{io_fd_value, io_keep};
-    }
-    Status prepare_write(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
-                         uint32_t write_flags) override {
-        rec("prepare_write", c, nodeid, {fh, write_flags}, {});
-        return prepare_error != 0 ? Status(make_err(prepare_error)) : ok();
     }
     Status flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh, uint64_t lock_owner) override {
         rec("flush", c, nodeid, {fh, lock_owner}, {});

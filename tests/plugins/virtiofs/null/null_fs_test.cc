@@ -295,8 +295,8 @@ TEST_F(NullFsTest, WriteTakesEverything) {
 
 TEST_F(NullFsTest, IoFdAlwaysRefuses) {
     const uint64_t file = fs.lookup(rc, kRoot, "x")->nodeid;
-    EXPECT_EQ(fs.io_fd(file, 1, false).error(), EOPNOTSUPP);
-    EXPECT_EQ(fs.io_fd(file, 1, true).error(), EOPNOTSUPP);
+    EXPECT_EQ(fs.io_fd(RequestCtx{}, file, 1, false, 0).error(), EOPNOTSUPP);
+    EXPECT_EQ(fs.io_fd(RequestCtx{}, file, 1, true, 0).error(), EOPNOTSUPP);
 }
 
 TEST_F(NullFsTest, OpenHandsOutDistinctHandles) {
@@ -575,7 +575,7 @@ TEST_F(NullFsDispatcherTest, ReadIsSynchronousZeros) {
     // io_fd() refused, so the engine never saw it and nothing completes later.
     EXPECT_TRUE(engine.subs.empty());
     EXPECT_TRUE(Completions::list().empty());
-    EXPECT_EQ(disp->stats().async_submitted.load(), 0u);
+    EXPECT_EQ(disp->stats().async_submitted, 0u);
 }
 
 TEST_F(NullFsDispatcherTest, ReadAtEndIsEmpty) {

@@ -92,6 +92,14 @@ struct stat lstat_host(const std::string& path) {
     return st;
 }
 
+/// io_fd() as an asynchronous WRITE uses it: the lookup's errno, else
+/// IoFile::prepare_error (0: the fd is ready and the pre-write step done).
+int write_prep(PassthroughFs& fs, const RequestCtx& c, uint64_t nodeid, uint64_t fh,
+               uint32_t write_flags) {
+    Result<IoFile> f = fs.io_fd(c, nodeid, fh, true, write_flags);
+    return f ? f->prepare_error : f.error();
+}
+
 class PassthroughFsTest : public ::testing::TestWithParam<FileHandleMode> {
 protected:
     void SetUp() override {
@@ -241,7 +249,7 @@ TEST_P(PassthroughFsTest, UnknownNodeIdsAreEbadfEverywhere) {
     EXPECT_EQ(fs_->access(root_, bad, R_OK).error(), EBADF);
     EXPECT_EQ(fs_->link(root_, bad, kRootNodeId, "l").error(), EBADF);
     EXPECT_EQ(fs_->rename(root_, kRootNodeId, "a", bad, "b", 0).error(), EBADF);
-    EXPECT_EQ(fs_->io_fd(kRootNodeId, 77, false).error(), EBADF);
+    EXPECT_EQ(fs_->io_fd(RequestCtx{}, kRootNodeId, 77, false, 0).error(), EBADF);
     EXPECT_EQ(fs_->release(root_, kRootNodeId, 77, 0, 0, 0).error(), EBADF);
     fs_->forget(bad, 1); // ignored
     fs_->forget(kRootNodeId, 100);
@@ -708,7 +716,7 @@ TEST_P(PassthroughFsTest, CreateOnExistingFifoNeitherBlocksNorOpens) {
     // A regular file is still opened, without the O_NONBLOCK used for the open itself.
     auto c = fs_->create(root_, kRootNodeId, "f", O_RDWR, 0644, 0);
     ASSERT_TRUE(c.has_value());
-    auto fd = fs_->io_fd(c->entry.nodeid, c->open.fh, false);
+    auto fd = fs_->io_fd(RequestCtx{}, c->entry.nodeid, c->open.fh, false, 0);
     ASSERT_TRUE(fd.has_value());
     EXPECT_EQ(::fcntl(fd->fd, F_GETFL) & O_NONBLOCK, 0);
     EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
@@ -761,22 +769,58 @@ TEST_P(PassthroughFsTest, IoFdAndPrepareWrite) {
     auto e = lookup_ok(kRootNodeId, "f");
     uint64_t ro = open_ok(e.nodeid, O_RDONLY);
     uint64_t rw = open_ok(e.nodeid, O_RDWR);
-    auto fd = fs_->io_fd(e.nodeid, ro, false);
+    auto fd = fs_->io_fd(RequestCtx{}, e.nodeid, ro, false, 0);
     ASSERT_TRUE(fd.has_value());
     char c = 0;
     EXPECT_EQ(::pread(fd->fd, &c, 1, 1), 1);
     EXPECT_EQ(c, 'b');
-    EXPECT_EQ(fs_->io_fd(e.nodeid, ro, true).error(), EBADF);
-    EXPECT_EQ(fs_->io_fd(kRootNodeId, ro, false).error(), EBADF);
-    auto wfd = fs_->io_fd(e.nodeid, rw, true);
+    EXPECT_EQ(fs_->io_fd(RequestCtx{}, e.nodeid, ro, true, 0).error(), EBADF);
+    EXPECT_EQ(fs_->io_fd(RequestCtx{}, kRootNodeId, ro, false, 0).error(), EBADF);
+    auto wfd = fs_->io_fd(RequestCtx{}, e.nodeid, rw, true, 0);
     ASSERT_TRUE(wfd.has_value());
-    EXPECT_EQ(fs_->prepare_write(root_, e.nodeid, ro, 0).error(), EBADF);
-    ASSERT_TRUE(fs_->prepare_write(root_, e.nodeid, rw, 0).has_value());
+    EXPECT_EQ(fs_->io_fd(root_, e.nodeid, ro, true, 0).error(), EBADF);
+    ASSERT_TRUE(fs_->io_fd(root_, e.nodeid, rw, true, 0).has_value());
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 04755u);
-    ASSERT_TRUE(fs_->prepare_write(root_, e.nodeid, rw, FUSE_WRITE_KILL_SUIDGID).has_value());
+    ASSERT_EQ(write_prep(*fs_, root_, e.nodeid, rw, FUSE_WRITE_KILL_SUIDGID), 0);
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
     EXPECT_TRUE(fs_->release(root_, e.nodeid, ro, 0, 0, 0).has_value());
     EXPECT_TRUE(fs_->release(root_, e.nodeid, rw, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughFsTest, QueueCachesSeeReleaseForgetAndDestroyAtOnce) {
+    // Calls made for queue 1 go through its lookup caches; a RELEASE, FORGET or session end
+    // made for another queue (or off the lcores) is seen by queue 1's next call, and the
+    // async path still holds a real reference on a cache hit.
+    testing::write_file(dir_ / "f", "abc");
+    RequestCtx q1 = root_;
+    q1.queue = 1;
+    RequestCtx q2 = root_;
+    q2.queue = 2;
+    auto e = lookup_ok(kRootNodeId, "f");
+    uint64_t fh = open_ok(e.nodeid, O_RDONLY);
+    char buf[4] = {};
+    iovec iov{buf, 3};
+    for (int i = 0; i < 3; ++i) { // a miss, then hits
+        ASSERT_EQ(*fs_->read(q1, e.nodeid, fh, 0, &iov, 1), 3u);
+        ASSERT_TRUE(fs_->getattr(q1, e.nodeid, nullptr).has_value());
+    }
+    EXPECT_EQ(std::string(buf, 3), "abc");
+    auto f = fs_->io_fd(q1, e.nodeid, fh, false, 0); // a cache hit: takes a reference
+    ASSERT_TRUE(f.has_value());
+    ASSERT_TRUE(f->keep);
+    EXPECT_EQ(fs_->read(q1, e.nodeid, fh, 0, &iov, 1).value(), 3u);
+    EXPECT_TRUE(fs_->release(q2, e.nodeid, fh, 0, 0, 0).has_value());
+    EXPECT_EQ(fs_->read(q1, e.nodeid, fh, 0, &iov, 1).error(), EBADF);
+    EXPECT_EQ(fs_->io_fd(q1, e.nodeid, fh, false, 0).error(), EBADF);
+    EXPECT_EQ(::fcntl(f->fd, F_GETFD), FD_CLOEXEC) << "the async reference keeps it open";
+    f = make_err(EIO); // the completion lets go
+    fs_->forget(e.nodeid, 1);
+    EXPECT_EQ(fs_->getattr(q1, e.nodeid, nullptr).error(), EBADF);
+    auto e2 = lookup_ok(kRootNodeId, "f");
+    ASSERT_TRUE(fs_->getattr(q1, e2.nodeid, nullptr).has_value());
+    fs_->destroy();
+    EXPECT_EQ(fs_->getattr(q1, e2.nodeid, nullptr).error(), EBADF);
+    EXPECT_TRUE(fs_->getattr(q1, kRootNodeId, nullptr).has_value());
 }
 
 TEST_P(PassthroughFsTest, IoFdKeepsTheFileOpenAfterReleaseAndDestroy) {
@@ -785,12 +829,13 @@ TEST_P(PassthroughFsTest, IoFdKeepsTheFileOpenAfterReleaseAndDestroy) {
     testing::write_file(dir_ / "f", "abc");
     auto e = lookup_ok(kRootNodeId, "f");
     uint64_t fh = open_ok(e.nodeid, O_RDONLY);
-    auto f = fs_->io_fd(e.nodeid, fh, false);
+    auto f = fs_->io_fd(RequestCtx{}, e.nodeid, fh, false, 0);
     ASSERT_TRUE(f.has_value());
     const int fd = f->fd;
     ASSERT_TRUE(f->keep);
     EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
-    EXPECT_EQ(fs_->io_fd(e.nodeid, fh, false).error(), EBADF); // the guest's handle is gone
+    // The guest's handle is gone.
+    EXPECT_EQ(fs_->io_fd(RequestCtx{}, e.nodeid, fh, false, 0).error(), EBADF);
     fs_->destroy();
     char c = 0;
     EXPECT_EQ(::pread(fd, &c, 1, 2), 1); // still the same open file
@@ -1190,8 +1235,8 @@ TEST_P(PassthroughFsTest, ReadonlyShareRefusesEveryModification) {
     EXPECT_EQ(read_fh(f.nodeid, fh), "x");
     EXPECT_EQ(write_fh(f.nodeid, fh, 0, "y").error(), EROFS);
     EXPECT_EQ(fs_->fallocate(root_, f.nodeid, fh, 0, 10, 0).error(), EROFS);
-    EXPECT_EQ(fs_->io_fd(f.nodeid, fh, true).error(), EROFS);
-    EXPECT_EQ(fs_->prepare_write(root_, f.nodeid, fh, 0).error(), EROFS);
+    EXPECT_EQ(fs_->io_fd(RequestCtx{}, f.nodeid, fh, true, 0).error(), EROFS);
+    EXPECT_EQ(fs_->io_fd(root_, f.nodeid, fh, true, FUSE_WRITE_KILL_SUIDGID).error(), EROFS);
     fuse_copy_file_range_in cr{};
     cr.fh_in = fh;
     cr.nodeid_out = f.nodeid;
@@ -1378,7 +1423,7 @@ TEST_P(PassthroughFsTest, OpensAreNonblockingAndClearItAfterwards) {
     }
     for (auto& c : cases) {
         ASSERT_TRUE(c.fh.has_value()) << c.what;
-        auto fd = fs_->io_fd(c.node, *c.fh, false);
+        auto fd = fs_->io_fd(RequestCtx{}, c.node, *c.fh, false, 0);
         ASSERT_TRUE(fd.has_value()) << c.what;
         EXPECT_EQ(nonblocking(fd->fd), c.guest_nonblock) << c.what;
         EXPECT_TRUE(fs_->release(root_, c.node, *c.fh, 0, 0, 0).has_value());
@@ -1451,7 +1496,7 @@ TEST_P(PassthroughFsTest, KillprivV2NotOfferedAndSetattrModeClearsBits) {
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
 }
 
-// A guest-sent FUSE_WRITE_KILL_SUIDGID on the async path (prepare_write) only clears
+// A guest-sent FUSE_WRITE_KILL_SUIDGID on the async path (io_fd for a write) only clears
 // suid and group-executable sgid, atomically in the kernel: it never rewrites the rest
 // of the mode, never changes the owner, never touches a plain sgid (no group exec).
 TEST_P(PassthroughFsTest, PrepareWriteKillSuidgidOnlyClearsTheBits) {
@@ -1461,16 +1506,16 @@ TEST_P(PassthroughFsTest, PrepareWriteKillSuidgidOnlyClearsTheBits) {
     ASSERT_EQ(::chmod((dir_ / "f").c_str(), 06777), 0);
     auto e = lookup_ok(kRootNodeId, "f");
     uint64_t fh = open_ok(e.nodeid, O_RDWR);
-    ASSERT_TRUE(fs_->prepare_write(user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID).has_value());
+    ASSERT_EQ(write_prep(*fs_, user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
     struct stat st = lstat_host(dir_ / "f");
     EXPECT_EQ(st.st_mode & 07777, 0777u);
     EXPECT_EQ(st.st_uid, kUser);
     EXPECT_EQ(st.st_gid, kGroup);
     ASSERT_EQ(::chmod((dir_ / "f").c_str(), 02745), 0); // sgid without group exec
-    ASSERT_TRUE(fs_->prepare_write(user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID).has_value());
+    ASSERT_EQ(write_prep(*fs_, user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 02745u);
     ASSERT_EQ(::chmod((dir_ / "f").c_str(), 0600), 0); // nothing to clear: nothing changes
-    ASSERT_TRUE(fs_->prepare_write(user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID).has_value());
+    ASSERT_EQ(write_prep(*fs_, user_, e.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0600u);
     EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
 }
