@@ -162,8 +162,13 @@ csv="$work/runs.csv"
 failures=0
 start_time=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "load average at the start: $load_start ($ncpu CPUs)"
-awk -v l="${load_start%% *}" 'BEGIN { exit !(l > 0.5) }' &&
+# How busy the CPUs are right now (the load average still counts a run that just ended).
+busy_before=$({ head -n 1 /proc/stat; sleep 1; head -n 1 /proc/stat; } | awk '
+    { idle = $5 + $6; tot = 0; for (i = 2; i <= 9; i++) tot += $i }
+    NR == 1 { i0 = idle; t0 = tot }
+    NR == 2 { printf "%.0f\n", (tot > t0) ? 100 * (1 - (idle - i0) / (tot - t0)) : 0 }')
+log "load average at the start: $load_start ($ncpu CPUs); CPUs ${busy_before}% busy over the last second"
+[ "$busy_before" -le 10 ] ||
     log "warning: the machine is busy; other tasks will compete with the backends"
 
 log "preparing $share (${file_mib} MiB files, 10000-entry directory)"
@@ -317,13 +322,13 @@ log "load average at the end: $load_end"
 cp "$csv" "$out/latest.csv"
 python3 - "$csv" "$out" "$work" "$mode" "$idle_pct" "$idle_first_s" "$rss_kib" "$hwm_kib" \
     "$elapsed" "$failures" "$reps" "$duration" "$warmup" "$depths" "$load_rss" "$rust_status" \
-    "$rust" "$peer_cpus" "$lcore" "$bench_cpu" "$load_start" "$load_end" <<'PY'
+    "$rust" "$peer_cpus" "$lcore" "$bench_cpu" "$load_start" "$load_end" "$busy_before" <<'PY'
 import csv, json, os, platform, statistics, subprocess, sys
 from collections import defaultdict
 
 (csv_path, out, work, mode, idle_pct, idle_first, rss_kib, hwm_kib, elapsed, failures,
  reps, duration, warmup, depths, load_rss, rust_status, rust_path, peer_cpus, lcore,
- bench_cpu, load_start, load_end) = sys.argv[1:]
+ bench_cpu, load_start, load_end, busy_before) = sys.argv[1:]
 lr = load_rss.split()
 load_mem = {lr[i].rstrip(":"): int(lr[i + 1]) / 1024 for i in range(0, len(lr) - 1, 2)}
 rows = list(csv.DictReader(open(csv_path)))
@@ -441,7 +446,7 @@ short = {"virtiofsd": "virti", "rust-virtiofsd": "rust"}
 n_reps = max((m["runs"] for k, m in med.items() if k[0] == "vdhost"), default=0)
 lines = [f"rust-virtiofsd: {rust_status}",
          f"load average: {load_start} at the start, {load_end} at the end "
-         f"({os.cpu_count()} CPUs)", ""]
+         f"({os.cpu_count()} CPUs); CPUs {busy_before}% busy in the second before", ""]
 
 lines.append(f"ops/s: median of {n_reps} reps of {duration} s, min and max as % of it; "
              "ratio = vdhost/peer, median [min-max] of the per-rep ratios")
@@ -590,6 +595,7 @@ doc = {
     "depths": depths,
     "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release()},
     "load_average": {"start": load_start, "end": load_end},
+    "cpu_busy_pct_before": int(busy_before),
     "cpu_wait_pct": cpu_wait,
     "setup": {"vdhost": f"one poll lcore (CPU {lcore}), cache: auto",
               "load_generator": f"CPU {bench_cpu}, --poll",
