@@ -8,8 +8,10 @@
 # per repetition, every workload and queue depth runs on each backend back to back (raw at
 # the first depth only; their order rotated each repetition), so a change in the machine's
 # load falls on all of them alike. Each ratio vdhost/peer (and vdhost/raw) is the median of
-# the per-repetition ratios, printed with its min and max. Next to ops/s it reports each backend's CPU time per operation (all its threads),
-# the fairer comparison on a small machine.
+# the per-repetition ratios, printed with its min and max. Next to ops/s it reports each
+# backend's CPU time per operation (all its threads), the fairer comparison on a small
+# machine, and how long the backends and the load generator waited for a CPU (a busy
+# machine; it warns above 5%).
 # Pinning: the load generator on CPU 0; vdhost's poll lcore on the last CPU; every thread
 # of the C and Rust virtiofsd on that same CPU (taskset; --peer-cpus changes it), so no
 # backend serves requests on the load generator's CPU. vdhost's io_uring workers (punted
@@ -20,7 +22,7 @@
 # The Rust virtiofsd is included whenever it is available; the run says which, at its start
 # and in the summary: "rust-virtiofsd: included (virtiofsd 1.13.x)" or
 # "rust-virtiofsd: not available (<reason>; run scripts/rust-virtiofsd.sh)".
-# scripts/bench-compare.py A.json B.json compares the ratios of two runs.
+# scripts/bench-compare.py A.json B.json compares the ratios of two runs (their latest.json).
 #
 # Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
 #                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
