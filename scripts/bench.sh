@@ -23,6 +23,8 @@
 # and in the summary: "rust-virtiofsd: included (virtiofsd 1.13.x)" or
 # "rust-virtiofsd: not available (<reason>; run scripts/rust-virtiofsd.sh)".
 # scripts/bench-compare.py A.json B.json compares the ratios of two runs (their latest.json).
+# Runs never overlap: a second bench.sh waits for the first (flock on /tmp/vdhost-bench.lock,
+# or $VDH_BENCH_LOCK).
 #
 # Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
 #                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
@@ -131,6 +133,14 @@ VDHOST="$build_dir/host/vdhost"
 BENCH="$build_dir/tools/bench/vdhost-bench"
 PLUGINS="$build_dir/plugins"
 
+# ---- one benchmark at a time on this machine (from any checkout with this script): two
+# runs would compete for the same CPUs --------------------------------------------------------
+exec 9>"${VDH_BENCH_LOCK:-/tmp/vdhost-bench.lock}"
+if ! flock -n 9; then
+    log "another scripts/bench.sh is running; waiting for it to finish"
+    flock 9
+fi
+
 # ---- CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0, the peers on
 # the poll lcore's CPU (so each backend serves from one CPU and none from the generator's) --
 ncpu=$(nproc)
@@ -169,7 +179,8 @@ busy_before=$({ head -n 1 /proc/stat; sleep 1; head -n 1 /proc/stat; } | awk '
     { idle = $5 + $6; tot = 0; for (i = 2; i <= 9; i++) tot += $i }
     NR == 1 { i0 = idle; t0 = tot }
     NR == 2 { printf "%.0f\n", (tot > t0) ? 100 * (1 - (idle - i0) / (tot - t0)) : 0 }')
-log "load average at the start: $load_start ($ncpu CPUs); CPUs ${busy_before}% busy over the last second"
+log "load average at the start: $load_start ($ncpu CPUs);" \
+    "CPUs ${busy_before}% busy over the last second"
 [ "$busy_before" -le 10 ] ||
     log "warning: the machine is busy; other tasks will compete with the backends"
 
@@ -202,7 +213,7 @@ devices:
       cache: auto
       backend: $backend
 YAML
-    "$VDHOST" --config "$work/$name.yaml" --plugin-dir "$PLUGINS" >"$work/$name.log" 2>&1 &
+    "$VDHOST" --config "$work/$name.yaml" --plugin-dir "$PLUGINS" >"$work/$name.log" 2>&1 9>&- &
     vd_pid=$!
     pids+=("$vd_pid")
     vd_sock="$work/$name.sock"
@@ -243,10 +254,10 @@ start_peer() {
     rm -f "$peer_sock"
     if [ "$label" = virtiofsd ]; then
         "${peer_pin[@]}" "$VIRTIOFSD" --socket-path="$peer_sock" -o source="$share" -o cache=auto \
-            >>"$work/$label.log" 2>&1 &
+            >>"$work/$label.log" 2>&1 9>&- &
     else
         "${peer_pin[@]}" "$rust" --socket-path="$peer_sock" --shared-dir="$share" --cache=auto \
-            >>"$work/$label.log" 2>&1 &
+            >>"$work/$label.log" 2>&1 9>&- &
     fi
     peer_pid=$!
     pids+=("$peer_pid")
