@@ -19,7 +19,8 @@ import sys
 
 
 def load(path):
-    """The run's ratios: {(workload, qd, name): (value, [min, max] or None)}, and its load."""
+    """The run's ratios {(workload, qd, name): (value, [min, max] or None)}, and its load
+    average and CPU wait (how busy the machine was)."""
     with open(path) as f:
         doc = json.load(f)
     summary = doc.get("summary")
@@ -34,8 +35,8 @@ def load(path):
                 continue
             sp = s.get(k + "_spread")
             ratios[(s["workload"], int(s["queue_depth"]), k)] = (float(v), sp)
-    load_avg = doc.get("load_average", {})
-    return ratios, load_avg
+    info = {"load": doc.get("load_average") or {}, "wait": doc.get("cpu_wait_pct") or {}}
+    return ratios, info
 
 
 def difference(a, b):
@@ -79,18 +80,22 @@ def main(argv):
     if not keys:
         print("bench-compare: no ratios to compare", file=sys.stderr)
         return 2
-    for tag, path, la_ in (("A", args.a, la), ("B", args.b, lb)):
-        load_txt = ""
-        if la_:
-            load_txt = f" (load average {la_.get('start', '?')} at the start, " \
-                       f"{la_.get('end', '?')} at the end)"
-        print(f"{tag}: {path}{load_txt}")
+    for tag, path, info in (("A", args.a, la), ("B", args.b, lb)):
+        text = ""
+        if info["load"]:
+            text = f" (load average {info['load'].get('start', '?')} at the start, " \
+                   f"{info['load'].get('end', '?')} at the end)"
+        print(f"{tag}: {path}{text}")
+        waits = [f"{k} {v['median']:.1f}%" for k, v in info["wait"].items() if v]
+        if waits:
+            print(f"   waiting for a CPU (median): {', '.join(waits)}")
     print(f"difference = larger/smaller - 1; threshold {args.threshold * 100:.0f}%; "
           "overlap = the two min-max spreads overlap")
     print(f"{'workload':<16}{'qd':>4}  {'ratio':<26}{'A [min-max]':>20}{'B [min-max]':>20}"
           f"{'diff':>8}  overlap")
     worst = None
     over = missing = 0
+    by_name = {}  # ratio name: [compared, above]
     for k in keys:
         w, qd, name = k
         a, b = ra.get(k), rb.get(k)
@@ -111,8 +116,13 @@ def main(argv):
             flag = "  ABOVE"
         if worst is None or d > worst[0]:
             worst = (d, k)
+        counts = by_name.setdefault(name, [0, 0])
+        counts[0] += 1
+        counts[1] += d > args.threshold
         line += f"{fmt_ratio(*a):>20}{fmt_ratio(*b):>20}{d * 100:>7.1f}%  {ov}{flag}"
         print(line)
+    print("above the threshold, by ratio: " +
+          ", ".join(f"{n} {c[1]}/{c[0]}" for n, c in by_name.items()))
     compared = len(keys) - missing
     text = f"{compared} ratios compared, {over} differ by more than {args.threshold * 100:.0f}%"
     if missing:

@@ -4,12 +4,14 @@
 # virtiofsd (Debian 13's, run from the cache of scripts/rust-virtiofsd.sh, which
 # scripts/setup.sh fills) with tools/bench/vdhost-bench, plus vdhost's null backend (the
 # transport ceiling) and the raw host-syscall baseline. One vdhost-bench process holds a
-# connection to every backend and alternates short runs between them: per repetition,
-# every workload and queue depth runs on each backend back to back (their order rotated
-# each repetition), so a change in the machine's load falls on all of them alike. Each
-# ratio vdhost/peer is the median of the per-repetition ratios, printed with its min and
-# max. Next to ops/s it reports each backend's CPU time per operation (all its threads),
-# the fairer comparison on a small machine.
+# connection to every backend and alternates short runs between them and the raw baseline:
+# per repetition, every workload and queue depth runs on each backend back to back (raw at
+# the first depth only; their order rotated each repetition), so a change in the machine's
+# load falls on all of them alike. Each ratio vdhost/peer (and vdhost/raw) is the median of
+# the per-repetition ratios, printed with its min and max. Next to ops/s it reports each
+# backend's CPU time per operation (all its threads), the fairer comparison on a small
+# machine, and how long the backends and the load generator waited for a CPU (a busy
+# machine; it warns above 5%).
 # Pinning: the load generator on CPU 0; vdhost's poll lcore on the last CPU; every thread
 # of the C and Rust virtiofsd on that same CPU (taskset; --peer-cpus changes it), so no
 # backend serves requests on the load generator's CPU. vdhost's io_uring workers (punted
@@ -20,7 +22,9 @@
 # The Rust virtiofsd is included whenever it is available; the run says which, at its start
 # and in the summary: "rust-virtiofsd: included (virtiofsd 1.13.x)" or
 # "rust-virtiofsd: not available (<reason>; run scripts/rust-virtiofsd.sh)".
-# scripts/bench-compare.py A.json B.json compares the ratios of two runs.
+# scripts/bench-compare.py A.json B.json compares the ratios of two runs (their latest.json).
+# Runs never overlap: a second bench.sh waits for the first (flock on /tmp/vdhost-bench.lock,
+# or $VDH_BENCH_LOCK).
 #
 # Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
 #                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
@@ -129,6 +133,14 @@ VDHOST="$build_dir/host/vdhost"
 BENCH="$build_dir/tools/bench/vdhost-bench"
 PLUGINS="$build_dir/plugins"
 
+# ---- one benchmark at a time on this machine (from any checkout with this script): two
+# runs would compete for the same CPUs --------------------------------------------------------
+exec 9>"${VDH_BENCH_LOCK:-/tmp/vdhost-bench.lock}"
+if ! flock -n 9; then
+    log "another scripts/bench.sh is running; waiting for it to finish"
+    flock 9
+fi
+
 # ---- CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0, the peers on
 # the poll lcore's CPU (so each backend serves from one CPU and none from the generator's) --
 ncpu=$(nproc)
@@ -162,7 +174,15 @@ csv="$work/runs.csv"
 failures=0
 start_time=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "load average at the start: $load_start ($ncpu CPUs)"
+# How busy the CPUs are right now (the load average still counts a run that just ended).
+busy_before=$({ head -n 1 /proc/stat; sleep 1; head -n 1 /proc/stat; } | awk '
+    { idle = $5 + $6; tot = 0; for (i = 2; i <= 9; i++) tot += $i }
+    NR == 1 { i0 = idle; t0 = tot }
+    NR == 2 { printf "%.0f\n", (tot > t0) ? 100 * (1 - (idle - i0) / (tot - t0)) : 0 }')
+log "load average at the start: $load_start ($ncpu CPUs);" \
+    "CPUs ${busy_before}% busy over the last second"
+[ "$busy_before" -le 10 ] ||
+    log "warning: the machine is busy; other tasks will compete with the backends"
 
 log "preparing $share (${file_mib} MiB files, 10000-entry directory)"
 "$BENCH" --share-dir "$share" --prepare-only --file-size-mib "$file_mib" >/dev/null
@@ -193,7 +213,7 @@ devices:
       cache: auto
       backend: $backend
 YAML
-    "$VDHOST" --config "$work/$name.yaml" --plugin-dir "$PLUGINS" >"$work/$name.log" 2>&1 &
+    "$VDHOST" --config "$work/$name.yaml" --plugin-dir "$PLUGINS" >"$work/$name.log" 2>&1 9>&- &
     vd_pid=$!
     pids+=("$vd_pid")
     vd_sock="$work/$name.sock"
@@ -234,10 +254,10 @@ start_peer() {
     rm -f "$peer_sock"
     if [ "$label" = virtiofsd ]; then
         "${peer_pin[@]}" "$VIRTIOFSD" --socket-path="$peer_sock" -o source="$share" -o cache=auto \
-            >>"$work/$label.log" 2>&1 &
+            >>"$work/$label.log" 2>&1 9>&- &
     else
         "${peer_pin[@]}" "$rust" --socket-path="$peer_sock" --shared-dir="$share" --cache=auto \
-            >>"$work/$label.log" 2>&1 &
+            >>"$work/$label.log" 2>&1 9>&- &
     fi
     peer_pid=$!
     pids+=("$peer_pid")
@@ -258,22 +278,14 @@ for p in virtiofsd ${rust:+rust-virtiofsd}; do
 done
 IFS=, read -r -a wl <<<"$workloads"
 log "mode $mode: ${#wl[@]} workloads x QD $depths x $reps reps, ${duration}s per run" \
-    "(+${warmup}s warm-up), alternating $labels; peers on CPU(s) $peer_cpus"
-bench "$labels" "$socks" "$bpids" --workload "$workloads" --queue-depth "$depths"
+    "(+${warmup}s warm-up), alternating $labels,raw; peers on CPU(s) $peer_cpus"
+bench "$labels" "$socks" "$bpids" --workload "$workloads" --queue-depth "$depths" \
+    --with-raw --share-dir "$share"
 for p in "${peer_pids[@]}"; do
     # They exit when the frontend disconnects; make sure.
     for ((i = 0; i < 30; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     stop_pid "$p"
 done
-
-# ---- raw baseline (depth 1) --------------------------------------------------------------
-log "raw baseline: $reps reps"
-rc=0
-"${BENCH_RUN[@]}" --raw --share-dir "$share" --no-prepare --cpus "$bench_cpu" \
-    --file-size-mib "$file_mib" --duration "$duration" --warmup "$warmup" --reps "$reps" \
-    --label raw --rep 1 --csv "$csv" --workload "$workloads" \
-    >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
-[ "$rc" -eq 0 ] || { failures=$((failures + 1)); log "raw run failed: rc=$rc"; }
 
 # ---- null backend ceiling ----------------------------------------------------------------
 stop_pid "$vdhost_pid"
@@ -323,13 +335,13 @@ log "load average at the end: $load_end"
 cp "$csv" "$out/latest.csv"
 python3 - "$csv" "$out" "$work" "$mode" "$idle_pct" "$idle_first_s" "$rss_kib" "$hwm_kib" \
     "$elapsed" "$failures" "$reps" "$duration" "$warmup" "$depths" "$load_rss" "$rust_status" \
-    "$rust" "$peer_cpus" "$lcore" "$bench_cpu" "$load_start" "$load_end" <<'PY'
+    "$rust" "$peer_cpus" "$lcore" "$bench_cpu" "$load_start" "$load_end" "$busy_before" <<'PY'
 import csv, json, os, platform, statistics, subprocess, sys
 from collections import defaultdict
 
 (csv_path, out, work, mode, idle_pct, idle_first, rss_kib, hwm_kib, elapsed, failures,
  reps, duration, warmup, depths, load_rss, rust_status, rust_path, peer_cpus, lcore,
- bench_cpu, load_start, load_end) = sys.argv[1:]
+ bench_cpu, load_start, load_end, busy_before) = sys.argv[1:]
 lr = load_rss.split()
 load_mem = {lr[i].rstrip(":"): int(lr[i + 1]) / 1024 for i in range(0, len(lr) - 1, 2)}
 rows = list(csv.DictReader(open(csv_path)))
@@ -408,12 +420,10 @@ for w in workloads:
         s["null"] = get("null", w, qd)
         raw = get("raw", w, 1)
         s["raw"] = raw
-        if raw and raw["ops_s"] > 0 and raw["min"]["ops_s"] > 0:
-            # Not paired: the raw runs are a separate phase. The spread bounds the ratio
-            # of any vdhost rep to any raw rep.
-            s["ratio_raw"] = v["ops_s"] / raw["ops_s"]
-            s["ratio_raw_spread"] = [v["min"]["ops_s"] / raw["max"]["ops_s"],
-                                     v["max"]["ops_s"] / raw["min"]["ops_s"]]
+        # The raw baseline takes its turn among the backends at QD1 in every rep.
+        s["ratio_raw"], s["ratio_raw_spread"] = paired(key_of("vdhost", w, qd),
+                                                       key_of("raw", w, 1), "ops_s")
+        if raw:
             s["overhead_p50_us"] = v["lat_p50_us"] - raw["lat_p50_us"]
             s["overhead_mean_us"] = v["lat_mean_us"] - raw["lat_mean_us"]
         summary.append(s)
@@ -449,7 +459,7 @@ short = {"virtiofsd": "virti", "rust-virtiofsd": "rust"}
 n_reps = max((m["runs"] for k, m in med.items() if k[0] == "vdhost"), default=0)
 lines = [f"rust-virtiofsd: {rust_status}",
          f"load average: {load_start} at the start, {load_end} at the end "
-         f"({os.cpu_count()} CPUs)", ""]
+         f"({os.cpu_count()} CPUs); CPUs {busy_before}% busy in the second before", ""]
 
 lines.append(f"ops/s: median of {n_reps} reps of {duration} s, min and max as % of it; "
              "ratio = vdhost/peer, median [min-max] of the per-rep ratios")
@@ -495,6 +505,10 @@ lines.append("time runnable but waiting for a CPU (other tasks had it), % of eac
              "threads: median [max]")
 lines.append("  " + ", ".join(f"{l} {v['median']:.1f} [{v['max']:.0f}]"
                               for l, v in cpu_wait.items() if v))
+busy = [l for l, v in cpu_wait.items() if v and v["median"] > 5]
+if busy:
+    lines.append(f"  warning: other tasks took the CPUs of {', '.join(busy)} more than 5% of the "
+                 "time (median): the machine was not idle, expect ratios that do not repeat")
 
 lines.append("")
 lines.append("latency and baselines (medians; vd/raw [min-max]; ovh_us = vdhost p50 - raw p50 "
@@ -594,17 +608,19 @@ doc = {
     "depths": depths,
     "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release()},
     "load_average": {"start": load_start, "end": load_end},
+    "cpu_busy_pct_before": int(busy_before),
     "cpu_wait_pct": cpu_wait,
     "setup": {"vdhost": f"one poll lcore (CPU {lcore}), cache: auto",
               "load_generator": f"CPU {bench_cpu}, --poll",
               "alternation": "one connection per backend; per rep, each workload and depth "
-                             "runs on every backend back to back, order rotated per rep",
+                             "runs on every backend back to back (raw at the first depth), "
+                             "order rotated per rep",
               "virtiofsd": f"/usr/lib/qemu/virtiofsd -o cache=auto, 1 request queue, {pin}",
               "rust-virtiofsd": (f"{rust_path} --cache=auto, 1 request queue, {pin}; "
                                  if rust_path else "") + rust_status,
               "ratios": "vdhost/peer: median, min and max of the per-rep ratios "
-                        "(ratio_<peer>: ops/s, cpu_ratio_<peer>: backend CPU us per op); "
-                        "ratio_raw: ratio of the medians, spread over any rep pair"},
+                        "(ratio_<peer>: ops/s, cpu_ratio_<peer>: backend CPU us per op; "
+                        "ratio_raw: vdhost/raw ops/s)"},
     "summary": summary, "multi_queue": mq, "targets": targets,
     "vdhost_idle_cpu_pct": ip, "vdhost_cpu_first_second_pct": float(idle_first),
     "vdhost_rss_mib": rss, "vdhost_hwm_mib": int(hwm_kib) / 1024,

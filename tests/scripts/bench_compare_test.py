@@ -35,7 +35,9 @@ class BenchCompare(unittest.TestCase):
     def result(self, name, summary, load=("1.00 1.00 1.00", "2.00 1.50 1.00")):
         path = os.path.join(self.tmp.name, name)
         with open(path, "w") as f:
-            json.dump({"summary": summary, "load_average": {"start": load[0], "end": load[1]}}, f)
+            json.dump({"summary": summary, "load_average": {"start": load[0], "end": load[1]},
+                       "cpu_wait_pct": {"vdhost": {"median": 0.6, "max": 7.0},
+                                        "virtiofsd": None}}, f)
         return path
 
     def compare(self, *args):
@@ -62,6 +64,8 @@ class BenchCompare(unittest.TestCase):
         self.assertEqual(words[-2:], ["5.0%", "yes"])
         self.assertIn("4 ratios compared, 0 differ by more than 10%", out)
         self.assertIn("load average 1.00 1.00 1.00 at the start", out)
+        self.assertIn("waiting for a CPU (median): vdhost 0.6%\n", out)
+        self.assertIn("by ratio: ratio_virtiofsd 0/2, cpu_ratio_virtiofsd 0/2", out)
 
     def test_difference_is_symmetric(self):
         a = self.result("a.json", [entry("getattr", 1, 4.06, 0.5)])
@@ -85,6 +89,7 @@ class BenchCompare(unittest.TestCase):
         self.assertEqual(self.row(out, "read-4k-rand", 32, "cpu_ratio_virtiofsd")[-3:],
                          ["20.0%", "no", "ABOVE"])
         self.assertEqual(self.row(out, "read-4k-rand", 32, "ratio_virtiofsd")[-2:], ["0.0%", "yes"])
+        self.assertIn("by ratio: ratio_virtiofsd 0/1, cpu_ratio_virtiofsd 1/1", out)
 
     def test_threshold_option(self):
         a = self.result("a.json", [entry("getattr", 1, 2.00, 0.50)])

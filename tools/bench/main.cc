@@ -48,6 +48,7 @@ struct Cli {
     uint32_t readdir_bytes = 4096;
     std::string share_dir;
     bool raw = false;
+    bool with_raw = false;
     bool prepare_only = false;
     bool no_prepare = false;
     std::string backend_pids;
@@ -94,6 +95,7 @@ struct Endpoint {
     pid_t pid = 0;
     std::unique_ptr<FuseChannel> chan;
     Targets targets;
+    bool raw = false; ///< the raw baseline on --share-dir (--with-raw): no socket
 };
 
 int fail(const std::string& msg) {
@@ -142,8 +144,8 @@ int run(const Cli& cli) {
     if (file_bytes < (1u << 20)) {
         return fail("--file-size-mib must be at least 1");
     }
-    if (cli.raw && cli.share_dir.empty()) {
-        return fail("--raw needs --share-dir");
+    if ((cli.raw || cli.with_raw) && cli.share_dir.empty()) {
+        return fail(std::string(cli.raw ? "--raw" : "--with-raw") + " needs --share-dir");
     }
     if (!cli.raw && cli.socket.empty() && !(cli.prepare_only && !cli.share_dir.empty())) {
         return fail("--socket is required (or --raw --share-dir DIR)");
@@ -325,9 +327,18 @@ int run(const Cli& cli) {
         }
     }
 
+    if (cli.with_raw) {
+        Endpoint raw;
+        raw.label = "raw";
+        raw.socket = cli.share_dir;
+        raw.raw = true;
+        eps.push_back(std::move(raw));
+    }
+
     // Repetition outermost, so a workload's runs on one backend spread over the whole
     // invocation; within a repetition each (workload, depth) runs on every endpoint back to
     // back, the endpoints' order rotated by one per repetition so none always runs first.
+    // The raw baseline has no queue depth: it takes its turn at the first depth only.
     const size_t n = eps.size();
     for (int rep = 0; rep < cli.reps; rep++) {
         for (Workload w : workloads) {
@@ -338,6 +349,27 @@ int run(const Cli& cli) {
                     c.workload = w;
                     c.queue_depth = qd;
                     c.backend_pid = ep.pid;
+                    if (ep.raw) {
+                        if (qd != depths.front()) {
+                            continue;
+                        }
+                        c.threads = 1;
+                        c.queue_depth = 1;
+                        auto r = run_raw(cli.share_dir, c, &why);
+                        if (!r) {
+                            return fail("raw " + std::string(workload_info(w).name) + ": " +
+                                        why);
+                        }
+                        fill(*r, c);
+                        r->label = ep.label;
+                        r->rep = cli.rep + rep;
+                        r->mode = "raw";
+                        r->target = cli.share_dir;
+                        r->queues = 0;
+                        emit(cli, *r);
+                        total_errors += r->errors();
+                        continue;
+                    }
                     auto r = run_fuse(*ep.chan, ep.targets, c);
                     if (!r) {
                         return fail(ep.label +
@@ -363,8 +395,10 @@ int run(const Cli& cli) {
         }
     }
     for (Endpoint& ep : eps) {
-        release_targets(*ep.chan, ep.targets);
-        ep.chan->close();
+        if (ep.chan) {
+            release_targets(*ep.chan, ep.targets);
+            ep.chan->close();
+        }
     }
     return total_errors == 0 ? 0 : 1;
 }
@@ -397,6 +431,7 @@ int main(int argc, char** argv) {
         ("readdir-bytes", po::value(&cli.readdir_bytes), "READDIRPLUS / getdents64 buffer (default 4096, as Linux 6.1)")
         ("share-dir", po::value(&cli.share_dir), "the share's host directory: prepare files there directly (and --raw)")
         ("raw", po::bool_switch(&cli.raw), "run the raw host-syscall baseline on --share-dir")
+        ("with-raw", po::bool_switch(&cli.with_raw), "alternate the raw baseline on --share-dir (label raw, depth 1) with the sockets")
         ("prepare-only", po::bool_switch(&cli.prepare_only), "prepare the share and exit")
         ("no-prepare", po::bool_switch(&cli.no_prepare), "do not create the benchmark files (they must exist)")
         ("backend-pid", po::value(&cli.backend_pids), "report this process's CPU time per op (comma-separated: one per socket)")

@@ -107,35 +107,43 @@ PY
 fi
 tap "duration mode writes one CSV row and one JSON line with results and backend CPU" "$rc"
 
-# Two sockets (two devices of one vdhost, one share): one connection to each, runs
-# alternating between them, their order rotated per repetition; the backend CPU comes from
-# the process CPU clock (finer than the 10 ms of /proc/PID/stat); the time spent waiting
-# for a CPU is measured for the backend and the load generator.
+# Two sockets (two devices of one vdhost, one share) and the raw baseline: one connection
+# to each socket, runs alternating between them and raw (at the first depth only), their
+# order rotated per repetition; the backend CPU comes from the process CPU clock (finer
+# than the 10 ms of /proc/PID/stat); the time spent waiting for a CPU is measured for the
+# backend and the load generator.
 rc=0
 "$BENCH" --socket "$tmp/fs0.sock,$tmp/fs1.sock" --file-size-mib 16 --no-prepare --label a,b \
     --backend-pid "$vpid,$vpid" --workload getattr,read-4k-rand --queue-depth 1,2 --reps 3 \
-    --rep 1 --duration 0.05 --warmup 0.01 --csv "$tmp/alt.csv" >"$tmp/alt.log" 2>&1 || rc=$?
+    --rep 1 --duration 0.05 --warmup 0.01 --with-raw --share-dir "$tmp/share" \
+    --csv "$tmp/alt.csv" >"$tmp/alt.log" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || sed 's/^/# /' "$tmp/alt.log"
-[ "$rc" -ne 0 ] || python3 - "$tmp/alt.csv" "$tmp/fs0.sock" "$tmp/fs1.sock" <<'PY' || rc=89
+[ "$rc" -ne 0 ] || python3 - "$tmp/alt.csv" "$tmp/fs0.sock" "$tmp/fs1.sock" "$tmp/share" <<'PY' || rc=89
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-sock = {"a": sys.argv[2], "b": sys.argv[3]}
+target = {"a": sys.argv[2], "b": sys.argv[3], "raw": sys.argv[4]}
 want = []
 for rep in (1, 2, 3):
+    order = ["a", "b", "raw"][rep - 1:] + ["a", "b", "raw"][:rep - 1]
     for w in ("getattr", "read-4k-rand"):
         for qd in ("1", "2"):
-            for label in (("a", "b") if rep != 2 else ("b", "a")):
-                want.append((str(rep), w, qd, label))
+            for label in order:
+                if label != "raw" or qd == "1":
+                    want.append((str(rep), w, qd, label))
 got = [(r["rep"], r["workload"], r["queue_depth"], r["label"]) for r in rows]
 assert got == want, got
 for r in rows:
-    assert r["target"] == sock[r["label"]], r
-    assert int(r["ops"]) > 0 and float(r["backend_cpu_s"]) > 0, r
+    assert r["target"] == target[r["label"]], r
+    assert int(r["ops"]) > 0, r
+    if r["label"] == "raw":
+        assert r["mode"] == "raw" and r["queues"] == "0", r
+        continue
+    assert float(r["backend_cpu_s"]) > 0, r
     assert float(r["backend_wait_s"]) >= 0 and float(r["client_wait_s"]) >= 0, r
 # Clock ticks would make every figure a multiple of 10 ms.
-assert any(round(float(r["backend_cpu_s"]) * 1e6) % 10000 for r in rows), rows
+assert any(round(float(r["backend_cpu_s"]) * 1e6) % 10000 for r in rows if r["label"] != "raw")
 PY
-tap "two sockets: runs alternate a,b then b,a per repetition, backend CPU below tick resolution" "$rc"
+tap "two sockets and raw: runs alternate, order rotated per repetition, backend CPU below tick resolution" "$rc"
 
 # Batching through the real path: read-4k-rand at depth 32 hands vdhost up to 32 READs per
 # poll pass; the io_uring submissions of a pass go out in one io_uring_enter, and the pass
