@@ -546,8 +546,8 @@ private:
 
 class ConfigParser {
 public:
-    ConfigParser(const std::string& text, unsigned online_cpus)
-        : src_(text), online_cpus_(online_cpus == 0 ? 1 : online_cpus) {}
+    ConfigParser(const std::string& text, const std::string& origin, unsigned online_cpus)
+        : src_(text), origin_(origin), online_cpus_(online_cpus == 0 ? 1 : online_cpus) {}
 
     Config parse() {
         check_single_document();
@@ -573,6 +573,23 @@ public:
         }
         cfg.devices = parse_devices(devices->value, cfg.host);
         return cfg;
+    }
+
+    /// One device entry alone (parse_device_snippet).
+    DeviceConfig parse_snippet(const HostConfig& host) {
+        check_single_document();
+        YAML::Node root;
+        try {
+            root = YAML::Load(src_.text());
+        } catch (const YAML::Exception& e) {
+            fail(pos_of(e.mark), "yaml", e.msg);
+        }
+        if (root.IsNull() && root.Mark().is_null()) {
+            fail(Pos{}, "(root)", "expected a device mapping, got empty document");
+        }
+        DeviceConfig dev = parse_device(root, "", 0, host);
+        dev.snippet = true;
+        return dev;
     }
 
 private:
@@ -621,7 +638,8 @@ private:
                                            {"poll_lcores", "log_level", "eal_args", "plugin_dir",
                                             "control_socket", "idle_poll_us", "queue_slice_us",
                                             "max_sleep_ms",
-                                            "teardown_timeout_ms", "sandbox", "seccomp"})) {
+                                            "teardown_timeout_ms", "sandbox", "seccomp",
+                                            "share_roots"})) {
             std::string p = child_path(path, e.key);
             if (e.key == "poll_lcores") {
                 h.poll_lcores = parse_poll_lcores(e.value, p);
@@ -655,6 +673,16 @@ private:
                     static_cast<uint32_t>(parse_uint(e.value, p, kMinTeardownMs, kMaxTeardownMs));
             } else if (e.key == "sandbox" || e.key == "seccomp") {
                 parse_sandbox_key(e, p, &h);
+            } else if (e.key == "share_roots") {
+                h.share_roots = parse_string_list(e.value, p);
+                for (size_t i = 0; i < h.share_roots.size(); ++i) {
+                    const std::string& r = h.share_roots[i];
+                    if (r.size() < 2 || r[0] != '/') {
+                        fail(e.value[i], index_path(p, i),
+                             "expected an absolute directory other than \"/\", got " +
+                                 quoted(r));
+                    }
+                }
             }
         }
         return h;
@@ -804,6 +832,7 @@ private:
         if (dev.lcores.empty()) {
             dev.lcores = {host.poll_lcores[index % host.poll_lcores.size()]};
         }
+        dev.origin = origin_;
         return dev;
     }
 
@@ -902,6 +931,7 @@ private:
     }
 
     SourceText src_;
+    std::string origin_;
     unsigned online_cpus_;
 };
 
@@ -917,7 +947,7 @@ std::optional<Config> parse_config(const std::string& text, const std::string& o
                                    unsigned online_cpus, ConfigError* err) {
     std::string message;
     try {
-        Config cfg = ConfigParser(text, online_cpus).parse();
+        Config cfg = ConfigParser(text, origin, online_cpus).parse();
         cfg.path = origin;
         return cfg;
     } catch (const ConfigFailure& f) {
@@ -965,17 +995,47 @@ std::optional<Config> load_config(const std::string& path, unsigned online_cpus,
     return parse_config(text, path, online_cpus, err);
 }
 
-std::string device_error(const Config& cfg, const DeviceConfig& dev, const std::string& key,
+std::optional<DeviceConfig> parse_device_snippet(const std::string& text,
+                                                 const std::string& origin,
+                                                 const HostConfig& host, unsigned online_cpus,
+                                                 ConfigError* err) {
+    std::string message;
+    try {
+        return ConfigParser(text, origin, online_cpus).parse_snippet(host);
+    } catch (const ConfigFailure& f) {
+        message = format_error(origin, f.pos, f.key, f.message);
+    } catch (const YAML::Exception& e) {
+        message = format_error(origin, pos_of(e.mark), "yaml", e.msg);
+    } catch (const std::exception& e) {
+        message = format_error(origin, Pos{}, "yaml", std::string("internal error: ") + e.what());
+    }
+    if (err != nullptr) {
+        err->message = std::move(message);
+    }
+    return std::nullopt;
+}
+
+std::string device_error(const DeviceConfig& dev, const std::string& key,
                          const std::string& message) {
     Pos pos{dev.line, dev.column};
     if (key == "type" && dev.type_line > 0) {
         pos = Pos{dev.type_line, dev.type_column};
     }
-    std::string path = index_path("devices", dev.index);
+    std::string path = dev.snippet ? "" : index_path("devices", dev.index);
     if (!key.empty()) {
         path = child_path(path, key);
     }
-    return format_error(cfg.path, pos, path, message);
+    if (path.empty()) {
+        path = "(root)";
+    }
+    return format_error(dev.origin, pos, path, message);
+}
+
+std::string device_error(const Config& cfg, const DeviceConfig& dev, const std::string& key,
+                         const std::string& message) {
+    DeviceConfig at = dev;
+    at.origin = cfg.path;
+    return device_error(at, key, message);
 }
 
 } // namespace vdh

@@ -36,6 +36,8 @@ struct DeviceConfig {
     /// except line breaks, so a YAML parser's marks in it are positions in the file.
     /// "" when the device has no `config:` or an empty one.
     std::string config_text;
+    std::string origin;          ///< the file (or snippet origin) it was read from
+    bool snippet = false;        ///< read alone (parse_device_snippet), not from `devices:`
     int line = 0;                ///< 1-based line of this device entry, for messages
     int column = 0;
     size_t index = 0;            ///< position in Config::devices (for "devices[i]" in messages)
@@ -62,6 +64,9 @@ struct HostConfig {
     // The process sandbox (sandbox.h, seccomp_filter.h).
     SandboxMode sandbox = SandboxMode::Namespace; ///< host.sandbox
     SeccompMode seccomp = SeccompMode::Kill;      ///< host.seccomp
+    /// Directories bound (writable) into the sandbox at start although no device uses
+    /// them yet, so that a device added while running can share a directory below one.
+    std::vector<std::string> share_roots;
 };
 
 struct Config {
@@ -84,6 +89,18 @@ std::optional<Config> load_config(const std::string& path, unsigned online_cpus,
 /// Same as load_config, from text (tests). \p origin is used in messages.
 std::optional<Config> parse_config(const std::string& text, const std::string& origin,
                                    unsigned online_cpus, ConfigError* err);
+
+/// Parses one device entry given alone (`vdhostctl add`): the keys of a `devices:` entry,
+/// checked against \p host (its poll lcores). \p origin is used in messages and becomes
+/// the device's origin. Name and socket uniqueness are the caller's to check.
+std::optional<DeviceConfig> parse_device_snippet(const std::string& text,
+                                                 const std::string& origin,
+                                                 const HostConfig& host, unsigned online_cpus,
+                                                 ConfigError* err);
+
+/// Formats an error at \p dev's position in its origin (see device_error below).
+std::string device_error(const DeviceConfig& dev, const std::string& key,
+                         const std::string& message);
 
 /// Formats an error at \p device's position, e.g. for a missing plugin:
 /// "file:line:column: devices[i].key: message" (just "devices[i]" when \p key is empty).

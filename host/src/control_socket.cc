@@ -9,7 +9,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <memory>
 
 #include "log.h"
 
@@ -26,24 +30,41 @@ bool fill_addr(const std::string& path, sockaddr_un* a) {
     return true;
 }
 
-bool write_all(int fd, const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-        ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            return false;
-        }
-        off += static_cast<size_t>(n);
-    }
-    return true;
-}
-
 } // namespace
 
 ControlSocket::~ControlSocket() { stop(); }
+
+struct ControlSocket::Client {
+    UniqueFd fd;
+    std::string in;
+    std::string out;
+    size_t out_off = 0;
+    size_t body_len = 0;     ///< announced by " <<N"
+    size_t line_len = 0;     ///< length of the request line once seen (0: not yet)
+    bool replied = false;
+    int64_t deadline_ms = 0;
+};
+
+namespace {
+
+int64_t now_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string error_reply(const std::string& m) {
+    std::string out = "{\"error\":\"";
+    for (char c : m) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+    }
+    return out + "\"}";
+}
+
+} // namespace
 
 bool ControlSocket::start(const std::string& path, Handler handler, std::string* err) {
     sockaddr_un addr;
@@ -59,14 +80,15 @@ bool ControlSocket::start(const std::string& path, Handler handler, std::string*
         }
         unlink(path.c_str());
     }
-    auto fd = UniqueFd::from_syscall(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto fd = UniqueFd::from_syscall(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     auto ev = UniqueFd::from_syscall(eventfd(0, EFD_CLOEXEC));
-    if (!fd || !ev) {
+    auto pe = UniqueFd::from_syscall(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd || !ev || !pe) {
         *err = std::string("control socket: ") + strerror(errno);
         return false;
     }
     if (bind(fd->get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(fd->get(), 16) != 0) {
+        listen(fd->get(), 64) != 0) {
         *err = "control socket " + path + ": " + strerror(errno);
         return false;
     }
@@ -74,6 +96,7 @@ bool ControlSocket::start(const std::string& path, Handler handler, std::string*
     handler_ = std::move(handler);
     listen_fd_ = std::move(*fd);
     stop_efd_ = std::move(*ev);
+    post_efd_ = std::move(*pe);
     thread_ = std::thread([this] { serve(); });
     return true;
 }
@@ -89,82 +112,159 @@ void ControlSocket::stop() {
     unlink(path_.c_str());
 }
 
-void ControlSocket::serve() {
+void ControlSocket::post(std::function<void()> fn) {
+    {
+        std::lock_guard<std::mutex> g(post_mu_);
+        posted_.push_back(std::move(fn));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(post_efd_.get(), &one, sizeof(one));
+}
+
+bool ControlSocket::on_readable(Client& c) {
+    char buf[4096];
     for (;;) {
-        struct pollfd p[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_efd_.get(), POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
+        ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (n <= 0) {
+            return false; // closed before a complete request, or an error
+        }
+        c.in.append(buf, static_cast<size_t>(n));
+        if (c.in.size() > kMaxLine + kMaxBody + 1) {
+            return false;
+        }
+        if (c.line_len == 0) {
+            size_t nl = c.in.find('\n');
+            if (nl == std::string::npos) {
+                if (c.in.size() > kMaxLine) {
+                    c.out = error_reply("request line longer than " + std::to_string(kMaxLine) +
+                                        " bytes") + "\n";
+                    c.replied = true;
+                    return true;
+                }
+                continue;
+            }
+            c.line_len = nl + 1;
+            std::string line = c.in.substr(0, nl);
+            size_t mark = line.rfind(" <<");
+            if (mark != std::string::npos) {
+                char* end = nullptr;
+                unsigned long long len = std::strtoull(line.c_str() + mark + 3, &end, 10);
+                if (end == line.c_str() + mark + 3 || *end != '\0' || len > kMaxBody) {
+                    c.out = error_reply("bad body length (at most " + std::to_string(kMaxBody) +
+                                        " bytes)") + "\n";
+                    c.replied = true;
+                    return true;
+                }
+                c.body_len = static_cast<size_t>(len);
+            }
+        }
+        if (c.line_len != 0 && c.in.size() >= c.line_len + c.body_len) {
+            break;
+        }
+    }
+    if (c.line_len == 0 || c.in.size() < c.line_len + c.body_len) {
+        return true; // more to come
+    }
+    std::string line = c.in.substr(0, c.line_len - 1);
+    if (c.body_len != 0 || line.find(" <<") != std::string::npos) {
+        line.erase(line.rfind(" <<"));
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+        line.pop_back();
+    }
+    std::string body = c.in.substr(c.line_len, c.body_len);
+    c.out = handler_(line, body) + "\n";
+    c.replied = true;
+    return true;
+}
+
+void ControlSocket::serve() {
+    std::vector<std::unique_ptr<Client>> clients;
+    std::vector<struct pollfd> pfds;
+    for (;;) {
+        pfds.clear();
+        pfds.push_back({listen_fd_.get(), POLLIN, 0});
+        pfds.push_back({stop_efd_.get(), POLLIN, 0});
+        pfds.push_back({post_efd_.get(), POLLIN, 0});
+        int64_t now = now_ms();
+        int timeout = -1;
+        for (const auto& c : clients) {
+            pfds.push_back({c->fd.get(), static_cast<short>(c->replied ? POLLOUT : POLLIN), 0});
+            int left = static_cast<int>(std::max<int64_t>(0, c->deadline_ms - now));
+            timeout = timeout < 0 ? left : std::min(timeout, left);
+        }
+        if (poll(pfds.data(), pfds.size(), timeout) < 0) {
             if (errno == EINTR) {
                 continue;
             }
             return;
         }
-        if (p[1].revents != 0) {
+        if (pfds[1].revents != 0) {
             return;
         }
-        UniqueFd c(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!c) {
-            continue;
-        }
-        // One command per connection, a line of at most 256 bytes, 1 s to send it.
-        char buf[256];
-        size_t len = 0;
-        while (len < sizeof(buf) - 1) {
-            struct pollfd cp = {c.get(), POLLIN, 0};
-            if (poll(&cp, 1, 1000) <= 0) {
-                break;
+        if (pfds[2].revents != 0) {
+            uint64_t v;
+            [[maybe_unused]] ssize_t r = ::read(post_efd_.get(), &v, sizeof(v));
+            std::vector<std::function<void()>> work;
+            {
+                std::lock_guard<std::mutex> g(post_mu_);
+                work.swap(posted_);
             }
-            ssize_t n = ::recv(c.get(), buf + len, sizeof(buf) - 1 - len, 0);
-            if (n <= 0) {
-                break;
-            }
-            len += static_cast<size_t>(n);
-            if (std::memchr(buf, '\n', len) != nullptr) {
-                break;
+            for (auto& fn : work) {
+                fn();
             }
         }
-        std::string cmd(buf, len);
-        while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r' || cmd.back() == ' ')) {
-            cmd.pop_back();
+        now = now_ms();
+        std::vector<bool> drop(clients.size(), false);
+        for (size_t i = 0; i < clients.size(); ++i) {
+            Client& c = *clients[i];
+            short ev = pfds[3 + i].revents;
+            if (ev != 0 && !c.replied) {
+                drop[i] = !on_readable(c);
+            }
+            if (!drop[i] && c.replied && (ev & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+                while (c.out_off < c.out.size()) {
+                    ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off,
+                                       c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    if (n < 0 && errno == EINTR) {
+                        continue;
+                    }
+                    if (n <= 0) {
+                        break;
+                    }
+                    c.out_off += static_cast<size_t>(n);
+                }
+                drop[i] = c.out_off == c.out.size() || (ev & (POLLERR | POLLHUP)) != 0;
+            }
+            drop[i] = drop[i] || now >= c.deadline_ms;
         }
-        std::string reply = handler_(cmd);
-        reply += "\n";
-        write_all(c.get(), reply);
-    }
-}
-
-bool control_request(const std::string& path, const std::string& command, std::string* reply,
-                     std::string* err) {
-    sockaddr_un addr;
-    if (!fill_addr(path, &addr)) {
-        *err = "socket path too long";
-        return false;
-    }
-    auto fd = UniqueFd::from_syscall(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        *err = strerror(errno);
-        return false;
-    }
-    if (connect(fd->get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        *err = "cannot connect to " + path + ": " + strerror(errno);
-        return false;
-    }
-    if (!write_all(fd->get(), command + "\n")) {
-        *err = strerror(errno);
-        return false;
-    }
-    reply->clear();
-    char buf[4096];
-    for (;;) {
-        ssize_t n = ::recv(fd->get(), buf, sizeof(buf), 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
+        for (size_t i = clients.size(); i-- > 0;) {
+            if (drop[i]) {
+                clients.erase(clients.begin() + static_cast<std::ptrdiff_t>(i));
+            }
         }
-        if (n <= 0) {
-            break;
+        if (pfds[0].revents != 0) {
+            for (;;) {
+                UniqueFd c(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+                if (!c) {
+                    break;
+                }
+                if (clients.size() >= kMaxClients) {
+                    continue; // closed at once: the client sees EOF without a reply
+                }
+                auto cl = std::make_unique<Client>();
+                cl->fd = std::move(c);
+                cl->deadline_ms = now_ms() + kClientTimeoutMs;
+                clients.push_back(std::move(cl));
+            }
         }
-        reply->append(buf, static_cast<size_t>(n));
     }
-    return true;
 }
 
 } // namespace vdh

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
-// The control socket: a UNIX stream socket that answers one-line text commands with JSON
-// ("stats": state and per-queue counters of every device; "ping"). Served by its own
-// thread, never by a poll lcore. `vdhost --stats SOCKET` is its client.
+// The control socket: a UNIX stream socket that answers text commands with one line of
+// JSON (see control_commands.h for the commands). Served by its own thread, never by a
+// poll lcore, as many clients at once, each with a size limit and a deadline, so a slow or
+// idle client cannot hold it up. A request is one line; a line ending in " <<N" is followed
+// by a body of N bytes (at most kMaxBody). One request per connection: the reply is
+// followed by the server's close. `vdhostctl` and `vdhost --stats` are its clients.
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "vdh/unique_fd.h"
 
@@ -14,7 +19,14 @@ namespace vdh {
 
 class ControlSocket {
 public:
-    using Handler = std::function<std::string(const std::string& command)>;
+    /// Runs one request (its line without " <<N", and its body) on the control thread.
+    using Handler = std::function<std::string(const std::string& line, const std::string& body)>;
+
+    static constexpr size_t kMaxLine = 4096;
+    static constexpr size_t kMaxBody = 256 * 1024;
+    static constexpr size_t kMaxClients = 64;
+    /// A client has this long to send its request and read the reply.
+    static constexpr int kClientTimeoutMs = 5000;
 
     ControlSocket() = default;
     ~ControlSocket();
@@ -26,18 +38,23 @@ public:
     /// Stops the thread and removes the socket file.
     void stop();
 
+    /// Runs \p fn on the control thread at its next turn (any thread; e.g. SIGHUP's reload).
+    void post(std::function<void()> fn);
+
 private:
+    struct Client;
     void serve();
+    /// Reads what \p c sent; runs its request once complete. False: drop the client.
+    bool on_readable(Client& c);
 
     std::string path_;
     Handler handler_;
     UniqueFd listen_fd_;
     UniqueFd stop_efd_;
+    UniqueFd post_efd_;
+    std::mutex post_mu_;
+    std::vector<std::function<void()>> posted_;
     std::thread thread_;
 };
-
-/// Client: sends \p command to the socket at \p path and returns the reply.
-bool control_request(const std::string& path, const std::string& command, std::string* reply,
-                     std::string* err);
 
 } // namespace vdh

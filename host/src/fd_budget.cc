@@ -20,6 +20,8 @@ uint64_t host_fd_reserve(size_t devices, size_t lcores) {
     return kBaseFds + kFdsPerLcore * lcores + kFdsPerDevice * devices;
 }
 
+uint64_t device_host_fds() { return kFdsPerDevice; }
+
 NofileLimits read_nofile_limits() {
     NofileLimits l;
     struct rlimit r {};
@@ -82,5 +84,21 @@ bool FdBudget::reserve(const std::string& device, uint64_t n, std::string* err) 
     devices_.emplace_back(device, n);
     return true;
 }
+
+uint64_t FdBudget::release(const std::string& device) {
+    uint64_t freed = 0;
+    for (auto it = devices_.begin(); it != devices_.end();) {
+        if (it->first == device) {
+            freed += it->second;
+            it = devices_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    reserved_ -= freed;
+    return freed;
+}
+
+void FdBudget::set_limit(uint64_t limit) noexcept { limit_ = limit; }
 
 } // namespace vdh

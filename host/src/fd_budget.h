@@ -18,6 +18,10 @@ namespace vdh {
 /// for every one of the device's possible queues).
 uint64_t host_fd_reserve(size_t devices, size_t lcores);
 
+/// The host's own fds for one device (the per-device part of host_fd_reserve()); a device
+/// added while running reserves them with its plugin's.
+uint64_t device_host_fds();
+
 /// RLIMIT_NOFILE of the process: what it is, and what may be set.
 struct NofileLimits {
     uint64_t soft = 0;
@@ -40,6 +44,13 @@ class FdBudget {
     /// Reserves \p n fds for \p device. When the total would exceed the limit, reserves
     /// nothing and returns false with a message that names every number.
     bool reserve(const std::string& device, uint64_t n, std::string* err);
+
+    /// Gives back everything \p device reserved (a device removed while running).
+    /// Returns how many fds were freed.
+    uint64_t release(const std::string& device);
+
+    /// A new limit (once start-up has fixed RLIMIT_NOFILE's hard limit).
+    void set_limit(uint64_t limit) noexcept;
 
     /// Total the host and all devices need.
     uint64_t needed() const noexcept { return host_reserve_ + reserved_; }

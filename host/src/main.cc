@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -20,6 +21,8 @@
 #include <boost/program_options.hpp>
 
 #include "config.h"
+#include "control_commands.h"
+#include "control_client.h"
 #include "control_socket.h"
 #include "device.h"
 #include "eal.h"
@@ -27,6 +30,7 @@
 #include "host_api.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "runtime.h"
 #include "poll_lcore.h"
 #include "privileges.h"
 #include "sandbox.h"
@@ -133,32 +137,21 @@ bool build_sandbox_plan(const Config& cfg,
                         const std::map<std::string, std::unique_ptr<Plugin>>& plugins,
                         const std::vector<SocketDir>& sockets, SandboxPlan* plan,
                         std::string* err) {
-    struct Ctx {
-        SandboxPlan* plan;
-        std::string err;
-        bool ok = true;
-    } ctx{plan, "", true};
     for (const DeviceConfig& d : cfg.devices) {
-        const vdh_plugin_info* info = plugins.at(d.type)->info;
-        if (info->struct_size < offsetof(vdh_plugin_info, host_paths) + sizeof(void*) ||
-            info->host_paths == nullptr) {
-            continue;
-        }
-        char msg[1024] = {0};
-        auto add = [](void* c, const char* path, uint32_t flags) {
-            auto* x = static_cast<Ctx*>(c);
-            if (x->ok &&
-                !x->plan->add_share(path, (flags & VDH_HOST_PATH_READONLY) == 0, &x->err)) {
-                x->ok = false;
-            }
-        };
-        if (info->host_paths(d.config_text.c_str(), d.config_text.size(), cfg.path.c_str(), add,
-                             &ctx, msg, sizeof(msg)) != 0) {
-            *err = msg[0] ? msg : "device " + d.name + ": host_paths failed";
+        std::vector<HostPath> paths;
+        if (!plugin_host_paths(*plugins.at(d.type), d, &paths, err)) {
             return false;
         }
-        if (!ctx.ok) {
-            *err = device_error(cfg, d, "config", ctx.err);
+        for (const HostPath& hp : paths) {
+            if (!plan->add_share(hp.path, hp.writable, err)) {
+                *err = device_error(cfg, d, "config", *err);
+                return false;
+            }
+        }
+    }
+    for (const std::string& root : cfg.host.share_roots) {
+        if (!plan->add_share(root, true, err)) {
+            *err = cfg.path + ": host.share_roots: " + *err;
             return false;
         }
     }
@@ -170,6 +163,47 @@ bool build_sandbox_plan(const Config& cfg,
         }
     }
     return true;
+}
+
+/// Loads, besides the plugins the config names, every other plugin found in \p dirs, so
+/// that a device of any installed type can be added while running (inside the sandbox
+/// the plugin directory is out of reach). A plugin that fails to load is skipped with a
+/// warning unless the config uses it.
+void load_other_plugins(const std::vector<std::string>& dirs,
+                        std::map<std::string, std::unique_ptr<Plugin>>* plugins) {
+    std::vector<std::string> types;
+    for (const std::string& d : dirs) {
+        DIR* dir = opendir(d.c_str());
+        if (dir == nullptr) {
+            continue;
+        }
+        while (dirent* e = readdir(dir)) {
+            std::string n = e->d_name;
+            if (n.size() > 7 && n.compare(0, 4, "vdh-") == 0 &&
+                n.compare(n.size() - 3, 3, ".so") == 0) {
+                types.push_back(n.substr(4, n.size() - 7));
+            } else if (n[0] != '.' && e->d_type == DT_DIR) {
+                types.push_back(n); // the build tree: DIR/TYPE/vdh-TYPE.so
+            }
+        }
+        closedir(dir);
+    }
+    for (const std::string& t : types) {
+        if (plugins->count(t) != 0) {
+            continue;
+        }
+        std::string path = find_plugin(dirs, t);
+        if (path.empty()) {
+            continue;
+        }
+        std::string err;
+        auto p = load_plugin(path, &err);
+        if (!p) {
+            VDH_WARN("host", "plugin %s not loaded: %s", path.c_str(), err.c_str());
+            continue;
+        }
+        (*plugins)[t] = std::move(p);
+    }
 }
 
 int run(const Options& o) {
@@ -210,23 +244,23 @@ int run(const Options& o) {
             }
             plugins[d.type] = std::move(p);
         }
-        const Plugin& p = *plugins[d.type];
-        if (p.info->struct_size >= offsetof(vdh_plugin_info, check_config) + sizeof(void*) &&
-            p.info->check_config != nullptr) {
-            char msg[1024] = {0};
-            if (p.info->check_config(d.config_text.c_str(), d.config_text.size(),
-                                     cfg->path.c_str(), msg, sizeof(msg)) != 0) {
-                std::fprintf(stderr, "%s\n", msg[0] ? msg : "invalid device config");
-                return 1;
-            }
+        std::string err;
+        if (!plugin_check_config(*plugins[d.type], d, &err)) {
+            std::fprintf(stderr, "%s\n", err.c_str());
+            return 1;
         }
+    }
+    if (!o.check_only) {
+        load_other_plugins(dirs, &plugins);
     }
     // ---- fd budget (fd_budget.h): the host's reserve plus every plugin's reserve_fds() must
     // fit in RLIMIT_NOFILE: the hard limit, or fs.nr_open when we may raise the hard limit.
     NofileLimits nofile = read_nofile_limits();
     bool can_raise_nofile = has_cap_sys_resource();
     FdBudget fd_budget(can_raise_nofile ? nofile.nr_open : nofile.hard,
-                       host_fd_reserve(cfg->devices.size(), cfg->host.poll_lcores.size()));
+                       // Devices that run reserve their host fds as they are added (Runtime::add).
+                       host_fd_reserve(o.check_only ? cfg->devices.size() : 0,
+                                       cfg->host.poll_lcores.size()));
     for (const auto& [type, p] : plugins) {
         if (p->info->abi_minor < 1) {
             VDH_NOTICE("host", "plugin %s (ABI %u.%u) reserves no fds: its fds are not "
@@ -278,6 +312,7 @@ int run(const Options& o) {
     std::string err;
     // The sandbox: entered before EAL starts any thread (mount namespace, root and
     // capabilities are per thread until then), after everything that needs the host view.
+    std::vector<SandboxDir> sandbox_dirs;
     {
         SandboxPlan plan;
         if (cfg->host.sandbox != SandboxMode::None) {
@@ -291,6 +326,7 @@ int run(const Options& o) {
         VDH_INFO("host", "sandbox: %s (%zu director%s), seccomp: %s",
                  to_string(cfg->host.sandbox), plan.dirs().size(),
                  plan.dirs().size() == 1 ? "y" : "ies", to_string(cfg->host.seccomp));
+        sandbox_dirs = plan.dirs();
     }
 
     auto eal_args = build_eal_args(cfg->host, cpus, o.eal);
@@ -312,38 +348,7 @@ int run(const Options& o) {
         }
         lcores[cpu] = std::move(l);
     }
-
-    std::vector<std::unique_ptr<Device>> devices;
-    std::vector<Device*> raw;
-    for (const DeviceConfig& d : cfg->devices) {
-        std::vector<PollLcore*> ls;
-        for (unsigned cpu : d.lcores) {
-            ls.push_back(lcores.at(cpu).get());
-        }
-        auto dev = std::make_unique<Device>(d, plugins[d.type].get(), ls);
-        dev->set_teardown_timeout_ms(cfg->host.teardown_timeout_ms);
-        dev->set_fd_budget(&fd_budget);
-        if (!dev->create(host_api(), cfg->path, &err)) {
-            VDH_ERR("host", "%s", err.c_str());
-            devices.clear();
-            eal_cleanup();
-            return 1;
-        }
-        raw.push_back(dev.get());
-        devices.push_back(std::move(dev));
-    }
-    if (fd_budget.needed() > nofile.hard && !set_nofile_limit(fd_budget.needed(), &err)) {
-        VDH_ERR("host", "%s", err.c_str());
-        devices.clear();
-        eal_cleanup();
-        return 1;
-    }
-    VDH_INFO("host", "fd budget: %llu for the host + %llu reserved by devices of %llu "
-             "(RLIMIT_NOFILE %llu)",
-             static_cast<unsigned long long>(fd_budget.host_reserve()),
-             static_cast<unsigned long long>(fd_budget.reserved()),
-             static_cast<unsigned long long>(fd_budget.limit()),
-             static_cast<unsigned long long>(std::max(fd_budget.needed(), nofile.hard)));
+    mode_t old_umask = umask(0177);
 
     for (auto& [cpu, l] : lcores) {
         rte_eal_remote_launch(PollLcore::run_trampoline, l.get(), l->lcore_id());
@@ -355,86 +360,85 @@ int run(const Options& o) {
         rte_eal_mp_wait_lcore();
     };
 
-    // Sockets are born 0600 (then get socket_mode); only around their creation, since
-    // plugins create guest files with the modes the guest asks for.
-    mode_t old_umask = umask(0177);
-    if (!vhost_register_devices(raw, &err)) {
+    Runtime::Setup setup;
+    setup.config = *cfg;
+    setup.plugins = &plugins;
+    for (auto& [cpu, l] : lcores) {
+        setup.lcores[cpu] = l.get();
+    }
+    setup.fd_budget = &fd_budget;
+    setup.sandbox_dirs = sandbox_dirs;
+    setup.online_cpus = cpus;
+    auto runtime = std::make_unique<Runtime>(std::move(setup));
+    bool stuck = false;
+    auto fail = [&](const std::string& m) {
         umask(old_umask);
-        VDH_ERR("host", "%s", err.c_str());
+        VDH_ERR("host", "%s", m.c_str());
+        stuck = runtime->remove_all();
+        runtime.reset();
         stop_lcores();
-        devices.clear();
+        if (!stuck) {
+            plugins.clear();
+        }
         eal_cleanup();
         return 1;
+    };
+    // Sockets are born 0600 (then get socket_mode); only around start-up, since plugins
+    // create guest files with the modes the guest asks for.
+    for (const DeviceConfig& d : cfg->devices) {
+        if (!runtime->add(d, DeviceOrigin::Config, &err)) {
+            return fail(err);
+        }
     }
+    // From here on RLIMIT_NOFILE's hard limit is what devices added later can use.
+    fd_budget.set_limit(std::max(read_nofile_limits().hard, fd_budget.needed()));
+    VDH_INFO("host", "fd budget: %llu for the host + %llu reserved by devices of %llu "
+             "(RLIMIT_NOFILE %llu)",
+             static_cast<unsigned long long>(fd_budget.host_reserve()),
+             static_cast<unsigned long long>(fd_budget.reserved()),
+             static_cast<unsigned long long>(fd_budget.limit()),
+             static_cast<unsigned long long>(read_nofile_limits().soft));
 
     ControlSocket control;
     if (!cfg->host.control_socket.empty()) {
-        auto handler = [&](const std::string& cmd) -> std::string {
-            if (cmd == "ping") {
-                return "{\"pong\":true}";
-            }
-            if (cmd == "stats") {
-                std::ostringstream out;
-                out << "{\"version\":\"" VDH_VERSION "\",\"pid\":" << getpid() << ",\"lcores\":[";
-                bool first = true;
-                for (auto& [cpu, l] : lcores) {
-                    out << (first ? "" : ",") << "{\"lcore\":" << l->lcore_id()
-                        << ",\"cpu\":" << cpu << ",\"loops\":" << l->loops()
-                        << ",\"sleeps\":" << l->sleeps() << "}";
-                    first = false;
-                }
-                out << "],\"devices\":[";
-                for (size_t i = 0; i < devices.size(); ++i) {
-                    out << (i ? "," : "") << devices[i]->stats_json();
-                }
-                out << "]}";
-                return out.str();
-            }
-            return "{\"error\":\"unknown command (expected stats or ping)\"}";
+        auto handler = [&](const std::string& line, const std::string& body) {
+            return run_control_command(*runtime, line, body);
         };
         if (!control.start(cfg->host.control_socket, handler, &err)) {
-            umask(old_umask);
-            VDH_ERR("host", "%s", err.c_str());
-            vhost_unregister_devices();
-            stop_lcores();
-            devices.clear();
-            eal_cleanup();
-            return 1;
+            return fail(err);
         }
     }
-
     umask(old_umask);
 
     // Start-up is over and every thread exists: the allow-list goes on all of them at once.
     if (!install_seccomp(cfg->host.seccomp, &err)) {
-        VDH_ERR("host", "%s", err.c_str());
         control.stop();
-        vhost_unregister_devices();
-        stop_lcores();
-        devices.clear();
-        eal_cleanup();
-        return 1;
+        return fail(err);
     }
 
     VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
-               devices.size(), devices.size() == 1 ? "" : "s", lcores.size(),
+               runtime->device_count(), runtime->device_count() == 1 ? "" : "s", lcores.size(),
                lcores.size() == 1 ? "" : "s");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP) {
-        if (sig == SIGHUP) {
-            VDH_INFO("host", "SIGHUP ignored (config reload is not supported)");
+        if (sig != SIGHUP) {
+            continue;
+        }
+        VDH_NOTICE("host", "SIGHUP: reloading %s", cfg->path.c_str());
+        if (!cfg->host.control_socket.empty()) {
+            // Every change runs on the control thread, one at a time.
+            control.post([&runtime] { runtime->reload(runtime->config().path); });
+        } else {
+            runtime->reload(runtime->config().path);
         }
     }
     VDH_NOTICE("host", "%s received, shutting down", strsignal(sig));
     control.stop();
-    vhost_unregister_devices(); // disconnects frontends; their sessions drain first
+    stuck = runtime->remove_all(); // disconnects frontends; their sessions drain first
+    runtime.reset();
+    vhost_unregister_devices();
     stop_lcores();
-    bool stuck = false;
-    for (const auto& d : devices) {
-        stuck = stuck || d->stuck_requests() != 0;
-    }
-    devices.clear();
     if (stuck) {
         // A device with stuck requests was not destroyed (see ~Device): its plugin's
         // threads may still run plugin code, so no library is unloaded.

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -183,55 +184,86 @@ uint64_t vhost_transport_features() {
            (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
 }
 
+bool vhost_register_device(Device* d, std::string* err) {
+    const std::string& path = d->socket();
+    if (!remove_stale_socket(path, err)) {
+        return false;
+    }
+    if (rte_vhost_driver_register(path.c_str(), 0) != 0) {
+        *err = d->name() + ": cannot register vhost-user socket " + path;
+        return false;
+    }
+    {
+        std::lock_guard<std::mutex> g(g_mu);
+        g_registered.push_back(path);
+        g_by_path[path] = d;
+    }
+    uint64_t proto = 0;
+    bool ok = rte_vhost_driver_set_features(path.c_str(),
+                                            vhost_transport_features() | d->offered_features()) ==
+                  0 &&
+              rte_vhost_driver_get_protocol_features(path.c_str(), &proto) == 0 &&
+              rte_vhost_driver_set_protocol_features(path.c_str(), proto & kProtoWanted) == 0 &&
+              rte_vhost_driver_callback_register(path.c_str(), &g_ops) == 0;
+    if (!ok) {
+        *err = d->name() + ": cannot configure vhost-user socket " + path;
+        vhost_unregister_device(d);
+        return false;
+    }
+    if (rte_vhost_driver_start(path.c_str()) != 0) {
+        *err = d->name() + ": cannot listen on " + path;
+        vhost_unregister_device(d);
+        return false;
+    }
+    // Born 0600 (the caller sets the umask), in a directory only we can write; now the
+    // configured access.
+    const DeviceConfig& c = d->config();
+    if (!apply_socket_access(path, c.socket_mode, c.has_socket_group, c.socket_gid, err)) {
+        *err = d->name() + ": " + *err;
+        vhost_unregister_device(d);
+        return false;
+    }
+    VDH_INFO(d->name().c_str(), "listening on %s (%s plugin)", path.c_str(), c.type.c_str());
+    return true;
+}
+
 bool vhost_register_devices(const std::vector<Device*>& devices, std::string* err) {
     for (Device* d : devices) {
-        const std::string& path = d->socket();
-        if (!remove_stale_socket(path, err)) {
+        if (!vhost_register_device(d, err)) {
             vhost_unregister_devices();
             return false;
         }
-        if (rte_vhost_driver_register(path.c_str(), 0) != 0) {
-            *err = d->name() + ": cannot register vhost-user socket " + path;
-            vhost_unregister_devices();
-            return false;
-        }
-        {
-            std::lock_guard<std::mutex> g(g_mu);
-            g_registered.push_back(path);
-            g_by_path[path] = d;
-        }
-        uint64_t proto = 0;
-        bool ok = rte_vhost_driver_set_features(path.c_str(),
-                                                vhost_transport_features() |
-                                                    d->offered_features()) == 0 &&
-                  rte_vhost_driver_get_protocol_features(path.c_str(), &proto) == 0 &&
-                  rte_vhost_driver_set_protocol_features(path.c_str(), proto & kProtoWanted) == 0 &&
-                  rte_vhost_driver_callback_register(path.c_str(), &g_ops) == 0;
-        if (!ok) {
-            *err = d->name() + ": cannot configure vhost-user socket " + path;
-            vhost_unregister_devices();
-            return false;
-        }
-    }
-    for (Device* d : devices) {
-        if (rte_vhost_driver_start(d->socket().c_str()) != 0) {
-            *err = d->name() + ": cannot listen on " + d->socket();
-            vhost_unregister_devices();
-            return false;
-        }
-        // Born 0600 (main sets the umask), in a directory only we can write; now the
-        // configured access.
-        const DeviceConfig& c = d->config();
-        if (!apply_socket_access(d->socket(), c.socket_mode, c.has_socket_group, c.socket_gid,
-                                 err)) {
-            *err = d->name() + ": " + *err;
-            vhost_unregister_devices();
-            return false;
-        }
-        VDH_INFO(d->name().c_str(), "listening on %s (%s plugin)", d->socket().c_str(),
-                 d->config().type.c_str());
     }
     return true;
+}
+
+void vhost_unregister_device(Device* d) {
+    const std::string& path = d->socket();
+    bool registered = false;
+    {
+        std::lock_guard<std::mutex> g(g_mu);
+        auto it = std::find(g_registered.begin(), g_registered.end(), path);
+        if (it != g_registered.end()) {
+            g_registered.erase(it);
+            registered = true;
+        }
+    }
+    if (registered) {
+        // Closes the listening socket and every connection; a running session is stopped
+        // through destroy_device (drained). rte_vhost does not call destroy_connection
+        // here, so the device's side of the connection is ended below.
+        rte_vhost_driver_unregister(path.c_str());
+        unlink(path.c_str());
+    }
+    int vid = d->vid();
+    if (vid >= 0) {
+        d->on_disconnect(vid);
+    }
+    std::lock_guard<std::mutex> g(g_mu);
+    g_by_path.erase(path);
+    for (auto it = g_by_vid.begin(); it != g_by_vid.end();) {
+        it = it->second == d ? g_by_vid.erase(it) : std::next(it);
+    }
 }
 
 void vhost_unregister_devices() {

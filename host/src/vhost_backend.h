@@ -14,6 +14,16 @@ namespace vdh {
 
 class Device;
 
+/// Registers and starts the vhost-user server socket of \p d (removing a stale socket file
+/// first, only if it is a socket). Returns false and sets \p err on failure, with nothing
+/// left registered. Control thread.
+bool vhost_register_device(Device* d, std::string* err);
+
+/// Unregisters \p d's socket: closes it and its connection (a running session is drained
+/// and stopped, the plugin's connection state dropped) and removes the socket file. After
+/// it returns no rte_vhost callback reaches \p d. Control thread.
+void vhost_unregister_device(Device* d);
+
 /// Registers and starts one vhost-user server socket per device. Removes a stale socket
 /// file first (only if it is a socket). Returns false and sets \p err on failure, after
 /// unregistering what it registered.

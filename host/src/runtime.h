@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// Runtime: the running host after start-up — the loaded plugins, the poll lcores, the
+// process fd budget and the devices with their vhost-user sockets. Devices are added,
+// removed and replaced while the others keep serving (vdhostctl, SIGHUP reload). Every
+// change runs on the control thread; stats readers may come from any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "fd_budget.h"
+#include "plugin_loader.h"
+#include "sandbox.h"
+
+namespace vdh {
+
+class Device;
+class PollLcore;
+
+/// Where a running device came from: the YAML file (reload keeps it in line with the file)
+/// or the control socket (reload leaves it alone).
+enum class DeviceOrigin { Config, Control };
+
+/// A directory the plugin of a device needs on the host (vdh_plugin_info::host_paths).
+struct HostPath {
+    std::string path;
+    bool writable = false;
+};
+
+/// Runs the plugin's check_config() on \p dev's block. False + \p err (the plugin's message,
+/// which names file:line:column) when the block is invalid.
+bool plugin_check_config(const Plugin& plugin, const DeviceConfig& dev, std::string* err);
+
+/// The host directories \p dev's plugin needs. False + \p err on a plugin error.
+bool plugin_host_paths(const Plugin& plugin, const DeviceConfig& dev,
+                       std::vector<HostPath>* paths, std::string* err);
+
+/// What a reload did. Every list holds device names, `refused` holds reasons.
+struct ReloadReport {
+    std::vector<std::string> added;
+    std::vector<std::string> removed;
+    std::vector<std::string> replaced;
+    size_t unchanged = 0;
+    std::vector<std::string> refused; ///< "what: why" for each change not applied
+    std::string error;                ///< the file could not be read or is invalid
+    std::string json() const;
+};
+
+class Runtime {
+public:
+    struct Setup {
+        Config config;                                          ///< as loaded at start
+        std::map<std::string, std::unique_ptr<Plugin>>* plugins; ///< by type, loaded
+        std::map<unsigned, PollLcore*> lcores;                  ///< by CPU, running
+        FdBudget* fd_budget;
+        /// What the sandbox holds (empty with sandbox: none); a device added later must
+        /// find its directories and socket directory in it.
+        std::vector<SandboxDir> sandbox_dirs;
+        unsigned online_cpus = 1;
+    };
+
+    explicit Runtime(Setup setup);
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    /// Creates \p dev's plugin instance, reserves its fds and starts listening on its
+    /// socket. False + \p err (naming the config position) on failure; nothing is left.
+    bool add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err);
+
+    /// Stops serving \p name: its socket goes away, a connected guest's session is drained
+    /// and ended, the plugin instance is destroyed and its fds are given back. False + \p err
+    /// when there is no such device.
+    bool remove(const std::string& name, std::string* err);
+
+    /// Re-reads \p path and applies the difference to the devices that came from it.
+    ReloadReport reload(const std::string& path);
+
+    /// Removes every device (shutdown). Returns true when one of them still had stuck
+    /// requests, so its plugin's code may still run (see ~Device).
+    bool remove_all();
+
+    /// JSON: {"devices":[{name,type,socket,state,lcores,origin}...]}.
+    std::string list_json() const;
+    /// JSON: version, pid, lcores and every device's stats (the `stats` command).
+    std::string stats_json() const;
+
+    size_t device_count() const;
+    const Config& config() const noexcept { return config_; }
+
+private:
+    struct Entry {
+        std::unique_ptr<Device> dev;
+        DeviceOrigin origin;
+    };
+
+    /// Refuses \p dev when its name or socket is taken, its type has no plugin, or (in a
+    /// sandbox) its directories or socket directory are not inside the sandbox.
+    bool check_new(const DeviceConfig& dev, std::string* err) const;
+    /// Is \p path inside a sandbox directory (writable when \p writable)?
+    bool in_sandbox(const std::string& path, bool writable, bool socket_dir) const;
+    /// Frees devices removed earlier whose stuck requests have completed since.
+    void reap_retired();
+    /// Unregisters and destroys (or retires) \p dev. Caller holds ops_mu_.
+    void finish_removal(std::unique_ptr<Device> dev);
+
+    Config config_;
+    std::map<std::string, std::unique_ptr<Plugin>>* plugins_;
+    std::map<unsigned, PollLcore*> lcores_;
+    FdBudget* fd_budget_;
+    std::vector<SandboxDir> sandbox_dirs_;
+    unsigned online_cpus_;
+
+    std::mutex ops_mu_;             ///< serializes add/remove/reload. Lock order: before mu_.
+    mutable std::mutex mu_;         ///< guards entries_ for readers. Leaf.
+    std::vector<Entry> entries_;
+    /// Removed devices whose abandoned requests had not completed (guarded by ops_mu_).
+    std::vector<std::unique_ptr<Device>> retired_;
+};
+
+} // namespace vdh
