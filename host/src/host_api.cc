@@ -29,7 +29,20 @@ const vdh_host_api g_api = {
     .struct_size = sizeof(vdh_host_api),
     .abi_major = VDH_ABI_MAJOR,
     .abi_minor = VDH_ABI_MINOR,
-    .reserved = 0,
+    .flags = 0,
+    .host = nullptr,
+    .log = api_log,
+    .complete = api_complete,
+    .wake = api_wake,
+    .reserve_fds = api_reserve_fds,
+};
+
+/// The table of --check-config's trial devices: the same, with VDH_HOST_CHECK_ONLY.
+const vdh_host_api g_check_api = {
+    .struct_size = sizeof(vdh_host_api),
+    .abi_major = VDH_ABI_MAJOR,
+    .abi_minor = VDH_ABI_MINOR,
+    .flags = VDH_HOST_CHECK_ONLY,
     .host = nullptr,
     .log = api_log,
     .complete = api_complete,
@@ -39,6 +52,6 @@ const vdh_host_api g_api = {
 
 } // namespace
 
-const vdh_host_api* host_api() { return &g_api; }
+const vdh_host_api* host_api(bool check_only) { return check_only ? &g_check_api : &g_api; }
 
 } // namespace vdh

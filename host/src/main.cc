@@ -241,7 +241,7 @@ int run(const Options& o) {
                 std::make_unique<Device>(d, plugins[d.type].get(), std::vector<PollLcore*>{});
             dev->set_fd_budget(&fd_budget);
             std::string err;
-            if (!dev->create(host_api(), cfg->path, &err)) {
+            if (!dev->create(host_api(/*check_only=*/true), cfg->path, &err)) {
                 std::fprintf(stderr, "%s\n", err.c_str());
                 return 1;
             }

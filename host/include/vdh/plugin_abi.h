@@ -70,7 +70,9 @@ struct vdh_host_api {
     uint32_t struct_size;
     uint32_t abi_major;
     uint32_t abi_minor;
-    uint32_t reserved;
+    /// VDH_HOST_* bits. It was `reserved` (always 0) before: a plugin may read it whatever
+    /// the host's minor, and a host that knows no flag passes 0.
+    uint32_t flags;
     void* host;              ///< first argument of log()
     /// Writes one log line (no trailing newline needed). Any thread. Not for per-request use.
     void (*log)(void* host, int level, const char* device, const char* msg);
@@ -93,6 +95,11 @@ struct vdh_host_api {
     /// Control thread, during create() only (-EPERM otherwise).
     int (*reserve_fds)(void* host_dev, uint64_t n, char* err, size_t err_len);
 };
+
+/// vdh_host_api::flags: this create() is a trial of `vdhost --check-config` (the device is
+/// destroyed without serving; it still reserves its fds). The plugin should check what it
+/// would create on the host without creating it.
+#define VDH_HOST_CHECK_ONLY 1u
 
 /// True when \p api (a const struct vdh_host_api*) has the field \p field (a later minor).
 #define VDH_HOST_HAS(api, field)                                                                \
