@@ -30,6 +30,7 @@
 #include "poll_lcore.h"
 #include "privileges.h"
 #include "sandbox.h"
+#include "sd_notify.h"
 #include "seccomp_filter.h"
 #include "socket_dir.h"
 #include "vdh_build_config.h"
@@ -265,6 +266,8 @@ int run(const Options& o) {
             return 1;
         }
     }
+    // systemd readiness (sd_notify.h): $NOTIFY_SOCKET is connected before the sandbox hides it.
+    const SdNotifier notify = sd_notifier_from_environment();
 
     // Signals are taken by sigwait in main; every thread created from here inherits the mask.
     sigset_t sigs;
@@ -419,6 +422,7 @@ int run(const Options& o) {
     VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
                devices.size(), devices.size() == 1 ? "" : "s", lcores.size(),
                lcores.size() == 1 ? "" : "s");
+    notify.ready("serving " + std::to_string(devices.size()) + " device(s)");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP) {
@@ -427,6 +431,7 @@ int run(const Options& o) {
         }
     }
     VDH_NOTICE("host", "%s received, shutting down", strsignal(sig));
+    notify.stopping();
     control.stop();
     vhost_unregister_devices(); // disconnects frontends; their sessions drain first
     stop_lcores();
