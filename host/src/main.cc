@@ -6,8 +6,10 @@
 #include <rte_lcore.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -470,7 +472,7 @@ int main(int argc, char** argv) {
     vdh::Options o;
     po::options_description desc(
         "vdhost: serves virtio devices to QEMU guests over vhost-user on poll-mode lcores.\n\n"
-        "Usage: vdhost --config FILE [options]\n"
+        "Usage: vdhost [--config FILE] [options]   (FILE: " VDH_DEFAULT_CONFIG " by default)\n"
         "       vdhost --check-config FILE\n"
         "       vdhost --stats CONTROL_SOCKET\n\nOptions");
     std::string check;
@@ -478,7 +480,7 @@ int main(int argc, char** argv) {
     desc.add_options()
         ("help,h", "show this help and exit")
         ("version,V", "print the version and exit")
-        ("config,c", po::value<std::string>(&o.config), "run the devices described in FILE")
+        ("config,c", po::value<std::string>(&o.config), "run the devices described in FILE (default: " VDH_DEFAULT_CONFIG ")")
         ("check-config", po::value<std::string>(&check), "validate FILE (and its plugins' config blocks) and exit 0 (valid) or 1")
         ("log-level,l", po::value<std::string>(&o.log_level), "err | warning | notice | info | debug (overrides host.log_level)")
         ("plugin-dir", po::value<std::string>(&o.plugin_dir), "directory to load plugins from (overrides host.plugin_dir)")
@@ -515,8 +517,14 @@ int main(int argc, char** argv) {
         o.check_only = true;
     }
     if (o.config.empty()) {
-        std::fprintf(stderr, "vdhost: --config FILE is required\nTry 'vdhost --help'.\n");
-        return 2;
+        // No --config: the installed default (meson's sysconfdir/vdhost/vdhost.yaml).
+        o.config = VDH_DEFAULT_CONFIG;
+        if (access(o.config.c_str(), R_OK) != 0) {
+            std::fprintf(stderr, "vdhost: no --config given and the default config %s cannot "
+                                 "be read: %s\nGive one with --config FILE.\n",
+                         o.config.c_str(), strerror(errno));
+            return 1;
+        }
     }
     o.eal = eal_strings;
     try {
