@@ -543,6 +543,7 @@ TEST(LoadConfig, ShippedConfigsAreValid) {
     EXPECT_EQ(def->host.control_socket, "/run/vdhost/vdhost.ctl");
     YAML::Node fs = YAML::Load(def->devices[0].config_text);
     EXPECT_EQ(fs["shared_dir"].as<std::string>(), "/tmp/vdhost/share");
+    EXPECT_TRUE(fs["create"].as<bool>()); // a fresh machine has no /tmp/vdhost/share
     EXPECT_EQ(fs["tag"].as<std::string>(), "fs0");
     EXPECT_EQ(fs["cache"].as<std::string>(), "auto");
 
