@@ -178,7 +178,7 @@ protected:
         ASSERT_TRUE(o.has_value()) << o.error();
         std::vector<uint8_t> buf(kReadSize);
         for (int i = 0; i < kReads; ++i) {
-            auto r = s->read(e->nodeid, o->fh, uint64_t{i} * kReadSize, buf);
+            auto r = s->read(e->nodeid, o->fh, static_cast<uint64_t>(i) * kReadSize, buf);
             ASSERT_TRUE(r.has_value()) << r.error();
             ASSERT_EQ(*r, kReadSize);
         }
