@@ -24,7 +24,8 @@ class SandboxPlan;
 std::string metrics_socket_path(const HostConfig& h);
 
 /// Adds the EAL runtime directory to \p plan: with telemetry on, created (0700) on the host
-/// and bound writable; otherwise an empty read-only directory. Before the sandbox.
+/// and bound writable (empty ones that exited vdhost processes left are removed first);
+/// otherwise an empty read-only directory. Before the sandbox.
 bool add_telemetry_sandbox_dirs(const HostConfig& h, SandboxPlan* plan, std::string* err);
 
 class Telemetry {
