@@ -213,12 +213,13 @@ void MetricsServer::run() {
     std::vector<Client> clients;
     clients.reserve(kMaxClients);
     std::vector<pollfd> pfds;
+    int64_t accept_paused_until = 0; // out of fds: stop polling the listener for a while
     for (;;) {
         pfds.clear();
-        pfds.push_back({stop_efd_.get(), POLLIN, 0});
-        pfds.push_back({listen_fd_.get(), POLLIN, 0});
         const int64_t now = now_ms();
-        int timeout = -1;
+        pfds.push_back({stop_efd_.get(), POLLIN, 0});
+        pfds.push_back({now >= accept_paused_until ? listen_fd_.get() : -1, POLLIN, 0});
+        int timeout = now >= accept_paused_until ? -1 : static_cast<int>(accept_paused_until - now);
         for (const Client& c : clients) {
             pfds.push_back({c.fd.get(), static_cast<short>(c.responding ? POLLOUT : POLLIN), 0});
             const int64_t left = c.deadline > now ? c.deadline - now : 0;
@@ -288,7 +289,13 @@ void MetricsServer::run() {
                 int cfd = ::accept4(listen_fd_.get(), nullptr, nullptr,
                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                    break; // EAGAIN (drained), or a transient error: next poll retries
+                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                        errno == ENOMEM) {
+                        // The pending connection stays readable: without a pause this
+                        // loop would spin until an fd is free.
+                        accept_paused_until = t + 100;
+                    }
+                    break; // EAGAIN: drained
                 }
                 UniqueFd fd(cfd);
                 if (clients.size() >= static_cast<size_t>(kMaxClients)) {
