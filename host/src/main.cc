@@ -35,6 +35,7 @@
 #include "sd_notify.h"
 #include "seccomp_filter.h"
 #include "socket_dir.h"
+#include "telemetry.h"
 #include "vdh_build_config.h"
 #include "vhost_backend.h"
 
@@ -113,6 +114,9 @@ std::vector<SocketDir> socket_dirs(const Config& cfg) {
     }
     if (!cfg.host.control_socket.empty()) {
         add(cfg.host.control_socket, nullptr);
+    }
+    if (std::string m = metrics_socket_path(cfg.host); !m.empty()) {
+        add(m, nullptr); // telemetry: the Prometheus endpoint's UNIX socket
     }
     return dirs;
 }
@@ -287,7 +291,7 @@ int run(const Options& o) {
         SandboxPlan plan;
         if (cfg->host.sandbox != SandboxMode::None) {
             if (!build_sandbox_plan(*cfg, plugins, sock_dirs, &plan, &err) ||
-                !plan.add_empty_dir(eal_runtime_dir(), &err) ||
+                !add_telemetry_sandbox_dirs(cfg->host, &plan, &err) ||
                 !enter_sandbox(cfg->host.sandbox, plan, &err) || !drop_privileges(&err)) {
                 VDH_ERR("host", "%s", err.c_str());
                 return 1;
@@ -408,11 +412,33 @@ int run(const Options& o) {
         }
     }
 
+    // ---- telemetry (telemetry.h): DPDK telemetry commands and the metrics endpoint ----
+    Telemetry telemetry;
+    {
+        std::vector<const PollLcore*> tl;
+        for (auto& [cpu, l] : lcores) {
+            tl.push_back(l.get());
+        }
+        if (!telemetry.start(cfg->host, tl, {raw.begin(), raw.end()}, &err)) {
+            umask(old_umask);
+            VDH_ERR("host", "%s", err.c_str());
+            telemetry.stop();
+            control.stop();
+            vhost_unregister_devices();
+            stop_lcores();
+            devices.clear();
+            eal_cleanup();
+            return 1;
+        }
+    }
+    // ---- end telemetry ----
+
     umask(old_umask);
 
     // Start-up is over and every thread exists: the allow-list goes on all of them at once.
     if (!install_seccomp(cfg->host.seccomp, &err)) {
         VDH_ERR("host", "%s", err.c_str());
+        telemetry.stop();
         control.stop();
         vhost_unregister_devices();
         stop_lcores();
@@ -434,6 +460,7 @@ int run(const Options& o) {
     }
     VDH_NOTICE("host", "%s received, shutting down", strsignal(sig));
     notify.stopping();
+    telemetry.stop();
     control.stop();
     vhost_unregister_devices(); // disconnects frontends; their sessions drain first
     stop_lcores();

@@ -52,6 +52,9 @@ int op_stats(void* dev, char* buf, size_t len) noexcept { return self(dev)->stat
 void op_destroy(void* dev) noexcept { delete self(dev); }
 void op_disconnect(void* dev) noexcept { self(dev)->disconnect(); }
 uint32_t op_flush(void* dev, uint16_t q) noexcept { return self(dev)->flush(q); }
+int op_metrics(void* dev, vdh_metric_emit_fn emit, void* ctx) noexcept {
+    return self(dev)->metrics(emit, ctx);
+}
 
 const vdh_device_ops g_ops = {
     .struct_size = sizeof(vdh_device_ops),
@@ -66,6 +69,7 @@ const vdh_device_ops g_ops = {
     .destroy = op_destroy,
     .disconnect = op_disconnect,
     .flush = op_flush,
+    .metrics = op_metrics,
 };
 
 int plugin_check(const char* text, size_t len, const char* origin, char* err,
