@@ -29,6 +29,7 @@
 #include "plugin_loader.h"
 #include "poll_lcore.h"
 #include "privileges.h"
+#include "qos_command.h"
 #include "sandbox.h"
 #include "seccomp_filter.h"
 #include "socket_dir.h"
@@ -372,6 +373,9 @@ int run(const Options& o) {
         auto handler = [&](const std::string& cmd) -> std::string {
             if (cmd == "ping") {
                 return "{\"pong\":true}";
+            }
+            if (cmd.rfind("qos ", 0) == 0) {
+                return qos_command(cmd, raw);
             }
             if (cmd == "stats") {
                 std::ostringstream out;
