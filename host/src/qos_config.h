@@ -14,9 +14,9 @@ struct QosConfig {
     static constexpr uint32_t kDefaultBurstMs = 10;
     static constexpr uint32_t kMinBurstMs = 1;
     static constexpr uint32_t kMaxBurstMs = 10000;
-    static constexpr uint64_t kMaxIops = 100000000;             ///< 10^8 requests/s
-    static constexpr uint64_t kMinBandwidth = 1024;             ///< 1 KiB/s
-    static constexpr uint64_t kMaxBandwidth = 1ULL << 40;       ///< 1 TiB/s
+    static constexpr uint64_t kMaxIops = 100000000;       ///< 10^8 requests/s
+    static constexpr uint64_t kMinBandwidth = 1024;       ///< 1 KiB/s
+    static constexpr uint64_t kMaxBandwidth = 1ULL << 40; ///< 1 TiB/s
 
     uint64_t iops = 0;      ///< requests per second; 0 = unlimited
     uint64_t bandwidth = 0; ///< bytes per second; 0 = unlimited

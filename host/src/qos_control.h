@@ -15,7 +15,7 @@
 namespace vdh {
 
 class QosControl {
-public:
+  public:
     explicit QosControl(const QosConfig& initial = QosConfig{}) { set(initial); }
     QosControl(const QosControl&) = delete;
     QosControl& operator=(const QosControl&) = delete;
@@ -60,14 +60,14 @@ public:
     /// 0 while unlimited; otherwise changes with every set(). Hot path: one plain load.
     uint64_t version() const noexcept { return version_.load(std::memory_order_acquire); }
 
-private:
+  private:
     /// Read by the lcores every pass, written only by set(): its own cache line.
     alignas(kCacheLine) std::atomic<uint64_t> version_{0};
     alignas(kCacheLine) std::atomic<uint64_t> seq_{0};
     std::atomic<uint64_t> iops_{0};
     std::atomic<uint64_t> bandwidth_{0};
     std::atomic<uint32_t> burst_ms_{QosConfig::kDefaultBurstMs};
-    std::mutex mu_; ///< serializes set(); Lock order: leaf.
+    std::mutex mu_;             ///< serializes set(); Lock order: leaf.
     uint64_t last_version_ = 0; ///< guarded by mu_
 };
 

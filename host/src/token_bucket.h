@@ -18,7 +18,7 @@ namespace vdh {
 class QosControl;
 
 class alignas(kCacheLine) TokenBucket {
-public:
+  public:
     /// Never-configured marker for seen_version_.
     static constexpr uint64_t kNoVersion = UINT64_MAX;
 
@@ -67,7 +67,7 @@ public:
     uint64_t cycles_per_op() const noexcept { return cycles_per_op_; }
     uint64_t burst_cycles() const noexcept { return tau_; }
 
-private:
+  private:
     static constexpr unsigned kFracBits = 16;
     /// Bound of one request's byte charge (about a year at 4 GHz): no overflow of the
     /// schedule whatever a guest sends at the smallest rate.
@@ -75,8 +75,8 @@ private:
 
     uint64_t horizon() const noexcept { return tat_ops_ > tat_bytes_ ? tat_ops_ : tat_bytes_; }
 
-    uint64_t tat_ops_ = 0;   ///< theoretical arrival time of the next request (cycles)
-    uint64_t tat_bytes_ = 0; ///< same for the byte schedule
+    uint64_t tat_ops_ = 0;            ///< theoretical arrival time of the next request (cycles)
+    uint64_t tat_bytes_ = 0;          ///< same for the byte schedule
     uint64_t cycles_per_op_ = 0;      ///< 0: requests unlimited
     uint64_t cycles_per_byte_fp_ = 0; ///< cycles per byte << kFracBits; 0: bytes unlimited
     uint64_t tau_ = 0;                ///< burst tolerance (cycles)

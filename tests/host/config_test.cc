@@ -219,9 +219,8 @@ TEST(Config, QosDefaultsToUnlimitedAndParsesEveryKey) {
               (QosConfig{0, 20000000, QosConfig::kDefaultBurstMs}));
     EXPECT_EQ(parse_ok(one_device("", "    qos: {bandwidth: 65536}\n")).devices[0].qos.bandwidth,
               65536u);
-    EXPECT_FALSE(parse_ok(one_device("", "    qos: {iops: 0, bandwidth: 0}\n"))
-                     .devices[0]
-                     .qos.limited());
+    EXPECT_FALSE(
+        parse_ok(one_device("", "    qos: {iops: 0, bandwidth: 0}\n")).devices[0].qos.limited());
     EXPECT_FALSE(parse_ok(one_device("", "    qos:\n")).devices[0].qos.limited());
 }
 

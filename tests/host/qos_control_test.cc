@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 namespace vdh {
@@ -42,8 +43,17 @@ TEST(QosControl, ReadersNeverSeeATornSetting) {
             reads.fetch_add(1, std::memory_order_relaxed);
         }
     });
-    for (uint64_t k = 1; k < 200000; ++k) {
-        c.set(QosConfig{k % 5000 + 1, (k % 5000 + 1) << 20, static_cast<uint32_t>(k % 5000 + 1)});
+    while (reads.load() == 0) {
+        std::this_thread::yield();
+    }
+    // Write until the reader has overlapped many writes (bounded in time: a loaded machine
+    // may starve the reader).
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    uint64_t k = 1;
+    for (uint64_t r0 = reads.load();
+         reads.load() - r0 < 200000 && std::chrono::steady_clock::now() < end; ++k) {
+        uint64_t x = k % 5000 + 1;
+        c.set(QosConfig{x, x << 20, static_cast<uint32_t>(x)});
     }
     stop = true;
     reader.join();
@@ -60,13 +70,12 @@ TEST(QosConfig, ParsesByteRates) {
     };
     for (Case t : {Case{"0", 0}, Case{"65536", 65536}, Case{"100MiB", 100ULL << 20},
                    Case{"100M", 100ULL << 20}, Case{"20MB/s", 20000000}, Case{"1GiB/s", 1ULL << 30},
-                   Case{"4 KiB", 4096}, Case{"3KB", 3000}, Case{"2T", 2ULL << 40},
-                   Case{"7B", 7}}) {
+                   Case{"4 KiB", 4096}, Case{"3KB", 3000}, Case{"2T", 2ULL << 40}, Case{"7B", 7}}) {
         ASSERT_TRUE(parse_byte_rate(t.text, &v, &why)) << t.text << ": " << why;
         EXPECT_EQ(v, t.value) << t.text;
     }
-    for (const char* bad : {"", "MiB", "-5", "1.5MiB", "5 Mbit", "99999999999999999999",
-                            "20000000TiB"}) {
+    for (const char* bad :
+         {"", "MiB", "-5", "1.5MiB", "5 Mbit", "99999999999999999999", "20000000TiB"}) {
         EXPECT_FALSE(parse_byte_rate(bad, &v, &why)) << bad;
         EXPECT_FALSE(why.empty());
     }

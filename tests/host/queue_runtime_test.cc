@@ -232,9 +232,9 @@ uint64_t measured_tsc_hz() {
     uint64_t c0 = rte_rdtsc();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     uint64_t c1 = rte_rdtsc();
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::steady_clock::now() - t0)
-                  .count();
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     return static_cast<uint64_t>(static_cast<double>(c1 - c0) * 1e9 / static_cast<double>(ns));
 }
 
@@ -244,7 +244,7 @@ void spin_until(uint64_t tsc) {
 }
 
 class QueueRuntimeQosTest : public QueueRuntimeTest {
-protected:
+  protected:
     /// 1000 requests/s, burst 20 ms: 21 requests at once after an idle time, then about
     /// 11 per 10 ms (the wake deadline is half a burst after the next admission).
     void make_limited() {
@@ -305,7 +305,8 @@ TEST_F(QueueRuntimeQosTest, HoldsTheRateOverTime) {
     make_limited();
     add_requests(120);
     auto t0 = std::chrono::steady_clock::now();
-    while (plugin_.handled < 120 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2)) {
+    while (plugin_.handled < 120 &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2)) {
         q_->poll();
         take_all_used();
     }

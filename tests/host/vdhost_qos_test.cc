@@ -71,7 +71,7 @@ std::string control(const std::string& path, const std::string& cmd) {
 /// One frontend session on an echo device and a thread that keeps kDepth requests in
 /// flight on queue 1, counting completions (and device-written bytes) as they arrive.
 class Load {
-public:
+  public:
     /// \p fill_bytes 0: empty echo requests (cheapest); else kEchoOpFill into that many
     /// writable bytes (every byte is written by the device, like a READ).
     Load(const std::string& sock, uint32_t fill_bytes, unsigned depth = kDepth)
@@ -117,7 +117,7 @@ public:
     uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
     bool failed() const { return failed_.load(); }
 
-private:
+  private:
     struct Buf {
         Segment in;
         Segment out;
@@ -215,7 +215,7 @@ Rates measure(const std::vector<Load*>& loads, std::chrono::milliseconds warmup,
 }
 
 class VdhostQos : public ::testing::Test {
-protected:
+  protected:
     /// e0 with \p e0_qos (a flow mapping or ""), e1 unlimited, both on the poll lcore of
     /// CPU 1.
     void start(const std::string& e0_qos) {
@@ -224,8 +224,8 @@ protected:
         ctl_ = dir_.file("ctl.sock");
         std::string yaml = "host:\n  poll_lcores: [1]\n  control_socket: " + ctl_ +
                            "\ndevices:\n"
-                           "  - name: e0\n    type: echo\n    socket: " + sock0_ + "\n" +
-                           (e0_qos.empty() ? "" : "    qos: " + e0_qos + "\n") +
+                           "  - name: e0\n    type: echo\n    socket: " +
+                           sock0_ + "\n" + (e0_qos.empty() ? "" : "    qos: " + e0_qos + "\n") +
                            "  - name: e1\n    type: echo\n    socket: " + sock1_ + "\n";
         ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock0_, sock1_, ctl_})) << vdhost_.log();
     }
@@ -256,9 +256,9 @@ TEST_F(VdhostQos, LimitedDeviceHoldsItsIopsWhileAnUnlimitedOneOnTheSameLcoreKeep
     double limited_rate = 0;
     for (int r = 0; r < kRounds; ++r) {
         limited.pause(true);
-        double alone = measure({&unlimited}, std::chrono::milliseconds(300),
-                               std::chrono::milliseconds(1000))
-                           .ops[0];
+        double alone =
+            measure({&unlimited}, std::chrono::milliseconds(300), std::chrono::milliseconds(1000))
+                .ops[0];
         solo += alone;
         limited.pause(false);
         Rates both = measure({&limited, &unlimited}, std::chrono::milliseconds(300),
@@ -266,7 +266,8 @@ TEST_F(VdhostQos, LimitedDeviceHoldsItsIopsWhileAnUnlimitedOneOnTheSameLcoreKeep
         limited_rate += both.ops[0];
         together += both.ops[1];
         std::printf("round %d: solo unlimited %.0f/s; together: limited %.0f/s, unlimited "
-                    "%.0f/s\n", r, alone, both.ops[0], both.ops[1]);
+                    "%.0f/s\n",
+                    r, alone, both.ops[0], both.ops[1]);
     }
     solo /= kRounds;
     together /= kRounds;
@@ -311,8 +312,8 @@ TEST_F(VdhostQos, LimitedDeviceHoldsItsBandwidth) {
     unlimited.stop();
     ASSERT_FALSE(limited.failed());
     double mib = r.bytes[0] / (1 << 20);
-    std::printf("limited %.2f MiB/s (%.0f requests/s); unlimited %.0f requests/s\n", mib,
-                r.ops[0], r.ops[1]);
+    std::printf("limited %.2f MiB/s (%.0f requests/s); unlimited %.0f requests/s\n", mib, r.ops[0],
+                r.ops[1]);
     EXPECT_NEAR(mib, 20.0 * 65536 / 65544, 2.0);
     EXPECT_GT(r.ops[1], 10 * r.ops[0]);
 }
@@ -321,24 +322,20 @@ TEST_F(VdhostQos, LiveChangeOverTheControlSocketActsAtOnce) {
     start("{iops: 1000, burst_ms: 50}"); // 50 ms: see the first test
     Load limited(sock0_, 0, kLimitedDepth);
     limited.start();
-    double before = measure({&limited}, std::chrono::milliseconds(300),
-                            std::chrono::milliseconds(1500))
-                        .ops[0];
+    double before =
+        measure({&limited}, std::chrono::milliseconds(300), std::chrono::milliseconds(1500)).ops[0];
     EXPECT_EQ(control(ctl_, "qos e0 iops=4000"), // burst_ms stays
               "{\"device\":\"e0\",\"qos\":{\"iops\":4000,\"bandwidth\":0,\"burst_ms\":50}}\n");
-    double raised = measure({&limited}, std::chrono::milliseconds(200),
-                            std::chrono::milliseconds(1500))
-                        .ops[0];
+    double raised =
+        measure({&limited}, std::chrono::milliseconds(200), std::chrono::milliseconds(1500)).ops[0];
     EXPECT_EQ(control(ctl_, "qos e0 iops=0"),
               "{\"device\":\"e0\",\"qos\":{\"iops\":0,\"bandwidth\":0,\"burst_ms\":50}}\n");
-    double lifted = measure({&limited}, std::chrono::milliseconds(200),
-                            std::chrono::milliseconds(1000))
-                        .ops[0];
+    double lifted =
+        measure({&limited}, std::chrono::milliseconds(200), std::chrono::milliseconds(1000)).ops[0];
     EXPECT_EQ(control(ctl_, "qos e0 iops=500"),
               "{\"device\":\"e0\",\"qos\":{\"iops\":500,\"bandwidth\":0,\"burst_ms\":50}}\n");
-    double lowered = measure({&limited}, std::chrono::milliseconds(200),
-                             std::chrono::milliseconds(1500))
-                         .ops[0];
+    double lowered =
+        measure({&limited}, std::chrono::milliseconds(200), std::chrono::milliseconds(1500)).ops[0];
     limited.stop();
     ASSERT_FALSE(limited.failed());
     std::printf("1000/s: %.0f; 4000/s: %.0f; unlimited: %.0f; 500/s: %.0f\n", before, raised,
