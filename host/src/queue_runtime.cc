@@ -293,6 +293,7 @@ bool QueueRuntime::prepare_sleep() noexcept {
     }
     if (broken_ || !enabled_.load(std::memory_order_acquire) ||
         stopping_.load(std::memory_order_acquire)) {
+        throttled_until_ = 0; // not taking requests at all: no deadline to wake for
         return false;
     }
     if (VDH_UNLIKELY(throttled_until_ != 0)) {
