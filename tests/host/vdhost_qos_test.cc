@@ -4,12 +4,14 @@
 // other CPU) that keeps a fixed number of requests in flight. Shows that a limited device
 // holds its request or byte rate within 10% while an unlimited device on the same lcore
 // keeps (nearly) the rate it has alone, and that a live change over the control socket
-// (`qos NAME iops=N`) acts at once.
+// (`qos NAME iops=N`) acts at once. Then a virtio-fs share driven by vdhost-bench: its
+// bandwidth and request limits, and a live change.
 #include <gtest/gtest.h>
 
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -17,7 +19,9 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../../plugins/echo/echo_protocol.h"
@@ -377,6 +381,62 @@ TEST_F(VdhostQos, ThrottledDeviceAloneDoesNotKeepTheLcoreBusy) {
     // until each deadline (every ~5 ms, half of the default 10 ms burst) and polls
     // idle_poll_us (200 µs) after each batch: ~5% plus the work itself.
     EXPECT_LT(cpu, 0.3);
+}
+
+/// Runs vdhost-bench on \p sock (one request queue, depth 8, 3 s) and returns the MB/s
+/// (10^6 bytes) and ops/s of the single result row of \p workload; -1 when it failed.
+std::pair<double, double> bench(const std::string& sock, const std::string& workload, bool prepare,
+                                std::string* out) {
+    std::string cmd = std::string(VDHOST_BENCH_PATH) + " -s " + sock + " -w " + workload +
+                      " -d 8 --duration 3 --file-size-mib 16" + (prepare ? "" : " --no-prepare") +
+                      " 2>&1";
+    out->clear();
+    if (testing::run_command(cmd, out) != 0) {
+        return {-1, -1};
+    }
+    // "fuse  WORKLOAD  qs thr qd  ops/s  MB/s ..."
+    auto p = out->find("fuse       " + workload);
+    if (p == std::string::npos) {
+        return {-1, -1};
+    }
+    std::istringstream row(out->substr(p));
+    std::string label, name;
+    int qs = 0, thr = 0, qd = 0;
+    double ops = -1, mbs = -1;
+    row >> label >> name >> qs >> thr >> qd >> ops >> mbs;
+    return {mbs, ops};
+}
+
+TEST_F(VdhostQos, VirtiofsShareHoldsItsBandwidthAndIopsAndTakesALiveChange) {
+    std::string share = dir_.file("share");
+    ASSERT_EQ(mkdir(share.c_str(), 0755), 0);
+    std::string sock = dir_.file("fs0.sock");
+    ctl_ = dir_.file("ctl.sock");
+    std::string yaml = "host:\n  poll_lcores: [1]\n  control_socket: " + ctl_ +
+                       "\ndevices:\n  - name: fs0\n    type: virtiofs\n    socket: " + sock +
+                       "\n    qos: {bandwidth: 20MiB, iops: 2000, burst_ms: 50}\n"
+                       "    config: {shared_dir: " +
+                       share + ", tag: fs0}\n";
+    ASSERT_TRUE(vdhost_.start(dir_, yaml, {sock, ctl_})) << vdhost_.log();
+    // 128 KiB READs: each chain is charged the 128 KiB it offers plus ~100 bytes of FUSE
+    // headers, so 20 MiB/s is ~160 READs/s, 20.97 MB/s of data.
+    std::string out;
+    auto [mbs, ops] = bench(sock, "read-128k-seq", true, &out);
+    EXPECT_NEAR(mbs, 20.97, 2.1) << out;
+    // GETATTR: small chains, the request limit applies.
+    auto [gmbs, gops] = bench(sock, "getattr", false, &out);
+    (void)gmbs;
+    EXPECT_NEAR(gops, 2000.0, 200.0) << out;
+    // Live: 5 MiB/s.
+    EXPECT_EQ(control(ctl_, "qos fs0 bandwidth=5MiB"),
+              "{\"device\":\"fs0\",\"qos\":{\"iops\":2000,\"bandwidth\":5242880,"
+              "\"burst_ms\":50}}\n");
+    auto [mbs5, ops5] = bench(sock, "read-128k-seq", false, &out);
+    (void)ops5;
+    EXPECT_NEAR(mbs5, 5.24, 0.53) << out;
+    std::printf("virtio-fs: 20MiB/s limit %.2f MB/s (%.0f READs/s); getattr %.0f/s; 5MiB/s "
+                "limit %.2f MB/s\n",
+                mbs, ops, gops, mbs5);
 }
 
 } // namespace
