@@ -259,19 +259,23 @@ TEST_F(VdhostQos, LimitedDeviceHoldsItsIopsWhileAnUnlimitedOneOnTheSameLcoreKeep
     double together = 0;
     double limited_rate = 0;
     for (int r = 0; r < kRounds; ++r) {
+        // The lcore's sleeps in each phase, for the record (printed, not asserted).
+        auto sleeps = [&] { return testing::json_number(testing::vdhost_stats(ctl_), "sleeps"); };
         limited.pause(true);
+        long s0 = sleeps();
         double alone =
             measure({&unlimited}, std::chrono::milliseconds(300), std::chrono::milliseconds(1000))
                 .ops[0];
         solo += alone;
+        long s1 = sleeps();
         limited.pause(false);
         Rates both = measure({&limited, &unlimited}, std::chrono::milliseconds(300),
                              std::chrono::milliseconds(1000));
         limited_rate += both.ops[0];
         together += both.ops[1];
-        std::printf("round %d: solo unlimited %.0f/s; together: limited %.0f/s, unlimited "
-                    "%.0f/s\n",
-                    r, alone, both.ops[0], both.ops[1]);
+        std::printf("round %d: solo unlimited %.0f/s (%ld lcore sleeps); together: limited "
+                    "%.0f/s, unlimited %.0f/s (%ld lcore sleeps)\n",
+                    r, alone, s1 - s0, both.ops[0], both.ops[1], sleeps() - s1);
     }
     solo /= kRounds;
     together /= kRounds;
@@ -290,9 +294,10 @@ TEST_F(VdhostQos, LimitedDeviceHoldsItsIopsWhileAnUnlimitedOneOnTheSameLcoreKeep
     // other device, driven as hard, would take about half of the lcore and of the driver
     // CPU; the 20% margin covers the limited driver's own wakeups on the shared driver CPU
     // (about 2000 a second) and the noise of a machine shared with other builds.
-    // (Seen on this machine: the unlimited device is faster together than alone, 150-180%:
-    // while the limited device takes a request every 0.5 ms, the lcore does not doze off
-    // between the unlimited driver's batches. So the bound is conservative.)
+    // (Seen on this machine: the unlimited device is faster together than alone, 140-180%.
+    // Alone, the lcore dozes off between the unlimited driver's batches (150-200 sleeps a
+    // second, each needing a kick to end); together, the limited device's request every
+    // 0.5 ms keeps it awake (10-100 sleeps). So the bound is conservative.)
     EXPECT_GT(solo, 10000.0) << "the unlimited device is far slower than expected";
     EXPECT_GE(together, 0.8 * solo) << stats;
     // The throttle showed up in the counters, and nothing failed.
