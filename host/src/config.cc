@@ -778,7 +778,7 @@ private:
                               const HostConfig& host) {
         auto entries = read_mapping(n, path,
                                     {"name", "type", "socket", "lcore", "queue_size_max",
-                                     "socket_mode", "socket_group", "config"});
+                                     "socket_mode", "socket_group", "qos", "config"});
         DeviceConfig dev;
         Pos pos = pos_of(n);
         dev.line = pos.line;
@@ -827,6 +827,8 @@ private:
                 dev.socket_group = parse_string(e.value, p);
                 dev.socket_gid = resolve_group(e.value, p, dev.socket_group);
                 dev.has_socket_group = true;
+            } else if (e.key == "qos") {
+                dev.qos = parse_qos(e.value, p);
             } else if (e.key == "config") {
                 bool flow = n.Style() == YAML::EmitterStyle::Flow;
                 dev.config_text = ConfigTextExtractor(src_, e.key_node, e.value, flow, p).extract();
@@ -836,6 +838,36 @@ private:
             dev.lcores = {host.poll_lcores[index % host.poll_lcores.size()]};
         }
         return dev;
+    }
+
+    /// `qos: {iops: N, bandwidth: RATE, burst_ms: N}` (every key optional; 0 = unlimited).
+    static QosConfig parse_qos(const YAML::Node& n, const std::string& path) {
+        QosConfig q;
+        if (n.IsNull()) {
+            return q;
+        }
+        for (const Entry& e : read_mapping(n, path, {"iops", "bandwidth", "burst_ms"})) {
+            std::string p = child_path(path, e.key);
+            if (e.key == "iops") {
+                q.iops = parse_uint(e.value, p, 0, QosConfig::kMaxIops);
+            } else if (e.key == "burst_ms") {
+                q.burst_ms = static_cast<uint32_t>(
+                    parse_uint(e.value, p, QosConfig::kMinBurstMs, QosConfig::kMaxBurstMs));
+            } else {
+                if (!e.value.IsScalar()) {
+                    fail_type(e.value, p, "byte rate such as \"100MiB\"");
+                }
+                std::string why;
+                if (!parse_byte_rate(e.value.Scalar(), &q.bandwidth, &why)) {
+                    fail(e.value, p, why + ", got " + quoted(e.value.Scalar()));
+                }
+                std::string range = qos_check(QosConfig{0, q.bandwidth, q.burst_ms});
+                if (!range.empty()) {
+                    fail(e.value, p, range.substr(range.find(": ") + 2));
+                }
+            }
+        }
+        return q;
     }
 
     /// An octal permission string such as 0660 (or 660): only read/write bits for the

@@ -31,6 +31,7 @@
 #include "plugin_loader.h"
 #include "poll_lcore.h"
 #include "privileges.h"
+#include "qos_command.h"
 #include "sandbox.h"
 #include "sd_notify.h"
 #include "seccomp_filter.h"
@@ -381,6 +382,9 @@ int run(const Options& o) {
         auto handler = [&](const std::string& cmd) -> std::string {
             if (cmd == "ping") {
                 return "{\"pong\":true}";
+            }
+            if (cmd.rfind("qos ", 0) == 0) {
+                return qos_command(cmd, raw);
             }
             if (cmd == "stats") {
                 std::ostringstream out;

@@ -2,7 +2,8 @@
 // PollLcore: one DPDK lcore that serves a set of queues. It busy-polls while there is
 // work, and after idle_poll_us without work it arms guest kicks, re-checks, and sleeps in
 // epoll on the kick eventfds (plus plugin wake fds and its own wake eventfd), so an idle
-// host uses ~0% CPU. Queues are attached and detached by messages from the control thread.
+// host uses ~0% CPU. A queue throttled by QoS counts as idle and bounds the sleep with its
+// deadline. Queues are attached and detached by messages from the control thread.
 #pragma once
 
 #include <atomic>
@@ -72,6 +73,8 @@ private:
     void process_msgs();
     void finish_detaches();
     void sleep_once();
+    /// epoll timeout (ms, at least 1) until TSC time \p wake_tsc, rounded up.
+    int throttle_timeout_ms(uint64_t wake_tsc) const noexcept;
     void epoll_add(int fd, QueueRuntime* q, bool plugin_fd);
     void epoll_del(int fd);
 
@@ -80,6 +83,7 @@ private:
     uint64_t idle_cycles_ = 0;
     uint32_t max_sleep_ms_;
     uint64_t slice_cycles_ = 0; ///< queue_slice_us in TSC cycles (0 = no slice)
+    uint64_t cycles_per_ms_ = 0;
     UniqueFd epfd_;
     UniqueFd wake_efd_;
     std::atomic<bool> stop_{false};

@@ -228,7 +228,47 @@ TEST(ConfigError, BadTelemetryAndMetricsValues) {
 TEST(ConfigError, UnknownDeviceKey) {
     EXPECT_EQ(parse_err(one_device("", "    queue_size: 256\n")),
               "t.yaml:5:5: devices[0].queue_size: unknown key (expected one of: name, type, "
-              "socket, lcore, queue_size_max, socket_mode, socket_group, config)");
+              "socket, lcore, queue_size_max, socket_mode, socket_group, qos, config)");
+}
+
+TEST(Config, QosDefaultsToUnlimitedAndParsesEveryKey) {
+    Config none = parse_ok(one_device("", ""));
+    EXPECT_FALSE(none.devices[0].qos.limited());
+    EXPECT_EQ(none.devices[0].qos.burst_ms, QosConfig::kDefaultBurstMs);
+    Config cfg = parse_ok(one_device(
+        "", "    qos:\n      iops: 2000\n      bandwidth: 100MiB\n      burst_ms: 20\n"));
+    EXPECT_EQ(cfg.devices[0].qos, (QosConfig{2000, 100ULL << 20, 20}));
+    EXPECT_EQ(parse_ok(one_device("", "    qos: {bandwidth: \"20MB/s\"}\n")).devices[0].qos,
+              (QosConfig{0, 20000000, QosConfig::kDefaultBurstMs}));
+    EXPECT_EQ(parse_ok(one_device("", "    qos: {bandwidth: 65536}\n")).devices[0].qos.bandwidth,
+              65536u);
+    EXPECT_FALSE(
+        parse_ok(one_device("", "    qos: {iops: 0, bandwidth: 0}\n")).devices[0].qos.limited());
+    EXPECT_FALSE(parse_ok(one_device("", "    qos:\n")).devices[0].qos.limited());
+}
+
+TEST(ConfigError, QosKeysArePositionedAndExplained) {
+    EXPECT_EQ(parse_err(one_device("", "    qos: {iops: 10, rate: 5}\n")),
+              "t.yaml:5:21: devices[0].qos.rate: unknown key (expected one of: iops, "
+              "bandwidth, burst_ms)");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {iops: -1}\n")),
+              "t.yaml:5:17: devices[0].qos.iops: expected unsigned integer, got \"-1\"");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {iops: 100000001}\n")),
+              "t.yaml:5:17: devices[0].qos.iops: out of range: 100000001 (expected "
+              "0..100000000)");
+    EXPECT_EQ(parse_err(one_device("", "    qos:\n      bandwidth: 100Mbit\n")),
+              "t.yaml:6:18: devices[0].qos.bandwidth: unknown unit \"Mbit\" (expected K, M, G, "
+              "T, KiB, MiB, GiB, TiB, KB, MB, GB or TB), got \"100Mbit\"");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {bandwidth: 100}\n")),
+              "t.yaml:5:22: devices[0].qos.bandwidth: out of range: 100 bytes/s (expected 0 = "
+              "unlimited, or 1024..1099511627776)");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {bandwidth: [1]}\n")),
+              "t.yaml:5:22: devices[0].qos.bandwidth: expected byte rate such as \"100MiB\", "
+              "got sequence");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {burst_ms: 0}\n")),
+              "t.yaml:5:21: devices[0].qos.burst_ms: out of range: 0 (expected 1..10000)");
+    EXPECT_EQ(parse_err(one_device("", "    qos: 2000\n")),
+              "t.yaml:5:10: devices[0].qos: expected mapping, got \"2000\"");
 }
 
 TEST(ConfigError, DuplicateKeyInAMapping) {
