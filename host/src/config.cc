@@ -23,6 +23,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "metrics_server.h"
 #include "vdh/yaml_util.h"
 
 #include "vdh/unique_fd.h"
@@ -639,7 +640,7 @@ private:
                                             "control_socket", "idle_poll_us", "queue_slice_us",
                                             "max_sleep_ms",
                                             "teardown_timeout_ms", "sandbox", "seccomp",
-                                            "share_roots"})) {
+                                            "share_roots", "telemetry", "metrics"})) {
             std::string p = child_path(path, e.key);
             if (e.key == "poll_lcores") {
                 h.poll_lcores = parse_poll_lcores(e.value, p);
@@ -683,9 +684,38 @@ private:
                                  quoted(r));
                     }
                 }
+            } else if (e.key == "telemetry" || e.key == "metrics") {
+                parse_telemetry_key(e, p, &h);
             }
         }
         return h;
+    }
+
+    /// host.telemetry (bool) and host.metrics ({listen: ADDRESS}), see metrics_server.h.
+    void parse_telemetry_key(const Entry& e, const std::string& p, HostConfig* h) {
+        if (e.key == "telemetry") {
+            std::string v = e.value.IsScalar() ? e.value.Scalar() : "";
+            if (v != "true" && v != "false") {
+                fail(e.value, p, "expected true or false");
+            }
+            h->telemetry = v == "true";
+            return;
+        }
+        if (e.value.IsNull()) {
+            return;
+        }
+        for (const Entry& m : read_mapping(e.value, p, {"listen"})) {
+            std::string mp = child_path(p, m.key);
+            h->metrics_listen = parse_string(m.value, mp);
+            MetricsAddress a;
+            std::string err;
+            if (!parse_metrics_address(h->metrics_listen, &a, &err)) {
+                fail(m.value, mp, err + ", got " + quoted(h->metrics_listen));
+            }
+            if (a.unix_socket) {
+                check_socket_path(m.value, mp, a.path, true);
+            }
+        }
     }
 
     /// host.sandbox / host.seccomp (the process sandbox, see sandbox.h, seccomp_filter.h).
@@ -775,7 +805,7 @@ private:
                               const HostConfig& host) {
         auto entries = read_mapping(n, path,
                                     {"name", "type", "socket", "lcore", "queue_size_max",
-                                     "socket_mode", "socket_group", "config"});
+                                     "socket_mode", "socket_group", "qos", "config"});
         DeviceConfig dev;
         Pos pos = pos_of(n);
         dev.line = pos.line;
@@ -824,6 +854,8 @@ private:
                 dev.socket_group = parse_string(e.value, p);
                 dev.socket_gid = resolve_group(e.value, p, dev.socket_group);
                 dev.has_socket_group = true;
+            } else if (e.key == "qos") {
+                dev.qos = parse_qos(e.value, p);
             } else if (e.key == "config") {
                 bool flow = n.Style() == YAML::EmitterStyle::Flow;
                 dev.config_text = ConfigTextExtractor(src_, e.key_node, e.value, flow, p).extract();
@@ -834,6 +866,36 @@ private:
         }
         dev.origin = origin_;
         return dev;
+    }
+
+    /// `qos: {iops: N, bandwidth: RATE, burst_ms: N}` (every key optional; 0 = unlimited).
+    static QosConfig parse_qos(const YAML::Node& n, const std::string& path) {
+        QosConfig q;
+        if (n.IsNull()) {
+            return q;
+        }
+        for (const Entry& e : read_mapping(n, path, {"iops", "bandwidth", "burst_ms"})) {
+            std::string p = child_path(path, e.key);
+            if (e.key == "iops") {
+                q.iops = parse_uint(e.value, p, 0, QosConfig::kMaxIops);
+            } else if (e.key == "burst_ms") {
+                q.burst_ms = static_cast<uint32_t>(
+                    parse_uint(e.value, p, QosConfig::kMinBurstMs, QosConfig::kMaxBurstMs));
+            } else {
+                if (!e.value.IsScalar()) {
+                    fail_type(e.value, p, "byte rate such as \"100MiB\"");
+                }
+                std::string why;
+                if (!parse_byte_rate(e.value.Scalar(), &q.bandwidth, &why)) {
+                    fail(e.value, p, why + ", got " + quoted(e.value.Scalar()));
+                }
+                std::string range = qos_check(QosConfig{0, q.bandwidth, q.burst_ms});
+                if (!range.empty()) {
+                    fail(e.value, p, range.substr(range.find(": ") + 2));
+                }
+            }
+        }
+        return q;
     }
 
     /// An octal permission string such as 0660 (or 660): only read/write bits for the

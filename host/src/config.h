@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "qos_config.h"
 #include "sandbox.h"
 #include "seccomp_filter.h"
 #include "vdh/result.h"
@@ -26,6 +27,7 @@ struct DeviceConfig {
     /// host.poll_lcores); when absent, one CPU chosen by spreading devices round-robin.
     std::vector<unsigned> lcores;
     uint16_t queue_size_max = 1024; ///< largest ring size accepted (power of two, 1..32768)
+    QosConfig qos;                  ///< `qos:` rate limits (default: unlimited)
     // --- socket access (see socket_dir.h) ---
     uint32_t socket_mode = 0600;  ///< mode of the socket file: a subset of 0660
     bool has_socket_group = false; ///< `socket_group:` given
@@ -67,6 +69,12 @@ struct HostConfig {
     /// Directories bound (writable) into the sandbox at start although no device uses
     /// them yet, so that a device added while running can share a directory below one.
     std::vector<std::string> share_roots;
+    /// host.telemetry: DPDK telemetry (its socket in the EAL runtime directory) with the
+    /// /vdhost/... commands (dpdk_telemetry.h).
+    bool telemetry = true;
+    /// host.metrics.listen: the Prometheus endpoint's address ("unix:/path", "IP:PORT",
+    /// "[IPV6]:PORT"; "" = none), see metrics_server.h.
+    std::string metrics_listen;
 };
 
 struct Config {

@@ -85,6 +85,9 @@ std::string run_control_command(Runtime& rt, const std::string& line, const std:
         }
         return "{\"added\":" + quote(dev->name) + "}";
     }
+    if (cmd == "qos") {
+        return rt.qos(line);
+    }
     if (cmd == "reload" && w.size() == 1) {
         return rt.reload(rt.config().path).json();
     }

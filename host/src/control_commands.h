@@ -7,6 +7,7 @@
 //                           `devices:` entry); errors name ORIGIN:line:column and the key
 //   remove NAME             removes a device; a connected guest's session is ended
 //   reload                  re-reads the config file and applies the difference
+//   qos NAME [iops=N] [bandwidth=RATE] [burst_ms=N]   shows or changes a device's limits
 // Every reply is one JSON object; a failure is {"error":"..."}.
 #pragma once
 

@@ -4,6 +4,7 @@
 // synchronously (in-flight requests included) before guest memory goes away.
 #include "device.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <cstdio>
@@ -36,7 +37,8 @@ const char* device_state_name(DeviceState s) noexcept {
 }
 
 Device::Device(const DeviceConfig& cfg, const Plugin* plugin, std::vector<PollLcore*> lcores)
-    : cfg_(cfg), plugin_(plugin), lcores_(std::move(lcores)) {
+    : cfg_(cfg), plugin_(plugin), lcores_(std::move(lcores)), qos_(cfg.qos),
+      buckets_(std::make_unique<TokenBucket[]>(lcores_.empty() ? 1 : lcores_.size())) {
     for (auto& e : enabled_) {
         e.store(true, std::memory_order_relaxed);
     }
@@ -259,6 +261,12 @@ bool Device::setup_queues(int vid, std::string* err) {
     }
     bool event_idx = (features_ & (1ULL << VIRTIO_RING_F_EVENT_IDX)) != 0;
     bool packed = (features_ & (1ULL << VIRTIO_F_RING_PACKED)) != 0;
+    // QoS: the device's rates are split evenly over the lcores that serve its queues
+    // (queue q on lcores_[q % size]); queues on one lcore share its bucket.
+    size_t qos_split = std::min<size_t>(nq, lcores_.size());
+    for (size_t i = 0; i < qos_split; ++i) {
+        buckets_[i].prepare(rte_get_tsc_hz(), static_cast<uint32_t>(qos_split));
+    }
     std::vector<std::unique_ptr<QueueRuntime>> qs;
     std::vector<vdh_queue_info> infos;
     for (uint16_t i = 0; i < nq; ++i) {
@@ -303,6 +311,7 @@ bool Device::setup_queues(int vid, std::string* err) {
         q->set_enabled(enabled_[i].load(std::memory_order_acquire));
         PollLcore* l = lcores_[i % lcores_.size()];
         q->set_lcore(l);
+        q->set_qos(&qos_, &buckets_[i % lcores_.size()]);
         infos.push_back(vdh_queue_info{i, a.size, l->cpu()});
         qs.push_back(std::move(q));
     }
@@ -478,6 +487,17 @@ void Device::resume(int vid) {
     VDH_INFO(cfg_.name.c_str(), "device resumed");
 }
 
+void Device::set_qos(const QosConfig& c) {
+    qos_.set(c);
+    // A sleeping lcore may wait for an old deadline: let it look at the new setting now.
+    for (PollLcore* l : lcores_) {
+        l->wake();
+    }
+    VDH_NOTICE(cfg_.name.c_str(), "qos: iops %llu, bandwidth %llu bytes/s, burst %u ms",
+               static_cast<unsigned long long>(c.iops),
+               static_cast<unsigned long long>(c.bandwidth), c.burst_ms);
+}
+
 void Device::wake(uint16_t q) noexcept {
     if (lcores_.empty()) {
         return;
@@ -493,12 +513,17 @@ bool Device::notify_guest(QueueRuntime& q) noexcept {
     return rc != -EAGAIN;
 }
 
+uint16_t Device::queues_seen() const {
+    std::lock_guard<std::mutex> g(stats_mu_);
+    return max_queues_seen_;
+}
+
 std::string Device::stats_json() const {
     std::ostringstream o;
     o << "{\"name\":\"" << cfg_.name << "\",\"type\":\"" << cfg_.type << "\",\"socket\":\""
       << cfg_.socket << "\",\"state\":\"" << device_state_name(state()) << "\",\"sessions\":"
       << sessions_ << ",\"pauses\":" << pauses_ << ",\"reserved_fds\":" << reserved_fds_
-      << ",\"features\":" << features_
+      << ",\"features\":" << features_ << ",\"qos\":" << qos_json(qos_.get())
       << ",\"queues\":[";
     std::lock_guard<std::mutex> g(stats_mu_);
     for (uint16_t i = 0; i < max_queues_seen_; ++i) {
@@ -512,7 +537,8 @@ std::string Device::stats_json() const {
           << ",\"bad_chains\":" << v(s.bad_chains) << ",\"busy_polls\":" << v(s.busy_polls)
           << ",\"idle_polls\":" << v(s.idle_polls) << ",\"kicks\":" << v(s.kicks)
           << ",\"notifies\":" << v(s.notifies) << ",\"notify_retries\":" << v(s.notify_retries)
-          << ",\"batches\":" << v(s.batches)
+          << ",\"batches\":" << v(s.batches) << ",\"ring_full\":" << v(s.ring_full)
+          << ",\"qos_throttled\":" << v(s.qos_throttled)
           << ",\"broken\":" << v(s.broken) << ",\"late_completions\":"
           << v(s.late_completions) << ",\"inflight\":" << (q ? q->inflight() : 0) << "}";
     }

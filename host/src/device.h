@@ -16,8 +16,10 @@
 #include "config.h"
 #include "guest_memory.h"
 #include "plugin_loader.h"
+#include "qos_control.h"
 #include "queue_owner.h"
 #include "queue_runtime.h"
+#include "token_bucket.h"
 #include "vdh/plugin_abi.h"
 
 struct rte_vhost_memory;
@@ -83,6 +85,13 @@ public:
     void resume(int vid);
     void set_vring_enabled(uint16_t q, bool on);
 
+    /// Changes the device's QoS limits (validated by the caller, see qos_check()). Any
+    /// thread, lock-free for the lcores: each picks the new setting up at its next pass
+    /// (sleeping lcores are woken for it); a running limit's debt is forgiven.
+    void set_qos(const QosConfig& c);
+    /// The current QoS limits. Any thread.
+    QosConfig qos() const noexcept { return qos_.get(); }
+
     /// Wakes the lcore of queue \p q (plugin request). Any thread.
     void wake(uint16_t q) noexcept;
 
@@ -91,6 +100,10 @@ public:
 
     /// JSON object with state and per-queue counters. Any thread.
     std::string stats_json() const;
+    /// Queues that had a session so far (queue_stats(q) is meaningful for q below). Any thread.
+    uint16_t queues_seen() const;
+    /// Queue \p q's counters, cumulative over sessions (q < kMaxQueues). Any thread.
+    const QueueStats& queue_stats(uint16_t q) const noexcept { return queue_stats_[q]; }
 
     void* plugin_dev() const noexcept override { return pdev_; }
     const vdh_device_ops* ops() const noexcept override { return ops_; }
@@ -122,6 +135,10 @@ private:
     DeviceConfig cfg_;
     const Plugin* plugin_;
     std::vector<PollLcore*> lcores_; ///< lcores_[i] serves queues q with q % size == i
+    QosControl qos_;                 ///< the live QoS setting
+    /// buckets_[i]: QoS state of lcores_[i] for this device (private to that lcore while
+    /// a session runs).
+    std::unique_ptr<TokenBucket[]> buckets_;
     void* pdev_ = nullptr;
     const vdh_device_ops* ops_ = nullptr;
     std::atomic<DeviceState> state_{DeviceState::Idle};

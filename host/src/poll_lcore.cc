@@ -2,7 +2,8 @@
 // The poll-mode loop with adaptive sleep. Busy-polls all attached queues in turn (each for
 // at most one time slice per pass, so one device's flood delays another by a slice); after
 // idle_poll_us without work arms guest kicks, re-checks, and sleeps in epoll (bounded by
-// max_sleep_ms) on kick eventfds, plugin wake fds and its own wake eventfd.
+// max_sleep_ms, and by the earliest deadline of a queue throttled by QoS) on kick eventfds,
+// plugin wake fds and its own wake eventfd.
 #include "poll_lcore.h"
 
 #include <sys/epoll.h>
@@ -17,6 +18,7 @@
 
 #include "log.h"
 #include "queue_runtime.h"
+#include "vdh/compiler.h"
 
 namespace vdh {
 namespace {
@@ -33,6 +35,7 @@ PollLcore::PollLcore(unsigned lcore_id, unsigned cpu, uint32_t idle_poll_us,
     : lcore_id_(lcore_id), cpu_(cpu), max_sleep_ms_(max_sleep_ms) {
     idle_cycles_ = rte_get_tsc_hz() / 1000000 * idle_poll_us;
     slice_cycles_ = rte_get_tsc_hz() / 1000000 * queue_slice_us;
+    cycles_per_ms_ = rte_get_tsc_hz() / 1000;
 }
 
 bool PollLcore::init() {
@@ -164,15 +167,24 @@ void PollLcore::sleep_once() {
             pending = true;
         }
     }
+    uint64_t wake_tsc = UINT64_MAX; // earliest deadline of a queue throttled by QoS
     for (QueueRuntime* q : queues_) {
         if (q->prepare_sleep()) {
             pending = true;
+        }
+        uint64_t t = q->throttled_until();
+        if (VDH_UNLIKELY(t != 0) && t < wake_tsc) {
+            wake_tsc = t;
         }
     }
     if (!pending) {
         sleeps_.store(sleeps_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         struct epoll_event evs[32];
-        int n = epoll_wait(epfd_.get(), evs, 32, static_cast<int>(max_sleep_ms_));
+        int timeout_ms = static_cast<int>(max_sleep_ms_);
+        if (wake_tsc != UINT64_MAX) {
+            timeout_ms = std::min(timeout_ms, throttle_timeout_ms(wake_tsc));
+        }
+        int n = epoll_wait(epfd_.get(), evs, 32, timeout_ms);
         for (int i = 0; i < n; ++i) {
             uint64_t v;
             uint64_t tag = evs[i].data.u64;
@@ -195,10 +207,24 @@ void PollLcore::sleep_once() {
     }
 }
 
+int PollLcore::throttle_timeout_ms(uint64_t wake_tsc) const noexcept {
+    uint64_t now = rte_rdtsc();
+    if (wake_tsc <= now || cycles_per_ms_ == 0) {
+        return 1;
+    }
+    // Rounded up: waking before the deadline would find the queue still throttled.
+    uint64_t ms = (wake_tsc - now + cycles_per_ms_ - 1) / cycles_per_ms_;
+    return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}
+
 int PollLcore::run() {
     thread_tid_.store(current_tid(), std::memory_order_relaxed);
     VDH_INFO("lcore", "poll lcore %u running on cpu %u", lcore_id_, cpu_);
     uint64_t last_work = rte_rdtsc();
+    uint64_t pass_start = last_work; // busy/idle accounting: one rdtsc per pass, as before
+    auto account = [](std::atomic<uint64_t>& c, uint64_t v) {
+        c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    };
     while (!stop_.load(std::memory_order_acquire) || !queues_.empty()) {
         if (msgs_pending_.load(std::memory_order_acquire)) {
             process_msgs();
@@ -212,6 +238,8 @@ int PollLcore::run() {
         }
         loops_.store(loops_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         uint64_t now = rte_rdtsc();
+        account(work > 0 ? busy_cycles_ : idle_tsc_, now - pass_start);
+        pass_start = now;
         if (work > 0) {
             last_work = now;
             continue;
@@ -225,6 +253,8 @@ int PollLcore::run() {
         }
         sleep_once();
         last_work = rte_rdtsc();
+        account(idle_tsc_, last_work - now);
+        pass_start = last_work;
     }
     VDH_INFO("lcore", "poll lcore %u stopped", lcore_id_);
     return 0;

@@ -2,7 +2,8 @@
 // PollLcore: one DPDK lcore that serves a set of queues. It busy-polls while there is
 // work, and after idle_poll_us without work it arms guest kicks, re-checks, and sleeps in
 // epoll on the kick eventfds (plus plugin wake fds and its own wake eventfd), so an idle
-// host uses ~0% CPU. Queues are attached and detached by messages from the control thread.
+// host uses ~0% CPU. A queue throttled by QoS counts as idle and bounds the sleep with its
+// deadline. Queues are attached and detached by messages from the control thread.
 #pragma once
 
 #include <atomic>
@@ -50,6 +51,12 @@ public:
 
     uint64_t loops() const noexcept { return loops_.load(std::memory_order_relaxed); }
     uint64_t sleeps() const noexcept { return sleeps_.load(std::memory_order_relaxed); }
+    /// TSC cycles spent in loop passes that found work. Any thread.
+    uint64_t busy_cycles() const noexcept { return busy_cycles_.load(std::memory_order_relaxed); }
+    /// TSC cycles spent in passes without work, spinning before a sleep, and asleep.
+    uint64_t idle_cycles() const noexcept {
+        return idle_tsc_.load(std::memory_order_relaxed);
+    }
 
 private:
     struct Msg {
@@ -66,6 +73,8 @@ private:
     void process_msgs();
     void finish_detaches();
     void sleep_once();
+    /// epoll timeout (ms, at least 1) until TSC time \p wake_tsc, rounded up.
+    int throttle_timeout_ms(uint64_t wake_tsc) const noexcept;
     void epoll_add(int fd, QueueRuntime* q, bool plugin_fd);
     void epoll_del(int fd);
 
@@ -74,6 +83,7 @@ private:
     uint64_t idle_cycles_ = 0;
     uint32_t max_sleep_ms_;
     uint64_t slice_cycles_ = 0; ///< queue_slice_us in TSC cycles (0 = no slice)
+    uint64_t cycles_per_ms_ = 0;
     UniqueFd epfd_;
     UniqueFd wake_efd_;
     std::atomic<bool> stop_{false};
@@ -86,6 +96,8 @@ private:
     std::vector<Detaching> detaching_;       ///< lcore-private
     std::atomic<uint64_t> loops_{0};
     std::atomic<uint64_t> sleeps_{0};
+    std::atomic<uint64_t> busy_cycles_{0}; ///< written by the lcore only (relaxed store)
+    std::atomic<uint64_t> idle_tsc_{0};    ///< written by the lcore only (relaxed store)
     std::atomic<int> thread_tid_{0};
 };
 

@@ -127,13 +127,20 @@ uint32_t QueueRuntime::drain_completions() noexcept {
     }
 }
 
-uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noexcept {
+template <bool kLimited>
+uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles,
+                                     [[maybe_unused]] uint64_t now) noexcept {
     const vdh_device_ops* ops = dev_->ops();
     void* pdev = dev_->plugin_dev();
     const uint64_t start = slice_cycles != 0 ? rte_rdtsc() : 0;
     uint32_t n = 0;
     // The slice is checked after each request, so every pass takes at least one.
     while (n < budget && (n == 0 || slice_cycles == 0 || rte_rdtsc() - start < slice_cycles)) {
+        if constexpr (kLimited) {
+            if (!bucket_->admits(now)) {
+                break; // the rest stays in the ring for a later pass
+            }
+        }
         // Pop into a scratch chain first: the slot is only known once the id is.
         Chain c;
         c.iov = iovs_.get() + static_cast<size_t>(stage_) * kSlotIovecs;
@@ -141,7 +148,7 @@ uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noe
         ChainError err;
         PopStatus st = vq_.pop(c, &err);
         if (st == PopStatus::Empty) {
-            break;
+            return n;
         }
         if (VDH_UNLIKELY(st == PopStatus::Broken)) {
             broken_ = true;
@@ -149,6 +156,11 @@ uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noe
             break;
         }
         ++n;
+        if constexpr (kLimited) {
+            // Cost: one request plus every byte of its buffers, whatever the device does
+            // with them (a guest is charged for what it offers).
+            bucket_->charge(now, c.in_bytes + c.out_bytes);
+        }
         RequestSlot& s = slots_[c.id];
         if (VDH_UNLIKELY(s.in_flight)) {
             // The driver made an id available twice: the ring is corrupt.
@@ -185,7 +197,28 @@ uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noe
         }
         finish(&s, r);
     }
+    // The budget or the slice ended the pass (a corrupt ring is no backlog).
+    if (VDH_UNLIKELY(!broken_ && vq_.has_available())) {
+        stats_.add(stats_.ring_full);
+    }
     return n;
+}
+
+uint32_t QueueRuntime::take_limited(uint64_t version, uint64_t slice_cycles) noexcept {
+    uint64_t now = rte_rdtsc();
+    bucket_->sync(*qos_, version, now);
+    if (!bucket_->admits(now)) {
+        // Only a queue with requests waiting is throttled; an empty one sleeps on kicks.
+        if (vq_.has_available()) {
+            throttled_until_ = bucket_->wake_at();
+            stats_.add(stats_.qos_throttled);
+        } else {
+            throttled_until_ = 0;
+        }
+        return 0;
+    }
+    throttled_until_ = 0;
+    return take_requests<true>(kBatch, slice_cycles, now);
 }
 
 void QueueRuntime::flush_notify() noexcept {
@@ -226,7 +259,11 @@ uint32_t QueueRuntime::poll(uint64_t slice_cycles) noexcept {
     }
     if (!broken_ && enabled_.load(std::memory_order_acquire) &&
         !stopping_.load(std::memory_order_acquire)) {
-        uint32_t taken = take_requests(kBatch, slice_cycles);
+        // Unlimited devices pay one load and one predictable branch here.
+        uint64_t qos_version = qos_->version();
+        uint32_t taken = VDH_LIKELY(qos_version == 0 || bucket_ == nullptr)
+                             ? take_requests<false>(kBatch, slice_cycles)
+                             : take_limited(qos_version, slice_cycles);
         if (taken > 0) {
             stats_.add(stats_.batches);
         }
@@ -260,7 +297,17 @@ bool QueueRuntime::prepare_sleep() noexcept {
     }
     if (broken_ || !enabled_.load(std::memory_order_acquire) ||
         stopping_.load(std::memory_order_acquire)) {
+        throttled_until_ = 0; // not taking requests at all: no deadline to wake for
         return false;
+    }
+    if (VDH_UNLIKELY(throttled_until_ != 0)) {
+        if (qos_->version() != 0 && rte_rdtsc() < throttled_until_) {
+            // Requests wait in the ring for the QoS budget: kicks stay off (a guest that
+            // honours suppression does not kick), and the lcore wakes at the deadline.
+            return false;
+        }
+        throttled_until_ = 0; // due, or the limit was lifted: poll again
+        return true;
     }
     return vq_.enable_kicks();
 }

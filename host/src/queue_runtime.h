@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "qos_control.h"
 #include "queue_owner.h"
+#include "token_bucket.h"
 #include "vdh/compiler.h"
 #include "vdh/plugin_abi.h"
 #include "virtqueue.h"
@@ -37,9 +39,13 @@ struct alignas(kCacheLine) QueueStats {
     std::atomic<uint64_t> notifies{0};   ///< interrupts sent to the guest
     std::atomic<uint64_t> notify_retries{0}; ///< notification deferred (vring lock busy)
     std::atomic<uint64_t> batches{0};    ///< passes that took requests (one plugin flush each)
+    /// Passes that stopped at their limit (64 requests or the time slice) with requests still
+    /// waiting in the ring: the guest keeps the ring fuller than one pass drains.
+    std::atomic<uint64_t> ring_full{0};
     std::atomic<uint64_t> broken{0};     ///< 1 once the ring was found corrupt
     std::atomic<uint64_t> late_completions{0}; ///< completions after teardown gave up
     std::atomic<uint64_t> chain_errors[static_cast<int>(ChainError::Count)]{};
+    std::atomic<uint64_t> qos_throttled{0}; ///< passes that left requests for the QoS limit
 
     void add(std::atomic<uint64_t>& c, uint64_t v = 1) noexcept {
         c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
@@ -85,6 +91,16 @@ public:
     int kick_fd() const noexcept { return kick_fd_; }
     void set_wake_fd(int fd) noexcept { wake_fd_ = fd; }
     int wake_fd() const noexcept { return wake_fd_; }
+    /// The device's QoS setting and the bucket of this queue's lcore (shared with the
+    /// device's other queues on that lcore). Control thread, before attach. Without it the
+    /// queue is unlimited.
+    void set_qos(const QosControl* ctl, TokenBucket* bucket) noexcept {
+        qos_ = ctl;
+        bucket_ = bucket;
+    }
+    /// TSC time at which this throttled queue (requests waiting in its ring, QoS budget
+    /// spent) should be polled again; 0 when not throttled. Lcore, after prepare_sleep().
+    uint64_t throttled_until() const noexcept { return throttled_until_; }
 
     /// Enable state from SET_VRING_ENABLE / vring_state_changed. Any thread.
     void set_enabled(bool on) noexcept { enabled_.store(on, std::memory_order_release); }
@@ -107,6 +123,7 @@ public:
     /// drained queue.
     void publish() noexcept;
     /// Before sleeping: arm kicks. Returns true if work is already pending (don't sleep).
+    /// A throttled queue keeps kicks off and counts as idle until throttled_until().
     bool prepare_sleep() noexcept;
     /// After waking: kicks off again.
     void after_sleep() noexcept { vq_.disable_kicks(); }
@@ -115,7 +132,10 @@ public:
 
 private:
     uint32_t drain_completions() noexcept;
-    uint32_t take_requests(uint32_t budget, uint64_t slice_cycles) noexcept;
+    template <bool kLimited>
+    uint32_t take_requests(uint32_t budget, uint64_t slice_cycles, uint64_t now = 0) noexcept;
+    /// take_requests() under the QoS setting of version \p version (not 0).
+    uint32_t take_limited(uint64_t version, uint64_t slice_cycles) noexcept;
     void finish(RequestSlot* slot, int64_t written) noexcept;
     void flush_notify() noexcept;
 
@@ -126,6 +146,9 @@ private:
     Virtqueue vq_;
     int kick_fd_ = -1; ///< borrowed from rte_vhost for the session
     int wake_fd_ = -1; ///< plugin's wake fd, or -1
+    const QosControl* qos_ = &QosControl::unlimited();
+    TokenBucket* bucket_ = nullptr; ///< set whenever qos_ can be limited
+    uint64_t throttled_until_ = 0;
     std::atomic<bool> enabled_{true};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> abandoned_{false};

@@ -11,6 +11,8 @@
 #include "device.h"
 #include "host_api.h"
 #include "log.h"
+#include "metrics.h"
+#include "qos_command.h"
 #include "poll_lcore.h"
 #include "socket_dir.h"
 #include "vdh_build_config.h"
@@ -64,7 +66,11 @@ std::string trimmed_block(const std::string& s) {
     return s.substr(b, e - b + 1);
 }
 
-/// Same device as far as serving goes (positions in the file do not count).
+bool same_qos(const QosConfig& a, const QosConfig& b) {
+    return a.iops == b.iops && a.bandwidth == b.bandwidth && a.burst_ms == b.burst_ms;
+}
+
+/// Same device as far as serving goes, QoS aside (positions in the file do not count).
 bool same_device(const DeviceConfig& a, const DeviceConfig& b) {
     return a.name == b.name && a.type == b.type && a.socket == b.socket &&
            a.lcores == b.lcores && a.queue_size_max == b.queue_size_max &&
@@ -119,7 +125,8 @@ bool plugin_host_paths(const Plugin& plugin, const DeviceConfig& dev,
 std::string ReloadReport::json() const {
     std::ostringstream out;
     out << "{\"added\":" << json_list(added) << ",\"removed\":" << json_list(removed)
-        << ",\"replaced\":" << json_list(replaced) << ",\"unchanged\":" << unchanged
+        << ",\"replaced\":" << json_list(replaced) << ",\"qos_changed\":" << json_list(qos_changed)
+        << ",\"unchanged\":" << unchanged
         << ",\"refused\":" << json_list(refused);
     if (!error.empty()) {
         out << ",\"error\":" << json_string(error);
@@ -268,12 +275,18 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
         fd_budget_->release(dev.name);
         return false;
     }
+    if (metrics_ != nullptr) {
+        metrics_->add_device(raw);
+    }
     VDH_NOTICE(dev.name.c_str(), "device added (%s, from %s)", dev.type.c_str(),
                origin_name(origin));
     return true;
 }
 
 void Runtime::finish_removal(std::unique_ptr<Device> dev) {
+    if (metrics_ != nullptr) {
+        metrics_->remove_device(dev.get());
+    }
     vhost_unregister_device(dev.get());
     std::string name = dev->name();
     if (dev->stuck_requests() != 0) {
@@ -413,7 +426,17 @@ ReloadReport Runtime::reload(const std::string& path) {
             continue;
         }
         if (same_device(run.cfg, d)) {
-            ++r.unchanged;
+            if (same_qos(run.cfg.qos, d.qos)) {
+                ++r.unchanged;
+            } else {
+                std::lock_guard<std::mutex> g(mu_);
+                for (Entry& e : entries_) {
+                    if (e.dev->name() == d.name) {
+                        e.dev->set_qos(d.qos);
+                    }
+                }
+                r.qos_changed.push_back(d.name);
+            }
             continue;
         }
         if (run.attached) {
@@ -451,12 +474,26 @@ ReloadReport Runtime::reload(const std::string& path) {
     }
     config_.devices = next->devices;
     VDH_NOTICE("host",
-               "reload: %zu added, %zu removed, %zu replaced, %zu unchanged, %zu refused",
-               r.added.size(), r.removed.size(), r.replaced.size(), r.unchanged, r.refused.size());
+               "reload: %zu added, %zu removed, %zu replaced, %zu with new qos, %zu unchanged, "
+               "%zu refused",
+               r.added.size(), r.removed.size(), r.replaced.size(), r.qos_changed.size(),
+               r.unchanged, r.refused.size());
     for (const std::string& why : r.refused) {
         VDH_WARN("host", "reload refused %s", why.c_str());
     }
     return r;
+}
+
+std::string Runtime::qos(const std::string& command) {
+    std::lock_guard<std::mutex> ops(ops_mu_);
+    std::vector<Device*> devs;
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        for (Entry& e : entries_) {
+            devs.push_back(e.dev.get());
+        }
+    }
+    return qos_command(command, devs);
 }
 
 std::string Runtime::list_json() const {

@@ -19,6 +19,7 @@
 namespace vdh {
 
 class Device;
+class MetricsRegistry;
 class PollLcore;
 
 /// Where a running device came from: the YAML file (reload keeps it in line with the file)
@@ -44,6 +45,7 @@ struct ReloadReport {
     std::vector<std::string> added;
     std::vector<std::string> removed;
     std::vector<std::string> replaced;
+    std::vector<std::string> qos_changed; ///< only `qos:` changed: applied live
     size_t unchanged = 0;
     std::vector<std::string> refused; ///< "what: why" for each change not applied
     std::string error;                ///< the file could not be read or is invalid
@@ -84,6 +86,12 @@ public:
     /// requests, so its plugin's code may still run (see ~Device).
     bool remove_all();
 
+    /// Reports every device added from now on to \p reg (telemetry), until removed.
+    void set_metrics(MetricsRegistry* reg) noexcept { metrics_ = reg; }
+
+    /// Runs the control socket's `qos NAME ...` command (qos_command.h).
+    std::string qos(const std::string& command);
+
     /// JSON: {"devices":[{name,type,socket,state,lcores,origin}...]}.
     std::string list_json() const;
     /// JSON: version, pid, lcores and every device's stats (the `stats` command).
@@ -114,6 +122,7 @@ private:
     FdBudget* fd_budget_;
     std::vector<SandboxDir> sandbox_dirs_;
     unsigned online_cpus_;
+    MetricsRegistry* metrics_ = nullptr;
 
     std::mutex ops_mu_;             ///< serializes add/remove/reload. Lock order: before mu_.
     mutable std::mutex mu_;         ///< guards entries_ for readers. Leaf.

@@ -199,13 +199,76 @@ TEST(ConfigError, UnknownHostKey) {
     EXPECT_EQ(parse_err(one_device("host:\n  poll_lcore: [1]\n", "")),
               "t.yaml:2:3: host.poll_lcore: unknown key (expected one of: poll_lcores, "
               "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, queue_slice_us, "
-              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp)");
+              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp, telemetry, metrics)");
+}
+
+TEST(Config, TelemetryAndMetricsKeys) {
+    Config d = parse_ok(one_device("", ""));
+    EXPECT_TRUE(d.host.telemetry);
+    EXPECT_EQ(d.host.metrics_listen, "");
+    Config c = parse_ok(one_device("host:\n  telemetry: false\n  metrics:\n"
+                                   "    listen: \"127.0.0.1:9464\"\n",
+                                   ""));
+    EXPECT_FALSE(c.host.telemetry);
+    EXPECT_EQ(c.host.metrics_listen, "127.0.0.1:9464");
+    Config u = parse_ok(one_device("host:\n  metrics: { listen: \"unix:/run/vdhost/m.sock\" }\n", ""));
+    EXPECT_EQ(u.host.metrics_listen, "unix:/run/vdhost/m.sock");
+}
+
+TEST(ConfigError, BadTelemetryAndMetricsValues) {
+    EXPECT_EQ(parse_err(one_device("host:\n  telemetry: maybe\n", "")),
+              "t.yaml:2:14: host.telemetry: expected true or false");
+    EXPECT_EQ(parse_err(one_device("host:\n  metrics:\n    listen: localhost:9464\n", "")),
+              "t.yaml:3:13: host.metrics.listen: 'localhost' is not a numeric IPv4 or IPv6 "
+              "address, got \"localhost:9464\"");
+    EXPECT_EQ(parse_err(one_device("host:\n  metrics:\n    port: 1\n", "")),
+              "t.yaml:3:5: host.metrics.port: unknown key (expected one of: listen)");
 }
 
 TEST(ConfigError, UnknownDeviceKey) {
     EXPECT_EQ(parse_err(one_device("", "    queue_size: 256\n")),
               "t.yaml:5:5: devices[0].queue_size: unknown key (expected one of: name, type, "
-              "socket, lcore, queue_size_max, socket_mode, socket_group, config)");
+              "socket, lcore, queue_size_max, socket_mode, socket_group, qos, config)");
+}
+
+TEST(Config, QosDefaultsToUnlimitedAndParsesEveryKey) {
+    Config none = parse_ok(one_device("", ""));
+    EXPECT_FALSE(none.devices[0].qos.limited());
+    EXPECT_EQ(none.devices[0].qos.burst_ms, QosConfig::kDefaultBurstMs);
+    Config cfg = parse_ok(one_device(
+        "", "    qos:\n      iops: 2000\n      bandwidth: 100MiB\n      burst_ms: 20\n"));
+    EXPECT_EQ(cfg.devices[0].qos, (QosConfig{2000, 100ULL << 20, 20}));
+    EXPECT_EQ(parse_ok(one_device("", "    qos: {bandwidth: \"20MB/s\"}\n")).devices[0].qos,
+              (QosConfig{0, 20000000, QosConfig::kDefaultBurstMs}));
+    EXPECT_EQ(parse_ok(one_device("", "    qos: {bandwidth: 65536}\n")).devices[0].qos.bandwidth,
+              65536u);
+    EXPECT_FALSE(
+        parse_ok(one_device("", "    qos: {iops: 0, bandwidth: 0}\n")).devices[0].qos.limited());
+    EXPECT_FALSE(parse_ok(one_device("", "    qos:\n")).devices[0].qos.limited());
+}
+
+TEST(ConfigError, QosKeysArePositionedAndExplained) {
+    EXPECT_EQ(parse_err(one_device("", "    qos: {iops: 10, rate: 5}\n")),
+              "t.yaml:5:21: devices[0].qos.rate: unknown key (expected one of: iops, "
+              "bandwidth, burst_ms)");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {iops: -1}\n")),
+              "t.yaml:5:17: devices[0].qos.iops: expected unsigned integer, got \"-1\"");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {iops: 100000001}\n")),
+              "t.yaml:5:17: devices[0].qos.iops: out of range: 100000001 (expected "
+              "0..100000000)");
+    EXPECT_EQ(parse_err(one_device("", "    qos:\n      bandwidth: 100Mbit\n")),
+              "t.yaml:6:18: devices[0].qos.bandwidth: unknown unit \"Mbit\" (expected K, M, G, "
+              "T, KiB, MiB, GiB, TiB, KB, MB, GB or TB), got \"100Mbit\"");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {bandwidth: 100}\n")),
+              "t.yaml:5:22: devices[0].qos.bandwidth: out of range: 100 bytes/s (expected 0 = "
+              "unlimited, or 1024..1099511627776)");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {bandwidth: [1]}\n")),
+              "t.yaml:5:22: devices[0].qos.bandwidth: expected byte rate such as \"100MiB\", "
+              "got sequence");
+    EXPECT_EQ(parse_err(one_device("", "    qos: {burst_ms: 0}\n")),
+              "t.yaml:5:21: devices[0].qos.burst_ms: out of range: 0 (expected 1..10000)");
+    EXPECT_EQ(parse_err(one_device("", "    qos: 2000\n")),
+              "t.yaml:5:10: devices[0].qos: expected mapping, got \"2000\"");
 }
 
 TEST(ConfigError, DuplicateKeyInAMapping) {
@@ -543,6 +606,7 @@ TEST(LoadConfig, ShippedConfigsAreValid) {
     EXPECT_EQ(def->host.control_socket, "/run/vdhost/vdhost.ctl");
     YAML::Node fs = YAML::Load(def->devices[0].config_text);
     EXPECT_EQ(fs["shared_dir"].as<std::string>(), "/tmp/vdhost/share");
+    EXPECT_TRUE(fs["create"].as<bool>()); // a fresh machine has no /tmp/vdhost/share
     EXPECT_EQ(fs["tag"].as<std::string>(), "fs0");
     EXPECT_EQ(fs["cache"].as<std::string>(), "auto");
 

@@ -2,12 +2,17 @@
 // Tests of QueueRuntime, the per-queue data path, over a fake split ring and a fake plugin:
 // the batching rule (one plugin flush and one guest notification per pass, whatever the
 // number of requests taken), the per-pass time slice, and plugins built for ABI 1.1
-// (no flush).
+// (no flush), and QoS throttling (requests left in the ring, the deadline reported to the
+// lcore, kicks kept off, live changes).
 #include "queue_runtime.h"
 
 #include <gtest/gtest.h>
 
+#include <rte_cycles.h>
+
+#include <chrono>
 #include <cstddef>
+#include <thread>
 #include <vector>
 
 #include "fake_ring.h"
@@ -176,6 +181,27 @@ TEST_F(QueueRuntimeTest, PassTakesAtMostTheBatch) {
     EXPECT_EQ(take_all_used(), 100);
 }
 
+TEST_F(QueueRuntimeTest, RingFullCountsPassesThatLeaveRequestsWaiting) {
+    make(true);
+    add_requests(64); // exactly one batch: the pass drains the ring
+    q_->poll();
+    EXPECT_EQ(stats_.ring_full.load(), 0u);
+    EXPECT_EQ(take_all_used(), 64);
+    add_requests(100); // more than a batch: the first pass leaves 36 waiting
+    q_->poll();
+    EXPECT_EQ(stats_.ring_full.load(), 1u);
+    q_->poll();
+    EXPECT_EQ(stats_.ring_full.load(), 1u);
+    EXPECT_EQ(plugin_.handled, 164);
+    EXPECT_EQ(take_all_used(), 100);
+    add_requests(3); // a one-cycle slice ends two passes early
+    q_->poll(1);
+    q_->poll(1);
+    q_->poll(1);
+    EXPECT_EQ(stats_.ring_full.load(), 3u);
+    EXPECT_EQ(take_all_used(), 3);
+}
+
 TEST_F(QueueRuntimeTest, TimeSliceEndsThePassAfterOneRequest) {
     make(true);
     add_requests(8);
@@ -219,6 +245,163 @@ TEST_F(QueueRuntimeTest, PublishMakesForeignCompletionsVisible) {
     EXPECT_EQ(take_all_used(), 1);
     q_->publish(); // nothing pending: no effect
     EXPECT_EQ(take_all_used(), 0);
+}
+
+/// TSC cycles per second, measured (the EAL, which knows it, is not started in unit tests).
+uint64_t measured_tsc_hz() {
+    auto t0 = std::chrono::steady_clock::now();
+    uint64_t c0 = rte_rdtsc();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    uint64_t c1 = rte_rdtsc();
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    return static_cast<uint64_t>(static_cast<double>(c1 - c0) * 1e9 / static_cast<double>(ns));
+}
+
+void spin_until(uint64_t tsc) {
+    while (rte_rdtsc() < tsc) {
+    }
+}
+
+class QueueRuntimeQosTest : public QueueRuntimeTest {
+  protected:
+    /// 100 requests/s, burst 200 ms: 21 requests at once after an idle time, then 11 per
+    /// wake (the wake deadline is half a burst after the next admission). The next request
+    /// is 10 ms away once the budget is spent, so a test thread delayed by this shared
+    /// machine rarely sees a token it did not expect.
+    void make_limited() {
+        make(true);
+        plugin_.sync = true;
+        bucket_.prepare(measured_tsc_hz(), 1);
+        ctl_.set(QosConfig{100, 0, 200});
+        q_->set_qos(&ctl_, &bucket_);
+        q_->after_sleep(); // kicks off, as while polling
+    }
+    uint16_t used_flags() { return ring_->used()->flags; }
+
+    QosControl ctl_;
+    TokenBucket bucket_;
+};
+
+TEST_F(QueueRuntimeQosTest, ThrottledQueueLeavesRequestsInTheRingAndReportsItsDeadline) {
+    make_limited();
+    add_requests(100);
+    uint32_t work = q_->poll();
+    // The burst passes (21 requests; a few more or less with the measured clock rate).
+    EXPECT_GE(plugin_.handled, 18);
+    EXPECT_LE(plugin_.handled, 24);
+    EXPECT_EQ(work, static_cast<uint32_t>(plugin_.handled));
+    EXPECT_EQ(take_all_used(), plugin_.handled);
+    int first = plugin_.handled;
+    // Budget spent: the next pass takes nothing, counts as idle, and reports a deadline.
+    uint64_t before = rte_rdtsc();
+    EXPECT_EQ(q_->poll(), 0u);
+    EXPECT_EQ(plugin_.handled, first);
+    EXPECT_EQ(stats_.qos_throttled.load(), 1u);
+    uint64_t until = q_->throttled_until();
+    EXPECT_GT(until, before);
+    EXPECT_EQ(until, bucket_.wake_at());
+    // Before sleeping: nothing pending, and kicks stay off (the guest need not kick; the
+    // lcore will wake at the deadline instead).
+    EXPECT_FALSE(q_->prepare_sleep());
+    EXPECT_EQ(used_flags(), VRING_USED_F_NO_NOTIFY);
+    EXPECT_EQ(q_->throttled_until(), until);
+    // Nothing was dropped or failed: the rest still waits in the ring.
+    EXPECT_TRUE(q_->vq().has_available());
+    EXPECT_EQ(stats_.errors.load(), 0u);
+    // At the deadline, prepare_sleep() says "poll again", and a batch of about half a
+    // burst (100 ms of requests, 11) is taken; never more than a full burst (21), however
+    // late the pass (this machine is shared).
+    spin_until(until);
+    EXPECT_TRUE(q_->prepare_sleep());
+    EXPECT_EQ(q_->throttled_until(), 0u);
+    q_->poll();
+    int second = plugin_.handled - first;
+    EXPECT_GE(second, 9);
+    EXPECT_LE(second, 22);
+    q_->poll();
+    EXPECT_NE(q_->throttled_until(), 0u) << "throttled again at once";
+}
+
+TEST_F(QueueRuntimeQosTest, HoldsTheRateOverTime) {
+    make_limited();
+    add_requests(50);
+    auto t0 = std::chrono::steady_clock::now();
+    while (plugin_.handled < 50 &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2)) {
+        q_->poll();
+        take_all_used();
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // 50 requests at 100/s, of which 21 were the burst: about 0.29 s.
+    EXPECT_EQ(plugin_.handled, 50);
+    EXPECT_GT(s, 0.27);
+    EXPECT_LT(s, 0.45);
+}
+
+TEST_F(QueueRuntimeQosTest, AnEmptyRingIsNotThrottledAndArmsKicks) {
+    make_limited();
+    add_requests(30);
+    q_->poll();
+    take_all_used();
+    q_->poll(); // budget spent, requests left: throttled
+    ASSERT_NE(q_->throttled_until(), 0u);
+    // Drain the ring under the limit, then the budget runs out with nothing waiting.
+    while (q_->vq().has_available()) {
+        spin_until(q_->throttled_until() != 0 ? q_->throttled_until() : rte_rdtsc());
+        q_->poll();
+        take_all_used();
+    }
+    q_->poll();
+    EXPECT_EQ(q_->throttled_until(), 0u);
+    EXPECT_FALSE(q_->prepare_sleep()); // sleeps on kicks like any idle queue
+    EXPECT_EQ(used_flags(), 0);
+}
+
+TEST_F(QueueRuntimeQosTest, ALiveChangeActsAtTheNextPass) {
+    make_limited();
+    add_requests(120);
+    q_->poll();
+    int first = plugin_.handled;
+    q_->poll();
+    ASSERT_NE(q_->throttled_until(), 0u);
+    // Lifting the limit (another thread, in the host): the next pass takes a full batch
+    // and the throttle is gone at once, no deadline to wait for.
+    ctl_.set(QosConfig{});
+    EXPECT_TRUE(q_->prepare_sleep());
+    EXPECT_EQ(q_->throttled_until(), 0u);
+    q_->poll();
+    EXPECT_EQ(plugin_.handled, first + 64);
+    // Limited again, lower: 100/s with a 10 ms burst admits 2 requests at once.
+    ctl_.set(QosConfig{100, 0, 10});
+    q_->poll();
+    EXPECT_EQ(plugin_.handled, first + 64 + 2);
+    // A bandwidth limit counts every byte of the chains (16 + 16 each here): 64 KiB/s
+    // with a 10 ms burst is 655 bytes at once, so 21 requests of 32 bytes pass.
+    ctl_.set(QosConfig{0, 65536, 10});
+    q_->poll();
+    EXPECT_GE(plugin_.handled, first + 64 + 2 + 19);
+    EXPECT_LE(plugin_.handled, first + 64 + 2 + 23);
+}
+
+TEST_F(QueueRuntimeQosTest, ADisabledOrStoppingQueueHasNoDeadline) {
+    make_limited();
+    add_requests(60);
+    q_->poll();
+    q_->poll();
+    ASSERT_NE(q_->throttled_until(), 0u);
+    // A queue that takes no requests at all must not make its lcore wake for a deadline
+    // (a stale one would wake it every millisecond).
+    q_->set_enabled(false);
+    EXPECT_FALSE(q_->prepare_sleep());
+    EXPECT_EQ(q_->throttled_until(), 0u);
+    q_->set_enabled(true);
+    q_->poll();
+    ASSERT_NE(q_->throttled_until(), 0u);
+    q_->set_stopping();
+    EXPECT_FALSE(q_->prepare_sleep());
+    EXPECT_EQ(q_->throttled_until(), 0u);
 }
 
 } // namespace

@@ -141,7 +141,7 @@ std::string format_reload(const std::string& json) {
         return "reload failed, nothing changed: " + str(n["error"]) + "\n";
     }
     std::string s;
-    for (const char* k : {"added", "removed", "replaced"}) {
+    for (const char* k : {"added", "removed", "replaced", "qos_changed"}) {
         std::string names;
         for (const auto& x : n[k]) {
             names += (names.empty() ? "" : ", ") + x.Scalar();

@@ -34,6 +34,8 @@ constexpr const char* kUsage =
     "  add --name N --type T --socket PATH [--lcore CPU] [--set KEY=VALUE]...\n"
     "                        adds a device from flags; --set gives its plugin's settings\n"
     "  remove NAME           removes a device; a connected guest's session ends\n"
+    "  qos NAME [iops=N] [bandwidth=RATE] [burst_ms=N]\n"
+    "                        shows or changes a device's rate limits (0 lifts a limit)\n"
     "  reload                re-reads vdhost's YAML file and applies the difference\n"
     "                        (as SIGHUP does); exits 2 when a change was refused\n"
     "  ping                  checks that vdhost answers\n\n"
@@ -112,6 +114,13 @@ int run(int argc, char** argv) {
             throw std::runtime_error("usage: vdhostctl remove NAME");
         }
         line = "remove " + args[1];
+    } else if (cmd == "qos") {
+        if (args.size() < 2) {
+            throw std::runtime_error("usage: vdhostctl qos NAME [iops=N] [bandwidth=RATE] [burst_ms=N]");
+        }
+        for (size_t i = 1; i < args.size(); ++i) {
+            line += " " + args[i];
+        }
     } else if (cmd == "stats") {
         if (args.size() > 2) {
             throw std::runtime_error("usage: vdhostctl stats [NAME]");
@@ -149,6 +158,8 @@ int run(int argc, char** argv) {
         std::cout << "added\n";
     } else if (cmd == "remove") {
         std::cout << "removed " << args[1] << "\n";
+    } else if (cmd == "qos") {
+        std::cout << reply << "\n";
     } else {
         std::cout << "ok\n";
     }
