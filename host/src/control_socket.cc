@@ -256,7 +256,13 @@ void ControlSocket::serve() {
                     break;
                 }
                 if (clients.size() >= kMaxClients) {
-                    continue; // closed at once: the client sees EOF without a reply
+                    // Full: the client that has waited longest without completing a
+                    // request makes room, so idle connections cannot lock others out.
+                    auto oldest = std::min_element(
+                        clients.begin(), clients.end(), [](const auto& a, const auto& b) {
+                            return a->deadline_ms < b->deadline_ms;
+                        });
+                    clients.erase(oldest);
                 }
                 auto cl = std::make_unique<Client>();
                 cl->fd = std::move(c);

@@ -2,7 +2,8 @@
 // The control socket: a UNIX stream socket that answers text commands with one line of
 // JSON (see control_commands.h for the commands). Served by its own thread, never by a
 // poll lcore, as many clients at once, each with a size limit and a deadline, so a slow or
-// idle client cannot hold it up. A request is one line; a line ending in " <<N" is followed
+// idle client cannot hold it up (when all kMaxClients slots are taken, the oldest client
+// is dropped for the new one). A request is one line; a line ending in " <<N" is followed
 // by a body of N bytes (at most kMaxBody). One request per connection: the reply is
 // followed by the server's close. `vdhostctl` and `vdhost --stats` are its clients.
 #pragma once

@@ -392,8 +392,9 @@ ReloadReport Runtime::reload(const std::string& path) {
     {
         std::lock_guard<std::mutex> g(mu_);
         for (const Entry& e : entries_) {
-            running.emplace(e.dev->name(),
-                            Running{e.dev->config(), e.origin, e.dev->vid() >= 0});
+            Running run{e.dev->config(), e.origin, e.dev->vid() >= 0};
+            run.cfg.qos = e.dev->qos(); // as set now (qos commands, earlier reloads)
+            running.emplace(e.dev->name(), std::move(run));
         }
     }
     std::map<std::string, const DeviceConfig*> wanted;

@@ -2,6 +2,7 @@
 // Socket directory checks and socket file permissions (see socket_dir.h).
 #include "socket_dir.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,12 +128,15 @@ bool secure_socket_dir(const std::string& dir, bool with_group, uint32_t gid, st
 
 bool apply_socket_access(const std::string& path, uint32_t mode, bool with_group, uint32_t gid,
                          std::string* err) {
-    if (with_group && chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
+    // The *at forms: a device added while running gets here under the seccomp allow-list,
+    // which has them and not chmod/chown.
+    if (with_group &&
+        fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), gid, AT_SYMLINK_NOFOLLOW) != 0) {
         *err = "cannot give socket " + path + " group " + std::to_string(gid) + ": " +
                std::strerror(errno);
         return false;
     }
-    if (chmod(path.c_str(), mode) != 0) {
+    if (fchmodat(AT_FDCWD, path.c_str(), mode, 0) != 0) {
         *err =
             "cannot set mode " + octal(mode) + " on socket " + path + ": " + std::strerror(errno);
         return false;
