@@ -85,6 +85,18 @@ bool FdBudget::reserve(const std::string& device, uint64_t n, std::string* err) 
     return true;
 }
 
+bool FdBudget::reserve_host(uint64_t n, const std::string& device, std::string* err) {
+    if (n > limit_ || host_reserve_ + reserved_ > limit_ - n) {
+        *err = "device " + device + ": the host cannot reserve the " + std::to_string(n) +
+               " fds it needs for the device's socket and rings: the process fd limit "
+               "(RLIMIT_NOFILE) is " + std::to_string(limit_) + ", " +
+               std::to_string(host_reserve_ + reserved_) + " are reserved already";
+        return false;
+    }
+    host_reserve_ += n;
+    return true;
+}
+
 uint64_t FdBudget::release(const std::string& device) {
     uint64_t freed = 0;
     for (auto it = devices_.begin(); it != devices_.end();) {

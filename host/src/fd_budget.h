@@ -7,6 +7,7 @@
 // files can never take the fds another tenant or the host needs. Control thread only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -44,6 +45,12 @@ class FdBudget {
     /// Reserves \p n fds for \p device. When the total would exceed the limit, reserves
     /// nothing and returns false with a message that names every number.
     bool reserve(const std::string& device, uint64_t n, std::string* err);
+
+    /// Reserves \p n more fds for the host's own use on behalf of \p device (its vhost-user
+    /// socket, connection, memory and ring fds). Fails as reserve() does.
+    bool reserve_host(uint64_t n, const std::string& device, std::string* err);
+    /// Gives back \p n fds of the host's reserve.
+    void release_host(uint64_t n) noexcept { host_reserve_ -= std::min(n, host_reserve_); }
 
     /// Gives back everything \p device reserved (a device removed while running).
     /// Returns how many fds were freed.

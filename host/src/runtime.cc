@@ -230,7 +230,7 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
         }
         ls.push_back(it->second);
     }
-    if (!fd_budget_->reserve(dev.name, device_host_fds(), err)) {
+    if (!fd_budget_->reserve_host(device_host_fds(), dev.name, err)) {
         *err = device_error(dev, "", *err);
         return false;
     }
@@ -239,13 +239,13 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
     d->set_fd_budget(fd_budget_);
     if (!d->create(host_api(), dev.origin, err)) {
         d.reset();
-        fd_budget_->release(dev.name);
+        release_fds(dev.name);
         return false;
     }
     NofileLimits nofile = read_nofile_limits();
     if (fd_budget_->needed() > nofile.soft && !set_nofile_limit(fd_budget_->needed(), err)) {
         d.reset();
-        fd_budget_->release(dev.name);
+        release_fds(dev.name);
         return false;
     }
     if (config_.host.sandbox == SandboxMode::None) {
@@ -253,7 +253,7 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
         if (!secure_socket_dir(dir, dev.has_socket_group, dev.socket_gid, err)) {
             *err = device_error(dev, "socket", *err);
             d.reset();
-            fd_budget_->release(dev.name);
+            release_fds(dev.name);
             return false;
         }
     }
@@ -272,7 +272,7 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
             entries_.erase(it);
         }
         back.reset();
-        fd_budget_->release(dev.name);
+        release_fds(dev.name);
         return false;
     }
     if (metrics_ != nullptr) {
@@ -281,6 +281,11 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
     VDH_NOTICE(dev.name.c_str(), "device added (%s, from %s)", dev.type.c_str(),
                origin_name(origin));
     return true;
+}
+
+void Runtime::release_fds(const std::string& name) {
+    fd_budget_->release(name);
+    fd_budget_->release_host(device_host_fds());
 }
 
 void Runtime::finish_removal(std::unique_ptr<Device> dev) {
@@ -296,7 +301,7 @@ void Runtime::finish_removal(std::unique_ptr<Device> dev) {
         return;
     }
     dev.reset();
-    fd_budget_->release(name);
+    release_fds(name);
     VDH_NOTICE(name.c_str(), "device removed");
 }
 
@@ -305,7 +310,7 @@ void Runtime::reap_retired() {
         if ((*it)->stuck_requests() == 0) {
             std::string name = (*it)->name();
             it = retired_.erase(it);
-            fd_budget_->release(name);
+            release_fds(name);
             VDH_NOTICE(name.c_str(), "removed device freed (its stuck requests completed)");
         } else {
             ++it;
@@ -344,7 +349,13 @@ bool Runtime::remove_all() {
     }
     reap_retired();
     bool stuck = !retired_.empty();
-    // What is still stuck is left to the process exit (see ~Device).
+    // What is still stuck is left to the process exit: the plugin may still complete
+    // those requests or wake the device, so neither is freed (see ~Device).
+    for (auto& d : retired_) {
+        VDH_WARN(d->name().c_str(), "%u stuck requests at shutdown; not destroying the plugin",
+                 d->stuck_requests());
+        (void)d.release();
+    }
     retired_.clear();
     return stuck;
 }

@@ -199,7 +199,7 @@ TEST(ConfigError, UnknownHostKey) {
     EXPECT_EQ(parse_err(one_device("host:\n  poll_lcore: [1]\n", "")),
               "t.yaml:2:3: host.poll_lcore: unknown key (expected one of: poll_lcores, "
               "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, queue_slice_us, "
-              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp, telemetry, metrics)");
+              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp, share_roots, telemetry, metrics)");
 }
 
 TEST(Config, TelemetryAndMetricsKeys) {
