@@ -223,5 +223,17 @@ TEST_F(VdhostVirtiofsd, PrintsCapabilitiesVersionAndRejectsWhatItCannotDo) {
     EXPECT_NE(out.find("shared_dir"), std::string::npos) << out;
 }
 
+TEST(VhostUserDescriptor, NamesTheInstalledProgramAsAnFsBackend) {
+    // libvirt picks a backend by "type" and runs "binary" --print-capabilities.
+    const std::string d = testing::read_file(VHOST_USER_DESCRIPTOR);
+    EXPECT_NE(d.find("\"type\": \"fs\""), std::string::npos) << d;
+    EXPECT_NE(d.find("\"binary\": \"" INSTALL_BINDIR "/vdhost-virtiofsd\""), std::string::npos)
+        << d;
+    std::string out;
+    EXPECT_EQ(testing::run_command("python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); "
+                                   "print(sorted(j))' " VHOST_USER_DESCRIPTOR, &out), 0);
+    EXPECT_EQ(out, "['binary', 'description', 'type']\n");
+}
+
 } // namespace
 } // namespace vdh
