@@ -77,8 +77,8 @@ bool inspect_listen_fd(int fd, std::string* path, std::string* why) {
         *why = "fd " + std::to_string(fd) + ": " + errno_text("getsockname");
         return false;
     }
-    size_t plen = alen > offsetof(sockaddr_un, sun_path) ? alen - offsetof(sockaddr_un, sun_path)
-                                                           : 0;
+    size_t plen =
+        alen > offsetof(sockaddr_un, sun_path) ? alen - offsetof(sockaddr_un, sun_path) : 0;
     if (plen == 0 || un.sun_path[0] == '\0') {
         *why = "fd " + std::to_string(fd) +
                " is listening on an unnamed or abstract address; vdhost needs a socket bound to "

@@ -205,7 +205,7 @@ TEST(ConfigError, UnknownHostKey) {
 TEST(ConfigError, UnknownDeviceKey) {
     EXPECT_EQ(parse_err(one_device("", "    queue_size: 256\n")),
               "t.yaml:5:5: devices[0].queue_size: unknown key (expected one of: name, type, "
-              "socket, lcore, queue_size_max, socket_mode, socket_group, config)");
+              "socket, socket_fd, lcore, queue_size_max, socket_mode, socket_group, config)");
 }
 
 TEST(ConfigError, DuplicateKeyInAMapping) {

@@ -79,8 +79,9 @@ TEST(InheritedListenFd, AcceptsOnlyAListeningUnixStreamSocketBoundToAPath) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::memcpy(a.sun_path, "\0vdh-test-abstract", 18);
-    ASSERT_EQ(::bind(abs.get(), reinterpret_cast<sockaddr*>(&a),
-                     offsetof(sockaddr_un, sun_path) + 18), 0);
+    ASSERT_EQ(
+        ::bind(abs.get(), reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + 18),
+        0);
     ASSERT_EQ(::listen(abs.get(), 1), 0);
     EXPECT_NE(inspect_err(abs.get()).find("unnamed or abstract"), std::string::npos);
 }
@@ -102,14 +103,14 @@ TEST(InheritedListenFd, BindOfTheAdoptedPathTakesTheInheritedSocketAndItsBacklog
     UniqueFd other = unix_socket();
     sockaddr_un oa = addr_of(dir.file("other.sock"));
     int ret = -7;
-    EXPECT_FALSE(bind_adopted_listen_fd(other.get(), reinterpret_cast<sockaddr*>(&oa),
-                                        sizeof(oa), &ret));
+    EXPECT_FALSE(
+        bind_adopted_listen_fd(other.get(), reinterpret_cast<sockaddr*>(&oa), sizeof(oa), &ret));
     EXPECT_EQ(ret, -7);
 
     // What rte_vhost does: a fresh socket, bind(path), listen(), accept().
     UniqueFd fresh = unix_socket();
-    ASSERT_TRUE(bind_adopted_listen_fd(fresh.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a),
-                                       &ret));
+    ASSERT_TRUE(
+        bind_adopted_listen_fd(fresh.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a), &ret));
     EXPECT_EQ(ret, 0);
     EXPECT_EQ(::fcntl(inherited_no, F_GETFD), -1) << "the inherited number is closed";
     EXPECT_EQ(::listen(fresh.get(), 128), 0);
@@ -122,8 +123,8 @@ TEST(InheritedListenFd, BindOfTheAdoptedPathTakesTheInheritedSocketAndItsBacklog
     EXPECT_EQ(c, 'x');
     // Taken once: a second bind to the path is a real one (and fails: the file exists).
     UniqueFd again = unix_socket();
-    EXPECT_FALSE(bind_adopted_listen_fd(again.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a),
-                                        &ret));
+    EXPECT_FALSE(
+        bind_adopted_listen_fd(again.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a), &ret));
     EXPECT_TRUE(is_adopted_path(path));
 }
 
@@ -144,14 +145,15 @@ TEST(InheritedListenFd, SocketFdKeyTakesThePathAndRefusesWhatIsNotListening) {
     EXPECT_EQ(cfg->devices[0].socket_fd, l.get());
     EXPECT_EQ(cfg->devices[0].socket, dir.file("l.sock"));
     // Both keys: they must agree.
-    cfg = parse_config(device_yaml("    socket: " + dir.file("l.sock") + "\n    socket_fd: " + n +
-                                   "\n"),
-                       "t.yaml", 4, &err);
+    cfg = parse_config(
+        device_yaml("    socket: " + dir.file("l.sock") + "\n    socket_fd: " + n + "\n"), "t.yaml",
+        4, &err);
     ASSERT_TRUE(cfg.has_value()) << err.message;
     EXPECT_FALSE(parse_config(device_yaml("    socket: /tmp/x.sock\n    socket_fd: " + n + "\n"),
                               "t.yaml", 4, &err));
     EXPECT_EQ(err.message, "t.yaml:4:13: devices[0].socket: \"/tmp/x.sock\" is not the path "
-                           "socket_fd " + n + " is bound to (\"" + dir.file("l.sock") +
+                           "socket_fd " +
+                               n + " is bound to (\"" + dir.file("l.sock") +
                                "\"); give one of them only");
     EXPECT_FALSE(parse_config(device_yaml("    socket_fd: " + n + "\n    socket_mode: \"0660\"\n"),
                               "t.yaml", 4, &err));

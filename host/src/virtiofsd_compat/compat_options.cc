@@ -14,7 +14,7 @@ namespace {
 
 /// Parsing state: the options so far, the first error, and what was given once already.
 class Parser {
-public:
+  public:
     explicit Parser(CompatOptions* o) : o_(o) {}
 
     bool failed() const { return !err_.empty(); }
@@ -70,7 +70,8 @@ public:
         } else if (v == "auto" || v == "always" || v == "metadata") {
             o_->cache = v;
         } else {
-            fail(opt + ": unknown cache mode \"" + v + "\" (expected never, auto, always, "
+            fail(opt + ": unknown cache mode \"" + v +
+                 "\" (expected never, auto, always, "
                  "metadata; or none)");
         }
     }
@@ -86,8 +87,10 @@ public:
             o_->seccomp = v;
         } else if (v == "trap") {
             o_->seccomp = "kill";
-            ignore(opt + "=trap", "vdhost has no trap action; a call outside the allow-list "
-                   "kills the process (SIGSYS) as with kill", true);
+            ignore(opt + "=trap",
+                   "vdhost has no trap action; a call outside the allow-list "
+                   "kills the process (SIGSYS) as with kill",
+                   true);
         } else {
             fail(opt + ": unknown seccomp action \"" + v + "\" (expected none, kill, log or trap)");
         }
@@ -102,7 +105,8 @@ public:
         } else if (v == "debug" || v == "trace") {
             o_->log_level = "debug";
         } else {
-            fail(opt + ": unknown log level \"" + v + "\" (expected error, warn, info, debug, "
+            fail(opt + ": unknown log level \"" + v +
+                 "\" (expected error, warn, info, debug, "
                  "trace, off; or err)");
         }
     }
@@ -123,8 +127,7 @@ public:
         o_->tag = v;
     }
     bool number(const std::string& opt, const std::string& v, unsigned long long* n) {
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
-            v.size() > 18) {
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 18) {
             fail(opt + ": expected a non-negative integer, got \"" + v + "\"");
             return false;
         }
@@ -162,15 +165,20 @@ public:
             return has_v;
         };
         if (k == "source") {
-            if (valued()) shared_dir(opt, v);
+            if (valued())
+                shared_dir(opt, v);
         } else if (k == "cache") {
-            if (valued()) cache(opt, v);
+            if (valued())
+                cache(opt, v);
         } else if (k == "sandbox") {
-            if (valued()) sandbox(opt, v);
+            if (valued())
+                sandbox(opt, v);
         } else if (k == "log_level") {
-            if (valued()) log_level(opt, v);
+            if (valued())
+                log_level(opt, v);
         } else if (k == "timeout") {
-            if (valued()) timeout(opt, v);
+            if (valued())
+                timeout(opt, v);
         } else if (k == "xattr") {
             flag(&o_->xattr, true);
         } else if (k == "no_xattr") {
@@ -207,16 +215,17 @@ public:
         } else if (k == "no_allow_direct_io") {
             ignore(opt, "vdhost always honours O_DIRECT from the guest", true);
         } else if (k == "killpriv_v2") {
-            ignore(opt, "vdhost does not offer FUSE_HANDLE_KILLPRIV_V2; the guest kernel clears "
-                   "setuid/setgid bits itself", true);
+            ignore(opt,
+                   "vdhost does not offer FUSE_HANDLE_KILLPRIV_V2; the guest kernel clears "
+                   "setuid/setgid bits itself",
+                   true);
         } else if (k == "no_killpriv_v2") {
             ignore(opt, "vdhost never offers FUSE_HANDLE_KILLPRIV_V2", false);
         } else if (k == "no_posix_acl" || k == "no_security_label") {
             ignore(opt, "vdhost has neither", false);
         } else if (k == "allow_root") {
             ignore(opt, "a FUSE mount option with no meaning for virtio-fs", false);
-        } else if (k == "posix_acl" || k == "security_label" || k == "xattrmap" ||
-                   k == "modcaps") {
+        } else if (k == "posix_acl" || k == "security_label" || k == "xattrmap" || k == "modcaps") {
             unsupported(opt);
         } else {
             fail("unknown option " + opt);
@@ -270,11 +279,14 @@ public:
         };
         std::optional<std::string> v;
         if (name == "shared-dir") {
-            if ((v = value())) shared_dir(opt, *v);
+            if ((v = value()))
+                shared_dir(opt, *v);
         } else if (name == "socket-path" || name == "socket") {
-            if ((v = value())) socket_path(opt, *v);
+            if ((v = value()))
+                socket_path(opt, *v);
         } else if (name == "fd") {
-            if ((v = value())) fd(opt, *v);
+            if ((v = value()))
+                fd(opt, *v);
         } else if (name == "socket-group") {
             if ((v = value())) {
                 if (v->empty()) {
@@ -283,36 +295,50 @@ public:
                 o_->socket_group = *v;
             }
         } else if (name == "tag") {
-            if ((v = value())) tag(opt, *v);
+            if ((v = value()))
+                tag(opt, *v);
         } else if (name == "cache") {
-            if ((v = value())) cache(opt, *v);
+            if ((v = value()))
+                cache(opt, *v);
         } else if (name == "sandbox") {
-            if ((v = value())) sandbox(opt, *v);
+            if ((v = value()))
+                sandbox(opt, *v);
         } else if (name == "seccomp") {
-            if ((v = value())) seccomp(opt, *v);
+            if ((v = value()))
+                seccomp(opt, *v);
         } else if (name == "log-level") {
-            if ((v = value())) log_level(opt, *v);
+            if ((v = value()))
+                log_level(opt, *v);
         } else if (name == "inode-file-handles") {
             // Only --inode-file-handles=MODE takes a value; alone it means prefer.
             inode_file_handles(opt, inline_value ? *inline_value : "prefer");
         } else if (name == "xattr") {
-            if (flag()) o_->xattr = true;
+            if (flag())
+                o_->xattr = true;
         } else if (name == "no-xattr") {
-            if (flag()) o_->xattr = false;
+            if (flag())
+                o_->xattr = false;
         } else if (name == "readonly") {
-            if (flag()) o_->readonly = true;
+            if (flag())
+                o_->readonly = true;
         } else if (name == "writeback") {
-            if (flag()) o_->writeback = true;
+            if (flag())
+                o_->writeback = true;
         } else if (name == "announce-submounts") {
-            if (flag()) o_->announce_submounts = true;
+            if (flag())
+                o_->announce_submounts = true;
         } else if (name == "no-announce-submounts") {
-            if (flag()) o_->announce_submounts = false;
+            if (flag())
+                o_->announce_submounts = false;
         } else if (name == "print-capabilities") {
-            if (flag()) o_->action = CompatAction::PrintCapabilities;
+            if (flag())
+                o_->action = CompatAction::PrintCapabilities;
         } else if (name == "version") {
-            if (flag()) o_->action = CompatAction::Version;
+            if (flag())
+                o_->action = CompatAction::Version;
         } else if (name == "help") {
-            if (flag()) o_->action = CompatAction::Help;
+            if (flag())
+                o_->action = CompatAction::Help;
         } else if (name == "thread-pool-size") {
             unsigned long long n = 0;
             if ((v = value()) && number(opt, *v, &n)) {
@@ -322,27 +348,37 @@ public:
         } else if (name == "rlimit-nofile") {
             unsigned long long n = 0;
             if ((v = value()) && number(opt, *v, &n)) {
-                ignore(opt, "vdhost sets RLIMIT_NOFILE from its fd budget (the share's fd_limit "
-                       "plus its own reserve)", false);
+                ignore(opt,
+                       "vdhost sets RLIMIT_NOFILE from its fd budget (the share's fd_limit "
+                       "plus its own reserve)",
+                       false);
             }
         } else if (name == "syslog") {
-            if (flag()) ignore(opt, "vdhost logs to stderr", true);
+            if (flag())
+                ignore(opt, "vdhost logs to stderr", true);
         } else if (name == "allow-direct-io") {
-            if (flag()) ignore(opt, "vdhost always honours O_DIRECT", false);
+            if (flag())
+                ignore(opt, "vdhost always honours O_DIRECT", false);
         } else if (name == "preserve-noatime") {
-            if (flag()) ignore(opt, "vdhost always passes O_NOATIME through", false);
+            if (flag())
+                ignore(opt, "vdhost always passes O_NOATIME through", false);
         } else if (name == "no-readdirplus") {
             if (flag()) {
-                ignore(opt, "vdhost offers READDIRPLUS unless cache is never; the guest may use "
-                       "it", true);
+                ignore(opt,
+                       "vdhost offers READDIRPLUS unless cache is never; the guest may use "
+                       "it",
+                       true);
             }
         } else if (name == "killpriv-v2") {
             if (flag()) {
-                ignore(opt, "vdhost does not offer FUSE_HANDLE_KILLPRIV_V2; the guest kernel "
-                       "clears setuid/setgid bits itself", true);
+                ignore(opt,
+                       "vdhost does not offer FUSE_HANDLE_KILLPRIV_V2; the guest kernel "
+                       "clears setuid/setgid bits itself",
+                       true);
             }
         } else if (name == "no-killpriv-v2") {
-            if (flag()) ignore(opt, "vdhost never offers FUSE_HANDLE_KILLPRIV_V2", false);
+            if (flag())
+                ignore(opt, "vdhost never offers FUSE_HANDLE_KILLPRIV_V2", false);
         } else if (name == "migration-mode" || name == "migration-on-error") {
             if ((v = value())) {
                 ignore(opt, "vdhost does not migrate (it does not claim migrate-precopy)", false);
@@ -353,17 +389,19 @@ public:
             }
         } else if (name == "posix-acl" || name == "security-label" || name == "allow-mmap" ||
                    name == "daemonize") {
-            if (flag()) unsupported(opt);
+            if (flag())
+                unsupported(opt);
         } else if (name == "xattrmap" || name == "modcaps" || name == "translate-uid" ||
                    name == "translate-gid" || name == "uid-map" || name == "gid-map") {
-            if ((v = value())) unsupported(opt);
+            if ((v = value()))
+                unsupported(opt);
         } else {
             return false;
         }
         return true;
     }
 
-private:
+  private:
     CompatOptions* o_;
     std::string err_;
     bool seen_dir_ = false;
@@ -441,8 +479,10 @@ std::optional<CompatOptions> parse_compat_args(const std::vector<std::string>& a
         } else if (!o.socket_path.empty() && o.fd >= 0) {
             p.fail("--fd and --socket-path cannot be used together");
         } else if (!o.socket_group.empty() && o.fd >= 0) {
-            o.ignored.push_back({"--socket-group", "the inherited socket (--fd) was created by "
-                                 "the caller, which set its access", true});
+            o.ignored.push_back({"--socket-group",
+                                 "the inherited socket (--fd) was created by "
+                                 "the caller, which set its access",
+                                 true});
             o.socket_group.clear();
         }
     }

@@ -25,15 +25,15 @@ struct IgnoredOption {
 /// The parsed command line: one virtio-fs share.
 struct CompatOptions {
     CompatAction action = CompatAction::Run;
-    std::string shared_dir;          ///< --shared-dir / -o source=
-    std::string socket_path;         ///< --socket-path / --socket (vdhost creates it)
-    int fd = -1;                     ///< --fd: an inherited listening socket (socket_fd)
-    std::string socket_group;        ///< --socket-group (only with --socket-path)
-    std::string tag;                 ///< --tag
-    std::string cache = "auto";      ///< never | auto | always | metadata
+    std::string shared_dir;            ///< --shared-dir / -o source=
+    std::string socket_path;           ///< --socket-path / --socket (vdhost creates it)
+    int fd = -1;                       ///< --fd: an inherited listening socket (socket_fd)
+    std::string socket_group;          ///< --socket-group (only with --socket-path)
+    std::string tag;                   ///< --tag
+    std::string cache = "auto";        ///< never | auto | always | metadata
     std::string sandbox = "namespace"; ///< host.sandbox
-    std::string seccomp = "kill";    ///< host.seccomp
-    std::string log_level = "info";  ///< vdhost's level name
+    std::string seccomp = "kill";      ///< host.seccomp
+    std::string log_level = "info";    ///< vdhost's level name
     std::string inode_file_handles = "never";
     std::optional<bool> xattr;
     std::optional<bool> writeback;

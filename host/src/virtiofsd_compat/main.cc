@@ -91,8 +91,8 @@ int run(int argc, char** argv) {
         }
         int flags = fcntl(o.fd, F_GETFD);
         if (flags < 0 || fcntl(o.fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) {
-            return fail("--fd=" + std::to_string(o.fd) + ": cannot keep it open across exec: " +
-                        std::strerror(errno));
+            return fail("--fd=" + std::to_string(o.fd) +
+                        ": cannot keep it open across exec: " + std::strerror(errno));
         }
     }
     const std::string yaml = vdh::compat::build_vdhost_config(o);
@@ -101,8 +101,8 @@ int run(int argc, char** argv) {
     }
     // The config: a sealed memfd (no file on disk, nothing can change it), inherited by
     // vdhost, which reads it once at start-up, before its sandbox.
-    auto memfd = vdh::UniqueFd::from_syscall(memfd_create("vdhost-virtiofsd.yaml",
-                                                          MFD_ALLOW_SEALING));
+    auto memfd =
+        vdh::UniqueFd::from_syscall(memfd_create("vdhost-virtiofsd.yaml", MFD_ALLOW_SEALING));
     if (!memfd) {
         return fail(std::string("memfd_create: ") + std::strerror(memfd.error()));
     }

@@ -38,11 +38,11 @@ bool ignored(const CompatOptions& o, const std::string& opt) {
 }
 
 TEST(CompatOptions, RustSpellingsMapToVdhostKeys) {
-    CompatOptions o = parse_ok({"--shared-dir", "/srv/share", "--socket-path=/run/fs.sock",
-                                "--socket-group", "kvm", "--tag", "myfs", "--cache=always",
-                                "--xattr", "--readonly", "--writeback", "--no-announce-submounts",
-                                "--inode-file-handles=mandatory", "--sandbox", "chroot",
-                                "--seccomp=log", "--log-level", "warn"});
+    CompatOptions o =
+        parse_ok({"--shared-dir", "/srv/share", "--socket-path=/run/fs.sock", "--socket-group",
+                  "kvm", "--tag", "myfs", "--cache=always", "--xattr", "--readonly", "--writeback",
+                  "--no-announce-submounts", "--inode-file-handles=mandatory", "--sandbox",
+                  "chroot", "--seccomp=log", "--log-level", "warn"});
     EXPECT_EQ(o.action, CompatAction::Run);
     EXPECT_EQ(o.shared_dir, "/srv/share");
     EXPECT_EQ(o.socket_path, "/run/fs.sock");
@@ -71,9 +71,9 @@ TEST(CompatOptions, DefaultsAreVirtiofsds) {
     // A bare --inode-file-handles means prefer; fallback is prefer's old name.
     EXPECT_EQ(parse_ok({"--fd=3", "--shared-dir=/s", "--inode-file-handles"}).inode_file_handles,
               "prefer");
-    EXPECT_EQ(parse_ok({"--fd=3", "--shared-dir=/s", "--inode-file-handles=fallback"})
-                  .inode_file_handles,
-              "prefer");
+    EXPECT_EQ(
+        parse_ok({"--fd=3", "--shared-dir=/s", "--inode-file-handles=fallback"}).inode_file_handles,
+        "prefer");
 }
 
 TEST(CompatOptions, COptionListsWithLibvirtCommaEscape) {
@@ -92,8 +92,8 @@ TEST(CompatOptions, COptionListsWithLibvirtCommaEscape) {
     EXPECT_EQ(o.log_level, "debug");
     EXPECT_TRUE(ignored(o, "--thread-pool-size"));
     // -oITEM glued, repeated -o, and the remaining -o keys.
-    o = parse_ok({"-osource=/s", "-o", "no_xattr,writeback,announce_submounts,timeout=1.5",
-                  "-o", "log_level=err,no_flock,posix_lock,no_writeback", "--socket-path=/r.sock"});
+    o = parse_ok({"-osource=/s", "-o", "no_xattr,writeback,announce_submounts,timeout=1.5", "-o",
+                  "log_level=err,no_flock,posix_lock,no_writeback", "--socket-path=/r.sock"});
     EXPECT_EQ(o.shared_dir, "/s");
     EXPECT_EQ(o.xattr, false);
     EXPECT_EQ(o.writeback, false);
@@ -106,20 +106,51 @@ TEST(CompatOptions, COptionListsWithLibvirtCommaEscape) {
 
 TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
     CompatOptions o = parse_ok(
-        {"--fd=3", "--shared-dir=/s", "--thread-pool-size", "0", "--rlimit-nofile=100000",
-         "--syslog", "-f", "--allow-direct-io", "--preserve-noatime", "--no-readdirplus",
-         "--killpriv-v2", "--no-killpriv-v2", "--migration-mode=file-handles",
-         "--migration-on-error", "guest-error", "--migration-verify-handles",
-         "--migration-confirm-paths", "--seccomp=trap", "-o",
+        {"--fd=3",
+         "--shared-dir=/s",
+         "--thread-pool-size",
+         "0",
+         "--rlimit-nofile=100000",
+         "--syslog",
+         "-f",
+         "--allow-direct-io",
+         "--preserve-noatime",
+         "--no-readdirplus",
+         "--killpriv-v2",
+         "--no-killpriv-v2",
+         "--migration-mode=file-handles",
+         "--migration-on-error",
+         "guest-error",
+         "--migration-verify-handles",
+         "--migration-confirm-paths",
+         "--seccomp=trap",
+         "-o",
          "max_idle_threads=4,readdirplus,no_readdirplus,allow_direct_io,no_allow_direct_io,"
          "killpriv_v2,no_killpriv_v2,no_posix_acl,no_security_label,allow_root"});
-    for (const char* opt :
-         {"--thread-pool-size", "--rlimit-nofile", "--syslog", "-f", "--allow-direct-io",
-          "--preserve-noatime", "--no-readdirplus", "--killpriv-v2", "--no-killpriv-v2",
-          "--migration-mode", "--migration-on-error", "--migration-verify-handles",
-          "--migration-confirm-paths", "--seccomp=trap", "-o max_idle_threads", "-o readdirplus",
-          "-o no_readdirplus", "-o allow_direct_io", "-o no_allow_direct_io", "-o killpriv_v2",
-          "-o no_killpriv_v2", "-o no_posix_acl", "-o no_security_label", "-o allow_root"}) {
+    for (const char* opt : {"--thread-pool-size",
+                            "--rlimit-nofile",
+                            "--syslog",
+                            "-f",
+                            "--allow-direct-io",
+                            "--preserve-noatime",
+                            "--no-readdirplus",
+                            "--killpriv-v2",
+                            "--no-killpriv-v2",
+                            "--migration-mode",
+                            "--migration-on-error",
+                            "--migration-verify-handles",
+                            "--migration-confirm-paths",
+                            "--seccomp=trap",
+                            "-o max_idle_threads",
+                            "-o readdirplus",
+                            "-o no_readdirplus",
+                            "-o allow_direct_io",
+                            "-o no_allow_direct_io",
+                            "-o killpriv_v2",
+                            "-o no_killpriv_v2",
+                            "-o no_posix_acl",
+                            "-o no_security_label",
+                            "-o allow_root"}) {
         EXPECT_TRUE(ignored(o, opt)) << opt;
     }
     for (const auto& i : o.ignored) {
@@ -206,13 +237,31 @@ TEST(CompatOptions, InformationalActionsNeedNoShare) {
 }
 
 TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
-    CompatOptions o = parse_ok({"--shared-dir", "/srv/we\"ird\\ path,x", "--socket-path",
-                                "/tmp/vdh-compat-test.sock", "--socket-group", "0",
-                                "--tag", "t1", "--cache", "metadata", "--xattr", "--readonly",
-                                "--writeback", "--announce-submounts", "--sandbox", "none",
-                                "--seccomp", "none", "--log-level", "debug",
-                                "--inode-file-handles=prefer", "-o", "no_flock,posix_lock",
-                                "-o", "timeout=2"});
+    CompatOptions o = parse_ok({"--shared-dir",
+                                "/srv/we\"ird\\ path,x",
+                                "--socket-path",
+                                "/tmp/vdh-compat-test.sock",
+                                "--socket-group",
+                                "0",
+                                "--tag",
+                                "t1",
+                                "--cache",
+                                "metadata",
+                                "--xattr",
+                                "--readonly",
+                                "--writeback",
+                                "--announce-submounts",
+                                "--sandbox",
+                                "none",
+                                "--seccomp",
+                                "none",
+                                "--log-level",
+                                "debug",
+                                "--inode-file-handles=prefer",
+                                "-o",
+                                "no_flock,posix_lock",
+                                "-o",
+                                "timeout=2"});
     const std::string yaml = build_vdhost_config(o);
     ConfigError err;
     auto cfg = parse_config(yaml, "gen.yaml", 4, &err);
@@ -231,8 +280,8 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
     for (const char* line :
          {"shared_dir: \"/srv/we\\\"ird\\\\ path,x\"", "tag: \"t1\"", "cache: metadata",
           "inode_file_handles: prefer", "xattr: true", "writeback: true", "readonly: true",
-          "announce_submounts: true", "flock: false", "posix_locks: true",
-          "entry_timeout_ms: 2000", "attr_timeout_ms: 2000"}) {
+          "announce_submounts: true", "flock: false", "posix_locks: true", "entry_timeout_ms: 2000",
+          "attr_timeout_ms: 2000"}) {
         EXPECT_NE(d.config_text.find(line), std::string::npos) << line << "\n" << d.config_text;
     }
 }

@@ -23,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include "fuse_client/fuse_session.h"
 #include "../../plugins/virtiofs/vdhost_share_fixture.h"
+#include "fuse_client/fuse_session.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh {
@@ -37,7 +37,7 @@ using testing::TempDir;
 
 /// A vdhost-virtiofsd process (vdhost after its exec); stdout and stderr go to a log file.
 class CompatProcess {
-public:
+  public:
     ~CompatProcess() {
         if (pid_ > 0) {
             ::kill(pid_, SIGKILL);
@@ -84,7 +84,7 @@ public:
     }
     std::string log() const { return testing::read_file(log_); }
 
-private:
+  private:
     pid_t pid_ = -1;
     std::string log_;
 };
@@ -107,8 +107,7 @@ std::string read_through(FuseSession* s, const std::string& name) {
         return "";
     }
     std::string buf(4096, '\0');
-    auto n = s->read(e->nodeid, f->fh, 0,
-                     {reinterpret_cast<uint8_t*>(buf.data()), buf.size()});
+    auto n = s->read(e->nodeid, f->fh, 0, {reinterpret_cast<uint8_t*>(buf.data()), buf.size()});
     EXPECT_TRUE(n.has_value()) << "read: " << (n ? 0 : n.error());
     EXPECT_TRUE(s->release(e->nodeid, f->fh).has_value());
     buf.resize(n ? *n : 0);
@@ -116,7 +115,7 @@ std::string read_through(FuseSession* s, const std::string& name) {
 }
 
 class VdhostVirtiofsd : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         share_ = dir_.file("share");
         ASSERT_EQ(::mkdir(share_.c_str(), 0755), 0);
@@ -176,8 +175,8 @@ TEST_F(VdhostVirtiofsd, SocketPathVariantCreatesAndServesTheSocket) {
     const std::string sock = dir_.file("run/fs.sock");
     CompatProcess p;
     p.start(dir_.file("compat.log"),
-            {"--socket-path", sock, "-o", "source=" + share_ + ",cache=none,no_xattr",
-             "--readonly", "--log-level", "info"});
+            {"--socket-path", sock, "-o", "source=" + share_ + ",cache=none,no_xattr", "--readonly",
+             "--log-level", "info"});
     ASSERT_TRUE(testing::wait_for_path(sock, std::chrono::seconds(60))) << p.log();
     auto s = FuseSession::connect(session_options(sock));
     ASSERT_TRUE(s.has_value()) << "connect: " << (s ? 0 : s.error()) << "\n" << p.log();
@@ -204,10 +203,10 @@ TEST_F(VdhostVirtiofsd, PrintsCapabilitiesVersionAndRejectsWhatItCannotDo) {
     EXPECT_EQ(run("-V", &out), 0);
     EXPECT_EQ(out.rfind("vdhost-virtiofsd ", 0), 0u) << out;
     out.clear();
-    EXPECT_EQ(run("--socket-path=" + dir_.file("x.sock") + " --shared-dir=" + share_ +
-                      " --posix-acl",
-                  &out),
-              1);
+    EXPECT_EQ(
+        run("--socket-path=" + dir_.file("x.sock") + " --shared-dir=" + share_ + " --posix-acl",
+            &out),
+        1);
     EXPECT_EQ(out, "vdhost-virtiofsd: --posix-acl is not supported yet\n");
     // --fd that is not a listening socket: refused before vdhost runs.
     out.clear();
@@ -215,8 +214,8 @@ TEST_F(VdhostVirtiofsd, PrintsCapabilitiesVersionAndRejectsWhatItCannotDo) {
     EXPECT_EQ(out, "vdhost-virtiofsd: --fd=0: fd 0 is not a socket\n");
     // A share vdhost refuses: vdhost's own error, about the generated config.
     out.clear();
-    EXPECT_EQ(run("--socket-path=" + dir_.file("y.sock") + " --shared-dir=" +
-                      dir_.file("missing") + " --sandbox=none --seccomp=none",
+    EXPECT_EQ(run("--socket-path=" + dir_.file("y.sock") + " --shared-dir=" + dir_.file("missing") +
+                      " --sandbox=none --seccomp=none",
                   &out),
               1);
     EXPECT_NE(out.find("/proc/self/fd/"), std::string::npos) << out;
@@ -231,7 +230,9 @@ TEST(VhostUserDescriptor, NamesTheInstalledProgramAsAnFsBackend) {
         << d;
     std::string out;
     EXPECT_EQ(testing::run_command("python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); "
-                                   "print(sorted(j))' " VHOST_USER_DESCRIPTOR, &out), 0);
+                                   "print(sorted(j))' " VHOST_USER_DESCRIPTOR,
+                                   &out),
+              0);
     EXPECT_EQ(out, "['binary', 'description', 'type']\n");
 }
 
