@@ -35,6 +35,7 @@ devices:
 YAML
 valgrind --tool=callgrind --dump-instr=yes --collect-atstart=no \
     --toggle-collect='*FuseDispatcher::handle*' --toggle-collect='*FuseDispatcher::complete_io*' \
+    --toggle-collect='*FuseDispatcher::complete_on_lcore*' \
     --callgrind-out-file="$out/callgrind.out" \
     "$build/host/vdhost" --config "$work/c.yaml" --plugin-dir "$build/plugins" >"$out/vdhost.log" 2>&1 &
 vd=$!

@@ -16,6 +16,7 @@ packages=(
     ninja-build
     python3
     libdpdk-dev
+    dpdk-dev          # dpdk-telemetry.py (DPDK telemetry client; tests query vdhost with it)
     libyaml-cpp-dev
     libboost-program-options-dev
     libgtest-dev

@@ -23,6 +23,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "metrics_server.h"
 #include "vdh/yaml_util.h"
 
 #include "inherited_listen_fd.h"
@@ -622,7 +623,8 @@ private:
                                            {"poll_lcores", "log_level", "eal_args", "plugin_dir",
                                             "control_socket", "idle_poll_us", "queue_slice_us",
                                             "max_sleep_ms",
-                                            "teardown_timeout_ms", "sandbox", "seccomp"})) {
+                                            "teardown_timeout_ms", "sandbox", "seccomp",
+                                            "telemetry", "metrics"})) {
             std::string p = child_path(path, e.key);
             if (e.key == "poll_lcores") {
                 h.poll_lcores = parse_poll_lcores(e.value, p);
@@ -656,9 +658,38 @@ private:
                     static_cast<uint32_t>(parse_uint(e.value, p, kMinTeardownMs, kMaxTeardownMs));
             } else if (e.key == "sandbox" || e.key == "seccomp") {
                 parse_sandbox_key(e, p, &h);
+            } else if (e.key == "telemetry" || e.key == "metrics") {
+                parse_telemetry_key(e, p, &h);
             }
         }
         return h;
+    }
+
+    /// host.telemetry (bool) and host.metrics ({listen: ADDRESS}), see metrics_server.h.
+    void parse_telemetry_key(const Entry& e, const std::string& p, HostConfig* h) {
+        if (e.key == "telemetry") {
+            std::string v = e.value.IsScalar() ? e.value.Scalar() : "";
+            if (v != "true" && v != "false") {
+                fail(e.value, p, "expected true or false");
+            }
+            h->telemetry = v == "true";
+            return;
+        }
+        if (e.value.IsNull()) {
+            return;
+        }
+        for (const Entry& m : read_mapping(e.value, p, {"listen"})) {
+            std::string mp = child_path(p, m.key);
+            h->metrics_listen = parse_string(m.value, mp);
+            MetricsAddress a;
+            std::string err;
+            if (!parse_metrics_address(h->metrics_listen, &a, &err)) {
+                fail(m.value, mp, err + ", got " + quoted(h->metrics_listen));
+            }
+            if (a.unix_socket) {
+                check_socket_path(m.value, mp, a.path, true);
+            }
+        }
     }
 
     /// host.sandbox / host.seccomp (the process sandbox, see sandbox.h, seccomp_filter.h).

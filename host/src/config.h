@@ -66,6 +66,12 @@ struct HostConfig {
     // The process sandbox (sandbox.h, seccomp_filter.h).
     SandboxMode sandbox = SandboxMode::Namespace; ///< host.sandbox
     SeccompMode seccomp = SeccompMode::Kill;      ///< host.seccomp
+    /// host.telemetry: DPDK telemetry (its socket in the EAL runtime directory) with the
+    /// /vdhost/... commands (dpdk_telemetry.h).
+    bool telemetry = true;
+    /// host.metrics.listen: the Prometheus endpoint's address ("unix:/path", "IP:PORT",
+    /// "[IPV6]:PORT"; "" = none), see metrics_server.h.
+    std::string metrics_listen;
 };
 
 struct Config {

@@ -493,6 +493,11 @@ bool Device::notify_guest(QueueRuntime& q) noexcept {
     return rc != -EAGAIN;
 }
 
+uint16_t Device::queues_seen() const {
+    std::lock_guard<std::mutex> g(stats_mu_);
+    return max_queues_seen_;
+}
+
 std::string Device::stats_json() const {
     std::ostringstream o;
     o << "{\"name\":\"" << cfg_.name << "\",\"type\":\"" << cfg_.type << "\",\"socket\":\""
@@ -512,7 +517,7 @@ std::string Device::stats_json() const {
           << ",\"bad_chains\":" << v(s.bad_chains) << ",\"busy_polls\":" << v(s.busy_polls)
           << ",\"idle_polls\":" << v(s.idle_polls) << ",\"kicks\":" << v(s.kicks)
           << ",\"notifies\":" << v(s.notifies) << ",\"notify_retries\":" << v(s.notify_retries)
-          << ",\"batches\":" << v(s.batches)
+          << ",\"batches\":" << v(s.batches) << ",\"ring_full\":" << v(s.ring_full)
           << ",\"broken\":" << v(s.broken) << ",\"late_completions\":"
           << v(s.late_completions) << ",\"inflight\":" << (q ? q->inflight() : 0) << "}";
     }

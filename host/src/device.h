@@ -91,6 +91,10 @@ public:
 
     /// JSON object with state and per-queue counters. Any thread.
     std::string stats_json() const;
+    /// Queues that had a session so far (queue_stats(q) is meaningful for q below). Any thread.
+    uint16_t queues_seen() const;
+    /// Queue \p q's counters, cumulative over sessions (q < kMaxQueues). Any thread.
+    const QueueStats& queue_stats(uint16_t q) const noexcept { return queue_stats_[q]; }
 
     void* plugin_dev() const noexcept override { return pdev_; }
     const vdh_device_ops* ops() const noexcept override { return ops_; }

@@ -46,7 +46,9 @@ std::vector<std::string> build_eal_args(const HostConfig& cfg, unsigned online_c
     a.push_back("--no-pci");
     a.push_back("--no-shconf");
     a.push_back("--iova-mode=va");
-    a.push_back("--no-telemetry");
+    if (!cfg.telemetry) {
+        a.push_back("--no-telemetry");
+    }
     a.push_back("--file-prefix=" + file_prefix());
     a.push_back("--log-level=lib.eal:warning");
     a.push_back("--log-level=lib.vhost.config:warning");

@@ -8,6 +8,7 @@
 namespace vdh {
 
 /// The process-wide host API table (static storage).
-const vdh_host_api* host_api();
+/// \p check_only: the table for --check-config's trial devices (VDH_HOST_CHECK_ONLY).
+const vdh_host_api* host_api(bool check_only = false);
 
 } // namespace vdh

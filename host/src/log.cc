@@ -2,11 +2,13 @@
 // Implementation of host logging: formats into a stack buffer and writes one line.
 #include "log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -28,7 +30,61 @@ const char* level_name(int level) {
         return "DEBUG";
     }
 }
+/// Decided at the first line, from the environment vdhost started with.
+bool to_journal() noexcept {
+    static const bool journal = journal_stream_matches(std::getenv("JOURNAL_STREAM"),
+                                                       STDERR_FILENO);
+    return journal;
+}
+
+bool parse_decimal(const char* s, const char* end, unsigned long long* out) noexcept {
+    if (s == end) {
+        return false;
+    }
+    unsigned long long v = 0;
+    for (; s != end; ++s) {
+        if (*s < '0' || *s > '9' || v > (~0ULL - 9) / 10) {
+            return false;
+        }
+        v = v * 10 + static_cast<unsigned>(*s - '0');
+    }
+    *out = v;
+    return true;
+}
 } // namespace
+
+bool journal_stream_matches(const char* env, int fd) noexcept {
+    if (env == nullptr) {
+        return false;
+    }
+    const char* colon = std::strchr(env, ':');
+    unsigned long long dev = 0;
+    unsigned long long ino = 0;
+    if (colon == nullptr || !parse_decimal(env, colon, &dev) ||
+        !parse_decimal(colon + 1, colon + std::strlen(colon), &ino)) {
+        return false;
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        return false;
+    }
+    return static_cast<unsigned long long>(st.st_dev) == dev &&
+           static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+int format_log_prefix(char* buf, size_t size, int level, const char* component, bool journal,
+                      const struct timespec& now) noexcept {
+    const char* comp = component != nullptr ? component : "-";
+    if (journal) {
+        const int prio = level < VDH_LOG_ERR ? VDH_LOG_ERR : level > VDH_LOG_DEBUG ? VDH_LOG_DEBUG
+                                                                                 : level;
+        return snprintf(buf, size, "<%d>%s: ", prio, comp);
+    }
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    return snprintf(buf, size, "%02d:%02d:%02d.%03ld vdhost[%s] %s: ", tm.tm_hour, tm.tm_min,
+                    tm.tm_sec, now.tv_nsec / 1000000, level_name(level), comp);
+}
 
 void set_log_level(int level) noexcept { g_level.store(level, std::memory_order_relaxed); }
 int log_level() noexcept { return g_level.load(std::memory_order_relaxed); }
@@ -56,12 +112,8 @@ void log_msg(int level, const char* component, const char* fmt, ...) noexcept {
     char buf[1024];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, sizeof(buf), "%02d:%02d:%02d.%03ld vdhost[%s] %s: ", tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_name(level),
-                     component != nullptr ? component : "-");
-    if (n < 0) {
+    int n = format_log_prefix(buf, sizeof(buf), level, component, to_journal(), ts);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof(buf) - 1) {
         return;
     }
     va_list ap;

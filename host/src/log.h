@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: MIT
-// Host logging: leveled, thread-safe lines on stderr ("vdhost[LEVEL] component: msg").
+// Host logging: leveled, thread-safe lines on stderr ("HH:MM:SS.mmm vdhost[LEVEL] component:
+// msg"). When stderr is systemd's journal stream ($JOURNAL_STREAM names its device and
+// inode), each line is "<N>component: msg" instead: the sd-daemon priority prefix (syslog
+// level N) and no timestamp of our own, since the journal records one.
 // For the control path only; the data path counts instead of logging.
 #pragma once
 
+#include <sys/types.h>
+#include <time.h>
+
+#include <cstddef>
 #include <string_view>
 
 #include "vdh/plugin_abi.h"
@@ -18,6 +25,17 @@ int parse_log_level(std::string_view name) noexcept;
 /// printf-style log line. Thread-safe; one write() per line.
 void log_msg(int level, const char* component, const char* fmt, ...) noexcept
     __attribute__((format(printf, 3, 4)));
+
+/// Formats the start of a line into \p buf (\p size bytes): the journal's "<N>component: "
+/// when \p journal, else "HH:MM:SS.mmm vdhost[LEVEL] component: " with \p now (UTC).
+/// Returns its length (snprintf's), or -1.
+int format_log_prefix(char* buf, size_t size, int level, const char* component, bool journal,
+                      const struct timespec& now) noexcept;
+
+/// Whether $JOURNAL_STREAM's value \p env ("DEV:INODE", decimal) names the file that \p fd
+/// is open on (systemd sets it when it connects stderr to the journal; a child that
+/// redirected stderr must not keep writing the journal's format).
+bool journal_stream_matches(const char* env, int fd) noexcept;
 
 } // namespace vdh
 

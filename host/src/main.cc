@@ -6,8 +6,10 @@
 #include <rte_lcore.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -30,8 +32,10 @@
 #include "poll_lcore.h"
 #include "privileges.h"
 #include "sandbox.h"
+#include "sd_notify.h"
 #include "seccomp_filter.h"
 #include "socket_dir.h"
+#include "telemetry.h"
 #include "vdh_build_config.h"
 #include "vhost_backend.h"
 
@@ -112,6 +116,9 @@ std::vector<SocketDir> socket_dirs(const Config& cfg) {
     }
     if (!cfg.host.control_socket.empty()) {
         add(cfg.host.control_socket, nullptr);
+    }
+    if (std::string m = metrics_socket_path(cfg.host); !m.empty()) {
+        add(m, nullptr); // telemetry: the Prometheus endpoint's UNIX socket
     }
     return dirs;
 }
@@ -243,7 +250,7 @@ int run(const Options& o) {
                 std::make_unique<Device>(d, plugins[d.type].get(), std::vector<PollLcore*>{});
             dev->set_fd_budget(&fd_budget);
             std::string err;
-            if (!dev->create(host_api(), cfg->path, &err)) {
+            if (!dev->create(host_api(/*check_only=*/true), cfg->path, &err)) {
                 std::fprintf(stderr, "%s\n", err.c_str());
                 return 1;
             }
@@ -267,6 +274,8 @@ int run(const Options& o) {
             return 1;
         }
     }
+    // systemd readiness (sd_notify.h): $NOTIFY_SOCKET is connected before the sandbox hides it.
+    const SdNotifier notify = sd_notifier_from_environment();
 
     // Signals are taken by sigwait in main; every thread created from here inherits the mask.
     sigset_t sigs;
@@ -284,7 +293,7 @@ int run(const Options& o) {
         SandboxPlan plan;
         if (cfg->host.sandbox != SandboxMode::None) {
             if (!build_sandbox_plan(*cfg, plugins, sock_dirs, &plan, &err) ||
-                !plan.add_empty_dir(eal_runtime_dir(), &err) ||
+                !add_telemetry_sandbox_dirs(cfg->host, &plan, &err) ||
                 !enter_sandbox(cfg->host.sandbox, plan, &err) || !drop_privileges(&err)) {
                 VDH_ERR("host", "%s", err.c_str());
                 return 1;
@@ -405,11 +414,33 @@ int run(const Options& o) {
         }
     }
 
+    // ---- telemetry (telemetry.h): DPDK telemetry commands and the metrics endpoint ----
+    Telemetry telemetry;
+    {
+        std::vector<const PollLcore*> tl;
+        for (auto& [cpu, l] : lcores) {
+            tl.push_back(l.get());
+        }
+        if (!telemetry.start(cfg->host, tl, {raw.begin(), raw.end()}, &err)) {
+            umask(old_umask);
+            VDH_ERR("host", "%s", err.c_str());
+            telemetry.stop();
+            control.stop();
+            vhost_unregister_devices();
+            stop_lcores();
+            devices.clear();
+            eal_cleanup();
+            return 1;
+        }
+    }
+    // ---- end telemetry ----
+
     umask(old_umask);
 
     // Start-up is over and every thread exists: the allow-list goes on all of them at once.
     if (!install_seccomp(cfg->host.seccomp, &err)) {
         VDH_ERR("host", "%s", err.c_str());
+        telemetry.stop();
         control.stop();
         vhost_unregister_devices();
         stop_lcores();
@@ -421,6 +452,7 @@ int run(const Options& o) {
     VDH_NOTICE("host", "vdhost %s ready: %zu device%s on %zu poll lcore%s", VDH_VERSION,
                devices.size(), devices.size() == 1 ? "" : "s", lcores.size(),
                lcores.size() == 1 ? "" : "s");
+    notify.ready("serving " + std::to_string(devices.size()) + " device(s)");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP) {
@@ -429,6 +461,8 @@ int run(const Options& o) {
         }
     }
     VDH_NOTICE("host", "%s received, shutting down", strsignal(sig));
+    notify.stopping();
+    telemetry.stop();
     control.stop();
     vhost_unregister_devices(); // disconnects frontends; their sessions drain first
     stop_lcores();
@@ -467,7 +501,7 @@ int main(int argc, char** argv) {
     vdh::Options o;
     po::options_description desc(
         "vdhost: serves virtio devices to QEMU guests over vhost-user on poll-mode lcores.\n\n"
-        "Usage: vdhost --config FILE [options]\n"
+        "Usage: vdhost [--config FILE] [options]   (FILE: " VDH_DEFAULT_CONFIG " by default)\n"
         "       vdhost --check-config FILE\n"
         "       vdhost --stats CONTROL_SOCKET\n\nOptions");
     std::string check;
@@ -475,7 +509,7 @@ int main(int argc, char** argv) {
     desc.add_options()
         ("help,h", "show this help and exit")
         ("version,V", "print the version and exit")
-        ("config,c", po::value<std::string>(&o.config), "run the devices described in FILE")
+        ("config,c", po::value<std::string>(&o.config), "run the devices described in FILE (default: " VDH_DEFAULT_CONFIG ")")
         ("check-config", po::value<std::string>(&check), "validate FILE (and its plugins' config blocks) and exit 0 (valid) or 1")
         ("log-level,l", po::value<std::string>(&o.log_level), "err | warning | notice | info | debug (overrides host.log_level)")
         ("plugin-dir", po::value<std::string>(&o.plugin_dir), "directory to load plugins from (overrides host.plugin_dir)")
@@ -512,8 +546,14 @@ int main(int argc, char** argv) {
         o.check_only = true;
     }
     if (o.config.empty()) {
-        std::fprintf(stderr, "vdhost: --config FILE is required\nTry 'vdhost --help'.\n");
-        return 2;
+        // No --config: the installed default (meson's sysconfdir/vdhost/vdhost.yaml).
+        o.config = VDH_DEFAULT_CONFIG;
+        if (access(o.config.c_str(), R_OK) != 0) {
+            std::fprintf(stderr, "vdhost: no --config given and the default config %s cannot "
+                                 "be read: %s\nGive one with --config FILE.\n",
+                         o.config.c_str(), strerror(errno));
+            return 1;
+        }
     }
     o.eal = eal_strings;
     try {

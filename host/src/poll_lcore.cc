@@ -199,6 +199,10 @@ int PollLcore::run() {
     thread_tid_.store(current_tid(), std::memory_order_relaxed);
     VDH_INFO("lcore", "poll lcore %u running on cpu %u", lcore_id_, cpu_);
     uint64_t last_work = rte_rdtsc();
+    uint64_t pass_start = last_work; // busy/idle accounting: one rdtsc per pass, as before
+    auto account = [](std::atomic<uint64_t>& c, uint64_t v) {
+        c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    };
     while (!stop_.load(std::memory_order_acquire) || !queues_.empty()) {
         if (msgs_pending_.load(std::memory_order_acquire)) {
             process_msgs();
@@ -212,6 +216,8 @@ int PollLcore::run() {
         }
         loops_.store(loops_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         uint64_t now = rte_rdtsc();
+        account(work > 0 ? busy_cycles_ : idle_tsc_, now - pass_start);
+        pass_start = now;
         if (work > 0) {
             last_work = now;
             continue;
@@ -225,6 +231,8 @@ int PollLcore::run() {
         }
         sleep_once();
         last_work = rte_rdtsc();
+        account(idle_tsc_, last_work - now);
+        pass_start = last_work;
     }
     VDH_INFO("lcore", "poll lcore %u stopped", lcore_id_);
     return 0;

@@ -50,6 +50,12 @@ public:
 
     uint64_t loops() const noexcept { return loops_.load(std::memory_order_relaxed); }
     uint64_t sleeps() const noexcept { return sleeps_.load(std::memory_order_relaxed); }
+    /// TSC cycles spent in loop passes that found work. Any thread.
+    uint64_t busy_cycles() const noexcept { return busy_cycles_.load(std::memory_order_relaxed); }
+    /// TSC cycles spent in passes without work, spinning before a sleep, and asleep.
+    uint64_t idle_cycles() const noexcept {
+        return idle_tsc_.load(std::memory_order_relaxed);
+    }
 
 private:
     struct Msg {
@@ -86,6 +92,8 @@ private:
     std::vector<Detaching> detaching_;       ///< lcore-private
     std::atomic<uint64_t> loops_{0};
     std::atomic<uint64_t> sleeps_{0};
+    std::atomic<uint64_t> busy_cycles_{0}; ///< written by the lcore only (relaxed store)
+    std::atomic<uint64_t> idle_tsc_{0};    ///< written by the lcore only (relaxed store)
     std::atomic<int> thread_tid_{0};
 };
 

@@ -141,7 +141,7 @@ uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noe
         ChainError err;
         PopStatus st = vq_.pop(c, &err);
         if (st == PopStatus::Empty) {
-            break;
+            return n;
         }
         if (VDH_UNLIKELY(st == PopStatus::Broken)) {
             broken_ = true;
@@ -184,6 +184,10 @@ uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles) noe
             continue;
         }
         finish(&s, r);
+    }
+    // The budget or the slice ended the pass (a corrupt ring is no backlog).
+    if (VDH_UNLIKELY(!broken_ && vq_.has_available())) {
+        stats_.add(stats_.ring_full);
     }
     return n;
 }

@@ -37,6 +37,9 @@ struct alignas(kCacheLine) QueueStats {
     std::atomic<uint64_t> notifies{0};   ///< interrupts sent to the guest
     std::atomic<uint64_t> notify_retries{0}; ///< notification deferred (vring lock busy)
     std::atomic<uint64_t> batches{0};    ///< passes that took requests (one plugin flush each)
+    /// Passes that stopped at their limit (64 requests or the time slice) with requests still
+    /// waiting in the ring: the guest keeps the ring fuller than one pass drains.
+    std::atomic<uint64_t> ring_full{0};
     std::atomic<uint64_t> broken{0};     ///< 1 once the ring was found corrupt
     std::atomic<uint64_t> late_completions{0}; ///< completions after teardown gave up
     std::atomic<uint64_t> chain_errors[static_cast<int>(ChainError::Count)]{};

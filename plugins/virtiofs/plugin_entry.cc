@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <set>
 #include <string>
 
 #include "fuse/fuse_dispatcher.h"
@@ -22,6 +23,13 @@ constexpr uint32_t kVirtioIdFs = 26;
 constexpr uint64_t kDeviceOverheadFds = 16 + 2 * 64;
 
 VirtiofsDevice* self(void* dev) { return static_cast<VirtiofsDevice*>(dev); }
+
+/// Shares that host_paths() created (`create: true`), so that create(), which can log,
+/// says so. Control thread only.
+std::set<std::string>& created_by_host_paths() {
+    static std::set<std::string> created;
+    return created;
+}
 
 void copy_err(const std::string& msg, char* err, size_t len) {
     if (err != nullptr && len > 0) {
@@ -44,6 +52,9 @@ int op_stats(void* dev, char* buf, size_t len) noexcept { return self(dev)->stat
 void op_destroy(void* dev) noexcept { delete self(dev); }
 void op_disconnect(void* dev) noexcept { self(dev)->disconnect(); }
 uint32_t op_flush(void* dev, uint16_t q) noexcept { return self(dev)->flush(q); }
+int op_metrics(void* dev, vdh_metric_emit_fn emit, void* ctx) noexcept {
+    return self(dev)->metrics(emit, ctx);
+}
 
 const vdh_device_ops g_ops = {
     .struct_size = sizeof(vdh_device_ops),
@@ -58,6 +69,7 @@ const vdh_device_ops g_ops = {
     .destroy = op_destroy,
     .disconnect = op_disconnect,
     .flush = op_flush,
+    .metrics = op_metrics,
 };
 
 int plugin_check(const char* text, size_t len, const char* origin, char* err,
@@ -65,7 +77,9 @@ int plugin_check(const char* text, size_t len, const char* origin, char* err,
     try {
         std::string e;
         auto p = parse_share_profile(std::string_view(text, len), origin, "check", &e);
-        if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e))) {
+        SharedDirState state{};
+        if (!p || (p->backend != BackendKind::Null &&
+                   !prepare_shared_dir(*p, origin, /*dry_run=*/true, &state, &e))) {
             copy_err(e, err, err_len);
             return -EINVAL;
         }
@@ -86,6 +100,17 @@ int plugin_host_paths(const char* text, size_t len, const char* origin,
             copy_err(e, err, err_len);
             return -EINVAL;
         }
+        // The sandbox binds the share before create(): a `create: true` share is made here,
+        // while the host still sees the whole file system.
+        SharedDirState state{};
+        if (p->backend != BackendKind::Null &&
+            !prepare_shared_dir(*p, origin, /*dry_run=*/false, &state, &e)) {
+            copy_err(e, err, err_len);
+            return -EINVAL;
+        }
+        if (state == SharedDirState::Created) {
+            created_by_host_paths().insert(p->shared_dir);
+        }
         if (p->backend != BackendKind::Null) {
             add(ctx, p->shared_dir.c_str(), p->readonly ? VDH_HOST_PATH_READONLY : 0u);
         }
@@ -102,10 +127,28 @@ int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, co
     try {
         std::string e;
         auto p = parse_share_profile(std::string_view(text, len), origin, name, &e);
-        if (!p || (p->backend != BackendKind::Null && !check_shared_dir(*p, origin, &e)) ||
-            !resolve_write_path(*p, origin, &e)) {
+        // A --check-config trial creates nothing on the host: a `create: true` share that is
+        // missing is checked (dry) and its trial device gets the null backend, which opens
+        // nothing; its fds are reserved as the real share's.
+        const bool trial = (host->flags & VDH_HOST_CHECK_ONLY) != 0;
+        SharedDirState state{};
+        if (!p ||
+            (p->backend != BackendKind::Null &&
+             !prepare_shared_dir(*p, origin, /*dry_run=*/trial, &state, &e)) ||
+            (state != SharedDirState::WillCreate && !resolve_write_path(*p, origin, &e))) {
             copy_err(e, err, err_len);
             return -EINVAL;
+        }
+        if (state == SharedDirState::Exists && !trial && created_by_host_paths().erase(p->shared_dir)) {
+            state = SharedDirState::Created; // by host_paths(), before the sandbox
+        }
+        if (state != SharedDirState::Exists) {
+            const std::string line =
+                state == SharedDirState::Created
+                    ? "created shared_dir " + p->shared_dir + " (create: true)"
+                    : "shared_dir " + p->shared_dir +
+                          " does not exist: it will be created at start (create: true)";
+            host->log(host->host, VDH_LOG_NOTICE, name, line.c_str());
         }
         // The share's fd budget comes out of the process's: the host refuses a config whose
         // budgets cannot all be open at once.
@@ -115,6 +158,9 @@ int plugin_create(const vdh_host_api* host, void* host_dev, const char* name, co
             if (rc != 0) {
                 return rc;
             }
+        }
+        if (state == SharedDirState::WillCreate) {
+            p->backend = BackendKind::Null;
         }
         auto d = VirtiofsDevice::create(host, host_dev, name, std::move(*p), &e);
         if (!d) {

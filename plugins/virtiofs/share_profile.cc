@@ -5,14 +5,18 @@
 // config text keeps the file's layout).
 #include "share_profile.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "vdh/unique_fd.h"
 #include "vdh/yaml_util.h"
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <initializer_list>
@@ -38,8 +42,9 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 17> kKeys = {
+constexpr std::array<std::string_view, 18> kKeys = {
     "shared_dir",
+    "create",
     "tag",
     "cache",
     "writeback",
@@ -213,6 +218,8 @@ private:
         if (name == "shared_dir") {
             p.shared_dir = parse_shared_dir(v, path);
             p.shared_dir_pos = pos_of(v.Mark());
+        } else if (name == "create") {
+            p.create = parse_bool(v, path);
         } else if (name == "tag") {
             p.tag = parse_tag(v, path);
         } else if (name == "cache") {
@@ -319,6 +326,92 @@ private:
     std::string_view device_name_;
 };
 
+/// An existing component on the way to a share vdhost creates: owned by us or root, and
+/// writable by others only with the sticky bit (then they cannot rename or replace what is
+/// ours in it). Returns the problem, or "".
+std::string component_problem(const std::string& path, const struct stat& st) {
+    const uid_t euid = ::geteuid();
+    if (!S_ISDIR(st.st_mode)) {
+        return S_ISLNK(st.st_mode) ? quoted(path) + " is a symbolic link (not followed when "
+                                                    "creating a share: write the real path)"
+                                   : quoted(path) + " exists and is not a directory";
+    }
+    if (st.st_uid != euid && st.st_uid != 0) {
+        return quoted(path) + " is owned by uid " + std::to_string(st.st_uid) +
+               ", not by us (uid " + std::to_string(euid) + ") or root";
+    }
+    if ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return quoted(path) + " has mode " + mode +
+               ": writable by group or others without the sticky bit";
+    }
+    return "";
+}
+
+/// Walks \p dir from / one component at a time, each opened relative to its parent with
+/// O_NOFOLLOW, creating the missing ones 0755 (unless \p dry_run). Returns the problem,
+/// or "" when the directory exists (or, dry, would be created).
+std::string create_missing_dir(const std::string& dir, bool dry_run) {
+    UniqueFd cur(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cur) {
+        return std::string("cannot open /: ") + std::strerror(errno);
+    }
+    std::string walked;
+    size_t pos = 1;
+    while (pos <= dir.size()) {
+        size_t end = dir.find('/', pos);
+        end = end == std::string::npos ? dir.size() : end;
+        const std::string name = dir.substr(pos, end - pos);
+        pos = end + 1;
+        if (name.empty() || name == ".") {
+            continue;
+        }
+        if (name == "..") {
+            return "the path " + quoted(dir) + " has a \"..\" component";
+        }
+        walked += "/" + name;
+        struct stat st {};
+        bool created = false;
+        if (::fstatat(cur.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT) {
+                return "cannot access " + quoted(walked) + ": " + std::strerror(errno);
+            }
+            if (dry_run) {
+                return ""; // this and what follows would be created
+            }
+            if (::mkdirat(cur.get(), name.c_str(), 0755) == 0) {
+                created = true;
+            } else if (errno != EEXIST) {
+                return "cannot create " + quoted(walked) + ": " + std::strerror(errno);
+            }
+        }
+        UniqueFd next(
+            ::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next) {
+            int e = errno;
+            if ((e == ELOOP || e == ENOTDIR) &&
+                ::fstatat(cur.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                return component_problem(walked, st);
+            }
+            return "cannot open " + quoted(walked) + ": " + std::strerror(e);
+        }
+        if (::fstat(next.get(), &st) != 0) {
+            return "cannot stat " + quoted(walked) + ": " + std::strerror(errno);
+        }
+        if (created) {
+            // mkdirat's mode is cut by the umask; the documented mode is 0755.
+            if ((st.st_mode & 07777) != 0755 && ::fchmod(next.get(), 0755) != 0) {
+                return "cannot chmod " + quoted(walked) + ": " + std::strerror(errno);
+            }
+        } else if (std::string p = component_problem(walked, st); !p.empty()) {
+            return p;
+        }
+        cur = std::move(next);
+    }
+    return "";
+}
+
 std::string format_error(std::string_view origin, SourcePos pos, const std::string& key,
                          const std::string& message) {
     return std::string(origin) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
@@ -363,7 +456,12 @@ bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std:
     struct stat st {};
     std::string message;
     if (::stat(profile.shared_dir.c_str(), &st) != 0) {
-        message = "cannot access " + quoted(profile.shared_dir) + ": " + std::strerror(errno);
+        int e = errno;
+        message = "cannot access " + quoted(profile.shared_dir) + ": " + std::strerror(e);
+        if (e == ENOENT) {
+            message += " (add `create: true` to the device's config: block to have vdhost "
+                       "create it)";
+        }
     } else if (!S_ISDIR(st.st_mode)) {
         message = "not a directory: " + quoted(profile.shared_dir);
     } else {
@@ -371,6 +469,26 @@ bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std:
     }
     if (error != nullptr) {
         *error = format_error(origin, profile.shared_dir_pos, key_path("shared_dir"), message);
+    }
+    return false;
+}
+
+bool prepare_shared_dir(const ShareProfile& profile, std::string_view origin, bool dry_run,
+                        SharedDirState* state, std::string* error) {
+    *state = SharedDirState::Exists;
+    struct stat st {};
+    if (!profile.create || ::stat(profile.shared_dir.c_str(), &st) == 0 ||
+        (errno != ENOENT && errno != ENOTDIR)) {
+        return check_shared_dir(profile, origin, error);
+    }
+    std::string message = create_missing_dir(profile.shared_dir, dry_run);
+    if (message.empty()) {
+        *state = dry_run ? SharedDirState::WillCreate : SharedDirState::Created;
+        return true;
+    }
+    if (error != nullptr) {
+        *error = format_error(origin, profile.shared_dir_pos, key_path("shared_dir"),
+                              "create: true: " + message);
     }
     return false;
 }

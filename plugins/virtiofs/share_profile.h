@@ -45,6 +45,9 @@ struct SourcePos {
 struct ShareProfile {
     std::string shared_dir;   ///< required; absolute
     SourcePos shared_dir_pos; ///< where shared_dir was written (for later errors)
+    /// Create a missing shared_dir (and missing parents, 0755) when the device is created;
+    /// see prepare_shared_dir() for what is refused.
+    bool create = false;
     /// virtio-fs tag (<= 36 bytes). Informational: QEMU's vhost-user-fs device owns the tag
     /// the guest sees. Default: the device name (cut to 36 bytes).
     std::string tag;
@@ -85,8 +88,28 @@ std::optional<ShareProfile> parse_share_profile(std::string_view yaml, std::stri
                                                 std::string_view device_name, std::string* error);
 
 /// Create-time check: shared_dir exists and is a directory. Same error format (the
-/// position is shared_dir's). Returns false and sets \p error otherwise.
+/// position is shared_dir's; a missing directory's message mentions `create: true`).
+/// Returns false and sets \p error otherwise.
 bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std::string* error);
+
+/// What prepare_shared_dir() found or did.
+enum class SharedDirState {
+    Exists,      ///< shared_dir was there already
+    WillCreate,  ///< missing; \p dry_run: it would be created
+    Created,     ///< missing; created now (with any missing parents)
+};
+
+/// With `create: true`, makes sure shared_dir exists: an existing directory is taken as it
+/// is (as check_shared_dir()); a missing one is created, with its missing parents, mode
+/// 0755, owned by the process. The walk from / opens each component relative to its parent
+/// without following symbolic links, so nobody can redirect it: it refuses a component that
+/// is a symbolic link or not a directory, and an existing component that is owned by
+/// someone other than the process's user or root, or is writable by group or others without
+/// the sticky bit (/tmp is fine; a directory another user can write is not, since they could
+/// swap what is below it). \p dry_run checks the same without creating anything. Without
+/// `create`, the same as check_shared_dir(). Errors as check_shared_dir().
+bool prepare_shared_dir(const ShareProfile& profile, std::string_view origin, bool dry_run,
+                        SharedDirState* state, std::string* error);
 
 /// Create-time: probes the share's filesystem and replaces write_path by what it resolves
 /// to (never Auto afterwards; see choose_write_path()), with the reason. Returns false and

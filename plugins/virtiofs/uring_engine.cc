@@ -227,7 +227,7 @@ uint32_t UringEngine::poll() noexcept {
             int res = cqes[i]->res;
             --inflight_;
             writes_inflight_ -= (ud & kWriteClassBit) != 0 ? 1 : 0;
-            FuseDispatcher::complete(ctx, res);
+            FuseDispatcher::complete_on_lcore(ctx, res); // this lcore serves the queue
         }
         io_uring_cq_advance(&ring_, n);
         total += n;

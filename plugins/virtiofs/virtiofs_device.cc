@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "filesystem_factory.h"
+#include "fuse/fuse_metrics.h"
 
 namespace vdh::virtiofs {
 
@@ -225,6 +226,19 @@ int VirtiofsDevice::stats_json(char* buf, size_t len) noexcept {
                          static_cast<unsigned long long>(s.session_resets),
                          static_cast<unsigned long long>(s.session_busy),
                          pool_ ? pool_->threads() : 0u);
+}
+
+int VirtiofsDevice::metrics(vdh_metric_emit_fn emit, void* ctx) noexcept {
+    std::lock_guard<std::mutex> g(ctl_mu_); // not an lcore's lock (see ctl_mu_)
+    if (!dispatcher_) {
+        return 0;
+    }
+    const uint64_t tsc_hz =
+        host_ != nullptr && host_->struct_size >= offsetof(vdh_host_api, tsc_hz) + sizeof(uint64_t)
+            ? host_->tsc_hz
+            : 0;
+    emit_fuse_metrics(dispatcher_->stats(), tsc_hz, emit, ctx);
+    return 0;
 }
 
 } // namespace vdh::virtiofs

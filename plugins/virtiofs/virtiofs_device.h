@@ -41,6 +41,8 @@ public:
     uint32_t poll(uint16_t q) noexcept;
     int wake_fd(uint16_t q) noexcept;
     int stats_json(char* buf, size_t len) noexcept;
+    /// vdh_device_ops::metrics: the dispatcher's counters (fuse_metrics.h). Any thread.
+    int metrics(vdh_metric_emit_fn emit, void* ctx) noexcept;
 
 private:
     VirtiofsDevice(const vdh_host_api* host, void* host_dev, std::string name,

@@ -199,7 +199,30 @@ TEST(ConfigError, UnknownHostKey) {
     EXPECT_EQ(parse_err(one_device("host:\n  poll_lcore: [1]\n", "")),
               "t.yaml:2:3: host.poll_lcore: unknown key (expected one of: poll_lcores, "
               "log_level, eal_args, plugin_dir, control_socket, idle_poll_us, queue_slice_us, "
-              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp)");
+              "max_sleep_ms, teardown_timeout_ms, sandbox, seccomp, telemetry, metrics)");
+}
+
+TEST(Config, TelemetryAndMetricsKeys) {
+    Config d = parse_ok(one_device("", ""));
+    EXPECT_TRUE(d.host.telemetry);
+    EXPECT_EQ(d.host.metrics_listen, "");
+    Config c = parse_ok(one_device("host:\n  telemetry: false\n  metrics:\n"
+                                   "    listen: \"127.0.0.1:9464\"\n",
+                                   ""));
+    EXPECT_FALSE(c.host.telemetry);
+    EXPECT_EQ(c.host.metrics_listen, "127.0.0.1:9464");
+    Config u = parse_ok(one_device("host:\n  metrics: { listen: \"unix:/run/vdhost/m.sock\" }\n", ""));
+    EXPECT_EQ(u.host.metrics_listen, "unix:/run/vdhost/m.sock");
+}
+
+TEST(ConfigError, BadTelemetryAndMetricsValues) {
+    EXPECT_EQ(parse_err(one_device("host:\n  telemetry: maybe\n", "")),
+              "t.yaml:2:14: host.telemetry: expected true or false");
+    EXPECT_EQ(parse_err(one_device("host:\n  metrics:\n    listen: localhost:9464\n", "")),
+              "t.yaml:3:13: host.metrics.listen: 'localhost' is not a numeric IPv4 or IPv6 "
+              "address, got \"localhost:9464\"");
+    EXPECT_EQ(parse_err(one_device("host:\n  metrics:\n    port: 1\n", "")),
+              "t.yaml:3:5: host.metrics.port: unknown key (expected one of: listen)");
 }
 
 TEST(ConfigError, UnknownDeviceKey) {
@@ -543,6 +566,7 @@ TEST(LoadConfig, ShippedConfigsAreValid) {
     EXPECT_EQ(def->host.control_socket, "/run/vdhost/vdhost.ctl");
     YAML::Node fs = YAML::Load(def->devices[0].config_text);
     EXPECT_EQ(fs["shared_dir"].as<std::string>(), "/tmp/vdhost/share");
+    EXPECT_TRUE(fs["create"].as<bool>()); // a fresh machine has no /tmp/vdhost/share
     EXPECT_EQ(fs["tag"].as<std::string>(), "fs0");
     EXPECT_EQ(fs["cache"].as<std::string>(), "auto");
 

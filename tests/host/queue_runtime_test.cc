@@ -176,6 +176,27 @@ TEST_F(QueueRuntimeTest, PassTakesAtMostTheBatch) {
     EXPECT_EQ(take_all_used(), 100);
 }
 
+TEST_F(QueueRuntimeTest, RingFullCountsPassesThatLeaveRequestsWaiting) {
+    make(true);
+    add_requests(64); // exactly one batch: the pass drains the ring
+    q_->poll();
+    EXPECT_EQ(stats_.ring_full.load(), 0u);
+    EXPECT_EQ(take_all_used(), 64);
+    add_requests(100); // more than a batch: the first pass leaves 36 waiting
+    q_->poll();
+    EXPECT_EQ(stats_.ring_full.load(), 1u);
+    q_->poll();
+    EXPECT_EQ(stats_.ring_full.load(), 1u);
+    EXPECT_EQ(plugin_.handled, 164);
+    EXPECT_EQ(take_all_used(), 100);
+    add_requests(3); // a one-cycle slice ends two passes early
+    q_->poll(1);
+    q_->poll(1);
+    q_->poll(1);
+    EXPECT_EQ(stats_.ring_full.load(), 3u);
+    EXPECT_EQ(take_all_used(), 3);
+}
+
 TEST_F(QueueRuntimeTest, TimeSliceEndsThePassAfterOneRequest) {
     make(true);
     add_requests(8);

@@ -220,8 +220,20 @@ TEST_F(VdhostSandbox, NamespaceRootHoldsOnlySharesAndSockets) {
     EXPECT_EQ(vdhost_.stop(), 0) << vdhost_.log();
 }
 
+TEST_F(VdhostSandbox, WithoutTelemetryTheRuntimeDirectoryIsNotBound) {
+    ASSERT_TRUE(start("  telemetry: false\n")) << vdhost_.log();
+    const std::string runtime_dir = "/var/run/dpdk/vdhost-" + std::to_string(vdhost_.pid());
+    for (const auto& m : mountinfo(vdhost_.pid())) {
+        EXPECT_NE(m.point, runtime_dir);
+    }
+    struct stat st;
+    EXPECT_NE(::stat(runtime_dir.c_str(), &st), 0); // nothing created on the host
+    EXPECT_EQ(vdhost_.stop(), 0) << vdhost_.log();
+}
+
 TEST_F(VdhostSandbox, EveryMountIsNodevNosuidAndReadOnlyShareIsReadOnly) {
     ASSERT_TRUE(start("")) << vdhost_.log();
+    const std::string runtime_dir = "/var/run/dpdk/vdhost-" + std::to_string(vdhost_.pid());
     auto mounts = mountinfo(vdhost_.pid());
     std::set<std::string> points;
     for (const auto& m : mounts) {
@@ -231,15 +243,20 @@ TEST_F(VdhostSandbox, EveryMountIsNodevNosuidAndReadOnlyShareIsReadOnly) {
         if (m.point == "/" || m.point == share2_ || m.point == "/sys/devices/system/cpu") {
             EXPECT_TRUE(has_opt(m.options, "ro")) << m.point << " " << m.options;
         }
-        if (m.point == share1_ || m.point == sockets_) {
+        if (m.point == share1_ || m.point == sockets_ || m.point == runtime_dir) {
             EXPECT_TRUE(has_opt(m.options, "rw")) << m.point << " " << m.options;
+        }
+        if (m.point == sockets_ || m.point == runtime_dir) {
+            EXPECT_TRUE(has_opt(m.options, "noexec")) << m.point << " " << m.options;
         }
         if (m.point == "/") {
             EXPECT_EQ(m.fstype, "tmpfs");
         }
     }
+    // host.telemetry (default true): DPDK's runtime directory, where its telemetry socket
+    // lives, is bound from the host like a socket directory.
     EXPECT_EQ(points, (std::set<std::string>{"/", "/proc", "/sys/devices/system/cpu", share1_,
-                                             share2_, sockets_}));
+                                             share2_, sockets_, runtime_dir}));
     EXPECT_EQ(vdhost_.stop(), 0) << vdhost_.log();
 }
 

@@ -20,7 +20,8 @@ extern "C" {
 /// Bumped when fields are appended; a host tolerates plugins built for an older minor.
 /// 1: vdh_host_api::reserve_fds, vdh_plugin_info::host_paths.
 /// 2: vdh_device_ops::flush.
-#define VDH_ABI_MINOR 2
+/// 3: vdh_device_ops::metrics, vdh_host_api::tsc_hz.
+#define VDH_ABI_MINOR 3
 
 /// Name of the one symbol every plugin exports.
 #define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
@@ -70,7 +71,9 @@ struct vdh_host_api {
     uint32_t struct_size;
     uint32_t abi_major;
     uint32_t abi_minor;
-    uint32_t reserved;
+    /// VDH_HOST_* bits. It was `reserved` (always 0) before: a plugin may read it whatever
+    /// the host's minor, and a host that knows no flag passes 0.
+    uint32_t flags;
     void* host;              ///< first argument of log()
     /// Writes one log line (no trailing newline needed). Any thread. Not for per-request use.
     void (*log)(void* host, int level, const char* device, const char* msg);
@@ -92,12 +95,48 @@ struct vdh_host_api {
     /// \p err_len bytes, NUL-terminated) that create() should return as its own error.
     /// Control thread, during create() only (-EPERM otherwise).
     int (*reserve_fds)(void* host_dev, uint64_t n, char* err, size_t err_len);
+    /// ABI 1.3. Ticks per second of the time-stamp counter (rdtsc) on this machine, for
+    /// plugins that time requests in TSC cycles; 0 when unknown.
+    uint64_t tsc_hz;
 };
+
+/// vdh_host_api::flags: this create() is a trial of `vdhost --check-config` (the device is
+/// destroyed without serving; it still reserves its fds). The plugin should check what it
+/// would create on the host without creating it.
+#define VDH_HOST_CHECK_ONLY 1u
 
 /// True when \p api (a const struct vdh_host_api*) has the field \p field (a later minor).
 #define VDH_HOST_HAS(api, field)                                                                \
     ((api)->struct_size >= offsetof(struct vdh_host_api, field) + sizeof((api)->field) &&      \
      (api)->field != NULL)
+
+/// Kinds of vdh_metric (ABI 1.3).
+enum vdh_metric_kind {
+    VDH_METRIC_COUNTER = 0,   ///< only grows (over the device's life)
+    VDH_METRIC_GAUGE = 1,     ///< a current value
+    VDH_METRIC_HISTOGRAM = 2, ///< observations in buckets (Prometheus histogram)
+};
+
+/// One metric sample a plugin reports through vdh_device_ops::metrics (ABI 1.3). The host
+/// prefixes the name with "vdhost_" and adds the label device="<name>"; it exports the
+/// sample through DPDK telemetry and the Prometheus endpoint. Strings are only read during
+/// the emit call.
+struct vdh_metric {
+    const char* name;   ///< family name, [a-z_][a-z0-9_]* (counters end in "_total")
+    const char* help;   ///< one line describing the family
+    uint32_t kind;      ///< enum vdh_metric_kind
+    uint32_t n_buckets; ///< histogram: entries of bucket_le and buckets (+Inf is implied)
+    /// Further labels as Prometheus writes them, without braces: `opcode="READ",errno="2"`;
+    /// "" for none. Label values must not contain '"', '\\' or a line break.
+    const char* labels;
+    uint64_t value;            ///< counter or gauge value; histogram: number of observations
+    double sum;                ///< histogram: sum of the observations
+    const double* bucket_le;   ///< histogram: upper bounds, increasing
+    const uint64_t* buckets;   ///< histogram: cumulative count of observations <= bucket_le[i]
+};
+
+/// The host's sink for metric samples (see vdh_device_ops::metrics).
+typedef void (*vdh_metric_emit_fn)(void* ctx, const struct vdh_metric* m);
 
 /// Per-device function table. Threads: "control" is the host's control thread (vhost-user
 /// message handling); "lcore" is the poll lcore serving the queue named in the call.
@@ -143,6 +182,11 @@ struct vdh_device_ops {
     /// 1.2 (vdh_host_api::abi_minor < 2) never calls it: the plugin must then submit from
     /// handle_request itself. Lcore. Must not block, allocate or throw.
     uint32_t (*flush)(void* dev, uint16_t queue);
+    /// Optional (ABI 1.3). Reports the plugin's metrics: calls emit(ctx, m) once per sample,
+    /// the samples of one family one after another. Returns 0 or -errno. Any thread (the
+    /// host's telemetry and metrics threads): it must only read counters, never take a lock
+    /// a poll lcore takes, and not block.
+    int (*metrics)(void* dev, vdh_metric_emit_fn emit, void* ctx);
 };
 
 /// True when \p ops (a const struct vdh_device_ops*) has the field \p field (a later minor).

@@ -20,6 +20,21 @@ namespace vdh::virtiofs {
 
 /// Opcode slots counted per opcode; slot 0 counts opcodes >= kFuseOpcodeSlots.
 inline constexpr size_t kFuseOpcodeSlots = 64;
+/// errno slots of error replies; slot 0 counts errnos >= kFuseErrnoSlots.
+inline constexpr size_t kFuseErrnoSlots = 136;
+/// Latency buckets per opcode: bucket i (< kFuseLatencyBuckets - 1) holds requests that took
+/// fewer than 2^(i + kFuseLatencyMinLog2) TSC cycles (and did not fit bucket i - 1); the
+/// last one holds the rest. With 2^8 = 256 cycles (~0.1 µs at 2.5 GHz) as the first bound,
+/// the last finite bound is 2^30 cycles (~0.4 s).
+inline constexpr size_t kFuseLatencyBuckets = 24;
+inline constexpr unsigned kFuseLatencyMinLog2 = 8;
+
+/// The latency bucket of a request that took \p cycles.
+inline constexpr size_t fuse_latency_bucket(uint64_t cycles) noexcept {
+    const unsigned width = cycles == 0 ? 0 : 64u - static_cast<unsigned>(__builtin_clzll(cycles));
+    const size_t i = width <= kFuseLatencyMinLog2 ? 0 : width - kFuseLatencyMinLog2;
+    return i < kFuseLatencyBuckets ? i : kFuseLatencyBuckets - 1;
+}
 
 /// One block of counters. Every field is an atomic only so that readers on other threads
 /// may load it; how it is written depends on the block (see FuseCounterSink).
@@ -36,6 +51,14 @@ struct alignas(kCacheLine) FuseCounters {
     std::atomic<uint64_t> blocking_refused{0}; ///< engine took no blocking call: EAGAIN/EINTR
     std::atomic<uint64_t> session_resets{0};   ///< INIT on a live session (guest reset)
     std::atomic<uint64_t> session_busy{0};     ///< INIT/DESTROY while another one ran: EBUSY
+    std::atomic<uint64_t> bytes_read{0};       ///< data bytes READ replies carried
+    std::atomic<uint64_t> bytes_written{0};    ///< data bytes WRITEs wrote
+    std::array<std::atomic<uint64_t>, kFuseErrnoSlots> errnos{}; ///< error replies per errno
+    /// Requests per opcode and latency bucket (fuse_latency_bucket), from the request's
+    /// arrival in the dispatcher to its reply being encoded.
+    std::array<std::array<std::atomic<uint64_t>, kFuseLatencyBuckets>, kFuseOpcodeSlots>
+        latency{};
+    std::array<std::atomic<uint64_t>, kFuseOpcodeSlots> latency_cycles{}; ///< their sum
 };
 
 /// A snapshot: the sum of all blocks at one moment (each counter read once, relaxed).
@@ -52,6 +75,11 @@ struct FuseStats {
     uint64_t blocking_refused = 0;
     uint64_t session_resets = 0;
     uint64_t session_busy = 0;
+    uint64_t bytes_read = 0;
+    uint64_t bytes_written = 0;
+    std::array<uint64_t, kFuseErrnoSlots> errnos{};
+    std::array<std::array<uint64_t, kFuseLatencyBuckets>, kFuseOpcodeSlots> latency{};
+    std::array<uint64_t, kFuseOpcodeSlots> latency_cycles{};
 
     /// Requests of every opcode.
     uint64_t total_requests() const noexcept {
@@ -77,6 +105,17 @@ struct FuseStats {
         blocking_refused += b.blocking_refused.load(std::memory_order_relaxed);
         session_resets += b.session_resets.load(std::memory_order_relaxed);
         session_busy += b.session_busy.load(std::memory_order_relaxed);
+        bytes_read += b.bytes_read.load(std::memory_order_relaxed);
+        bytes_written += b.bytes_written.load(std::memory_order_relaxed);
+        for (size_t i = 0; i < kFuseErrnoSlots; ++i) {
+            errnos[i] += b.errnos[i].load(std::memory_order_relaxed);
+        }
+        for (size_t op = 0; op < kFuseOpcodeSlots; ++op) {
+            for (size_t i = 0; i < kFuseLatencyBuckets; ++i) {
+                latency[op][i] += b.latency[op][i].load(std::memory_order_relaxed);
+            }
+            latency_cycles[op] += b.latency_cycles[op].load(std::memory_order_relaxed);
+        }
     }
 };
 
@@ -95,6 +134,20 @@ class FuseCounterSink {
     /// Counts one request of opcode \p op.
     void request(uint32_t op) const noexcept {
         bump(block_->requests[op < kFuseOpcodeSlots ? op : 0], 1);
+    }
+    /// Counts one error reply with \p err (a positive errno).
+    void error(int64_t err) const noexcept {
+        bump(block_->errors, 1);
+        bump(block_->errnos[err > 0 && static_cast<uint64_t>(err) < kFuseErrnoSlots
+                                ? static_cast<size_t>(err)
+                                : 0],
+             1);
+    }
+    /// Counts the latency of one request of opcode \p op that took \p cycles TSC cycles.
+    void latency(uint32_t op, uint64_t cycles) const noexcept {
+        const size_t slot = op < kFuseOpcodeSlots ? op : 0;
+        bump(block_->latency[slot][fuse_latency_bucket(cycles)], 1);
+        bump(block_->latency_cycles[slot], cycles);
     }
     /// Takes back one add() of \p field (a submission the engine refused).
     void undo(std::atomic<uint64_t> FuseCounters::*field) const noexcept {

@@ -4,6 +4,8 @@
 // logging; failures become error replies and counters.
 #include "fuse/fuse_dispatcher.h"
 
+#include <x86intrin.h>
+
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -100,6 +102,7 @@ struct FuseDispatcher::Call {
     FuseRequestCtx* ctx;
     IoEngine* engine; ///< null: synchronous only
     FuseCounterSink ctr; ///< the queue's counters (this lcore is their only writer)
+    uint64_t start = 0;  ///< TSC at arrival, for the latency histogram
 
     /// Reads the next \p size bytes of arguments into a zeroed \p out (size <= sizeof(T):
     /// older, shorter struct versions). False if the payload is shorter.
@@ -183,7 +186,7 @@ bool FuseDispatcher::out_fits(const Call& c, size_t payload) const noexcept {
 }
 
 int64_t FuseDispatcher::reply_error(const Call& c, int err) noexcept {
-    c.ctr.add(&FuseCounters::errors);
+    c.ctr.error(err);
     fuse_out_header oh{};
     oh.len = kOutHeaderSize;
     oh.error = -err;
@@ -240,6 +243,17 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
         c.ctr.add(&FuseCounters::malformed);
         return -EINVAL; // no header, no unique: nothing meaningful to reply
     }
+    c.start = __rdtsc();
+    const int64_t r = dispatch(c);
+    if (r != VDH_ASYNC) {
+        // An asynchronous request is timed when its reply is encoded (finish_io).
+        c.ctr.latency(c.h.opcode, __rdtsc() - c.start);
+    }
+    return r;
+}
+
+int64_t FuseDispatcher::dispatch(Call& c) noexcept {
+    const vdh_request& req = c.req;
     const uint32_t op = c.h.opcode;
     c.ctr.request(op);
     const bool replies = fuse_opcode_has_reply(op);
@@ -960,8 +974,9 @@ bool FuseDispatcher::take_reply_iovs(Call& c, size_t bytes) noexcept {
 
 namespace {
 void fill_ctx(FuseRequestCtx* ctx, FuseDispatcher* owner, const vdh_request& req,
-              const fuse_in_header& h, const RequestCtx& rc) noexcept {
+              const fuse_in_header& h, const RequestCtx& rc, uint64_t start) noexcept {
     ctx->owner = owner;
+    ctx->start_tsc = start;
     ctx->token = req.token;
     ctx->unique = h.unique;
     ctx->opcode = h.opcode;
@@ -985,7 +1000,7 @@ int64_t FuseDispatcher::do_read(Call& c) noexcept {
         return reply_error(c, EIO);
     }
     FuseRequestCtx* ctx = c.ctx;
-    fill_ctx(ctx, this, c.req, c.h, c.rc);
+    fill_ctx(ctx, this, c.req, c.h, c.rc, c.start);
     ctx->args.read = in;
     // The guest sized the buffers; a shorter out part only shortens the read.
     size_t n = in.size;
@@ -1025,7 +1040,7 @@ int64_t FuseDispatcher::do_write(Call& c) noexcept {
         return reply_error(c, EIO);
     }
     FuseRequestCtx* ctx = c.ctx;
-    fill_ctx(ctx, this, c.req, c.h, c.rc);
+    fill_ctx(ctx, this, c.req, c.h, c.rc, c.start);
     ctx->args.write = in;
     const int nd = c.in.take_iovecs(in.size, ctx->io_iov, kMaxIoIovs);
     if (nd < 0 || !take_reply_iovs(c, kOutHeaderSize + sizeof(fuse_write_out))) {
@@ -1072,7 +1087,7 @@ int64_t FuseDispatcher::do_fsync(Call& c) noexcept {
     if (c.ctx == nullptr) {
         return reply_error(c, EIO);
     }
-    fill_ctx(c.ctx, this, c.req, c.h, c.rc);
+    fill_ctx(c.ctx, this, c.req, c.h, c.rc, c.start);
     c.ctx->args.fsync = in;
     if (!take_reply_iovs(c, kOutHeaderSize)) {
         VDH_MALFORMED(c);
@@ -1086,7 +1101,7 @@ int64_t FuseDispatcher::do_fallocate(Call& c) noexcept {
     if (c.ctx == nullptr) {
         return reply_error(c, EIO);
     }
-    fill_ctx(c.ctx, this, c.req, c.h, c.rc);
+    fill_ctx(c.ctx, this, c.req, c.h, c.rc, c.start);
     c.ctx->args.fallocate = in;
     if (!take_reply_iovs(c, kOutHeaderSize)) {
         VDH_MALFORMED(c);
@@ -1099,7 +1114,7 @@ int64_t FuseDispatcher::do_blocking(Call& c) noexcept {
         return reply_error(c, EIO);
     }
     FuseRequestCtx* ctx = c.ctx;
-    fill_ctx(ctx, this, c.req, c.h, c.rc);
+    fill_ctx(ctx, this, c.req, c.h, c.rc, c.start);
     size_t reply = kOutHeaderSize;
     switch (c.h.opcode) {
     case FUSE_SETLKW: {
@@ -1256,17 +1271,21 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res,
     if (res < 0) {
         const int64_t err = res < -kMaxErrno ? EIO : -res;
         oh.error = static_cast<int32_t>(-err);
-        ctr.add(&FuseCounters::errors);
+        ctr.error(err);
         out.write(&oh, sizeof(oh));
         return kOutHeaderSize;
     }
     switch (ctx->opcode) {
     case FUSE_READ:
+        ctr.add(&FuseCounters::bytes_read, static_cast<uint64_t>(res));
         oh.len = static_cast<uint32_t>(kOutHeaderSize + static_cast<size_t>(res));
         out.write(&oh, sizeof(oh));
         return oh.len;
     case FUSE_WRITE:
     case FUSE_COPY_FILE_RANGE: {
+        if (ctx->opcode == FUSE_WRITE) {
+            ctr.add(&FuseCounters::bytes_written, static_cast<uint64_t>(res));
+        }
         fuse_write_out wo{};
         wo.size = static_cast<uint32_t>(res);
         oh.len = kOutHeaderSize + sizeof(wo);
@@ -1280,7 +1299,19 @@ int64_t FuseDispatcher::encode_io_reply(FuseRequestCtx* ctx, int64_t res,
 
 void FuseDispatcher::complete_io(FuseRequestCtx* ctx, int64_t res) noexcept {
     // Any thread (an engine's, a worker): count in the shared block.
-    const int64_t written = encode_io_reply(ctx, res, FuseCounterSink(&shared_counters_, false));
+    finish_io(ctx, res, FuseCounterSink(&shared_counters_, false));
+}
+
+void FuseDispatcher::complete_on_lcore(void* p, int64_t res) noexcept {
+    auto* ctx = static_cast<FuseRequestCtx*>(p);
+    // The caller is the lcore serving ctx's queue: its block has no other writer.
+    ctx->owner->finish_io(ctx, res, ctx->owner->counters(ctx->rc.queue));
+}
+
+void FuseDispatcher::finish_io(FuseRequestCtx* ctx, int64_t res,
+                               const FuseCounterSink& ctr) noexcept {
+    const int64_t written = encode_io_reply(ctx, res, ctr);
+    ctr.latency(ctx->opcode, __rdtsc() - ctx->start_tsc);
     // The engine is done with the fd: let it go (the last reference closes it).
     release_file(ctx);
     void* token = ctx->token; // ctx may be reused once done() returns

@@ -50,6 +50,7 @@ struct FuseRequestCtx {
     int32_t n_io_iov;     ///< io_iov entries in use
     uint32_t io_bytes;    ///< bytes the data iovecs describe (READ/WRITE)
     uint64_t nodeid;
+    uint64_t start_tsc; ///< TSC at the request's arrival (latency histogram)
     RequestCtx rc; ///< caller identity, for calls the worker makes
     union Args {
         fuse_read_in read;
@@ -119,6 +120,10 @@ public:
         auto* c = static_cast<FuseRequestCtx*>(ctx);
         c->owner->complete_io(c, res);
     }
+    /// complete() for an engine that reaps completions on the lcore serving the request's
+    /// queue (io_uring polled by that lcore): counts into the queue's own block, without a
+    /// locked instruction. Only from that lcore.
+    static void complete_on_lcore(void* ctx, int64_t res) noexcept;
 
     /// The session ended without DESTROY (frontend disconnect): calls fs.destroy() and
     /// waits for a new INIT. Control thread. Requests that are still with an engine stay
@@ -136,6 +141,11 @@ public:
 private:
     struct Call;
     struct QueueScratch;
+
+    /// handle() after the header was read: validation and the opcode's handler.
+    int64_t dispatch(Call& c) noexcept;
+    /// Encodes an asynchronous request's reply, counts it into \p ctr and calls done().
+    void finish_io(FuseRequestCtx* ctx, int64_t res, const FuseCounterSink& ctr) noexcept;
 
     // Session
     int64_t do_init(Call& c) noexcept;

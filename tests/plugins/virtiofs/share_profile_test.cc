@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "vdh/unique_fd.h"
@@ -61,6 +62,14 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_EQ(p.write_path, WritePath::Auto);
     EXPECT_FALSE(p.write_path_written);
     EXPECT_EQ(p.backend, BackendKind::Passthrough);
+    EXPECT_FALSE(p.create);
+}
+
+TEST(ShareProfile, CreateKey) {
+    EXPECT_TRUE(parse_ok(block("      shared_dir: /x\n      create: true\n")).create);
+    EXPECT_FALSE(parse_ok(block("      shared_dir: /x\n      create: false\n")).create);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      create: yes\n")),
+              "dev.yaml:5:15: config.create: expected boolean (true or false), got \"yes\"");
 }
 
 TEST(ShareProfile, EveryKey) {
@@ -137,7 +146,7 @@ TEST(ShareProfile, MissingSharedDir) {
 
 TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      cach: auto\n")),
-              "dev.yaml:5:7: config.cach: unknown key (expected one of: shared_dir, tag, cache, "
+              "dev.yaml:5:7: config.cach: unknown key (expected one of: shared_dir, create, tag, cache, "
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
               "write_path)");
@@ -307,11 +316,14 @@ protected:
         ASSERT_TRUE(fd.has_value());
     }
     void TearDown() override {
-        ::unlink(file_.c_str());
-        ::rmdir(dir_.c_str());
+        std::string cmd = "rm -rf '" + dir_ + "'";
+        ASSERT_EQ(std::system(cmd.c_str()), 0);
     }
     ShareProfile profile(const std::string& path) {
         return parse_ok(block("      shared_dir: " + path + "\n"));
+    }
+    ShareProfile creating(const std::string& path) {
+        return parse_ok(block("      shared_dir: " + path + "\n      create: true\n"));
     }
     std::string dir_;
     std::string file_;
@@ -326,9 +338,88 @@ TEST_F(SharedDirCheck, RejectsMissingPathAndFiles) {
     std::string err;
     EXPECT_FALSE(check_shared_dir(profile(dir_ + "/nope"), "dev.yaml", &err));
     EXPECT_EQ(err, "dev.yaml:4:19: config.shared_dir: cannot access \"" + dir_ +
-                       "/nope\": No such file or directory");
+                       "/nope\": No such file or directory (add `create: true` to the device's "
+                       "config: block to have vdhost create it)");
     EXPECT_FALSE(check_shared_dir(profile(file_), "dev.yaml", &err));
     EXPECT_EQ(err, "dev.yaml:4:19: config.shared_dir: not a directory: \"" + file_ + "\"");
+}
+
+TEST_F(SharedDirCheck, CreateMakesMissingDirAndParents0755) {
+    const std::string share = dir_ + "/a/b/share";
+    std::string err;
+    SharedDirState state{};
+    // Without create: true, a missing directory stays an error.
+    EXPECT_FALSE(prepare_shared_dir(profile(share), "dev.yaml", false, &state, &err));
+    EXPECT_NE(err.find("create: true"), std::string::npos) << err;
+    // Dry run: accepted, nothing created.
+    ASSERT_TRUE(prepare_shared_dir(creating(share), "dev.yaml", true, &state, &err)) << err;
+    EXPECT_EQ(state, SharedDirState::WillCreate);
+    EXPECT_NE(::access((dir_ + "/a").c_str(), F_OK), 0);
+    // Created with its parents, 0755 whatever the umask.
+    mode_t old = ::umask(077);
+    bool ok = prepare_shared_dir(creating(share), "dev.yaml", false, &state, &err);
+    ::umask(old);
+    ASSERT_TRUE(ok) << err;
+    EXPECT_EQ(state, SharedDirState::Created);
+    for (const std::string& d : {dir_ + "/a", dir_ + "/a/b", share}) {
+        struct stat st {};
+        ASSERT_EQ(::lstat(d.c_str(), &st), 0) << d;
+        EXPECT_TRUE(S_ISDIR(st.st_mode)) << d;
+        EXPECT_EQ(st.st_mode & 07777, 0755u) << d;
+        EXPECT_EQ(st.st_uid, ::geteuid()) << d;
+    }
+    // Existing: taken as it is.
+    ASSERT_TRUE(prepare_shared_dir(creating(share), "dev.yaml", false, &state, &err)) << err;
+    EXPECT_EQ(state, SharedDirState::Exists);
+}
+
+TEST_F(SharedDirCheck, CreateRefusesFilesSymlinksAndWritableParents) {
+    std::string err;
+    SharedDirState state{};
+    // A component that is a file.
+    EXPECT_FALSE(prepare_shared_dir(creating(file_ + "/x"), "dev.yaml", false, &state, &err));
+    EXPECT_EQ(err, "dev.yaml:4:19: config.shared_dir: create: true: \"" + file_ +
+                       "\" exists and is not a directory")
+        << err;
+    // An existing file as the share itself: not a directory, create or not.
+    EXPECT_FALSE(prepare_shared_dir(creating(file_), "dev.yaml", false, &state, &err));
+    EXPECT_EQ(err, "dev.yaml:4:19: config.shared_dir: not a directory: \"" + file_ + "\"");
+    // A symbolic link on the way (even to a good directory) is not followed.
+    const std::string real = dir_ + "/real";
+    ASSERT_EQ(::mkdir(real.c_str(), 0755), 0);
+    ASSERT_EQ(::symlink(real.c_str(), (dir_ + "/link").c_str()), 0);
+    EXPECT_FALSE(
+        prepare_shared_dir(creating(dir_ + "/link/share"), "dev.yaml", false, &state, &err));
+    EXPECT_NE(err.find("\"" + dir_ + "/link\" is a symbolic link"), std::string::npos) << err;
+    EXPECT_NE(::access((real + "/share").c_str(), F_OK), 0);
+    // The dry run finds the same.
+    EXPECT_FALSE(
+        prepare_shared_dir(creating(dir_ + "/link/share"), "dev.yaml", true, &state, &err));
+    // A parent that group or others may write (no sticky bit): they could swap the share.
+    const std::string open_dir = dir_ + "/open";
+    ASSERT_EQ(::mkdir(open_dir.c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+    EXPECT_FALSE(
+        prepare_shared_dir(creating(open_dir + "/share"), "dev.yaml", false, &state, &err));
+    EXPECT_NE(err.find("has mode 0777: writable by group or others without the sticky bit"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(::access((open_dir + "/share").c_str(), F_OK), 0);
+    // With the sticky bit (as /tmp), it is fine.
+    ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);
+    EXPECT_TRUE(
+        prepare_shared_dir(creating(open_dir + "/share"), "dev.yaml", false, &state, &err))
+        << err;
+    EXPECT_EQ(state, SharedDirState::Created);
+    // A parent owned by another user.
+    const std::string theirs = dir_ + "/theirs";
+    ASSERT_EQ(::mkdir(theirs.c_str(), 0755), 0);
+    if (::geteuid() == 0) {
+        ASSERT_EQ(::chown(theirs.c_str(), 12345, 12345), 0);
+        EXPECT_FALSE(
+            prepare_shared_dir(creating(theirs + "/share"), "dev.yaml", false, &state, &err));
+        EXPECT_NE(err.find("is owned by uid 12345"), std::string::npos) << err;
+    }
 }
 
 TEST(ShareProfile, WritePathValues) {

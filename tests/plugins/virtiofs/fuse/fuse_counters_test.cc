@@ -4,6 +4,8 @@
 // snapshot sums every block.
 #include "fuse/fuse_counters.h"
 
+#include <cerrno>
+
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -133,6 +135,39 @@ TEST(FuseStats, SumsEveryField) {
     EXPECT_EQ(s.session_busy, 1010u);
     EXPECT_EQ(s.inline_writes, 1111u);
     EXPECT_EQ(s.total_requests(), 2u);
+}
+
+TEST(FuseStats, SumsErrnosBytesAndLatency) {
+    FuseCounters a;
+    FuseCounters b;
+    FuseCounterSink(&a, true).error(ENOENT);
+    FuseCounterSink(&b, false).error(ENOENT);
+    FuseCounterSink(&b, false).error(100000); // beyond the slots: counted as "other"
+    FuseCounterSink(&a, true).add(&FuseCounters::bytes_read, 4096);
+    FuseCounterSink(&b, true).add(&FuseCounters::bytes_written, 10);
+    FuseCounterSink(&a, true).latency(15, 100);      // bucket 0
+    FuseCounterSink(&b, false).latency(15, 1 << 20); // 2^20 cycles: bucket 21 - 8 = 13
+    FuseStats s;
+    s.add(a);
+    s.add(b);
+    EXPECT_EQ(s.errors, 3u);
+    EXPECT_EQ(s.errnos[ENOENT], 2u);
+    EXPECT_EQ(s.errnos[0], 1u);
+    EXPECT_EQ(s.bytes_read, 4096u);
+    EXPECT_EQ(s.bytes_written, 10u);
+    EXPECT_EQ(s.latency[15][0], 1u);
+    EXPECT_EQ(s.latency[15][13], 1u);
+    EXPECT_EQ(s.latency_cycles[15], 100u + (1u << 20));
+}
+
+TEST(FuseLatencyBucket, Log2Bounds) {
+    EXPECT_EQ(fuse_latency_bucket(0), 0u);
+    EXPECT_EQ(fuse_latency_bucket(255), 0u);  // < 2^8: first bucket
+    EXPECT_EQ(fuse_latency_bucket(256), 1u);  // < 2^9
+    EXPECT_EQ(fuse_latency_bucket(511), 1u);
+    EXPECT_EQ(fuse_latency_bucket(512), 2u);
+    EXPECT_EQ(fuse_latency_bucket(uint64_t{1} << 30), kFuseLatencyBuckets - 1);
+    EXPECT_EQ(fuse_latency_bucket(~uint64_t{0}), kFuseLatencyBuckets - 1);
 }
 
 } // namespace
