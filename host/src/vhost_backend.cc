@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "device.h"
+#include "inherited_listen_fd.h"
 #include "log.h"
 #include "rte_vhost_include.h"
 #include "socket_dir.h"
@@ -186,7 +187,9 @@ uint64_t vhost_transport_features() {
 bool vhost_register_devices(const std::vector<Device*>& devices, std::string* err) {
     for (Device* d : devices) {
         const std::string& path = d->socket();
-        if (!remove_stale_socket(path, err)) {
+        if (d->config().socket_fd >= 0) {
+            adopt_listen_fd(path, d->config().socket_fd); // rte_vhost's bind() takes it
+        } else if (!remove_stale_socket(path, err)) {
             vhost_unregister_devices();
             return false;
         }
@@ -222,14 +225,14 @@ bool vhost_register_devices(const std::vector<Device*>& devices, std::string* er
         // Born 0600 (main sets the umask), in a directory only we can write; now the
         // configured access.
         const DeviceConfig& c = d->config();
-        if (!apply_socket_access(d->socket(), c.socket_mode, c.has_socket_group, c.socket_gid,
+        if (c.socket_fd < 0 && !apply_socket_access(d->socket(), c.socket_mode, c.has_socket_group, c.socket_gid,
                                  err)) {
             *err = d->name() + ": " + *err;
             vhost_unregister_devices();
             return false;
         }
-        VDH_INFO(d->name().c_str(), "listening on %s (%s plugin)", d->socket().c_str(),
-                 d->config().type.c_str());
+        VDH_INFO(d->name().c_str(), "listening on %s%s (%s plugin)", d->socket().c_str(),
+                 c.socket_fd >= 0 ? " (inherited fd)" : "", d->config().type.c_str());
     }
     return true;
 }
@@ -242,7 +245,9 @@ void vhost_unregister_devices() {
     }
     for (const std::string& p : paths) {
         rte_vhost_driver_unregister(p.c_str());
-        unlink(p.c_str()); // unregister removes it only if it got as far as listening
+        if (!is_adopted_path(p)) {
+            unlink(p.c_str()); // unregister removes it only if it got as far as listening
+        }
     }
     std::lock_guard<std::mutex> g(g_mu);
     g_by_path.clear();
