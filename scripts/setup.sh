@@ -36,6 +36,8 @@ packages=(
     clang
     libclang-rt-14-dev
     llvm
+    libvirt-daemon-system
+    libvirt-clients
 )
 
 missing=()

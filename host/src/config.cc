@@ -26,6 +26,7 @@
 #include "metrics_server.h"
 #include "vdh/yaml_util.h"
 
+#include "inherited_listen_fd.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh {
@@ -790,9 +791,11 @@ private:
                      "duplicate device name " + quoted(dev.name) + " (first at line " +
                          std::to_string(it->second) + ")");
             }
-            if (auto [it, fresh] = socket_lines.emplace(dev.socket, pos_of(item["socket"]).line);
+            // A device served on an inherited socket may name its path only by socket_fd.
+            const char* skey = item["socket"] ? "socket" : "socket_fd";
+            if (auto [it, fresh] = socket_lines.emplace(dev.socket, pos_of(item[skey]).line);
                 !fresh) {
-                fail(item["socket"], p + ".socket",
+                fail(item[skey], p + "." + skey,
                      "duplicate socket " + quoted(dev.socket) + " (first at line " +
                          std::to_string(it->second) + ")");
             }
@@ -804,14 +807,19 @@ private:
     DeviceConfig parse_device(const YAML::Node& n, const std::string& path, size_t index,
                               const HostConfig& host) {
         auto entries = read_mapping(n, path,
-                                    {"name", "type", "socket", "lcore", "queue_size_max",
-                                     "socket_mode", "socket_group", "qos", "config"});
+                                    {"name", "type", "socket", "socket_fd", "lcore",
+                                     "queue_size_max", "socket_mode", "socket_group", "qos",
+                                     "config"});
         DeviceConfig dev;
+        std::string fd_path; // the path socket_fd is bound to
         Pos pos = pos_of(n);
         dev.line = pos.line;
         dev.column = pos.column;
         dev.index = index;
         for (std::string_view required : {"name", "type", "socket"}) {
+            if (required == "socket" && find_entry(entries, "socket_fd") != nullptr) {
+                continue; // the inherited socket's path
+            }
             if (find_entry(entries, required) == nullptr) {
                 fail(n, child_path(path, required), "missing required key");
             }
@@ -838,6 +846,13 @@ private:
             } else if (e.key == "socket") {
                 dev.socket = parse_string(e.value, p);
                 check_socket_path(e.value, p, dev.socket, true);
+            } else if (e.key == "socket_fd") {
+                uint64_t fd = parse_uint(e.value, p, 0, 1U << 30);
+                std::string why;
+                if (!inspect_listen_fd(static_cast<int>(fd), &fd_path, &why)) {
+                    fail(e.value, p, why);
+                }
+                dev.socket_fd = static_cast<int>(fd);
             } else if (e.key == "lcore") {
                 dev.lcores = parse_device_lcores(e.value, p, host);
             } else if (e.key == "queue_size_max") {
@@ -860,6 +875,23 @@ private:
                 bool flow = n.Style() == YAML::EmitterStyle::Flow;
                 dev.config_text = ConfigTextExtractor(src_, e.key_node, e.value, flow, p).extract();
             }
+        }
+        if (dev.socket_fd >= 0) {
+            const Entry* s = find_entry(entries, "socket");
+            if (s != nullptr && dev.socket != fd_path) {
+                fail(s->value, child_path(path, "socket"),
+                     quoted(dev.socket) + " is not the path socket_fd " +
+                         std::to_string(dev.socket_fd) + " is bound to (" + quoted(fd_path) +
+                         "); give one of them only");
+            }
+            if (dev.has_socket_group || find_entry(entries, "socket_mode") != nullptr) {
+                const Entry* a = find_entry(entries, dev.has_socket_group ? "socket_group"
+                                                                          : "socket_mode");
+                fail(a->value, child_path(path, a->key),
+                     "not allowed with socket_fd: whoever created the inherited socket set its "
+                     "access");
+            }
+            dev.socket = fd_path;
         }
         if (dev.lcores.empty()) {
             dev.lcores = {host.poll_lcores[index % host.poll_lcores.size()]};

@@ -22,6 +22,10 @@ struct DeviceConfig {
     std::string name;            ///< unique device name
     std::string type;            ///< plugin name
     std::string socket;          ///< vhost-user socket path (unique)
+    /// `socket_fd:`: an inherited listening socket to serve on (inherited_listen_fd.h), or
+    /// -1. When set, `socket` is the path it is bound to, and vdhost neither creates, secures
+    /// nor removes that path or its directory.
+    int socket_fd = -1;
     /// CPUs of the poll lcores that serve this device's queues; queue q is served by
     /// lcores[q % lcores.size()]. From `lcore:` (an int or a list of ints, each in
     /// host.poll_lcores); when absent, one CPU chosen by spreading devices round-robin.

@@ -115,7 +115,9 @@ std::vector<SocketDir> socket_dirs(const Config& cfg) {
         dirs.push_back(SocketDir{path, d, g});
     };
     for (const DeviceConfig& d : cfg.devices) {
-        add(d.socket, &d);
+        if (d.socket_fd < 0) { // an inherited socket (socket_fd) needs no directory
+            add(d.socket, &d);
+        }
     }
     if (!cfg.host.control_socket.empty()) {
         add(cfg.host.control_socket, nullptr);

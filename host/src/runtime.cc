@@ -73,6 +73,7 @@ bool same_qos(const QosConfig& a, const QosConfig& b) {
 /// Same device as far as serving goes, QoS aside (positions in the file do not count).
 bool same_device(const DeviceConfig& a, const DeviceConfig& b) {
     return a.name == b.name && a.type == b.type && a.socket == b.socket &&
+           a.socket_fd == b.socket_fd &&
            a.lcores == b.lcores && a.queue_size_max == b.queue_size_max &&
            a.socket_mode == b.socket_mode && a.has_socket_group == b.has_socket_group &&
            a.socket_gid == b.socket_gid && trimmed_block(a.config_text) == trimmed_block(b.config_text);
@@ -206,7 +207,7 @@ bool Runtime::check_new(const DeviceConfig& dev, std::string* err) const {
         }
     }
     std::string dir = parent_dir(dev.socket);
-    if (!in_sandbox(dir, true, true)) {
+    if (dev.socket_fd < 0 && !in_sandbox(dir, true, true)) {
         *err = device_error(dev, "socket",
                             "socket directory " + dir + " is not one vdhost's sandbox holds: use the "
                             "directory of host.control_socket or of a device configured at start");
@@ -248,7 +249,7 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
         release_fds(dev.name);
         return false;
     }
-    if (config_.host.sandbox == SandboxMode::None) {
+    if (config_.host.sandbox == SandboxMode::None && dev.socket_fd < 0) {
         const std::string dir = parent_dir(dev.socket);
         if (!secure_socket_dir(dir, dev.has_socket_group, dev.socket_gid, err)) {
             *err = device_error(dev, "socket", *err);

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "device.h"
+#include "inherited_listen_fd.h"
 #include "log.h"
 #include "rte_vhost_include.h"
 #include "socket_dir.h"
@@ -186,7 +187,10 @@ uint64_t vhost_transport_features() {
 
 bool vhost_register_device(Device* d, std::string* err) {
     const std::string& path = d->socket();
-    if (!remove_stale_socket(path, err)) {
+    const DeviceConfig& c = d->config();
+    if (c.socket_fd >= 0) {
+        adopt_listen_fd(path, c.socket_fd); // rte_vhost's bind() takes it
+    } else if (!remove_stale_socket(path, err)) {
         return false;
     }
     if (rte_vhost_driver_register(path.c_str(), 0) != 0) {
@@ -216,14 +220,15 @@ bool vhost_register_device(Device* d, std::string* err) {
         return false;
     }
     // Born 0600 (the caller sets the umask), in a directory only we can write; now the
-    // configured access.
-    const DeviceConfig& c = d->config();
-    if (!apply_socket_access(path, c.socket_mode, c.has_socket_group, c.socket_gid, err)) {
+    // configured access. An inherited socket keeps what its creator gave it.
+    if (c.socket_fd < 0 &&
+        !apply_socket_access(path, c.socket_mode, c.has_socket_group, c.socket_gid, err)) {
         *err = d->name() + ": " + *err;
         vhost_unregister_device(d);
         return false;
     }
-    VDH_INFO(d->name().c_str(), "listening on %s (%s plugin)", path.c_str(), c.type.c_str());
+    VDH_INFO(d->name().c_str(), "listening on %s%s (%s plugin)", path.c_str(),
+             c.socket_fd >= 0 ? " (inherited fd)" : "", c.type.c_str());
     return true;
 }
 
@@ -274,7 +279,9 @@ void vhost_unregister_devices() {
     }
     for (const std::string& p : paths) {
         rte_vhost_driver_unregister(p.c_str());
-        unlink(p.c_str()); // unregister removes it only if it got as far as listening
+        if (!is_adopted_path(p)) {
+            unlink(p.c_str()); // unregister removes it only if it got as far as listening
+        }
     }
     std::lock_guard<std::mutex> g(g_mu);
     g_by_path.clear();

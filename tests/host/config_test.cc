@@ -228,7 +228,7 @@ TEST(ConfigError, BadTelemetryAndMetricsValues) {
 TEST(ConfigError, UnknownDeviceKey) {
     EXPECT_EQ(parse_err(one_device("", "    queue_size: 256\n")),
               "t.yaml:5:5: devices[0].queue_size: unknown key (expected one of: name, type, "
-              "socket, lcore, queue_size_max, socket_mode, socket_group, qos, config)");
+              "socket, socket_fd, lcore, queue_size_max, socket_mode, socket_group, qos, config)");
 }
 
 TEST(Config, QosDefaultsToUnlimitedAndParsesEveryKey) {

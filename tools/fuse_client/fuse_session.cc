@@ -82,6 +82,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::connect(const SessionOptions& 
     dopt.queue_size = options.queue_size;
     dopt.wanted_features = options.wanted_features;
     dopt.connect_timeout = options.connect_timeout;
+    dopt.reply_timeout = options.reply_timeout;
     auto dev = frontend::Device::connect(*s->mem_, dopt);
     if (!dev) {
         return Err{dev.error()};

@@ -74,6 +74,8 @@ struct SessionOptions {
     static constexpr uint32_t kSelf = UINT32_MAX;
     uint32_t uid = kSelf, gid = kSelf, pid = kSelf;
     std::chrono::milliseconds connect_timeout{5000};
+    /// Limit of each vhost-user reply (longer for a backend that starts after the connect).
+    std::chrono::milliseconds reply_timeout{5000};
     /// Limit of each blocking call.
     std::chrono::milliseconds call_timeout{5000};
 };
