@@ -187,13 +187,14 @@ bool ControlSocket::on_readable(Client& c) {
 void ControlSocket::serve() {
     std::vector<std::unique_ptr<Client>> clients;
     std::vector<struct pollfd> pfds;
+    int64_t next_tick = tick_ ? now_ms() + tick_ms_ : 0;
     for (;;) {
         pfds.clear();
         pfds.push_back({listen_fd_.get(), POLLIN, 0});
         pfds.push_back({stop_efd_.get(), POLLIN, 0});
         pfds.push_back({post_efd_.get(), POLLIN, 0});
         int64_t now = now_ms();
-        int timeout = -1;
+        int timeout = tick_ ? static_cast<int>(std::max<int64_t>(0, next_tick - now)) : -1;
         for (const auto& c : clients) {
             pfds.push_back({c->fd.get(), static_cast<short>(c->replied ? POLLOUT : POLLIN), 0});
             int left = static_cast<int>(std::max<int64_t>(0, c->deadline_ms - now));
@@ -207,6 +208,10 @@ void ControlSocket::serve() {
         }
         if (pfds[1].revents != 0) {
             return;
+        }
+        if (tick_ && now_ms() >= next_tick) {
+            tick_();
+            next_tick = now_ms() + tick_ms_;
         }
         if (pfds[2].revents != 0) {
             uint64_t v;

@@ -39,6 +39,12 @@ public:
     /// Stops the thread and removes the socket file.
     void stop();
 
+    /// Runs \p fn on the control thread every \p interval_ms (housekeeping). Before start().
+    void set_tick(std::function<void()> fn, int interval_ms) {
+        tick_ = std::move(fn);
+        tick_ms_ = interval_ms;
+    }
+
     /// Runs \p fn on the control thread at its next turn (any thread; e.g. SIGHUP's reload).
     void post(std::function<void()> fn);
 
@@ -55,6 +61,8 @@ private:
     UniqueFd post_efd_;
     std::mutex post_mu_;
     std::vector<std::function<void()>> posted_;
+    std::function<void()> tick_;
+    int tick_ms_ = 0;
     std::thread thread_;
 };
 

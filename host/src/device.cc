@@ -200,6 +200,7 @@ void Device::on_connect(int vid) {
 }
 
 void Device::on_disconnect(int vid) {
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
     DeviceState s = state_.load(std::memory_order_acquire);
     if (s == DeviceState::Running || s == DeviceState::Paused) {
         stop_session(vid);
@@ -415,6 +416,7 @@ bool Device::teardown_queues(int vid) {
 }
 
 int Device::start_session(int vid) {
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
     if (state_.load(std::memory_order_acquire) == DeviceState::Broken) {
         // Rings restarted on the same connection (a guest reset): go on only once the
         // abandoned requests are done. rte_vhost asks again after the next message.
@@ -447,6 +449,7 @@ int Device::start_session(int vid) {
 }
 
 void Device::stop_session(int vid) {
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
     DeviceState s = state_.load(std::memory_order_acquire);
     if (s != DeviceState::Running && s != DeviceState::Paused) {
         return;
@@ -459,6 +462,7 @@ void Device::stop_session(int vid) {
 }
 
 void Device::pause(int vid) {
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
     if (state_.load(std::memory_order_acquire) != DeviceState::Running) {
         return;
     }
@@ -470,6 +474,7 @@ void Device::pause(int vid) {
 }
 
 void Device::resume(int vid) {
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
     if (state_.load(std::memory_order_acquire) != DeviceState::Paused) {
         return;
     }
@@ -485,6 +490,32 @@ void Device::resume(int vid) {
     }
     state_.store(DeviceState::Running, std::memory_order_release);
     VDH_INFO(cfg_.name.c_str(), "device resumed");
+}
+
+bool Device::revoke() {
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
+    if (revoked_) {
+        return true;
+    }
+    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, revoke) || vid() < 0 ||
+        state() == DeviceState::Broken) {
+        return false;
+    }
+    const int v = vid();
+    const bool running = state() == DeviceState::Running;
+    if (running) {
+        pause(v); // drains: nothing in flight while the plugin changes its mind
+        if (state() != DeviceState::Paused) {
+            return false; // broken by a stuck request
+        }
+    }
+    ops_->revoke(pdev_);
+    revoked_ = true;
+    if (running) {
+        resume(v);
+    }
+    VDH_NOTICE(cfg_.name.c_str(), "revoked: the guest stays connected and its requests fail");
+    return true;
 }
 
 void Device::set_qos(const QosConfig& c) {

@@ -92,6 +92,14 @@ public:
     /// The current QoS limits. Any thread.
     QosConfig qos() const noexcept { return qos_.get(); }
 
+    /// The device is being removed while its frontend is attached: the plugin's revoke()
+    /// (ABI 1.4) makes every request fail from now on and drops what the guest held, so
+    /// the guest sees errors instead of a hang. Serialized with the vhost-user lifecycle
+    /// calls. False when the plugin has no revoke(), no frontend is attached, or the device
+    /// is broken (then the caller disconnects it instead).
+    bool revoke();
+    bool revoked() const noexcept { return revoked_; }
+
     /// Wakes the lcore of queue \p q (plugin request). Any thread.
     void wake(uint16_t q) noexcept;
 
@@ -163,6 +171,10 @@ private:
     std::vector<Zombie> zombies_;           ///< guarded by stats_mu_
     std::vector<std::pair<void*, size_t>> quarantined_; ///< guest mappings kept reserved
     bool disconnect_pending_ = false;       ///< plugin disconnect() deferred while broken
+    /// Serializes the lifecycle calls of the vhost-user thread with revoke() from the
+    /// control socket's thread. Recursive: on_disconnect() stops the session itself.
+    std::recursive_mutex life_mu_;
+    std::atomic<bool> revoked_{false};
     uint64_t abandoned_total_ = 0;          ///< requests abandoned over the device's life
 };
 

@@ -430,6 +430,8 @@ int run(const Options& o) {
         auto handler = [&](const std::string& line, const std::string& body) {
             return run_control_command(*runtime, line, body);
         };
+        // Removed devices whose guest went away are freed within a second.
+        control.set_tick([&runtime] { runtime->housekeeping(); }, 1000);
         if (!control.start(cfg->host.control_socket, handler, &err)) {
             return fail(err);
         }

@@ -164,6 +164,14 @@ bool Runtime::in_sandbox(const std::string& path, bool writable, bool socket_dir
 bool Runtime::check_new(const DeviceConfig& dev, std::string* err) const {
     {
         std::lock_guard<std::mutex> g(mu_);
+        for (const auto& r : revoked_) {
+            if (r->socket() == dev.socket) {
+                *err = device_error(dev, "socket",
+                                    "socket " + dev.socket + " still belongs to the removed device " +
+                                        r->name() + ", whose guest is still connected");
+                return false;
+            }
+        }
         for (const Entry& e : entries_) {
             if (e.dev->name() == dev.name) {
                 *err = device_error(dev, "name", "a device named \"" + dev.name + "\" is running");
@@ -307,6 +315,22 @@ void Runtime::finish_removal(std::unique_ptr<Device> dev) {
 }
 
 void Runtime::reap_retired() {
+    std::vector<std::unique_ptr<Device>> gone;
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        for (auto it = revoked_.begin(); it != revoked_.end();) {
+            if ((*it)->vid() < 0) {
+                gone.push_back(std::move(*it));
+                it = revoked_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    for (auto& d : gone) {
+        VDH_INFO(d->name().c_str(), "the removed device's guest disconnected");
+        finish_removal(std::move(d));
+    }
     for (auto it = retired_.begin(); it != retired_.end();) {
         if ((*it)->stuck_requests() == 0) {
             std::string name = (*it)->name();
@@ -319,7 +343,8 @@ void Runtime::reap_retired() {
     }
 }
 
-bool Runtime::remove(const std::string& name, std::string* err) {
+bool Runtime::remove(const std::string& name_arg, std::string* err) {
+    const std::string name = name_arg; // may point into the device removed below
     std::lock_guard<std::mutex> ops(ops_mu_);
     reap_retired();
     std::unique_ptr<Device> dev;
@@ -334,19 +359,40 @@ bool Runtime::remove(const std::string& name, std::string* err) {
         dev = std::move(it->dev);
         entries_.erase(it);
     }
+    if (dev->revoke()) {
+        // A guest is attached: it keeps its connection and gets errors instead of a hang.
+        // Nothing new can connect (the socket's name is gone); the device is freed once
+        // its frontend disconnects (housekeeping()).
+        unlink(dev->socket().c_str());
+        VDH_NOTICE(name.c_str(), "device removed; its guest is still connected and gets "
+                   "errors until it disconnects");
+        std::lock_guard<std::mutex> g(mu_);
+        revoked_.push_back(std::move(dev));
+        return true;
+    }
     finish_removal(std::move(dev));
     return true;
+}
+
+void Runtime::housekeeping() {
+    std::lock_guard<std::mutex> ops(ops_mu_);
+    reap_retired();
 }
 
 bool Runtime::remove_all() {
     std::lock_guard<std::mutex> ops(ops_mu_);
     std::vector<Entry> all;
+    std::vector<std::unique_ptr<Device>> revoked;
     {
         std::lock_guard<std::mutex> g(mu_);
         all.swap(entries_);
+        revoked.swap(revoked_);
     }
     for (Entry& e : all) {
         finish_removal(std::move(e.dev));
+    }
+    for (auto& d : revoked) {
+        finish_removal(std::move(d));
     }
     reap_retired();
     bool stuck = !retired_.empty();
@@ -524,6 +570,14 @@ std::string Runtime::list_json() const {
             out << (j ? "," : "") << d.config().lcores[j];
         }
         out << "],\"origin\":\"" << origin_name(entries_[i].origin) << "\"}";
+    }
+    for (size_t i = 0; i < revoked_.size(); ++i) {
+        const Device& d = *revoked_[i];
+        out << (entries_.empty() && i == 0 ? "" : ",") << "{\"name\":" << json_string(d.name())
+            << ",\"type\":" << json_string(d.config().type)
+            << ",\"socket\":" << json_string(d.socket())
+            << ",\"state\":\"removed\",\"connected\":" << (d.vid() >= 0 ? "true" : "false")
+            << ",\"lcores\":[],\"origin\":\"removed\"}";
     }
     out << "]}";
     return out.str();

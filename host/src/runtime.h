@@ -74,10 +74,15 @@ public:
     /// socket. False + \p err (naming the config position) on failure; nothing is left.
     bool add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err);
 
-    /// Stops serving \p name: its socket goes away, a connected guest's session is drained
-    /// and ended, the plugin instance is destroyed and its fds are given back. False + \p err
-    /// when there is no such device.
+    /// Stops serving \p name: its socket goes away and the plugin instance is destroyed and
+    /// its fds are given back. A connected guest's session is revoked when the plugin can
+    /// (its requests fail from then on; the device is freed when the frontend disconnects),
+    /// else drained and disconnected. False + \p err when there is no such device.
     bool remove(const std::string& name, std::string* err);
+
+    /// Frees removed devices whose guest has disconnected, or whose stuck requests have
+    /// completed since. Called periodically by the control thread.
+    void housekeeping();
 
     /// Re-reads \p path and applies the difference to the devices that came from it.
     ReloadReport reload(const std::string& path);
@@ -131,6 +136,9 @@ private:
     std::vector<Entry> entries_;
     /// Removed devices whose abandoned requests had not completed (guarded by ops_mu_).
     std::vector<std::unique_ptr<Device>> retired_;
+    /// Removed devices whose guest was still attached: revoked (their requests fail), still
+    /// registered with rte_vhost until the frontend goes (guarded by mu_ and ops_mu_).
+    std::vector<std::unique_ptr<Device>> revoked_;
 };
 
 } // namespace vdh

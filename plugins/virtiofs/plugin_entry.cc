@@ -55,6 +55,7 @@ uint32_t op_flush(void* dev, uint16_t q) noexcept { return self(dev)->flush(q); 
 int op_metrics(void* dev, vdh_metric_emit_fn emit, void* ctx) noexcept {
     return self(dev)->metrics(emit, ctx);
 }
+void op_revoke(void* dev) noexcept { self(dev)->revoke(); }
 
 const vdh_device_ops g_ops = {
     .struct_size = sizeof(vdh_device_ops),
@@ -70,6 +71,7 @@ const vdh_device_ops g_ops = {
     .disconnect = op_disconnect,
     .flush = op_flush,
     .metrics = op_metrics,
+    .revoke = op_revoke,
 };
 
 int plugin_check(const char* text, size_t len, const char* origin, char* err,

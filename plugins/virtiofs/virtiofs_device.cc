@@ -157,6 +157,16 @@ void VirtiofsDevice::disconnect() {
     engines_.clear();
 }
 
+void VirtiofsDevice::revoke() {
+    if (dispatcher_) {
+        dispatcher_->revoke();
+    }
+    if (host_ != nullptr && host_->log != nullptr) {
+        host_->log(host_->host, VDH_LOG_NOTICE, name_.c_str(),
+                   "share revoked: the guest's session is ended and its requests fail with EIO");
+    }
+}
+
 int64_t VirtiofsDevice::handle(const vdh_request* req) noexcept {
     IoEngine* e = req->queue < engines_.size() ? engines_[req->queue].get() : nullptr;
     return dispatcher_->handle(*req, static_cast<FuseRequestCtx*>(req->ctx), e);

@@ -34,6 +34,10 @@ public:
     int start(uint64_t features, const vdh_queue_info* queues, uint16_t nq);
     void stop();
     void disconnect();
+    /// vdh_device_ops::revoke: the share is being removed under an attached guest. Ends the
+    /// FUSE session (every inode, handle, lock and fd of the guest) and makes every later
+    /// request fail with EIO, INIT included. Control thread, nothing in flight.
+    void revoke();
     /// Hot path: no alloc, no block, no throw.
     int64_t handle(const vdh_request* req) noexcept;
     /// End of a batch on queue \p q (lcore): submits what the batch queued for io_uring.

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -305,7 +306,35 @@ TEST_F(VdhostRuntime, VirtiofsShareAddedBelowAShareRootServesInsideTheSandbox) {
     auto e = (*s)->lookup(fuse_client::kRootNodeId, "hello.txt");
     ASSERT_TRUE(e.has_value()) << vd_.log();
     EXPECT_EQ(e->attr.size, 12u);
-    s->reset();
+    auto o = (*s)->open(e->nodeid, O_RDONLY);
+    ASSERT_TRUE(o.has_value());
+
+    // Removed with the guest attached and a file open: the share is revoked. The guest's
+    // requests now fail with EIO at once (no hang), a new INIT too, nothing new can
+    // connect, and the device is freed when the guest goes.
+    ASSERT_EQ(vdhostctl(ctl_, "remove fs7", &out), 0) << out << vd_.log();
+    EXPECT_FALSE(testing::wait_for_path(sock, std::chrono::milliseconds(0)));
+    auto t0 = Clock::now();
+    auto after = (*s)->lookup(fuse_client::kRootNodeId, "hello.txt");
+    ASSERT_FALSE(after.has_value());
+    EXPECT_EQ(after.error(), EIO);
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
+    ASSERT_EQ(vdhostctl(ctl_, "--json list", &out), 0);
+    EXPECT_NE(out.find("{\"name\":\"fs7\",\"type\":\"virtiofs\",\"socket\":\"" + sock +
+                       "\",\"state\":\"removed\",\"connected\":true"),
+              std::string::npos)
+        << out;
+    // The socket cannot be reused while the removed device's guest is attached.
+    EXPECT_EQ(vdhostctl(ctl_, "add --name fs9 --type echo --socket-path " + sock, &out), 1);
+    EXPECT_NE(out.find("still belongs to the removed device fs7"), std::string::npos) << out;
+    s->reset(); // the guest goes
+    auto end = Clock::now() + std::chrono::seconds(5);
+    do {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        ASSERT_EQ(vdhostctl(ctl_, "--json list", &out), 0);
+    } while (out.find("fs7") != std::string::npos && Clock::now() < end);
+    EXPECT_EQ(out.find("fs7"), std::string::npos) << out;
+    EXPECT_NE(vd_.log().find("fs7: device removed"), std::string::npos) << vd_.log();
     // Outside every share root: refused, the sandbox does not hold it.
     std::string outside = dir_.file("outside");
     mkdir(outside.c_str(), 0755);
@@ -315,7 +344,6 @@ TEST_F(VdhostRuntime, VirtiofsShareAddedBelowAShareRootServesInsideTheSandbox) {
                         &out),
               1);
     EXPECT_NE(out.find("is not inside vdhost's sandbox"), std::string::npos) << out;
-    ASSERT_EQ(vdhostctl(ctl_, "remove fs7", &out), 0) << out;
 }
 
 TEST_F(VdhostRuntime, IdleControlClientsDoNotLockOutOthers) {

@@ -21,7 +21,8 @@ extern "C" {
 /// 1: vdh_host_api::reserve_fds, vdh_plugin_info::host_paths.
 /// 2: vdh_device_ops::flush.
 /// 3: vdh_device_ops::metrics, vdh_host_api::tsc_hz.
-#define VDH_ABI_MINOR 3
+/// 4: vdh_device_ops::revoke.
+#define VDH_ABI_MINOR 4
 
 /// Name of the one symbol every plugin exports.
 #define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
@@ -187,6 +188,14 @@ struct vdh_device_ops {
     /// host's telemetry and metrics threads): it must only read counters, never take a lock
     /// a poll lcore takes, and not block.
     int (*metrics)(void* dev, vdh_metric_emit_fn emit, void* ctx);
+    /// Optional (ABI 1.4). The device is being removed while a frontend is still attached:
+    /// from now on the plugin answers every request with its protocol's error (virtio-fs:
+    /// EIO), starts no new session, and drops what it held for the guest (a protocol
+    /// session, open files). It keeps answering until the frontend goes; then the host calls
+    /// stop(), disconnect() and destroy() as usual. Called with no request in flight (the
+    /// queues are drained around it). Control thread. A plugin without it is simply
+    /// disconnected on removal.
+    void (*revoke)(void* dev);
 };
 
 /// True when \p ops (a const struct vdh_device_ops*) has the field \p field (a later minor).

@@ -169,6 +169,12 @@ void FuseDispatcher::end_session() noexcept {
     end_session_locked();
 }
 
+void FuseDispatcher::revoke() noexcept {
+    std::lock_guard<std::mutex> g(session_mu_);
+    revoked_.store(true, std::memory_order_release);
+    end_session_locked();
+}
+
 void FuseDispatcher::end_session_locked() noexcept {
     if (initialized_.exchange(false, std::memory_order_acq_rel)) {
         want_.store(0, std::memory_order_relaxed);
@@ -287,7 +293,8 @@ int64_t FuseDispatcher::dispatch(Call& c) noexcept {
         c.ctr.add(&FuseCounters::hiprio_rejected);
         return replies ? reply_error(c, EINVAL) : 0;
     }
-    if (VDH_UNLIKELY(op != FUSE_INIT && !initialized())) {
+    if (VDH_UNLIKELY((op != FUSE_INIT || revoked_.load(std::memory_order_relaxed)) &&
+                     !initialized())) {
         if (!replies) {
             c.ctr.add(&FuseCounters::malformed);
             return 0;

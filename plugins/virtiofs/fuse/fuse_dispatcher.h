@@ -129,6 +129,9 @@ public:
     /// waits for a new INIT. Control thread. Requests that are still with an engine stay
     /// safe: they hold their open file (FuseRequestCtx::file_ref) and finish normally.
     void end_session() noexcept;
+    /// Ends the session for good (the share is removed): every later request fails with
+    /// EIO, INIT included. Called with nothing in flight.
+    void revoke() noexcept;
 
     bool initialized() const noexcept { return initialized_.load(std::memory_order_acquire); }
     /// Negotiated minor version and FUSE_* flags (flags2 << 32); valid once initialized.
@@ -236,6 +239,7 @@ private:
     /// Counts made off the lcores (complete_io on any thread) and for queues without a block.
     FuseCounters shared_counters_;
     std::atomic<bool> initialized_{false};
+    std::atomic<bool> revoked_{false}; ///< revoke(): no session ever again
     std::atomic<uint32_t> minor_{0};
     std::atomic<uint64_t> want_{0};
     std::atomic<bool> xattr_{false};

@@ -290,6 +290,20 @@ TEST_F(FuseDispatcherTest, VersionOnlyInitOnLiveSessionKeepsIt) {
     EXPECT_TRUE(disp().initialized());
 }
 
+TEST_F(FuseDispatcherTest, RevokeEndsTheSessionAndEveryLaterRequestGetsEio) {
+    init();
+    disp().revoke();
+    EXPECT_EQ(fs.destroy_count, 1); // the guest's inodes, handles and fds are dropped
+    EXPECT_FALSE(disp().initialized());
+    EXPECT_EQ(call(Msg(FUSE_GETATTR).add(fuse_getattr_in{})), error_reply(EIO));
+    // A new INIT cannot start a session on a revoked share either.
+    EXPECT_EQ(call(Msg(FUSE_INIT).add(init_in(7, 38, kGuestFlags))), error_reply(EIO));
+    EXPECT_EQ(fs.init_count, 1);
+    Chain ch(Msg(FUSE_FORGET).add(fuse_forget_in{3}).build(), {});
+    EXPECT_EQ(send(ch), 0);
+    EXPECT_TRUE(fs.calls.empty());
+}
+
 TEST_F(FuseDispatcherTest, RequestsBeforeInitGetEio) {
     EXPECT_EQ(call(Msg(FUSE_LOOKUP, 1).name("a")), error_reply(EIO));
     EXPECT_EQ(call(Msg(FUSE_GETATTR).add(fuse_getattr_in{})), error_reply(EIO));
