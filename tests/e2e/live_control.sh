@@ -123,6 +123,8 @@ host_yaml() {
     printf 'host:\n  poll_lcores: [1]\n  control_socket: %s\n  share_roots: [%s]\ndevices:\n' \
         "$W/run/ctl.sock" "$W/roots"
 }
+# vdhost.yaml lies outside every directory vdhost's sandbox holds, as the service's
+# /etc/vdhost/vdhost.yaml does: reload and SIGHUP must still read it.
 { host_yaml; dev_yaml fs0 "$W/share0"; } >"$W/base.yaml"
 cp "$W/base.yaml" "$W/vdhost.yaml"
 "$VDHOST" --config "$W/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$W/vdhost.log" 2>&1 &
