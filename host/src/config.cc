@@ -30,6 +30,9 @@
 #include "vdh/unique_fd.h"
 
 namespace vdh {
+
+std::map<std::string, uint32_t>& group_cache();
+
 namespace {
 
 using yaml_messages::describe;
@@ -775,8 +778,9 @@ private:
         if (!n.IsSequence()) {
             fail_type(n, path, "sequence");
         }
-        if (n.size() == 0) {
-            fail(n, path, "expected at least one device");
+        if (n.size() == 0 && host.control_socket.empty()) {
+            fail(n, path,
+                 "expected at least one device (or a host.control_socket, to add them later)");
         }
         std::vector<DeviceConfig> devices;
         std::map<std::string, int> name_lines;
@@ -970,6 +974,9 @@ private:
         if (name.empty()) {
             fail(n, path, "expected a group name or gid, got \"\"");
         }
+        if (auto gid_of = group_cache().find(name); gid_of != group_cache().end()) {
+            return gid_of->second; // read before the sandbox hid /etc/group
+        }
         std::vector<char> buf(16384);
         struct group gr {};
         struct group* res = nullptr;
@@ -1037,6 +1044,20 @@ std::string format_error(const std::string& origin, Pos pos, const std::string& 
 
 } // namespace
 
+std::map<std::string, uint32_t>& group_cache() {
+    static std::map<std::string, uint32_t> cache;
+    return cache;
+}
+
+void remember_groups() {
+    auto& cache = group_cache();
+    setgrent();
+    while (struct group* g = getgrent()) {
+        cache.emplace(g->gr_name, static_cast<uint32_t>(g->gr_gid));
+    }
+    endgrent();
+}
+
 std::optional<Config> parse_config(const std::string& text, const std::string& origin,
                                    unsigned online_cpus, ConfigError* err) {
     std::string message;
@@ -1058,9 +1079,14 @@ std::optional<Config> parse_config(const std::string& text, const std::string& o
 }
 
 std::optional<Config> load_config(const std::string& path, unsigned online_cpus, ConfigError* err) {
+    return load_config_at(AT_FDCWD, path, path, online_cpus, err);
+}
+
+std::optional<Config> load_config_at(int dirfd, const std::string& name, const std::string& path,
+                                     unsigned online_cpus, ConfigError* err) {
     std::string text;
     int read_errno = 0;
-    auto fd = UniqueFd::from_syscall(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    auto fd = UniqueFd::from_syscall(::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
         read_errno = fd.error();
     } else {

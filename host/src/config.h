@@ -98,6 +98,16 @@ struct ConfigError {
 std::optional<Config> load_config(const std::string& path, unsigned online_cpus,
                                   ConfigError* err);
 
+/// Same as load_config, reading \p name relative to the directory \p dirfd (a reload from
+/// inside the sandbox: the directory was opened before). \p path is used in messages.
+std::optional<Config> load_config_at(int dirfd, const std::string& name, const std::string& path,
+                                     unsigned online_cpus, ConfigError* err);
+
+/// Reads the host's group database into a cache that socket_group names resolve from
+/// later, when the sandbox hides /etc/group (devices added while running). Before the
+/// sandbox.
+void remember_groups();
+
 /// Same as load_config, from text (tests). \p origin is used in messages.
 std::optional<Config> parse_config(const std::string& text, const std::string& origin,
                                    unsigned online_cpus, ConfigError* err);

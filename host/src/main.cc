@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -324,6 +325,18 @@ int run(const Options& o) {
     std::string err;
     // The sandbox: entered before EAL starts any thread (mount namespace, root and
     // capabilities are per thread until then), after everything that needs the host view.
+    // Reload reads the config file again from inside the sandbox, through its directory;
+    // group names of devices added later resolve from what /etc/group says now.
+    UniqueFd config_dir;
+    {
+        size_t slash = cfg->path.rfind('/');
+        std::string dir = slash == std::string::npos ? "." : cfg->path.substr(0, slash + 1);
+        if (auto d = UniqueFd::from_syscall(
+                ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC))) {
+            config_dir = std::move(*d);
+        }
+        remember_groups();
+    }
     std::vector<SandboxDir> sandbox_dirs;
     {
         SandboxPlan plan;
@@ -381,6 +394,7 @@ int run(const Options& o) {
     setup.fd_budget = &fd_budget;
     setup.sandbox_dirs = sandbox_dirs;
     setup.online_cpus = cpus;
+    setup.config_dir = std::move(config_dir);
     auto runtime = std::make_unique<Runtime>(std::move(setup));
     // ---- telemetry (telemetry.h): DPDK telemetry commands and the metrics endpoint; the
     // runtime reports each device to it as it is added and removed.

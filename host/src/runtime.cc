@@ -139,7 +139,7 @@ std::string ReloadReport::json() const {
 Runtime::Runtime(Setup setup)
     : config_(std::move(setup.config)), plugins_(setup.plugins), lcores_(std::move(setup.lcores)),
       fd_budget_(setup.fd_budget), sandbox_dirs_(std::move(setup.sandbox_dirs)),
-      online_cpus_(setup.online_cpus) {}
+      online_cpus_(setup.online_cpus), config_dir_(std::move(setup.config_dir)) {}
 
 Runtime::~Runtime() { remove_all(); }
 
@@ -410,7 +410,15 @@ bool Runtime::remove_all() {
 ReloadReport Runtime::reload(const std::string& path) {
     ReloadReport r;
     ConfigError cerr;
-    auto next = load_config(path, online_cpus_, &cerr);
+    std::optional<Config> next;
+    if (config_dir_) {
+        size_t slash = path.rfind('/');
+        next = load_config_at(config_dir_.get(),
+                              slash == std::string::npos ? path : path.substr(slash + 1), path,
+                              online_cpus_, &cerr);
+    } else {
+        next = load_config(path, online_cpus_, &cerr);
+    }
     if (!next) {
         r.error = cerr.message;
         VDH_ERR("host", "reload: %s; nothing changed", cerr.message.c_str());

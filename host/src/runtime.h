@@ -15,6 +15,7 @@
 #include "fd_budget.h"
 #include "plugin_loader.h"
 #include "sandbox.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh {
 
@@ -63,6 +64,9 @@ public:
         /// find its directories and socket directory in it.
         std::vector<SandboxDir> sandbox_dirs;
         unsigned online_cpus = 1;
+        /// The config file's directory, opened before the sandbox (reload reads the file
+        /// through it: the sandbox does not hold it). Invalid: read by path.
+        UniqueFd config_dir;
     };
 
     explicit Runtime(Setup setup);
@@ -129,6 +133,7 @@ private:
     FdBudget* fd_budget_;
     std::vector<SandboxDir> sandbox_dirs_;
     unsigned online_cpus_;
+    UniqueFd config_dir_;
     MetricsRegistry* metrics_ = nullptr;
 
     std::mutex ops_mu_;             ///< serializes add/remove/reload. Lock order: before mu_.

@@ -290,7 +290,13 @@ TEST(ConfigError, MissingDevices) {
 }
 
 TEST(ConfigError, NoDevices) {
-    EXPECT_EQ(parse_err("devices: []\n"), "t.yaml:1:10: devices: expected at least one device");
+    EXPECT_EQ(parse_err("devices: []\n"),
+              "t.yaml:1:10: devices: expected at least one device (or a host.control_socket, to "
+              "add them later)");
+    // With a control socket, devices can all come later (vdhostctl add).
+    EXPECT_TRUE(parse_config("host:\n  control_socket: /run/v/ctl\ndevices: []\n", "t.yaml", 4,
+                             nullptr)
+                    .has_value());
     EXPECT_EQ(parse_err("devices:\n"), "t.yaml:2:1: devices: expected sequence, got null");
     EXPECT_EQ(parse_err("devices: {a: 1}\n"),
               "t.yaml:1:10: devices: expected sequence, got mapping");
