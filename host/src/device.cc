@@ -46,6 +46,9 @@ Device::Device(const DeviceConfig& cfg, const Plugin* plugin, std::vector<PollLc
 }
 
 Device::~Device() {
+    if (fd_budget_ != nullptr) {
+        fd_budget_->release(this);
+    }
     uint32_t stuck = 0;
     {
         std::lock_guard<std::mutex> g(stats_mu_);
@@ -80,7 +83,7 @@ int Device::reserve_fds(uint64_t n, char* err, size_t err_len) {
     }
     if (fd_budget_ != nullptr) {
         std::string m;
-        if (!fd_budget_->reserve(cfg_.name, n, &m)) {
+        if (!fd_budget_->reserve(cfg_.name, n, &m, this)) {
             say(m);
             return -EMFILE;
         }
@@ -90,6 +93,10 @@ int Device::reserve_fds(uint64_t n, char* err, size_t err_len) {
 }
 
 bool Device::create(const vdh_host_api* api, const std::string& origin, std::string* err) {
+    // The host's own fds for this device come out of the budget first, then the plugin's.
+    if (fd_budget_ != nullptr && !fd_budget_->reserve_host(this, cfg_.name, device_host_fds(), err)) {
+        return false;
+    }
     char msg[1024] = {0};
     creating_ = true;
     int rc = plugin_->info->create(api, this, cfg_.name.c_str(), cfg_.config_text.c_str(),

@@ -55,7 +55,8 @@ public:
     /// How long a teardown waits for in-flight requests before it abandons them.
     void set_teardown_timeout_ms(uint32_t ms) noexcept { teardown_timeout_ms_ = ms; }
 
-    /// The process fd budget the plugin's reserve_fds() draws on (nullptr: not accounted).
+    /// The process fd budget the device's host fds and its plugin's reserve_fds() draw on
+    /// (nullptr: not accounted). Everything is given back when the device is destroyed.
     void set_fd_budget(FdBudget* b) noexcept { fd_budget_ = b; }
     /// vdh_host_api::reserve_fds for this device (during create() only).
     int reserve_fds(uint64_t n, char* err, size_t err_len);

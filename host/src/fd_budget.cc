@@ -64,53 +64,64 @@ bool set_nofile_limit(uint64_t target, std::string* err) {
     return true;
 }
 
-bool FdBudget::reserve(const std::string& device, uint64_t n, std::string* err) {
-    if (n > limit_ || host_reserve_ + reserved_ > limit_ - n) {
-        std::string others;
-        for (const auto& [name, count] : devices_) {
-            others += (others.empty() ? "" : ", ") + name + " " + std::to_string(count);
-        }
-        uint64_t used = host_reserve_ + reserved_;
-        *err = "device " + device + ": cannot reserve " + std::to_string(n) +
-               " fds: the process fd limit (RLIMIT_NOFILE) is " + std::to_string(limit_) +
-               ", the host reserves " + std::to_string(host_reserve_) + " for its own fds" +
-               (others.empty() ? "" : " and earlier devices reserved " + others) + ", so " +
-               std::to_string(used >= limit_ ? 0 : limit_ - used) +
-               " are left; lower the device's fd budget (virtio-fs: fd_limit) or raise the hard "
-               "limit (ulimit -Hn, systemd LimitNOFILE=)";
+bool FdBudget::fits(const std::string& device, uint64_t n, std::string* err) const {
+    if (n <= limit_ && host_reserve_ + reserved_ <= limit_ - n) {
+        return true;
+    }
+    std::string others;
+    for (const auto& [name, count] : devices()) {
+        others += (others.empty() ? "" : ", ") + name + " " + std::to_string(count);
+    }
+    uint64_t used = host_reserve_ + reserved_;
+    *err = "device " + device + ": cannot reserve " + std::to_string(n) +
+           " fds: the process fd limit (RLIMIT_NOFILE) is " + std::to_string(limit_) +
+           ", the host reserves " + std::to_string(host_reserve_) + " for its own fds" +
+           (others.empty() ? "" : " and earlier devices reserved " + others) + ", so " +
+           std::to_string(used >= limit_ ? 0 : limit_ - used) +
+           " are left; lower the device's fd budget (virtio-fs: fd_limit) or raise the hard "
+           "limit (ulimit -Hn, systemd LimitNOFILE=)";
+    return false;
+}
+
+bool FdBudget::reserve(const std::string& device, uint64_t n, std::string* err,
+                       const void* owner) {
+    if (!fits(device, n, err)) {
         return false;
     }
     reserved_ += n;
-    devices_.emplace_back(device, n);
+    reservations_.push_back(Reservation{owner, device, n, false});
     return true;
 }
 
-bool FdBudget::reserve_host(uint64_t n, const std::string& device, std::string* err) {
-    if (n > limit_ || host_reserve_ + reserved_ > limit_ - n) {
-        *err = "device " + device + ": the host cannot reserve the " + std::to_string(n) +
-               " fds it needs for the device's socket and rings: the process fd limit "
-               "(RLIMIT_NOFILE) is " + std::to_string(limit_) + ", " +
-               std::to_string(host_reserve_ + reserved_) + " are reserved already";
+bool FdBudget::reserve_host(const void* owner, const std::string& device, uint64_t n,
+                            std::string* err) {
+    if (!fits(device, n, err)) {
         return false;
     }
     host_reserve_ += n;
+    reservations_.push_back(Reservation{owner, device, n, true});
     return true;
 }
 
-uint64_t FdBudget::release(const std::string& device) {
-    uint64_t freed = 0;
-    for (auto it = devices_.begin(); it != devices_.end();) {
-        if (it->first == device) {
-            freed += it->second;
-            it = devices_.erase(it);
+void FdBudget::release(const void* owner) {
+    for (auto it = reservations_.begin(); it != reservations_.end();) {
+        if (it->owner == owner) {
+            (it->host ? host_reserve_ : reserved_) -= it->n;
+            it = reservations_.erase(it);
         } else {
             ++it;
         }
     }
-    reserved_ -= freed;
-    return freed;
 }
 
-void FdBudget::set_limit(uint64_t limit) noexcept { limit_ = limit; }
+std::vector<std::pair<std::string, uint64_t>> FdBudget::devices() const {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const Reservation& r : reservations_) {
+        if (!r.host) {
+            out.emplace_back(r.device, r.n);
+        }
+    }
+    return out;
+}
 
 } // namespace vdh

@@ -7,7 +7,6 @@
 // files can never take the fds another tenant or the host needs. Control thread only.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,43 +36,52 @@ NofileLimits read_nofile_limits();
 /// it, which needs CAP_SYS_RESOURCE). Returns false and sets \p err on failure.
 bool set_nofile_limit(uint64_t target, std::string* err);
 
-/// Accounts reservations against a limit.
+/// Accounts reservations against a limit. Each reservation belongs to an owner (a Device),
+/// which gives back all of its own at once, so two devices of the same name (one removed but
+/// not yet freed, one new) never free each other's fds.
 class FdBudget {
   public:
     FdBudget(uint64_t limit, uint64_t host_reserve) : limit_(limit), host_reserve_(host_reserve) {}
 
-    /// Reserves \p n fds for \p device. When the total would exceed the limit, reserves
-    /// nothing and returns false with a message that names every number.
-    bool reserve(const std::string& device, uint64_t n, std::string* err);
+    /// Reserves \p n fds for \p device (held by \p owner). When the total would exceed the
+    /// limit, reserves nothing and returns false with a message that names every number.
+    bool reserve(const std::string& device, uint64_t n, std::string* err,
+                 const void* owner = nullptr);
 
     /// Reserves \p n more fds for the host's own use on behalf of \p device (its vhost-user
-    /// socket, connection, memory and ring fds). Fails as reserve() does.
-    bool reserve_host(uint64_t n, const std::string& device, std::string* err);
-    /// Gives back \p n fds of the host's reserve.
-    void release_host(uint64_t n) noexcept { host_reserve_ -= std::min(n, host_reserve_); }
+    /// socket, connection, memory and ring fds), held by \p owner. Counted in
+    /// host_reserve(). Fails as reserve() does.
+    bool reserve_host(const void* owner, const std::string& device, uint64_t n,
+                      std::string* err);
 
-    /// Gives back everything \p device reserved (a device removed while running).
-    /// Returns how many fds were freed.
-    uint64_t release(const std::string& device);
+    /// Gives back everything \p owner reserved, for the host and for its plugin.
+    void release(const void* owner);
 
     /// A new limit (once start-up has fixed RLIMIT_NOFILE's hard limit).
-    void set_limit(uint64_t limit) noexcept;
+    void set_limit(uint64_t limit) noexcept { limit_ = limit; }
 
     /// Total the host and all devices need.
     uint64_t needed() const noexcept { return host_reserve_ + reserved_; }
     uint64_t limit() const noexcept { return limit_; }
     uint64_t host_reserve() const noexcept { return host_reserve_; }
     uint64_t reserved() const noexcept { return reserved_; }
-    /// Devices that reserved, with their amounts, in order.
-    const std::vector<std::pair<std::string, uint64_t>>& devices() const noexcept {
-        return devices_;
-    }
+    /// Devices' own reservations (names and amounts), in order.
+    std::vector<std::pair<std::string, uint64_t>> devices() const;
 
   private:
+    struct Reservation {
+        const void* owner;
+        std::string device;
+        uint64_t n;
+        bool host; ///< the host's fds for the device (in host_reserve_)
+    };
+    /// Does \p n more fit? Else sets \p err with every number.
+    bool fits(const std::string& device, uint64_t n, std::string* err) const;
+
     uint64_t limit_;
     uint64_t host_reserve_;
     uint64_t reserved_ = 0;
-    std::vector<std::pair<std::string, uint64_t>> devices_;
+    std::vector<Reservation> reservations_;
 };
 
 } // namespace vdh

@@ -269,9 +269,8 @@ int run(const Options& o) {
     NofileLimits nofile = read_nofile_limits();
     bool can_raise_nofile = has_cap_sys_resource();
     FdBudget fd_budget(can_raise_nofile ? nofile.nr_open : nofile.hard,
-                       // Devices that run reserve their host fds as they are added (Runtime::add).
-                       host_fd_reserve(o.check_only ? cfg->devices.size() : 0,
-                                       cfg->host.poll_lcores.size()));
+                       // Each device reserves its own host fds when it is created.
+                       host_fd_reserve(0, cfg->host.poll_lcores.size()));
     for (const auto& [type, p] : plugins) {
         if (p->info->abi_minor < 1) {
             VDH_NOTICE("host", "plugin %s (ABI %u.%u) reserves no fds: its fds are not "
@@ -482,7 +481,6 @@ int run(const Options& o) {
     telemetry.stop();
     stuck = runtime->remove_all(); // disconnects frontends; their sessions drain first
     runtime.reset();
-    vhost_unregister_devices();
     stop_lcores();
     if (stuck) {
         // A device with stuck requests was not destroyed (see ~Device): its plugin's

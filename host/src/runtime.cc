@@ -239,32 +239,21 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
         }
         ls.push_back(it->second);
     }
-    if (!fd_budget_->reserve_host(device_host_fds(), dev.name, err)) {
-        *err = device_error(dev, "", *err);
-        return false;
-    }
     auto d = std::make_unique<Device>(dev, plugins_->at(dev.type).get(), ls);
     d->set_teardown_timeout_ms(config_.host.teardown_timeout_ms);
     d->set_fd_budget(fd_budget_);
+    // A device destroyed on the way out gives its fds back itself (~Device).
     if (!d->create(host_api(), dev.origin, err)) {
-        d.reset();
-        release_fds(dev.name);
         return false;
     }
     NofileLimits nofile = read_nofile_limits();
     if (fd_budget_->needed() > nofile.soft && !set_nofile_limit(fd_budget_->needed(), err)) {
-        d.reset();
-        release_fds(dev.name);
         return false;
     }
-    if (config_.host.sandbox == SandboxMode::None && dev.socket_fd < 0) {
-        const std::string dir = parent_dir(dev.socket);
-        if (!secure_socket_dir(dir, dev.has_socket_group, dev.socket_gid, err)) {
-            *err = device_error(dev, "socket", *err);
-            d.reset();
-            release_fds(dev.name);
-            return false;
-        }
+    if (config_.host.sandbox == SandboxMode::None && dev.socket_fd < 0 &&
+        !secure_socket_dir(parent_dir(dev.socket), dev.has_socket_group, dev.socket_gid, err)) {
+        *err = device_error(dev, "socket", *err);
+        return false;
     }
     Device* raw = d.get();
     {
@@ -280,9 +269,7 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
             back = std::move(it->dev);
             entries_.erase(it);
         }
-        back.reset();
-        release_fds(dev.name);
-        return false;
+        return false; // `back` frees it
     }
     if (metrics_ != nullptr) {
         metrics_->add_device(raw);
@@ -290,11 +277,6 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
     VDH_NOTICE(dev.name.c_str(), "device added (%s, from %s)", dev.type.c_str(),
                origin_name(origin));
     return true;
-}
-
-void Runtime::release_fds(const std::string& name) {
-    fd_budget_->release(name);
-    fd_budget_->release_host(device_host_fds());
 }
 
 void Runtime::finish_removal(std::unique_ptr<Device> dev) {
@@ -310,7 +292,6 @@ void Runtime::finish_removal(std::unique_ptr<Device> dev) {
         return;
     }
     dev.reset();
-    release_fds(name);
     VDH_NOTICE(name.c_str(), "device removed");
 }
 
@@ -335,7 +316,6 @@ void Runtime::reap_retired() {
         if ((*it)->stuck_requests() == 0) {
             std::string name = (*it)->name();
             it = retired_.erase(it);
-            release_fds(name);
             VDH_NOTICE(name.c_str(), "removed device freed (its stuck requests completed)");
         } else {
             ++it;

@@ -122,8 +122,6 @@ private:
     bool in_sandbox(const std::string& path, bool writable, bool socket_dir) const;
     /// Frees devices removed earlier whose stuck requests have completed since.
     void reap_retired();
-    /// Gives back the fds device \p name and the host (for it) reserved.
-    void release_fds(const std::string& name);
     /// Unregisters and destroys (or retires) \p dev. Caller holds ops_mu_.
     void finish_removal(std::unique_ptr<Device> dev);
 

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -42,7 +41,6 @@ constexpr uint64_t kProtoWanted = kProtoMq | kProtoReplyAck | kProtoBackendReq |
 std::mutex g_mu; // guards the maps below. Lock order: leaf (never held across a callback)
 std::unordered_map<std::string, Device*> g_by_path;
 std::unordered_map<int, Device*> g_by_vid;
-std::vector<std::string> g_registered;
 
 Device* by_vid(int vid) {
     std::lock_guard<std::mutex> g(g_mu);
@@ -199,7 +197,6 @@ bool vhost_register_device(Device* d, std::string* err) {
     }
     {
         std::lock_guard<std::mutex> g(g_mu);
-        g_registered.push_back(path);
         g_by_path[path] = d;
     }
     uint64_t proto = 0;
@@ -232,26 +229,13 @@ bool vhost_register_device(Device* d, std::string* err) {
     return true;
 }
 
-bool vhost_register_devices(const std::vector<Device*>& devices, std::string* err) {
-    for (Device* d : devices) {
-        if (!vhost_register_device(d, err)) {
-            vhost_unregister_devices();
-            return false;
-        }
-    }
-    return true;
-}
-
 void vhost_unregister_device(Device* d) {
     const std::string& path = d->socket();
     bool registered = false;
     {
         std::lock_guard<std::mutex> g(g_mu);
-        auto it = std::find(g_registered.begin(), g_registered.end(), path);
-        if (it != g_registered.end()) {
-            g_registered.erase(it);
-            registered = true;
-        }
+        auto it = g_by_path.find(path);
+        registered = it != g_by_path.end() && it->second == d;
     }
     if (registered) {
         // Closes the listening socket and every connection; a running session is stopped
@@ -265,26 +249,12 @@ void vhost_unregister_device(Device* d) {
         d->on_disconnect(vid);
     }
     std::lock_guard<std::mutex> g(g_mu);
-    g_by_path.erase(path);
+    if (registered) {
+        g_by_path.erase(path);
+    }
     for (auto it = g_by_vid.begin(); it != g_by_vid.end();) {
         it = it->second == d ? g_by_vid.erase(it) : std::next(it);
     }
-}
-
-void vhost_unregister_devices() {
-    std::vector<std::string> paths;
-    {
-        std::lock_guard<std::mutex> g(g_mu);
-        paths.swap(g_registered);
-    }
-    for (const std::string& p : paths) {
-        rte_vhost_driver_unregister(p.c_str());
-        if (!is_adopted_path(p)) {
-            unlink(p.c_str()); // unregister removes it only if it got as far as listening
-        }
-    }
-    std::lock_guard<std::mutex> g(g_mu);
-    g_by_path.clear();
 }
 
 } // namespace vdh

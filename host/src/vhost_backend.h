@@ -24,15 +24,6 @@ bool vhost_register_device(Device* d, std::string* err);
 /// it returns no rte_vhost callback reaches \p d. Control thread.
 void vhost_unregister_device(Device* d);
 
-/// Registers and starts one vhost-user server socket per device. Removes a stale socket
-/// file first (only if it is a socket). Returns false and sets \p err on failure, after
-/// unregistering what it registered.
-bool vhost_register_devices(const std::vector<Device*>& devices, std::string* err);
-
-/// Unregisters every socket (disconnecting frontends, which stops their sessions) and
-/// removes the socket files. Safe to call more than once.
-void vhost_unregister_devices();
-
 /// Virtio ring features every device offers on top of the plugin's own.
 uint64_t vhost_transport_features();
 

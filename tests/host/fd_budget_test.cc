@@ -38,6 +38,30 @@ TEST(FdBudget, OneTooManyIsRefusedWithEveryNumber) {
     EXPECT_TRUE(b.reserve("fs1", 100, &err)) << err;
 }
 
+TEST(FdBudget, AnOwnerGivesBackOnlyItsOwnEvenUnderASharedName) {
+    FdBudget b(1000, 100);
+    std::string err;
+    int old_dev = 0;
+    int new_dev = 0;
+    // A removed device not yet freed and a new one of the same name.
+    ASSERT_TRUE(b.reserve_host(&old_dev, "fs0", 50, &err)) << err;
+    ASSERT_TRUE(b.reserve("fs0", 300, &err, &old_dev)) << err;
+    ASSERT_TRUE(b.reserve_host(&new_dev, "fs0", 50, &err)) << err;
+    ASSERT_TRUE(b.reserve("fs0", 200, &err, &new_dev)) << err;
+    EXPECT_EQ(b.host_reserve(), 200u);
+    EXPECT_EQ(b.reserved(), 500u);
+    b.release(&old_dev);
+    EXPECT_EQ(b.host_reserve(), 150u);
+    EXPECT_EQ(b.reserved(), 200u);
+    ASSERT_EQ(b.devices().size(), 1u);
+    EXPECT_EQ(b.devices()[0].second, 200u);
+    b.release(&new_dev);
+    EXPECT_EQ(b.needed(), 100u);
+    // The host's share for a device is refused like a device's own.
+    EXPECT_FALSE(b.reserve_host(&new_dev, "fs1", 901, &err));
+    EXPECT_NE(err.find("device fs1: cannot reserve 901 fds"), std::string::npos) << err;
+}
+
 TEST(FdBudget, HugeRequestsDoNotWrap) {
     FdBudget b(1000, 200);
     std::string err;
