@@ -555,18 +555,7 @@ public:
         : src_(text), origin_(origin), online_cpus_(online_cpus == 0 ? 1 : online_cpus) {}
 
     Config parse() {
-        check_single_document();
-        // Not LoadAll(): yaml-cpp 0.7's LoadAll() loops forever on a stray ',' at the start
-        // of a document.
-        YAML::Node root;
-        try {
-            root = YAML::Load(src_.text());
-        } catch (const YAML::Exception& e) {
-            fail(pos_of(e.mark), "yaml", e.msg);
-        }
-        if (root.IsNull() && root.Mark().is_null()) {
-            fail(Pos{}, "(root)", "expected mapping, got empty document");
-        }
+        YAML::Node root = load_root("mapping");
         auto top = read_mapping(root, "", {"host", "devices"});
 
         Config cfg;
@@ -582,7 +571,19 @@ public:
 
     /// One device entry alone (parse_device_snippet).
     DeviceConfig parse_snippet(const HostConfig& host) {
+        YAML::Node root = load_root("device mapping");
+        DeviceConfig dev = parse_device(root, "", 0, host);
+        dev.snippet = true;
+        return dev;
+    }
+
+private:
+    /// The one document of the text (\p what: what it must hold, for the message when it
+    /// is empty).
+    YAML::Node load_root(const char* what) {
         check_single_document();
+        // Not LoadAll(): yaml-cpp 0.7's LoadAll() loops forever on a stray ',' at the start
+        // of a document.
         YAML::Node root;
         try {
             root = YAML::Load(src_.text());
@@ -590,14 +591,11 @@ public:
             fail(pos_of(e.mark), "yaml", e.msg);
         }
         if (root.IsNull() && root.Mark().is_null()) {
-            fail(Pos{}, "(root)", "expected a device mapping, got empty document");
+            fail(Pos{}, "(root)", std::string("expected ") + what + ", got empty document");
         }
-        DeviceConfig dev = parse_device(root, "", 0, host);
-        dev.snippet = true;
-        return dev;
+        return root;
     }
 
-private:
     /// A `---` after the first document's content, or content after `...`, starts another
     /// document (these markers cannot occur at column 0 inside a document).
     void check_single_document() const {
@@ -1058,13 +1056,14 @@ void remember_groups() {
     endgrent();
 }
 
-std::optional<Config> parse_config(const std::string& text, const std::string& origin,
-                                   unsigned online_cpus, ConfigError* err) {
+/// Runs \p parse (a ConfigParser call); a failure becomes "origin:line:column: key: message"
+/// in \p err.
+template <typename Parse>
+auto run_parser(const std::string& origin, ConfigError* err, Parse parse)
+    -> std::optional<decltype(parse())> {
     std::string message;
     try {
-        Config cfg = ConfigParser(text, origin, online_cpus).parse();
-        cfg.path = origin;
-        return cfg;
+        return parse();
     } catch (const ConfigFailure& f) {
         message = format_error(origin, f.pos, f.key, f.message);
     } catch (const YAML::Exception& e) {
@@ -1076,6 +1075,15 @@ std::optional<Config> parse_config(const std::string& text, const std::string& o
         err->message = std::move(message);
     }
     return std::nullopt;
+}
+
+std::optional<Config> parse_config(const std::string& text, const std::string& origin,
+                                   unsigned online_cpus, ConfigError* err) {
+    return run_parser(origin, err, [&] {
+        Config cfg = ConfigParser(text, origin, online_cpus).parse();
+        cfg.path = origin;
+        return cfg;
+    });
 }
 
 std::optional<Config> load_config(const std::string& path, unsigned online_cpus, ConfigError* err) {
@@ -1119,20 +1127,9 @@ std::optional<DeviceConfig> parse_device_snippet(const std::string& text,
                                                  const std::string& origin,
                                                  const HostConfig& host, unsigned online_cpus,
                                                  ConfigError* err) {
-    std::string message;
-    try {
+    return run_parser(origin, err, [&] {
         return ConfigParser(text, origin, online_cpus).parse_snippet(host);
-    } catch (const ConfigFailure& f) {
-        message = format_error(origin, f.pos, f.key, f.message);
-    } catch (const YAML::Exception& e) {
-        message = format_error(origin, pos_of(e.mark), "yaml", e.msg);
-    } catch (const std::exception& e) {
-        message = format_error(origin, Pos{}, "yaml", std::string("internal error: ") + e.what());
-    }
-    if (err != nullptr) {
-        err->message = std::move(message);
-    }
-    return std::nullopt;
+    });
 }
 
 std::string device_error(const DeviceConfig& dev, const std::string& key,

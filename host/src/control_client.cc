@@ -9,21 +9,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "unix_address.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh {
 namespace {
 
-
-bool fill_addr(const std::string& path, sockaddr_un* a) {
-    std::memset(a, 0, sizeof(*a));
-    a->sun_family = AF_UNIX;
-    if (path.size() >= sizeof(a->sun_path)) {
-        return false;
-    }
-    std::memcpy(a->sun_path, path.c_str(), path.size() + 1);
-    return true;
-}
 
 bool write_all(int fd, const std::string& s) {
     size_t off = 0;
@@ -45,7 +36,7 @@ bool write_all(int fd, const std::string& s) {
 bool control_request(const std::string& path, const std::string& command, std::string* reply,
                      std::string* err, const std::string& body) {
     sockaddr_un addr;
-    if (!fill_addr(path, &addr)) {
+    if (!unix_address(path, &addr)) {
         *err = "socket path too long";
         return false;
     }

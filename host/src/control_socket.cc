@@ -15,22 +15,11 @@
 #include <ctime>
 #include <memory>
 
+#include "json_text.h"
 #include "log.h"
+#include "unix_address.h"
 
 namespace vdh {
-namespace {
-
-bool fill_addr(const std::string& path, sockaddr_un* a) {
-    std::memset(a, 0, sizeof(*a));
-    a->sun_family = AF_UNIX;
-    if (path.size() >= sizeof(a->sun_path)) {
-        return false;
-    }
-    std::memcpy(a->sun_path, path.c_str(), path.size() + 1);
-    return true;
-}
-
-} // namespace
 
 ControlSocket::~ControlSocket() { stop(); }
 
@@ -53,22 +42,11 @@ int64_t now_ms() {
     return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-std::string error_reply(const std::string& m) {
-    std::string out = "{\"error\":\"";
-    for (char c : m) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
-    }
-    return out + "\"}";
-}
-
 } // namespace
 
 bool ControlSocket::start(const std::string& path, Handler handler, std::string* err) {
     sockaddr_un addr;
-    if (!fill_addr(path, &addr)) {
+    if (!unix_address(path, &addr)) {
         *err = "control socket path too long: " + path;
         return false;
     }
@@ -142,7 +120,7 @@ bool ControlSocket::on_readable(Client& c) {
             size_t nl = c.in.find('\n');
             if (nl == std::string::npos) {
                 if (c.in.size() > kMaxLine) {
-                    c.out = error_reply("request line longer than " + std::to_string(kMaxLine) +
+                    c.out = json_error("request line longer than " + std::to_string(kMaxLine) +
                                         " bytes") + "\n";
                     c.replied = true;
                     return true;
@@ -156,7 +134,7 @@ bool ControlSocket::on_readable(Client& c) {
                 char* end = nullptr;
                 unsigned long long len = std::strtoull(line.c_str() + mark + 3, &end, 10);
                 if (end == line.c_str() + mark + 3 || *end != '\0' || len > kMaxBody) {
-                    c.out = error_reply("bad body length (at most " + std::to_string(kMaxBody) +
+                    c.out = json_error("bad body length (at most " + std::to_string(kMaxBody) +
                                         " bytes)") + "\n";
                     c.replied = true;
                     return true;

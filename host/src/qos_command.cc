@@ -5,22 +5,12 @@
 #include <sstream>
 
 #include "device.h"
+#include "json_text.h"
 #include "qos_config.h"
 #include "vdh/yaml_util.h"
 
 namespace vdh {
 namespace {
-
-std::string error_json(const std::string& message) {
-    std::string out = "{\"error\":\"";
-    for (char c : message) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
-    }
-    return out + "\"}";
-}
 
 bool parse_count(const std::string& v, uint64_t* out) {
     return yaml_messages::parse_decimal(v, out) == yaml_messages::Decimal::Ok;
@@ -34,7 +24,7 @@ std::string qos_command(const std::string& command, const std::vector<Device*>& 
     std::string name;
     in >> word >> name;
     if (word != "qos" || name.empty()) {
-        return error_json("usage: qos DEVICE [iops=N] [bandwidth=RATE] [burst_ms=N]");
+        return json_error("usage: qos DEVICE [iops=N] [bandwidth=RATE] [burst_ms=N]");
     }
     Device* dev = nullptr;
     for (Device* d : devices) {
@@ -43,7 +33,7 @@ std::string qos_command(const std::string& command, const std::vector<Device*>& 
         }
     }
     if (dev == nullptr) {
-        return error_json("no device named " + name);
+        return json_error("no device named " + name);
     }
     QosConfig c = dev->qos();
     bool changed = false;
@@ -60,17 +50,17 @@ std::string qos_command(const std::string& command, const std::vector<Device*>& 
         } else if (key == "bandwidth") {
             std::string why;
             if (!parse_byte_rate(value, &v, &why)) {
-                return error_json("bandwidth: " + why);
+                return json_error("bandwidth: " + why);
             }
             c.bandwidth = v;
         } else {
-            return error_json("bad argument " + arg +
+            return json_error("bad argument " + arg +
                               " (expected iops=N, bandwidth=RATE or burst_ms=N)");
         }
         changed = true;
     }
     if (std::string why = qos_check(c); !why.empty()) {
-        return error_json(why);
+        return json_error(why);
     }
     if (changed) {
         dev->set_qos(c);

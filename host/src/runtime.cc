@@ -10,6 +10,7 @@
 
 #include "device.h"
 #include "host_api.h"
+#include "json_text.h"
 #include "log.h"
 #include "metrics.h"
 #include "qos_command.h"
@@ -20,32 +21,6 @@
 
 namespace vdh {
 namespace {
-
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-                out += buf;
-            } else {
-                out += c;
-            }
-        }
-    }
-    return out + "\"";
-}
 
 std::string json_list(const std::vector<std::string>& v) {
     std::string out = "[";
@@ -64,10 +39,6 @@ std::string trimmed_block(const std::string& s) {
     }
     size_t e = s.find_last_not_of(" \t\r\n");
     return s.substr(b, e - b + 1);
-}
-
-bool same_qos(const QosConfig& a, const QosConfig& b) {
-    return a.iops == b.iops && a.bandwidth == b.bandwidth && a.burst_ms == b.burst_ms;
 }
 
 /// Same device as far as serving goes, QoS aside (positions in the file do not count).
@@ -473,7 +444,7 @@ ReloadReport Runtime::reload(const std::string& path) {
             continue;
         }
         if (same_device(run.cfg, d)) {
-            if (same_qos(run.cfg.qos, d.qos)) {
+            if (run.cfg.qos == d.qos) {
                 ++r.unchanged;
             } else {
                 std::lock_guard<std::mutex> g(mu_);
@@ -545,27 +516,26 @@ std::string Runtime::qos(const std::string& command) {
 
 std::string Runtime::list_json() const {
     std::ostringstream out;
-    out << "{\"devices\":[";
-    std::lock_guard<std::mutex> g(mu_);
-    for (size_t i = 0; i < entries_.size(); ++i) {
-        const Device& d = *entries_[i].dev;
-        out << (i ? "," : "") << "{\"name\":" << json_string(d.name())
+    bool first = true;
+    // A removed device whose guest is still attached serves on no lcore any more.
+    auto entry = [&](const Device& d, const char* state, const char* origin, bool lcores) {
+        out << (first ? "" : ",") << "{\"name\":" << json_string(d.name())
             << ",\"type\":" << json_string(d.config().type)
-            << ",\"socket\":" << json_string(d.socket())
-            << ",\"state\":\"" << device_state_name(d.state()) << "\""
-            << ",\"connected\":" << (d.vid() >= 0 ? "true" : "false") << ",\"lcores\":[";
-        for (size_t j = 0; j < d.config().lcores.size(); ++j) {
+            << ",\"socket\":" << json_string(d.socket()) << ",\"state\":\"" << state
+            << "\",\"connected\":" << (d.vid() >= 0 ? "true" : "false") << ",\"lcores\":[";
+        for (size_t j = 0; lcores && j < d.config().lcores.size(); ++j) {
             out << (j ? "," : "") << d.config().lcores[j];
         }
-        out << "],\"origin\":\"" << origin_name(entries_[i].origin) << "\"}";
+        out << "],\"origin\":\"" << origin << "\"}";
+        first = false;
+    };
+    out << "{\"devices\":[";
+    std::lock_guard<std::mutex> g(mu_);
+    for (const Entry& e : entries_) {
+        entry(*e.dev, device_state_name(e.dev->state()), origin_name(e.origin), true);
     }
-    for (size_t i = 0; i < revoked_.size(); ++i) {
-        const Device& d = *revoked_[i];
-        out << (entries_.empty() && i == 0 ? "" : ",") << "{\"name\":" << json_string(d.name())
-            << ",\"type\":" << json_string(d.config().type)
-            << ",\"socket\":" << json_string(d.socket())
-            << ",\"state\":\"removed\",\"connected\":" << (d.vid() >= 0 ? "true" : "false")
-            << ",\"lcores\":[],\"origin\":\"removed\"}";
+    for (const auto& d : revoked_) {
+        entry(*d, "removed", "removed", false);
     }
     out << "]}";
     return out.str();
