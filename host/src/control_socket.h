@@ -1,20 +1,18 @@
 // SPDX-License-Identifier: MIT
 // The control socket: a UNIX stream socket that answers text commands with one line of
-// JSON (see control_commands.h for the commands). Served by its own thread, never by a
-// poll lcore, as many clients at once, each with a size limit and a deadline, so a slow or
-// idle client cannot hold it up (when all kMaxClients slots are taken, the oldest client
-// is dropped for the new one). A request is one line; a line ending in " <<N" is followed
-// by a body of N bytes (at most kMaxBody). One request per connection: the reply is
-// followed by the server's close. `vdhostctl` and `vdhost --stats` are its clients.
+// JSON (see control_commands.h for the commands). Served by its own thread (a
+// StreamServer: many clients at once, each with a size limit and a deadline, the oldest
+// client dropped when every slot is taken), never by a poll lcore. A request is one line;
+// a line ending in " <<N" is followed by a body of N bytes (at most kMaxBody). One request
+// per connection: the reply is followed by the server's close. `vdhostctl` and
+// `vdhost --stats` are its clients.
 #pragma once
 
 #include <functional>
-#include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "vdh/unique_fd.h"
+#include "stream_server.h"
 
 namespace vdh {
 
@@ -41,29 +39,19 @@ public:
 
     /// Runs \p fn on the control thread every \p interval_ms (housekeeping). Before start().
     void set_tick(std::function<void()> fn, int interval_ms) {
-        tick_ = std::move(fn);
-        tick_ms_ = interval_ms;
+        server_.set_tick(std::move(fn), interval_ms);
     }
 
     /// Runs \p fn on the control thread at its next turn (any thread; e.g. SIGHUP's reload).
-    void post(std::function<void()> fn);
+    void post(std::function<void()> fn) { server_.post(std::move(fn)); }
 
 private:
-    struct Client;
-    void serve();
-    /// Reads what \p c sent; runs its request once complete. False: drop the client.
-    bool on_readable(Client& c);
+    /// The reply to what a client sent so far, once its request is complete.
+    std::optional<std::string> respond(const std::string& in);
 
     std::string path_;
     Handler handler_;
-    UniqueFd listen_fd_;
-    UniqueFd stop_efd_;
-    UniqueFd post_efd_;
-    std::mutex post_mu_;
-    std::vector<std::function<void()>> posted_;
-    std::function<void()> tick_;
-    int tick_ms_ = 0;
-    std::thread thread_;
+    StreamServer server_;
 };
 
 } // namespace vdh

@@ -5,28 +5,18 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
 #include "log.h"
 
 namespace vdh {
 namespace {
-
-int64_t now_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 std::string response(const char* status, const char* type, const std::string& body,
                      bool with_body) {
@@ -38,15 +28,6 @@ std::string response(const char* status, const char* type, const std::string& bo
     }
     return r;
 }
-
-struct Client {
-    UniqueFd fd;
-    std::string in;
-    std::string out;
-    size_t sent = 0;
-    int64_t deadline = 0;
-    bool responding = false;
-};
 
 } // namespace
 
@@ -183,130 +164,38 @@ bool MetricsServer::start(const MetricsAddress& addr, const MetricsRegistry* reg
         *err = "metrics endpoint " + name + ": " + std::strerror(errno);
         return false;
     }
-    auto ev = UniqueFd::from_syscall(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!ev) {
-        *err = std::string("metrics endpoint: eventfd: ") + std::strerror(errno);
+    unix_path_ = addr.unix_socket ? addr.path : "";
+    StreamServer::Limits limits;
+    limits.max_clients = kMaxClients;
+    limits.max_request = 2 * kMaxRequest; // the head's own limit answers 400 first
+    limits.client_timeout_ms = kClientTimeoutMs;
+    auto respond = [this](const std::string& in) -> std::optional<std::string> {
+        size_t end = in.find("\r\n\r\n");
+        if (end == std::string::npos) {
+            end = in.find("\n\n");
+        }
+        if (end != std::string::npos) {
+            return metrics_http_response(in.substr(0, end),
+                                         [this] { return format_prometheus(reg_->collect()); });
+        }
+        if (in.size() > kMaxRequest) {
+            return metrics_http_response("", {}); // 400
+        }
+        return std::nullopt;
+    };
+    if (!server_.start(std::move(*fd), limits, respond, err)) {
+        *err = "metrics endpoint " + name + ": " + *err;
         return false;
     }
-    listen_fd_ = std::move(*fd);
-    stop_efd_ = std::move(*ev);
-    unix_path_ = addr.unix_socket ? addr.path : "";
-    thread_ = std::thread([this] { run(); });
     VDH_INFO("host", "metrics endpoint on %s", name.c_str());
     return true;
 }
 
 void MetricsServer::stop() {
-    if (thread_.joinable()) {
-        uint64_t one = 1;
-        [[maybe_unused]] ssize_t w = ::write(stop_efd_.get(), &one, sizeof(one));
-        thread_.join();
-    }
-    if (listen_fd_.get() >= 0 && !unix_path_.empty()) {
+    server_.stop();
+    if (!unix_path_.empty()) {
         unlink(unix_path_.c_str());
-    }
-    listen_fd_.reset();
-    stop_efd_.reset();
-}
-
-void MetricsServer::run() {
-    std::vector<Client> clients;
-    clients.reserve(kMaxClients);
-    std::vector<pollfd> pfds;
-    int64_t accept_paused_until = 0; // out of fds: stop polling the listener for a while
-    for (;;) {
-        pfds.clear();
-        const int64_t now = now_ms();
-        pfds.push_back({stop_efd_.get(), POLLIN, 0});
-        pfds.push_back({now >= accept_paused_until ? listen_fd_.get() : -1, POLLIN, 0});
-        int timeout = now >= accept_paused_until ? -1 : static_cast<int>(accept_paused_until - now);
-        for (const Client& c : clients) {
-            pfds.push_back({c.fd.get(), static_cast<short>(c.responding ? POLLOUT : POLLIN), 0});
-            const int64_t left = c.deadline > now ? c.deadline - now : 0;
-            timeout = timeout < 0 || left < timeout ? static_cast<int>(left) : timeout;
-        }
-        int n = ::poll(pfds.data(), pfds.size(), timeout);
-        if (n < 0 && errno != EINTR) {
-            VDH_ERR("host", "metrics endpoint: poll: %s", std::strerror(errno));
-            return;
-        }
-        if (pfds[0].revents != 0) {
-            return; // stop()
-        }
-        const int64_t t = now_ms();
-        // Clients first (pfds[2 + i] is clients[i]); then new connections.
-        for (size_t i = 0; i < clients.size(); ++i) {
-            Client& c = clients[i];
-            const short re = pfds[2 + i].revents;
-            bool done = t >= c.deadline || (re & (POLLERR | POLLNVAL)) != 0;
-            if (!done && !c.responding && (re & (POLLIN | POLLHUP)) != 0) {
-                char buf[2048];
-                ssize_t r = ::recv(c.fd.get(), buf, sizeof(buf), 0);
-                if (r <= 0) {
-                    done = r == 0 || (errno != EAGAIN && errno != EINTR);
-                } else {
-                    c.in.append(buf, static_cast<size_t>(r));
-                    size_t end = c.in.find("\r\n\r\n");
-                    if (end == std::string::npos) {
-                        end = c.in.find("\n\n");
-                    }
-                    if (end != std::string::npos) {
-                        c.out = metrics_http_response(c.in.substr(0, end), [this] {
-                            return format_prometheus(reg_->collect());
-                        });
-                        c.responding = true;
-                    } else if (c.in.size() > kMaxRequest) {
-                        c.out = metrics_http_response("", {}); // 400
-                        c.responding = true;
-                    }
-                }
-            }
-            if (!done && c.responding && (re & POLLOUT) != 0) {
-                ssize_t w = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent,
-                                   MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (w > 0) {
-                    c.sent += static_cast<size_t>(w);
-                    done = c.sent == c.out.size();
-                } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                    done = true;
-                }
-            }
-            if (done) {
-                clients[i].fd.reset();
-            }
-        }
-        // Drop finished clients (keeping pfds' indexes valid above, so after the loop).
-        for (size_t i = 0; i < clients.size();) {
-            if (clients[i].fd.get() < 0) {
-                clients[i] = std::move(clients.back());
-                clients.pop_back();
-            } else {
-                ++i;
-            }
-        }
-        if ((pfds[1].revents & POLLIN) != 0) {
-            for (;;) {
-                int cfd = ::accept4(listen_fd_.get(), nullptr, nullptr,
-                                    SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                        errno == ENOMEM) {
-                        // The pending connection stays readable: without a pause this
-                        // loop would spin until an fd is free.
-                        accept_paused_until = t + 100;
-                    }
-                    break; // EAGAIN: drained
-                }
-                UniqueFd fd(cfd);
-                if (clients.size() >= static_cast<size_t>(kMaxClients)) {
-                    continue; // too many at once: closed at once
-                }
-                Client c;
-                c.fd = std::move(fd);
-                c.deadline = t + kClientTimeoutMs;
-                clients.push_back(std::move(c));
-            }
-        }
+        unix_path_.clear();
     }
 }
 

@@ -1,19 +1,18 @@
 // SPDX-License-Identifier: MIT
-// MetricsServer: the Prometheus endpoint (host.metrics.listen). One thread serves
-// `GET /metrics` over HTTP/1.0 (text exposition format 0.0.4) on a UNIX socket or a local
-// TCP address, many clients at once: sockets are non-blocking, each client has a deadline
-// for its whole exchange and a bounded request size, so a slow or silent client costs one
-// fd until its deadline and never stalls the others. The listening socket is made in
+// MetricsServer: the Prometheus endpoint (host.metrics.listen). One thread (a StreamServer:
+// many clients at once, each with a deadline for its whole exchange and a bounded request
+// size, so a slow or silent client costs one fd until its deadline and never stalls the
+// others) serves `GET /metrics` over HTTP/1.0 (text exposition format 0.0.4) on a UNIX
+// socket or a local TCP address. The listening socket is made in
 // start(), before the seccomp allow-list exists; the thread only accepts, reads, writes.
 // Not for control commands (control_socket.h).
 #pragma once
 
 #include <functional>
 #include <string>
-#include <thread>
 
 #include "metrics.h"
-#include "vdh/unique_fd.h"
+#include "stream_server.h"
 
 namespace vdh {
 
@@ -37,7 +36,7 @@ std::string metrics_http_response(const std::string& head,
 
 class MetricsServer {
 public:
-    /// Most clients served at once; more are accepted and closed at once.
+    /// Most clients served at once; a new one beyond it takes the oldest one's slot.
     static constexpr int kMaxClients = 64;
     /// Most bytes of a request head.
     static constexpr size_t kMaxRequest = 8192;
@@ -56,13 +55,9 @@ public:
     void stop();
 
 private:
-    void run();
-
     const MetricsRegistry* reg_ = nullptr;
-    UniqueFd listen_fd_;
-    UniqueFd stop_efd_;
     std::string unix_path_;
-    std::thread thread_;
+    StreamServer server_;
 };
 
 } // namespace vdh
