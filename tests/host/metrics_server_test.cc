@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "socket_io.h"
 #include "temp_dir.h"
 #include "vdh/unique_fd.h"
 
@@ -80,20 +81,7 @@ UniqueFd connect_unix(const std::string& path) {
 
 std::string exchange(int fd, const std::string& req) {
     EXPECT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 3000) != 1) {
-            break;
-        }
-        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return testing::read_until_closed(fd);
 }
 
 TEST(MetricsServer, ServesManyClientsWhileOneStaysSilent) {

@@ -14,33 +14,16 @@
 #include <cstring>
 #include <string>
 
+#include "socket_io.h"
 #include "temp_dir.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh {
 namespace {
 
-/// A bound datagram socket at \p address ("/path" or "@name").
-UniqueFd bind_dgram(const std::string& address) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, address.data(), address.size());
-    if (address[0] == '@') {
-        sa.sun_path[0] = '\0';
-    }
-    socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << std::strerror(errno);
-    timeval tv{5, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
+using testing::receive;
 
-std::string receive(const UniqueFd& fd) {
-    char buf[4096];
-    ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
-    return n < 0 ? "<error " + std::string(std::strerror(errno)) + ">" : std::string(buf, n);
-}
+UniqueFd bind_dgram(const std::string& address) { return testing::bind_dgram(address, 5); }
 
 TEST(SdNotify, ReadyMessage) {
     EXPECT_EQ(sd_ready_message(""), "READY=1");

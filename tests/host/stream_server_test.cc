@@ -15,6 +15,7 @@
 #include <cstring>
 #include <thread>
 
+#include "socket_io.h"
 #include "temp_dir.h"
 #include "unix_address.h"
 
@@ -51,18 +52,7 @@ class StreamServerTest : public ::testing::Test {
         EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
         return fd;
     }
-    /// Everything the server sends until it closes (or 3 s pass).
-    static std::string read_all(int fd) {
-        timeval tv{3, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        std::string out;
-        char buf[256];
-        ssize_t n;
-        while ((n = read(fd, buf, sizeof(buf))) > 0) {
-            out.append(buf, static_cast<size_t>(n));
-        }
-        return out;
-    }
+    static std::string read_all(int fd) { return testing::read_until_closed(fd); }
 
     testing::TempDir dir_;
     std::string path_;

@@ -25,6 +25,7 @@
 
 #include "vdh/unique_fd.h"
 #include "vdh_build_config.h"
+#include "socket_io.h"
 #include "vdhost_process.h"
 
 namespace vdh {
@@ -32,27 +33,11 @@ namespace {
 
 using testing::TempDir;
 using testing::VdhostProcess;
+using testing::receive;
 
-/// A datagram socket bound at \p address ("/path" or "@name"), 20 s receive timeout.
+/// NOTIFY_SOCKET for a vdhost under test (20 s: it starts a sandbox and EAL first).
 UniqueFd bind_notify_socket(const std::string& address) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, address.data(), address.size());
-    if (address[0] == '@') {
-        sa.sun_path[0] = '\0';
-    }
-    socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << std::strerror(errno);
-    timeval tv{20, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-std::string receive(const UniqueFd& fd) {
-    char buf[4096];
-    ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
-    return n < 0 ? "<recv: " + std::string(std::strerror(errno)) + ">" : std::string(buf, n);
+    return testing::bind_dgram(address, 20);
 }
 
 /// Whether a stream connection to the UNIX socket \p path is accepted (it listens).

@@ -21,6 +21,7 @@
 
 #include "../plugins/virtiofs/vdhost_share_fixture.h"
 #include "fuse_client/fuse_session.h"
+#include "socket_io.h"
 
 namespace vdh {
 namespace {
@@ -36,30 +37,12 @@ constexpr int kReads = 5;
 constexpr uint32_t kReadSize = 4096;
 constexpr int kMissing = 3;
 
-/// Reads everything from \p fd until EOF (3 s without data ends it too).
-std::string read_all(int fd) {
-    std::string out;
-    char buf[8192];
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 3000) != 1) {
-            break;
-        }
-        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
 std::string http_get(int fd) {
     const std::string req = "GET /metrics HTTP/1.0\r\nHost: vdhost\r\n\r\n";
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
         return "";
     }
-    return read_all(fd);
+    return testing::read_until_closed(fd);
 }
 
 std::string http_get_unix(const std::string& path) {
