@@ -19,6 +19,27 @@ E2E_VIRTIOFSD_PID=""
 
 e2e_log() { echo "e2e: $*" >&2; }
 
+# TAP, the report of a script whose plan comes last: ok/notok DESC, check DESC 'EXPR' (ok
+# when the eval'd expression succeeds), diag (stdin as comments), tap_finish (the plan, and
+# exit 1 when a check failed), tap_bail DESC LOG (a step the rest depends on failed: the
+# log's tail, then tap_finish).
+tap_n=0
+tap_nfail=0
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+notok() { tap_n=$((tap_n + 1)); tap_nfail=$((tap_nfail + 1)); echo "not ok $tap_n - $*"; }
+diag() { sed 's/^/# /'; }
+check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+tap_finish() {
+    echo "1..$tap_n"
+    [ "$tap_nfail" -eq 0 ] || echo "# $tap_nfail failed"
+    exit $((tap_nfail > 0))
+}
+tap_bail() {
+    notok "$1"
+    [ -f "$2" ] && tail -n 30 "$2" | diag
+    tap_finish
+}
+
 # e2e_fail MSG...: print and exit 1.
 e2e_fail() {
     echo "E2E FAIL: $*" >&2

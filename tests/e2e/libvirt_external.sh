@@ -19,22 +19,8 @@ VDHOST="$(realpath "$1")"
 CTL="$(realpath "$2")"
 PLUGIN_DIR="$(realpath "$3")"
 
-n=0
-nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $*"; }
-diag() { sed 's/^/# /'; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-finish() {
-    echo "1..$n"
-    [ "$nfail" -eq 0 ] || echo "# $nfail failed"
-    exit $((nfail > 0))
-}
-bail() {
-    notok "$1"
-    [ -f "$tmp/vdhost.log" ] && tail -n 30 "$tmp/vdhost.log" | diag
-    finish
-}
+finish() { tap_finish; }
+bail() { tap_bail "$1" "$tmp/vdhost.log"; }
 
 lv_require
 getent group kvm >/dev/null || e2e_skip "no group kvm (QEMU's group under libvirt)"

@@ -16,11 +16,6 @@ set -uo pipefail
 trap 'lv_destroy; e2e_cleanup' EXIT
 COMPAT="$(realpath "$1")"
 
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); echo "not ok $n - $*"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-
 # ---- libvirtd: the running one, else our own (virtlogd first: QEMU's log goes through it)
 lv_require
 echo "1..11"

@@ -26,24 +26,8 @@ CTL="$(realpath "$2")"
 PLUGIN_DIR="$(realpath "$3")"
 MAX_GAP_MS="${VDH_LIVE_MAX_GAP_MS:-5000}"
 
-n=0
-nfail=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $*"; }
-diag() { sed 's/^/# /'; }
-# check DESC 'SHELL EXPRESSION': ok if the expression (eval'd) succeeds.
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-finish() {
-    echo "1..$n"
-    [ "$nfail" -eq 0 ] || echo "# $nfail failed"
-    exit $((nfail > 0))
-}
-# bail DESC: a step the rest depends on failed.
-bail() {
-    notok "$1"
-    [ -f "$W/vdhost.log" ] && tail -n 30 "$W/vdhost.log" | diag
-    finish
-}
+finish() { tap_finish; }
+bail() { tap_bail "$1" "$W/vdhost.log"; }
 
 [ "$(id -u)" -eq 0 ] || e2e_skip "needs root (vdhost's sandbox mounts)"
 e2e_require_cmd qemu-system-x86_64 python3 setsid
