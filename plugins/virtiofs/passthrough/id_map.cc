@@ -39,7 +39,9 @@ const KindName& kind_name(IdMapKind k) {
     return kKinds.back();
 }
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quote(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
 
 /// A decimal u32 as Rust's u32::from_str takes it: an optional '+', then digits.
 bool parse_u32(std::string_view s, uint32_t* out) {
@@ -65,12 +67,18 @@ bool parse_u32(std::string_view s, uint32_t* out) {
 
 std::string syntax_of(const KindName& k) {
     switch (k.kind) {
-    case IdMapKind::Guest: return "guest:FROM_GUEST:TO_HOST:COUNT";
-    case IdMapKind::Host: return "host:FROM_HOST:TO_GUEST:COUNT";
-    case IdMapKind::SquashGuest: return "squash-guest:FROM_GUEST:TO_HOST:COUNT";
-    case IdMapKind::SquashHost: return "squash-host:FROM_HOST:TO_GUEST:COUNT";
-    case IdMapKind::ForbidGuest: return "forbid-guest:FROM_GUEST:COUNT";
-    case IdMapKind::Map: return "map:GUEST:HOST:COUNT";
+    case IdMapKind::Guest:
+        return "guest:FROM_GUEST:TO_HOST:COUNT";
+    case IdMapKind::Host:
+        return "host:FROM_HOST:TO_GUEST:COUNT";
+    case IdMapKind::SquashGuest:
+        return "squash-guest:FROM_GUEST:TO_HOST:COUNT";
+    case IdMapKind::SquashHost:
+        return "squash-host:FROM_HOST:TO_GUEST:COUNT";
+    case IdMapKind::ForbidGuest:
+        return "forbid-guest:FROM_GUEST:COUNT";
+    case IdMapKind::Map:
+        return "map:GUEST:HOST:COUNT";
     }
     return "";
 }
@@ -186,8 +194,8 @@ std::optional<IdMap> IdMap::build(const std::vector<IdMapRule>& rules, size_t* b
         const bool from_guest = rule.kind != IdMapKind::Host && rule.kind != IdMapKind::SquashHost;
         if (uint64_t{rule.from} + rule.count >= kIdSpace) {
             *error = "range overflow in " + quote(to_string(rule)) + ": " +
-                     (from_guest ? "guest" : "host") + " ids " +
-                     range_text(rule.from, rule.count) + " end past 4294967295";
+                     (from_guest ? "guest" : "host") + " ids " + range_text(rule.from, rule.count) +
+                     " end past 4294967295";
             return std::nullopt;
         }
         const bool squash =
@@ -222,8 +230,9 @@ std::optional<IdMap> IdMap::build(const std::vector<IdMapRule>& rules, size_t* b
             ok = add(map.to_host_, "guest", Range{rule.from, rule.count, 0, Op::Fail, idx});
             break;
         case IdMapKind::Map:
-            ok = add(map.to_host_, "guest", Range{rule.from, rule.count, rule.to, Op::Shift, idx}) &&
-                 add(map.to_guest_, "host", Range{rule.to, rule.count, rule.from, Op::Shift, idx});
+            ok =
+                add(map.to_host_, "guest", Range{rule.from, rule.count, rule.to, Op::Shift, idx}) &&
+                add(map.to_guest_, "host", Range{rule.to, rule.count, rule.from, Op::Shift, idx});
             break;
         }
         if (!ok) {

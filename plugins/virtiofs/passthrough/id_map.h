@@ -48,7 +48,7 @@ std::string to_string(const IdMapRule& rule);
 /// Rules for one id type (uids or gids) in both directions. Ids no rule covers map to
 /// themselves (virtiofsd). Copyable; an empty map is the identity.
 class IdMap {
-public:
+  public:
     /// Most rules per map (bounds the per-request scan).
     static constexpr size_t kMaxRules = 64;
 
@@ -94,7 +94,7 @@ public:
         return host;
     }
 
-private:
+  private:
     enum class Op : uint8_t { Shift, Squash, Fail };
     /// Source ids [first, first + count) → target (+ offset for Shift).
     struct Range {

@@ -31,7 +31,7 @@ using testing::VdhostProcess;
 constexpr uint32_t kNobody = 65534;
 
 class VdhostTranslateIds : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (::geteuid() != 0) {
             GTEST_SKIP() << "needs root (vdhost switches to the translated credentials)";
