@@ -1675,6 +1675,9 @@ TEST_P(PassthroughFsTest, TranslatedIdsEveryTypeBothDirections) {
     EXPECT_EQ(fs_->symlink(fgid, kRootNodeId, "no4", "x").error(), EPERM);
     EXPECT_EQ(fs_->tmpfile(fuid, kRootNodeId, O_RDWR, 0600, 0).error(), EPERM);
     EXPECT_EQ(fs_->access(fuid, h0.nodeid, R_OK).error(), EPERM);
+    // 4294967295 ("no id") is never in a range; as a credential it is refused.
+    const RequestCtx noid{6, UINT32_MAX, 0, 600};
+    EXPECT_EQ(fs_->mkdir(noid, kRootNodeId, "no5", 0755, 0).error(), EPERM);
     EXPECT_EQ(::access((dir_ / "no1").c_str(), F_OK), -1);
     EXPECT_EQ(::access((dir_ / "no2").c_str(), F_OK), -1);
 }
