@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -224,6 +225,41 @@ TEST_F(VdhostTranslateIds, MappedShareTranslatesBothWaysAndForbids) {
     ASSERT_FALSE(no.has_value());
     EXPECT_EQ(no.error(), EPERM);
     EXPECT_NE(::access((mapped_ + "/nope").c_str(), F_OK), 0);
+}
+
+// Bad rules through the real binary: `vdhost --check-config` names file, line, column and
+// the item; posix_acl together with translation is refused naming both keys.
+TEST(VdhostTranslateIdsConfig, CheckConfigPointsAtTheRule) {
+    TempDir dir;
+    const std::string share = dir.file("share");
+    ASSERT_EQ(::mkdir(share.c_str(), 0755), 0);
+    auto write = [&](const std::string& extra) {
+        const std::string path = dir.file("vdhost.yaml");
+        std::ofstream(path) << testing::host_yaml("[0]", dir.file("ctl.sock")) +
+                                   testing::virtiofs_device_yaml("fs0", dir.file("fs0.sock"), "0",
+                                                                 share, extra);
+        return path;
+    };
+    std::string out;
+    std::string path = write("      translate_gid:\n"
+                             "        - squash-guest:0:65534:4294967295\n"
+                             "        - map:0:1000:1\n");
+    EXPECT_NE(testing::vdhost_check_config(path, &out), 0) << out;
+    EXPECT_NE(out.find(path + ":15:11: config.translate_gid[1]: guest ids [0, 1) overlap those "
+                              "of item 0 (\"squash-guest:0:65534:4294967295\"): rules must not "
+                              "overlap"),
+              std::string::npos)
+        << out;
+    path = write("      translate_uid: [\"map:0:100000:65536\"]\n      posix_acl: true\n");
+    out.clear(); // run_command() appends
+    EXPECT_NE(testing::vdhost_check_config(path, &out), 0) << out;
+    EXPECT_NE(out.find(path + ":13:7: config.translate_uid: cannot be combined with "
+                              "config.posix_acl: true (line 14)"),
+              std::string::npos)
+        << out;
+    path = write("      translate_uid: [\"squash-guest:0:65534:4294967295\"]\n");
+    out.clear();
+    EXPECT_EQ(testing::vdhost_check_config(path, &out), 0) << out;
 }
 
 } // namespace
