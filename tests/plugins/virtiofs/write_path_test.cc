@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -177,10 +178,22 @@ TEST_F(InlineGate, StallBeyondTheBudgetBacksOffThenDoubles) {
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4096, 0));
     std::this_thread::sleep_for(InlineWriteGate::kFirstBackoff + 20ms);
     // A write that made no voluntary context switch only counts as preempted, not as a
-    // stall (write_path.h): write new blocks until one is counted.
+    // stall (write_path.h), and page-cache writes rarely sleep. So these writes copy from
+    // a page of another file that was just evicted: the copy takes a major fault and the
+    // thread sleeps on the disk read, a real stall. (The first write after the sleep above
+    // may still count as preempted: the run delay of its wake-up is taken off.)
+    const std::string src_path = dir_ / "src";
+    UniqueFd src = open_file(src_path, O_CREAT | O_RDWR);
+    ASSERT_EQ(::pwrite(src.get(), data.data(), data.size(), 0), 4096);
     for (off_t off = 0; off < 64 * 4096 && gate.backoffs() < 2; off += 4096) {
+        ASSERT_EQ(::fdatasync(src.get()), 0);
+        ASSERT_EQ(::posix_fadvise(src.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
+        void* page = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, src.get(), 0);
+        ASSERT_NE(page, MAP_FAILED);
+        struct iovec cold = {page, 4096};
         ASSERT_TRUE(gate.allow(fd_.get(), O_RDWR, off, 4096, 0));
-        EXPECT_EQ(gate.write(fd_.get(), &iov, 1, off), 4096);
+        EXPECT_EQ(gate.write(fd_.get(), &cold, 1, off), 4096);
+        ::munmap(page, 4096);
     }
     EXPECT_EQ(gate.backoff(), 2 * InlineWriteGate::kFirstBackoff);
     EXPECT_EQ(gate.backoffs(), 2u);
