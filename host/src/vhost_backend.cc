@@ -29,12 +29,45 @@ enum : uint32_t {
     kSetVringAddr = 9,
     kSetVringBase = 10,
     kSetVringKick = 12,
+    kGetConfig = 24,
 };
+
+/// The start of rte_vhost's VhostUserMsg (lib/vhost/vhost_user.h, not public) as far as
+/// GET_CONFIG uses it: the header, then struct vhost_user_config. rte_vhost has checked
+/// that `size` payload bytes were read and fit its payload union (which holds `config`).
+struct __attribute__((packed)) ConfigMsg {
+    uint32_t request;
+    uint32_t flags;
+    uint32_t size; ///< payload bytes
+    uint32_t offset;
+    uint32_t config_size;
+    uint32_t config_flags;
+    uint8_t region[256]; ///< VHOST_USER_MAX_CONFIG_SIZE
+};
+constexpr uint32_t kConfigHeaderSize = 12; ///< offset, size, flags
+
+/// GET_CONFIG for a device that serves its config space: the region is filled from the
+/// plugin and the message goes back as the reply, same size (a failed read gets an empty
+/// payload, as rte_vhost's vDPA path does). A malformed request is refused.
+rte_vhost_msg_result get_config(Device* d, void* msg) {
+    auto* m = static_cast<ConfigMsg*>(msg);
+    if (m->size < kConfigHeaderSize || m->config_size > sizeof(m->region) ||
+        m->size != kConfigHeaderSize + m->config_size) {
+        VDH_WARN(d->name().c_str(), "GET_CONFIG with a bad size (payload %u, config %u)",
+                 m->size, m->config_size);
+        return RTE_VHOST_MSG_RESULT_ERR;
+    }
+    if (d->read_config(m->offset, m->region, m->config_size) != 0) {
+        m->size = 0;
+    }
+    return RTE_VHOST_MSG_RESULT_REPLY;
+}
 
 // Protocol features (bit numbers from the vhost-user spec).
 constexpr uint64_t kProtoMq = 1ULL << 0;
 constexpr uint64_t kProtoReplyAck = 1ULL << 3;
 constexpr uint64_t kProtoBackendReq = 1ULL << 5;
+constexpr uint64_t kProtoConfig = 1ULL << 9;
 constexpr uint64_t kProtoBackendSendFd = 1ULL << 10;
 constexpr uint64_t kProtoWanted = kProtoMq | kProtoReplyAck | kProtoBackendReq | kProtoBackendSendFd;
 
@@ -56,6 +89,11 @@ rte_vhost_msg_result pre_msg(int vid, void* msg) {
         return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
     }
     switch (req) {
+    case kGetConfig:
+        if (d->config_space_size() > 0) {
+            return get_config(d, msg);
+        }
+        break; // rte_vhost refuses it (it serves only vDPA devices)
     case kSetMemTable:
     case kSetVringNum:
     case kSetVringAddr:
@@ -200,11 +238,15 @@ bool vhost_register_device(Device* d, std::string* err) {
         g_by_path[path] = d;
     }
     uint64_t proto = 0;
+    // CONFIG is ours to offer (rte_vhost's default set lacks it): only for a device that
+    // serves its config space (see vdh_device_ops::get_config).
+    const uint64_t config = d->config_space_size() > 0 ? kProtoConfig : 0;
     bool ok = rte_vhost_driver_set_features(path.c_str(),
                                             vhost_transport_features() | d->offered_features()) ==
                   0 &&
               rte_vhost_driver_get_protocol_features(path.c_str(), &proto) == 0 &&
-              rte_vhost_driver_set_protocol_features(path.c_str(), proto & kProtoWanted) == 0 &&
+              rte_vhost_driver_set_protocol_features(path.c_str(),
+                                                     (proto & kProtoWanted) | config) == 0 &&
               rte_vhost_driver_callback_register(path.c_str(), &g_ops) == 0;
     if (!ok) {
         *err = d->name() + ": cannot configure vhost-user socket " + path;

@@ -57,6 +57,9 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.flock = profile.flock;
     o.file_open_flags = open_flags_for(profile, false);
     o.dir_open_flags = open_flags_for(profile, true);
+    o.readdirplus = readdirplus_enabled(profile);
+    o.allow_mmap = profile.allow_mmap;
+    o.preserve_noatime = profile.preserve_noatime;
     auto fs = passthrough::PassthroughFs::create(o);
     if (!fs) {
         *err = "share " + profile.tag + ": cannot open shared_dir " + profile.shared_dir + ": " +
