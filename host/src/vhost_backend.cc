@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "rte_vhost_include.h"
 #include "socket_dir.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh {
 namespace {
@@ -32,32 +34,54 @@ enum : uint32_t {
     kGetConfig = 24,
 };
 
-/// The start of rte_vhost's VhostUserMsg (lib/vhost/vhost_user.h, not public) as far as
-/// GET_CONFIG uses it: the header, then struct vhost_user_config. rte_vhost has checked
-/// that `size` payload bytes were read and fit its payload union (which holds `config`).
-struct __attribute__((packed)) ConfigMsg {
+/// rte_vhost's struct vhu_msg_context (lib/vhost/vhost_user.h, not public; DPDK 22.11 says
+/// external message handlers rely on its layout): the packed VhostUserMsg (header, then a
+/// payload union of 632 bytes, VhostUserCryptoSessionParam being its largest member), then
+/// the fds that came with the message. Checked against 22.11.11's header: 680 bytes, fds at
+/// 644. rte_vhost has checked that `size` payload bytes were read and fit the union.
+struct __attribute__((packed)) MsgContext {
     uint32_t request;
     uint32_t flags;
     uint32_t size; ///< payload bytes
-    uint32_t offset;
-    uint32_t config_size;
-    uint32_t config_flags;
-    uint8_t region[256]; ///< VHOST_USER_MAX_CONFIG_SIZE
+    union __attribute__((packed)) {
+        struct __attribute__((packed)) {
+            uint32_t offset;
+            uint32_t size;
+            uint32_t flags;
+            uint8_t region[256]; ///< VHOST_USER_MAX_CONFIG_SIZE
+        } config;
+        uint8_t bytes[632];
+    } payload;
+    int fds[8]; ///< VHOST_MEMORY_MAX_NREGIONS
+    int fd_num;
 };
+static_assert(sizeof(MsgContext) == 680 && offsetof(MsgContext, fds) == 644);
 constexpr uint32_t kConfigHeaderSize = 12; ///< offset, size, flags
 
 /// GET_CONFIG for a device that serves its config space: the region is filled from the
 /// plugin and the message goes back as the reply, same size (a failed read gets an empty
-/// payload, as rte_vhost's vDPA path does). A malformed request is refused.
+/// payload, as rte_vhost's vDPA path does). A malformed request is refused, and fds sent
+/// with it are closed (rte_vhost's own handlers do that; unhandled, they would leak).
 rte_vhost_msg_result get_config(Device* d, void* msg) {
-    auto* m = static_cast<ConfigMsg*>(msg);
-    if (m->size < kConfigHeaderSize || m->config_size > sizeof(m->region) ||
-        m->size != kConfigHeaderSize + m->config_size) {
-        VDH_WARN(d->name().c_str(), "GET_CONFIG with a bad size (payload %u, config %u)",
-                 m->size, m->config_size);
+    auto* m = static_cast<MsgContext*>(msg);
+    auto& c = m->payload.config;
+    if (m->fd_num != 0) {
+        const int n = m->fd_num > 0 && m->fd_num <= 8 ? m->fd_num : 0;
+        for (int i = 0; i < n; ++i) {
+            UniqueFd(m->fds[i]).reset();
+            m->fds[i] = -1;
+        }
+        m->fd_num = 0;
+        VDH_WARN(d->name().c_str(), "GET_CONFIG with %d fds refused", n);
         return RTE_VHOST_MSG_RESULT_ERR;
     }
-    if (d->read_config(m->offset, m->region, m->config_size) != 0) {
+    if (m->size < kConfigHeaderSize || c.size > sizeof(c.region) ||
+        m->size != kConfigHeaderSize + c.size) {
+        VDH_WARN(d->name().c_str(), "GET_CONFIG with a bad size (payload %u, config %u)",
+                 m->size, c.size);
+        return RTE_VHOST_MSG_RESULT_ERR;
+    }
+    if (d->read_config(c.offset, c.region, c.size) != 0) {
         m->size = 0;
     }
     return RTE_VHOST_MSG_RESULT_REPLY;

@@ -7,8 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstring>
 #include <memory>
@@ -17,6 +21,7 @@
 
 #include "frontend/vhost_user_connection.h"
 #include "fuse_client/fuse_session.h"
+#include "vdh/unique_fd.h"
 #include "vdhost_share_fixture.h"
 
 namespace vdh {
@@ -197,6 +202,39 @@ TEST_F(VdhostShareProfile, GetConfigServesTheTagOnlyWhenAnnounced) {
     FuseSession* s = connect("tagged");
     ASSERT_NE(s, nullptr);
     EXPECT_TRUE(s->getattr(kRootNodeId).has_value());
+}
+
+TEST_F(VdhostShareProfile, GetConfigWithAnFdIsRefusedAndTheFdClosed) {
+    // rte_vhost closes the fds of messages it handles; vdhost answers GET_CONFIG itself,
+    // so a frontend that attaches fds to it must not leave them open in vdhost.
+    auto fds_back_to = [&](int want) {
+        int n = -1;
+        for (int i = 0; i < 100 && n != want; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            n = testing::fd_count(vdhost_.pid());
+        }
+        return n;
+    };
+    const int base = fds_back_to(testing::fd_count(vdhost_.pid()));
+    ASSERT_GT(base, 0);
+    for (int round = 0; round < 3; ++round) {
+        auto conn = VhostUserConnection::connect(sock("tagged"));
+        ASSERT_TRUE(conn.has_value()) << conn.error();
+        UniqueFd ev(::eventfd(0, EFD_CLOEXEC));
+        ASSERT_TRUE(ev.valid());
+        uint8_t msg[12 + 40] = {};
+        msg[4] = 40; // config size 40 at offset 0
+        const int fds[2] = {ev.get(), ev.get()};
+        ASSERT_TRUE(conn->send_message(24, 0, msg, sizeof(msg), fds).has_value());
+        EXPECT_FALSE(conn->receive(std::chrono::milliseconds(2000)).has_value());
+    }
+    EXPECT_EQ(fds_back_to(base), base);
+    // The share still answers GET_CONFIG.
+    auto conn = VhostUserConnection::connect(sock("tagged"));
+    ASSERT_TRUE(conn.has_value()) << conn.error();
+    auto cfg = conn->get_config(0, 10);
+    ASSERT_TRUE(cfg.has_value()) << cfg.error();
+    EXPECT_EQ(std::string(cfg->begin(), cfg->end()), "parity-tag");
 }
 
 } // namespace
