@@ -202,10 +202,12 @@ struct vdh_device_ops {
     /// reads it with vhost-user GET_CONFIG. Writes \p len bytes, from byte \p offset of the
     /// space, into \p buf (bytes past the end of the space are 0) and returns the size of
     /// the space; \p len 0 only asks for the size. Returns -errno on failure (the host then
-    /// answers GET_CONFIG with an empty payload). The host asks for the size once, after
-    /// create(): only a device that reports a space of 1 byte or more is offered the
-    /// CONFIG protocol feature (a plugin may keep it off by default: QEMU 7.2 masks it with a
-    /// warning for devices it serves itself, such as vhost-user-fs, and 7.1 to 8.0 may crash).
+    /// answers GET_CONFIG with an empty payload). The host asks for the size when it
+    /// registers the device's socket (after create()) and before each GET_CONFIG: only a
+    /// device that reports a space of 1 byte or more is offered the CONFIG protocol feature
+    /// and has GET_CONFIG answered (a plugin may keep it off by default: QEMU 7.2 masks it
+    /// with a warning for devices it serves itself, such as vhost-user-fs, and 7.1 to 8.0
+    /// may crash).
     /// Control thread (vhost-user messages); must not block.
     int (*get_config)(void* dev, uint32_t offset, uint8_t* buf, uint32_t len);
 };
