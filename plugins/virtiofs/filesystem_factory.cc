@@ -5,6 +5,9 @@
 #include "filesystem_factory.h"
 
 #include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "null/null_fs.h"
 #include "passthrough/passthrough_fs.h"
@@ -60,6 +63,18 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.readdirplus = readdirplus_enabled(profile);
     o.allow_mmap = profile.allow_mmap;
     o.preserve_noatime = profile.preserve_noatime;
+    size_t bad = 0;
+    std::string why;
+    auto uid_map = passthrough::IdMap::build(profile.translate_uid, &bad, &why);
+    auto gid_map = uid_map ? passthrough::IdMap::build(profile.translate_gid, &bad, &why)
+                           : std::nullopt;
+    if (!uid_map || !gid_map) { // parse_share_profile() checked them: not expected
+        *err = "share " + profile.tag + ": " + (uid_map ? "translate_gid" : "translate_uid") +
+               "[" + std::to_string(bad) + "]: " + why;
+        return nullptr;
+    }
+    o.uid_map = std::move(*uid_map);
+    o.gid_map = std::move(*gid_map);
     auto fs = passthrough::PassthroughFs::create(o);
     if (!fs) {
         *err = "share " + profile.tag + ": cannot open shared_dir " + profile.shared_dir + ": " +

@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "filesystem.h"
+#include "passthrough/id_map.h"
 #include "write_path.h"
 
 namespace vdh::virtiofs {
@@ -95,6 +97,11 @@ struct ShareProfile {
     /// virtio_fs_config.num_request_queues announced with the tag (1..63; queue 0 is
     /// hiprio, so the device has 1 + this many queues).
     uint32_t request_queues = 1;
+    /// uid / gid translation rules in virtiofsd's --translate-uid / --translate-gid syntax,
+    /// in order (passthrough/id_map.h); empty: ids pass unchanged. parse_share_profile()
+    /// checked that IdMap::build() takes them, and refused them with `posix_acl: true`.
+    std::vector<passthrough::IdMapRule> translate_uid;
+    std::vector<passthrough::IdMapRule> translate_gid;
 };
 
 /// Parses a device's `config:` block. \p yaml is the block with the file's line/column

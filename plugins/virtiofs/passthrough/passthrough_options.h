@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "id_map.h"
+
 namespace vdh::virtiofs::passthrough {
 
 /// How inodes are held (the `inode_file_handles` share option).
@@ -45,6 +47,11 @@ struct PassthroughOptions {
     bool allow_mmap = false;         ///< offer FUSE_DIRECT_IO_ALLOW_MMAP
     /// Keep the guest's O_NOATIME on OPEN/CREATE; else it is dropped (virtiofsd default).
     bool preserve_noatime = false;
+    /// uid / gid translation (the `translate_uid` / `translate_gid` share options): guest
+    /// ids to host ids for the caller's credentials and SETATTR's owner (a forbidden id
+    /// fails with EPERM), host ids to guest ids in every attribute returned. Default: none.
+    IdMap uid_map;
+    IdMap gid_map;
 };
 
 } // namespace vdh::virtiofs::passthrough
