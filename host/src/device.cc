@@ -131,6 +131,23 @@ uint64_t Device::offered_features() const noexcept {
     return f;
 }
 
+uint32_t Device::config_space_size() const noexcept {
+    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, get_config)) {
+        return 0;
+    }
+    const int n = ops_->get_config(pdev_, 0, nullptr, 0);
+    return n > 0 ? static_cast<uint32_t>(n) : 0;
+}
+
+int Device::read_config(uint32_t offset, uint8_t* buf, uint32_t len) {
+    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, get_config)) {
+        return -ENOTSUP;
+    }
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
+    const int n = ops_->get_config(pdev_, offset, buf, len);
+    return n < 0 ? n : 0;
+}
+
 bool Device::admit_frontend() {
     if (state_.load(std::memory_order_acquire) != DeviceState::Broken) {
         return true;

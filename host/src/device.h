@@ -69,6 +69,12 @@ public:
     const DeviceConfig& config() const noexcept { return cfg_; }
     const Plugin* plugin() const noexcept { return plugin_; }
     uint64_t offered_features() const noexcept;
+    /// Size of the virtio config space the plugin serves to vhost-user GET_CONFIG (ABI 1.5
+    /// get_config), 0 when it serves none (then CONFIG is not offered). Control thread.
+    uint32_t config_space_size() const noexcept;
+    /// vhost-user GET_CONFIG: \p len bytes of the config space from \p offset into \p buf.
+    /// Returns 0 or -errno. Control thread.
+    int read_config(uint32_t offset, uint8_t* buf, uint32_t len);
     DeviceState state() const noexcept { return state_.load(std::memory_order_acquire); }
 
     // --- lifecycle (control thread) ---

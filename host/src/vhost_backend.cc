@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "rte_vhost_include.h"
 #include "socket_dir.h"
+#include "vdh/unique_fd.h"
 
 namespace vdh {
 namespace {
@@ -29,12 +31,67 @@ enum : uint32_t {
     kSetVringAddr = 9,
     kSetVringBase = 10,
     kSetVringKick = 12,
+    kGetConfig = 24,
 };
+
+/// rte_vhost's struct vhu_msg_context (lib/vhost/vhost_user.h, not public; DPDK 22.11 says
+/// external message handlers rely on its layout): the packed VhostUserMsg (header, then a
+/// payload union of 632 bytes, VhostUserCryptoSessionParam being its largest member), then
+/// the fds that came with the message. Checked against 22.11.11's header: 680 bytes, fds at
+/// 644. rte_vhost has checked that `size` payload bytes were read and fit the union.
+struct __attribute__((packed)) MsgContext {
+    uint32_t request;
+    uint32_t flags;
+    uint32_t size; ///< payload bytes
+    union __attribute__((packed)) {
+        struct __attribute__((packed)) {
+            uint32_t offset;
+            uint32_t size;
+            uint32_t flags;
+            uint8_t region[256]; ///< VHOST_USER_MAX_CONFIG_SIZE
+        } config;
+        uint8_t bytes[632];
+    } payload;
+    int fds[8]; ///< VHOST_MEMORY_MAX_NREGIONS
+    int fd_num;
+};
+static_assert(sizeof(MsgContext) == 680 && offsetof(MsgContext, fds) == 644);
+constexpr uint32_t kConfigHeaderSize = 12; ///< offset, size, flags
+
+/// GET_CONFIG for a device that serves its config space: the region is filled from the
+/// plugin and the message goes back as the reply, same size (a failed read gets an empty
+/// payload, as rte_vhost's vDPA path does). A malformed request is refused, and fds sent
+/// with it are closed (rte_vhost's own handlers do that; unhandled, they would leak).
+rte_vhost_msg_result get_config(Device* d, void* msg) {
+    auto* m = static_cast<MsgContext*>(msg);
+    auto& c = m->payload.config;
+    if (m->fd_num != 0) {
+        const int n = m->fd_num > 0 && m->fd_num <= 8 ? m->fd_num : 0;
+        for (int i = 0; i < n; ++i) {
+            UniqueFd(m->fds[i]).reset();
+            m->fds[i] = -1;
+        }
+        m->fd_num = 0;
+        VDH_WARN(d->name().c_str(), "GET_CONFIG with %d fds refused", n);
+        return RTE_VHOST_MSG_RESULT_ERR;
+    }
+    if (m->size < kConfigHeaderSize || c.size > sizeof(c.region) ||
+        m->size != kConfigHeaderSize + c.size) {
+        VDH_WARN(d->name().c_str(), "GET_CONFIG with a bad size (payload %u, config %u)",
+                 m->size, c.size);
+        return RTE_VHOST_MSG_RESULT_ERR;
+    }
+    if (d->read_config(c.offset, c.region, c.size) != 0) {
+        m->size = 0;
+    }
+    return RTE_VHOST_MSG_RESULT_REPLY;
+}
 
 // Protocol features (bit numbers from the vhost-user spec).
 constexpr uint64_t kProtoMq = 1ULL << 0;
 constexpr uint64_t kProtoReplyAck = 1ULL << 3;
 constexpr uint64_t kProtoBackendReq = 1ULL << 5;
+constexpr uint64_t kProtoConfig = 1ULL << 9;
 constexpr uint64_t kProtoBackendSendFd = 1ULL << 10;
 constexpr uint64_t kProtoWanted = kProtoMq | kProtoReplyAck | kProtoBackendReq | kProtoBackendSendFd;
 
@@ -56,6 +113,11 @@ rte_vhost_msg_result pre_msg(int vid, void* msg) {
         return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
     }
     switch (req) {
+    case kGetConfig:
+        if (d->config_space_size() > 0) {
+            return get_config(d, msg);
+        }
+        break; // rte_vhost refuses it (it serves only vDPA devices)
     case kSetMemTable:
     case kSetVringNum:
     case kSetVringAddr:
@@ -200,11 +262,15 @@ bool vhost_register_device(Device* d, std::string* err) {
         g_by_path[path] = d;
     }
     uint64_t proto = 0;
+    // CONFIG is ours to offer (rte_vhost's default set lacks it): only for a device that
+    // serves its config space (see vdh_device_ops::get_config).
+    const uint64_t config = d->config_space_size() > 0 ? kProtoConfig : 0;
     bool ok = rte_vhost_driver_set_features(path.c_str(),
                                             vhost_transport_features() | d->offered_features()) ==
                   0 &&
               rte_vhost_driver_get_protocol_features(path.c_str(), &proto) == 0 &&
-              rte_vhost_driver_set_protocol_features(path.c_str(), proto & kProtoWanted) == 0 &&
+              rte_vhost_driver_set_protocol_features(path.c_str(),
+                                                     (proto & kProtoWanted) | config) == 0 &&
               rte_vhost_driver_callback_register(path.c_str(), &g_ops) == 0;
     if (!ok) {
         *err = d->name() + ": cannot configure vhost-user socket " + path;

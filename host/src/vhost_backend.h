@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The only place that registers vhost-user sockets with rte_vhost: features and protocol
 // features for a non-net device (no STATUS bit: QEMU 7.2's vhost-user-fs never sends
-// DRIVER_OK), the device callbacks, and the pre/post message hooks that pause a running
-// device around memory-table and ring changes.
+// DRIVER_OK; CONFIG only for a device whose plugin serves its config space), the device
+// callbacks, and the pre/post message hooks that pause a running device around
+// memory-table and ring changes and answer GET_CONFIG from the plugin.
 #pragma once
 
 #include <string>

@@ -84,6 +84,9 @@ struct FsCapabilities {
     bool parallel_dirops = true;   ///< FUSE_PARALLEL_DIROPS
     bool explicit_inval = false;   ///< FUSE_EXPLICIT_INVAL_DATA
     bool setxattr_ext = false;     ///< FUSE_SETXATTR_EXT (extended setxattr_in)
+    /// FUSE_DIRECT_IO_ALLOW_MMAP (7.39): the guest may mmap MAP_SHARED a file opened with
+    /// FOPEN_DIRECT_IO (cache: never / metadata); without it such an mmap fails with ENODEV.
+    bool direct_io_allow_mmap = false;
 };
 
 class Filesystem {

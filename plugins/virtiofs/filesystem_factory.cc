@@ -60,6 +60,9 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.flock = profile.flock;
     o.file_open_flags = open_flags_for(profile, false);
     o.dir_open_flags = open_flags_for(profile, true);
+    o.readdirplus = readdirplus_enabled(profile);
+    o.allow_mmap = profile.allow_mmap;
+    o.preserve_noatime = profile.preserve_noatime;
     size_t bad = 0;
     std::string why;
     auto uid_map = passthrough::IdMap::build(profile.translate_uid, &bad, &why);

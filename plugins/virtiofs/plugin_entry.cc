@@ -56,6 +56,9 @@ int op_metrics(void* dev, vdh_metric_emit_fn emit, void* ctx) noexcept {
     return self(dev)->metrics(emit, ctx);
 }
 void op_revoke(void* dev) noexcept { self(dev)->revoke(); }
+int op_get_config(void* dev, uint32_t offset, uint8_t* buf, uint32_t len) noexcept {
+    return self(dev)->get_config(offset, buf, len);
+}
 
 const vdh_device_ops g_ops = {
     .struct_size = sizeof(vdh_device_ops),
@@ -72,6 +75,7 @@ const vdh_device_ops g_ops = {
     .flush = op_flush,
     .metrics = op_metrics,
     .revoke = op_revoke,
+    .get_config = op_get_config,
 };
 
 int plugin_check(const char* text, size_t len, const char* origin, char* err,

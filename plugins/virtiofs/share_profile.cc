@@ -38,11 +38,13 @@ constexpr uint64_t kMaxFdLimit = 1048576;
 constexpr uint64_t kMinInodeLimit = 64;
 constexpr uint64_t kMaxInodeLimit = 16777216;
 constexpr uint64_t kOneDaySec = 86400;
+/// Request queues a device can have: the host serves 64 queues, queue 0 is hiprio.
+constexpr uint64_t kMaxRequestQueues = 63;
 constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 20> kKeys = {
+constexpr std::array<std::string_view, 25> kKeys = {
     "shared_dir",
     "create",
     "tag",
@@ -63,6 +65,11 @@ constexpr std::array<std::string_view, 20> kKeys = {
     "write_path",
     "translate_uid",
     "translate_gid",
+    "allow_mmap",
+    "readdirplus",
+    "preserve_noatime",
+    "announce_tag",
+    "request_queues",
 };
 
 /// Thrown inside this file only.
@@ -258,6 +265,16 @@ private:
             p.posix_locks = parse_bool(v, path);
         } else if (name == "flock") {
             p.flock = parse_bool(v, path);
+        } else if (name == "allow_mmap") {
+            p.allow_mmap = parse_bool(v, path);
+        } else if (name == "readdirplus") {
+            p.readdirplus = parse_bool(v, path);
+        } else if (name == "preserve_noatime") {
+            p.preserve_noatime = parse_bool(v, path);
+        } else if (name == "announce_tag") {
+            p.announce_tag = parse_bool(v, path);
+        } else if (name == "request_queues") {
+            p.request_queues = static_cast<uint32_t>(parse_uint(v, path, 1, kMaxRequestQueues));
         } else if (name == "translate_uid") {
             p.translate_uid = parse_translation(v, path);
         } else if (name == "translate_gid") {
@@ -597,8 +614,8 @@ FsCapabilities capabilities_from(const ShareProfile& p) {
     caps.posix_locks = p.posix_locks;
     caps.flock_locks = p.flock;
     caps.submounts = p.announce_submounts;
-    // With nothing cached, READDIRPLUS only adds lookups the guest drops at once.
-    caps.readdirplus = p.cache != CachePolicy::Never;
+    caps.readdirplus = readdirplus_enabled(p);
+    caps.direct_io_allow_mmap = p.allow_mmap;
     // Not negotiated: with HANDLE_KILLPRIV_V2 the guest leaves clearing suid/sgid on an
     // O_TRUNC open to the server, and Filesystem::open() does not carry open_flags. Without
     // it the guest kernel clears the bits itself with a SETATTR (and WRITE's KILL_SUIDGID
@@ -609,6 +626,28 @@ FsCapabilities capabilities_from(const ShareProfile& p) {
     caps.explicit_inval = false;
     caps.setxattr_ext = false;
     return caps;
+}
+
+int config_space(const ShareProfile& p, uint32_t offset, uint8_t* buf, uint32_t len) {
+    if (!p.announce_tag) {
+        return 0;
+    }
+    std::array<uint8_t, kVirtioFsConfigSize> space{};
+    std::memcpy(space.data(), p.tag.data(), std::min<size_t>(p.tag.size(), kMaxTagBytes));
+    for (int i = 0; i < 4; ++i) {
+        space[kMaxTagBytes + i] = static_cast<uint8_t>(p.request_queues >> (8 * i));
+    }
+    for (uint64_t i = 0; i < len; ++i) {
+        const uint64_t at = uint64_t{offset} + i;
+        buf[i] = at < space.size() ? space[at] : 0;
+    }
+    return static_cast<int>(kVirtioFsConfigSize);
+}
+
+bool readdirplus_enabled(const ShareProfile& p) {
+    // With nothing cached, READDIRPLUS only adds lookups the guest drops at once
+    // (virtiofsd: off with --cache=never unless asked for).
+    return p.readdirplus.value_or(p.cache != CachePolicy::Never);
 }
 
 FuseTimeout entry_timeout(const ShareProfile& p) {

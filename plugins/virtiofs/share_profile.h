@@ -80,6 +80,23 @@ struct ShareProfile {
     SourcePos write_path_pos;       ///< where write_path was written
     bool write_path_written = false; ///< write_path appeared in the config
     std::string write_path_reason;  ///< why resolve_write_path() chose write_path
+    /// FUSE_DIRECT_IO_ALLOW_MMAP (virtiofsd --allow-mmap): the guest may mmap MAP_SHARED
+    /// files opened with direct I/O (cache: never / metadata). Off: such an mmap fails.
+    bool allow_mmap = false;
+    /// READDIRPLUS (FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO); unset: on, except with
+    /// `cache: never` (virtiofsd). See readdirplus_enabled().
+    std::optional<bool> readdirplus;
+    /// Keep O_NOATIME of guest opens (virtiofsd --preserve-noatime); off: it is dropped,
+    /// so a guest open updates atime as the host's mount options say.
+    bool preserve_noatime = false;
+    /// Serve the tag to the vhost-user frontend: offer VHOST_USER_PROTOCOL_F_CONFIG and
+    /// answer GET_CONFIG with virtio_fs_config (see config_space()). Off by default, as
+    /// virtiofsd without --tag: QEMU's vhost-user-fs keeps the tag itself (QEMU 7.2 masks
+    /// the feature with a warning; 7.1 to 8.0 may crash logging it).
+    bool announce_tag = false;
+    /// virtio_fs_config.num_request_queues announced with the tag (1..63; queue 0 is
+    /// hiprio, so the device has 1 + this many queues).
+    uint32_t request_queues = 1;
     /// uid / gid translation rules in virtiofsd's --translate-uid / --translate-gid syntax,
     /// in order (passthrough/id_map.h); empty: ids pass unchanged. parse_share_profile()
     /// checked that IdMap::build() takes them, and refused them with `posix_acl: true`.
@@ -126,6 +143,18 @@ bool resolve_write_path(ShareProfile& profile, std::string_view origin, std::str
 
 /// What the profile means for FUSE_INIT.
 FsCapabilities capabilities_from(const ShareProfile& profile);
+
+/// sizeof(struct virtio_fs_config): tag[36], le32 num_request_queues.
+inline constexpr uint32_t kVirtioFsConfigSize = 40;
+
+/// vdh_device_ops::get_config for the share: with `announce_tag`, copies \p len bytes of
+/// virtio_fs_config (the tag NUL-padded to 36 bytes, not NUL-terminated when it fills
+/// them, then request_queues little-endian) from \p offset into \p buf, zero past its end,
+/// and returns kVirtioFsConfigSize; without it returns 0 and writes nothing.
+int config_space(const ShareProfile& profile, uint32_t offset, uint8_t* buf, uint32_t len);
+
+/// Whether READDIRPLUS is offered: the `readdirplus` key, else not with `cache: never`.
+bool readdirplus_enabled(const ShareProfile& profile);
 
 /// A FUSE cache timeout (fuse_entry_out entry_valid / attr_valid and their _nsec).
 struct FuseTimeout {

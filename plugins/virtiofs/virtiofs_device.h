@@ -38,6 +38,10 @@ public:
     /// FUSE session (every inode, handle, lock and fd of the guest) and makes every later
     /// request fail with EIO, INIT included. Control thread, nothing in flight.
     void revoke();
+    /// vdh_device_ops::get_config: the share's virtio_fs_config (config_space()).
+    int get_config(uint32_t offset, uint8_t* buf, uint32_t len) const noexcept {
+        return config_space(profile_, offset, buf, len);
+    }
     /// Hot path: no alloc, no block, no throw.
     int64_t handle(const vdh_request* req) noexcept;
     /// End of a batch on queue \p q (lcore): submits what the batch queued for io_uring.

@@ -417,6 +417,31 @@ else
     done
 fi
 
+# === allow_mmap (issue 10, parity) ========================================================
+# Gated by MMAP_ALLOW_TAG / MMAP_DENY_TAG in .vdh/config (vdhost runs that add the two
+# `cache: never` shares): a shared writable mmap of a direct-I/O file works on the share
+# with allow_mmap (FUSE_DIRECT_IO_ALLOW_MMAP) and fails with ENODEV on the one without.
+# The host checks afterwards that the mmap'd bytes reached its file.
+if [ -n "${MMAP_ALLOW_TAG:-}" ]; then
+    section allow_mmap
+    for t in "$MMAP_ALLOW_TAG:OK" "${MMAP_DENY_TAG:-}:ENODEV"; do
+        tag="${t%%:*}"
+        [ -n "$tag" ] || continue
+        d="/tmp/vdh-mmap-$tag"
+        mkdir -p "$d"
+        if ! has_helper; then
+            skip "allow_mmap_$tag" "no vdh-helper"
+        elif ! mount -t virtiofs "$tag" "$d"; then
+            fail "allow_mmap_$tag" "mount -t virtiofs $tag failed"
+        else
+            dd if=/dev/zero of="$d/m.bin" bs=4096 count=2 2>/dev/null
+            expect "allow_mmap_$tag" "$("$H" mmap-write "$d/m.bin" 4100 "guest-mmap-$tag")" "${t#*:}"
+            umount "$d" || fail "allow_mmap_umount_$tag" "umount $d failed"
+        fi
+    done
+fi
+# === end allow_mmap =====================================================================
+
 section listing
 # --- a sorted listing of everything kept, for the backends to compare --------------------
 cd "$M" || exit 1

@@ -265,6 +265,9 @@ class Session {
         o.flock = (opt & 128) == 0;
         o.announce_submounts = (opt2 & 1) != 0;
         o.entry_timeout = (opt2 & 2) != 0 ? 0.0 : 1.0;
+        o.readdirplus = (opt2 & 4) == 0;
+        o.allow_mmap = (opt2 & 8) != 0;
+        o.preserve_noatime = (opt2 & 16) != 0;
         auto fs = PassthroughFs::create(o);
         FUZZ_CHECK(fs.has_value());
 

@@ -398,7 +398,9 @@ def yaml_seeds(out):
     write("share_profile", "all_keys.yaml", b"shared_dir: /srv/share\ntag: t\ncache: always\n"
           b"writeback: true\nxattr: true\nreadonly: false\nannounce_submounts: false\n"
           b"inode_file_handles: prefer\nfd_limit: 1024\nmax_pages: 64\nposix_locks: false\n"
-          b"flock: true\nentry_timeout_ms: 10\nattr_timeout_ms: 20\nbackend: passthrough\n", out)
+          b"flock: true\nentry_timeout_ms: 10\nattr_timeout_ms: 20\nbackend: passthrough\n"
+          b"allow_mmap: true\nreaddirplus: false\npreserve_noatime: true\nannounce_tag: true\n"
+          b"request_queues: 2\n", out)
     write("share_profile", "errors.yaml", b"shared_dir: relative\nfd_limit: 0x10\n"
           b"max_pages: 257\ncache: sometimes\n", out)
 

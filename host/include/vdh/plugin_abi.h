@@ -22,7 +22,8 @@ extern "C" {
 /// 2: vdh_device_ops::flush.
 /// 3: vdh_device_ops::metrics, vdh_host_api::tsc_hz.
 /// 4: vdh_device_ops::revoke.
-#define VDH_ABI_MINOR 4
+/// 5: vdh_device_ops::get_config.
+#define VDH_ABI_MINOR 5
 
 /// Name of the one symbol every plugin exports.
 #define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
@@ -196,6 +197,19 @@ struct vdh_device_ops {
     /// queues are drained around it). Control thread. A plugin without it is simply
     /// disconnected on removal.
     void (*revoke)(void* dev);
+    /// Optional (ABI 1.5). The device's virtio configuration space (virtio-fs: struct
+    /// virtio_fs_config, the tag and the number of request queues), for a frontend that
+    /// reads it with vhost-user GET_CONFIG. Writes \p len bytes, from byte \p offset of the
+    /// space, into \p buf (bytes past the end of the space are 0) and returns the size of
+    /// the space; \p len 0 only asks for the size. Returns -errno on failure (the host then
+    /// answers GET_CONFIG with an empty payload). The host asks for the size when it
+    /// registers the device's socket (after create()) and before each GET_CONFIG: only a
+    /// device that reports a space of 1 byte or more is offered the CONFIG protocol feature
+    /// and has GET_CONFIG answered (a plugin may keep it off by default: QEMU 7.2 masks it
+    /// with a warning for devices it serves itself, such as vhost-user-fs, and 7.1 to 8.0
+    /// may crash).
+    /// Control thread (vhost-user messages); must not block.
+    int (*get_config)(void* dev, uint32_t offset, uint8_t* buf, uint32_t len);
 };
 
 /// True when \p ops (a const struct vdh_device_ops*) has the field \p field (a later minor).

@@ -206,10 +206,9 @@ class Parser {
                        false);
             }
         } else if (k == "readdirplus") {
-            ignore(opt, "vdhost offers READDIRPLUS unless cache is never", false);
+            flag(&o_->readdirplus, true);
         } else if (k == "no_readdirplus") {
-            ignore(opt, "vdhost offers READDIRPLUS unless cache is never; the guest may use it",
-                   true);
+            flag(&o_->readdirplus, false);
         } else if (k == "allow_direct_io") {
             ignore(opt, "vdhost always honours O_DIRECT", false);
         } else if (k == "no_allow_direct_io") {
@@ -361,14 +360,13 @@ class Parser {
                 ignore(opt, "vdhost always honours O_DIRECT", false);
         } else if (name == "preserve-noatime") {
             if (flag())
-                ignore(opt, "vdhost always passes O_NOATIME through", false);
+                o_->preserve_noatime = true;
         } else if (name == "no-readdirplus") {
-            if (flag()) {
-                ignore(opt,
-                       "vdhost offers READDIRPLUS unless cache is never; the guest may use "
-                       "it",
-                       true);
-            }
+            if (flag())
+                o_->readdirplus = false;
+        } else if (name == "allow-mmap") {
+            if (flag())
+                o_->allow_mmap = true;
         } else if (name == "killpriv-v2") {
             if (flag()) {
                 ignore(opt,
@@ -387,8 +385,7 @@ class Parser {
             if (flag()) {
                 ignore(opt, "vdhost does not migrate (it does not claim migrate-precopy)", false);
             }
-        } else if (name == "posix-acl" || name == "security-label" || name == "allow-mmap" ||
-                   name == "daemonize") {
+        } else if (name == "posix-acl" || name == "security-label" || name == "daemonize") {
             if (flag())
                 unsupported(opt);
         } else if (name == "xattrmap" || name == "modcaps" || name == "translate-uid" ||
@@ -526,6 +523,9 @@ std::string build_vdhost_config(const CompatOptions& o) {
     boolean("announce_submounts", o.announce_submounts);
     boolean("flock", o.flock);
     boolean("posix_locks", o.posix_locks);
+    boolean("allow_mmap", o.allow_mmap);
+    boolean("readdirplus", o.readdirplus);
+    boolean("preserve_noatime", o.preserve_noatime);
     if (o.timeout_ms) {
         y += "      entry_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
         y += "      attr_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
@@ -554,16 +554,17 @@ std::string usage_text() {
            "  --announce-submounts, --no-announce-submounts, -o announce_submounts\n"
            "  --inode-file-handles[=never|prefer|mandatory]\n"
            "  -o flock|no_flock, -o posix_lock|no_posix_lock, -o timeout=SECONDS\n"
+           "  --allow-mmap, --preserve-noatime, --no-readdirplus, -o [no_]readdirplus\n"
            "  --sandbox namespace|chroot|none, -o sandbox=...\n"
            "  --seccomp none|kill|log|trap (trap acts as kill)\n"
            "  --log-level error|warn|info|debug|trace|off, -o log_level=..., -d\n"
            "  --print-capabilities               print the vhost-user.json capabilities\n"
            "  -V, --version; -h, --help\n\n"
            "Accepted with no effect: --thread-pool-size, --rlimit-nofile, --syslog, -f,\n"
-           "--allow-direct-io, --preserve-noatime, --no-readdirplus, --[no-]killpriv-v2,\n"
-           "--migration-*, -o max_idle_threads, readdirplus, allow_direct_io, allow_root.\n"
+           "--allow-direct-io, --[no-]killpriv-v2, --migration-*, -o max_idle_threads,\n"
+           "allow_direct_io, allow_root.\n"
            "Not supported (exit 1): --posix-acl, --security-label, --xattrmap, --modcaps,\n"
-           "--translate-uid/gid, --uid-map/--gid-map, --allow-mmap, --daemonize.\n"
+           "--translate-uid/gid, --uid-map/--gid-map, --daemonize.\n"
            "See docs/virtiofsd-compat.md.\n";
 }
 

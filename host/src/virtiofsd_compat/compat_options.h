@@ -41,6 +41,9 @@ struct CompatOptions {
     std::optional<bool> announce_submounts;
     std::optional<bool> flock;
     std::optional<bool> posix_locks;
+    std::optional<bool> allow_mmap;       ///< --allow-mmap
+    std::optional<bool> readdirplus;      ///< --no-readdirplus, -o [no_]readdirplus
+    std::optional<bool> preserve_noatime; ///< --preserve-noatime
     std::optional<unsigned long long> timeout_ms; ///< -o timeout=SECONDS: entry and attr timeouts
     std::vector<IgnoredOption> ignored;
 };

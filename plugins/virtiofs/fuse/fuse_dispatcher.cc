@@ -78,6 +78,9 @@ uint64_t flags_from(const FsCapabilities& caps) noexcept {
     if (caps.xattr && caps.setxattr_ext) {
         f |= FUSE_SETXATTR_EXT;
     }
+    if (caps.direct_io_allow_mmap) {
+        f |= kFuseDirectIoAllowMmap;
+    }
     return f;
 }
 

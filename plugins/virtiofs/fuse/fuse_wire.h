@@ -29,9 +29,12 @@ inline constexpr uint32_t kFuseOpStatx = 52;
 inline constexpr uint32_t kFuseOpCopyFileRange64 = 53;
 
 // ---- INIT flags above 7.38 (bits of the 64-bit flags; 32.. travel in flags2) -------------
-// Guests offer them; we never enable any, so they are named only for tests and logs.
+// Guests offer them; we enable only DIRECT_IO_ALLOW_MMAP (share key allow_mmap), the
+// others are named for tests and logs.
 inline constexpr uint64_t kFuseCreateSuppGroup = 1ULL << 34;   ///< 7.38 (Linux 6.4)
-inline constexpr uint64_t kFuseDirectIoAllowMmap = 1ULL << 36; ///< 7.39
+/// 7.39 (Linux 6.6, named FUSE_DIRECT_IO_RELAX there; renamed in 6.7): shared mmap of
+/// FOPEN_DIRECT_IO files.
+inline constexpr uint64_t kFuseDirectIoAllowMmap = 1ULL << 36;
 inline constexpr uint64_t kFusePassthrough = 1ULL << 37;       ///< 7.40
 inline constexpr uint64_t kFuseNoExportSupport = 1ULL << 38;   ///< 7.40
 inline constexpr uint64_t kFuseHasResend = 1ULL << 39;         ///< 7.40

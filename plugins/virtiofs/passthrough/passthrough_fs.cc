@@ -189,7 +189,8 @@ FsCapabilities PassthroughFs::capabilities() const {
     caps.posix_locks = options_.posix_locks;
     caps.flock_locks = options_.flock;
     caps.submounts = options_.announce_submounts;
-    caps.readdirplus = true;
+    caps.readdirplus = options_.readdirplus;
+    caps.direct_io_allow_mmap = options_.allow_mmap;
     // Not negotiated (as the C virtiofsd by default): with HANDLE_KILLPRIV_V2 the guest
     // kernel leaves clearing suid/sgid on write, truncate and O_TRUNC opens to us and
     // keeps its cached mode meanwhile, so a guest program would see stale bits. Without
@@ -553,6 +554,11 @@ Result<fuse_entry_out> PassthroughFs::link(const RequestCtx&, uint64_t nodeid,
 
 int PassthroughFs::adjust_open_flags(uint32_t flags) const {
     int f = static_cast<int>(flags) & kAllowedOpenFlags;
+    if (!options_.preserve_noatime) {
+        // As virtiofsd: a guest's O_NOATIME is dropped unless the share keeps it (it also
+        // fails with EPERM on host files the backend's fsuid does not own).
+        f &= ~O_NOATIME;
+    }
     if (writeback_.load(std::memory_order_relaxed)) {
         // With the writeback cache the guest kernel may read pages of a file opened
         // write-only, and it implements O_APPEND itself (virtiofsd does the same).

@@ -43,6 +43,10 @@ struct PassthroughOptions {
     uint32_t file_open_flags = 0;
     /// FOPEN_* flags for OPENDIR replies (cache policy: CACHE_DIR).
     uint32_t dir_open_flags = 0;
+    bool readdirplus = true;         ///< offer FUSE_DO_READDIRPLUS | READDIRPLUS_AUTO
+    bool allow_mmap = false;         ///< offer FUSE_DIRECT_IO_ALLOW_MMAP
+    /// Keep the guest's O_NOATIME on OPEN/CREATE; else it is dropped (virtiofsd default).
+    bool preserve_noatime = false;
     /// uid / gid translation (the `translate_uid` / `translate_gid` share options): guest
     /// ids to host ids for the caller's credentials and SETATTR's owner (a forbidden id
     /// fails with EPERM), host ids to guest ids in every attribute returned. Default: none.

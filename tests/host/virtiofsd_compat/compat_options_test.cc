@@ -114,8 +114,6 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
          "--syslog",
          "-f",
          "--allow-direct-io",
-         "--preserve-noatime",
-         "--no-readdirplus",
          "--killpriv-v2",
          "--no-killpriv-v2",
          "--migration-mode=file-handles",
@@ -125,15 +123,13 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
          "--migration-confirm-paths",
          "--seccomp=trap",
          "-o",
-         "max_idle_threads=4,readdirplus,no_readdirplus,allow_direct_io,no_allow_direct_io,"
+         "max_idle_threads=4,allow_direct_io,no_allow_direct_io,"
          "killpriv_v2,no_killpriv_v2,no_posix_acl,no_security_label,allow_root"});
     for (const char* opt : {"--thread-pool-size",
                             "--rlimit-nofile",
                             "--syslog",
                             "-f",
                             "--allow-direct-io",
-                            "--preserve-noatime",
-                            "--no-readdirplus",
                             "--killpriv-v2",
                             "--no-killpriv-v2",
                             "--migration-mode",
@@ -142,8 +138,6 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
                             "--migration-confirm-paths",
                             "--seccomp=trap",
                             "-o max_idle_threads",
-                            "-o readdirplus",
-                            "-o no_readdirplus",
                             "-o allow_direct_io",
                             "-o no_allow_direct_io",
                             "-o killpriv_v2",
@@ -163,6 +157,21 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
     EXPECT_TRUE(o.socket_group.empty());
 }
 
+TEST(CompatOptions, ParityOptionsMapToProfileKeys) {
+    CompatOptions o = parse_ok({"--fd=3", "--shared-dir=/s"});
+    EXPECT_FALSE(o.allow_mmap.has_value());
+    EXPECT_FALSE(o.readdirplus.has_value());
+    EXPECT_FALSE(o.preserve_noatime.has_value());
+    o = parse_ok({"--fd=3", "--shared-dir=/s", "--allow-mmap", "--preserve-noatime",
+                  "--no-readdirplus"});
+    EXPECT_EQ(o.allow_mmap, true);
+    EXPECT_EQ(o.preserve_noatime, true);
+    EXPECT_EQ(o.readdirplus, false);
+    EXPECT_TRUE(o.ignored.empty());
+    EXPECT_EQ(parse_ok({"--fd=3", "-o", "source=/s,readdirplus"}).readdirplus, true);
+    EXPECT_EQ(parse_ok({"--fd=3", "-o", "source=/s,no_readdirplus"}).readdirplus, false);
+}
+
 TEST(CompatOptions, UnsupportedOptionsAreRejectedByName) {
     const std::vector<std::string> base{"--fd=3", "--shared-dir=/s"};
     auto with = [&](std::vector<std::string> extra) {
@@ -172,7 +181,6 @@ TEST(CompatOptions, UnsupportedOptionsAreRejectedByName) {
     };
     EXPECT_EQ(with({"--posix-acl"}), "--posix-acl is not supported yet");
     EXPECT_EQ(with({"--security-label"}), "--security-label is not supported yet");
-    EXPECT_EQ(with({"--allow-mmap"}), "--allow-mmap is not supported yet");
     EXPECT_EQ(with({"--daemonize"}), "--daemonize is not supported yet");
     EXPECT_EQ(with({"--xattrmap", ":map::user.virtiofs.:"}), "--xattrmap is not supported yet");
     EXPECT_EQ(with({"--modcaps=+sys_admin"}), "--modcaps is not supported yet");
@@ -258,8 +266,10 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
                                 "--log-level",
                                 "debug",
                                 "--inode-file-handles=prefer",
+                                "--allow-mmap",
+                                "--preserve-noatime",
                                 "-o",
-                                "no_flock,posix_lock",
+                                "no_flock,posix_lock,no_readdirplus",
                                 "-o",
                                 "timeout=2"});
     const std::string yaml = build_vdhost_config(o);
@@ -281,7 +291,8 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
          {"shared_dir: \"/srv/we\\\"ird\\\\ path,x\"", "tag: \"t1\"", "cache: metadata",
           "inode_file_handles: prefer", "xattr: true", "writeback: true", "readonly: true",
           "announce_submounts: true", "flock: false", "posix_locks: true", "entry_timeout_ms: 2000",
-          "attr_timeout_ms: 2000"}) {
+          "attr_timeout_ms: 2000", "allow_mmap: true", "readdirplus: false",
+          "preserve_noatime: true"}) {
         EXPECT_NE(d.config_text.find(line), std::string::npos) << line << "\n" << d.config_text;
     }
 }

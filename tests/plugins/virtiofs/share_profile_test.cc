@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "vdh/unique_fd.h"
@@ -63,6 +64,11 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_FALSE(p.write_path_written);
     EXPECT_EQ(p.backend, BackendKind::Passthrough);
     EXPECT_FALSE(p.create);
+    EXPECT_FALSE(p.allow_mmap);
+    EXPECT_FALSE(p.readdirplus.has_value());
+    EXPECT_FALSE(p.preserve_noatime);
+    EXPECT_FALSE(p.announce_tag);
+    EXPECT_EQ(p.request_queues, 1u);
 }
 
 TEST(ShareProfile, CreateKey) {
@@ -149,7 +155,8 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
               "dev.yaml:5:7: config.cach: unknown key (expected one of: shared_dir, create, tag, cache, "
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
-              "write_path, translate_uid, translate_gid)");
+              "write_path, translate_uid, translate_gid, allow_mmap, readdirplus, "
+              "preserve_noatime, announce_tag, request_queues)");
 }
 
 TEST(ShareProfile, DuplicateKey) {
@@ -296,6 +303,102 @@ TEST(ShareProfile, Capabilities) {
     EXPECT_FALSE(c.readdirplus);
     p.cache = CachePolicy::Always;
     EXPECT_TRUE(capabilities_from(p).cache_symlinks);
+}
+
+TEST(ShareProfile, ParityKeys) {
+    ShareProfile p = parse_ok(block("      shared_dir: /x\n"
+                                    "      allow_mmap: true\n"
+                                    "      readdirplus: false\n"
+                                    "      preserve_noatime: true\n"));
+    EXPECT_TRUE(p.allow_mmap);
+    EXPECT_EQ(p.readdirplus, false);
+    EXPECT_TRUE(p.preserve_noatime);
+    p = parse_ok(block("      shared_dir: /x\n      cache: never\n      readdirplus: true\n"));
+    EXPECT_EQ(p.readdirplus, true);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      allow_mmap: on\n")),
+              "dev.yaml:5:19: config.allow_mmap: expected boolean (true or false), got \"on\"");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      readdirplus: 1\n")),
+              "dev.yaml:5:20: config.readdirplus: expected boolean (true or false), got \"1\"");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      preserve_noatime:\n")),
+              "dev.yaml:5:7: config.preserve_noatime: expected boolean (true or false), got "
+              "null");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      readdirplus: true\n"
+                                "      readdirplus: false\n")),
+              "dev.yaml:6:7: config.readdirplus: duplicate key (first at line 5)");
+}
+
+TEST(ShareProfile, ReaddirplusDefaultFollowsCacheUnlessSet) {
+    // virtiofsd: READDIRPLUS unless --cache=never; the key overrides either way.
+    ShareProfile p;
+    for (CachePolicy c : {CachePolicy::Auto, CachePolicy::Always, CachePolicy::Metadata}) {
+        p.cache = c;
+        EXPECT_TRUE(readdirplus_enabled(p)) << to_string(c);
+        EXPECT_TRUE(capabilities_from(p).readdirplus) << to_string(c);
+    }
+    p.cache = CachePolicy::Never;
+    EXPECT_FALSE(readdirplus_enabled(p));
+    p.readdirplus = true;
+    EXPECT_TRUE(readdirplus_enabled(p));
+    EXPECT_TRUE(capabilities_from(p).readdirplus);
+    p.cache = CachePolicy::Auto;
+    p.readdirplus = false;
+    EXPECT_FALSE(readdirplus_enabled(p));
+    EXPECT_FALSE(capabilities_from(p).readdirplus);
+}
+
+TEST(ShareProfile, AllowMmapCapability) {
+    ShareProfile p;
+    EXPECT_FALSE(capabilities_from(p).direct_io_allow_mmap);
+    p.allow_mmap = true;
+    EXPECT_TRUE(capabilities_from(p).direct_io_allow_mmap);
+}
+
+TEST(ShareProfile, AnnounceTagKeys) {
+    ShareProfile p = parse_ok(
+        block("      shared_dir: /x\n      announce_tag: true\n      request_queues: 63\n"));
+    EXPECT_TRUE(p.announce_tag);
+    EXPECT_EQ(p.request_queues, 63u);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      request_queues: 0\n")),
+              "dev.yaml:5:23: config.request_queues: out of range: 0 (expected 1..63)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      request_queues: 64\n")),
+              "dev.yaml:5:23: config.request_queues: out of range: 64 (expected 1..63)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      announce_tag: \"yes\"\n")),
+              "dev.yaml:5:21: config.announce_tag: expected boolean (true or false), got quoted "
+              "string \"yes\"");
+}
+
+TEST(ShareProfile, ConfigSpaceIsVirtioFsConfig) {
+    ShareProfile p;
+    p.tag = "fs0";
+    uint8_t buf[48];
+    std::memset(buf, 0xAA, sizeof(buf));
+    // Without announce_tag: no config space, nothing written.
+    EXPECT_EQ(config_space(p, 0, buf, 40), 0);
+    EXPECT_EQ(buf[0], 0xAA);
+    p.announce_tag = true;
+    p.request_queues = 0x01020304; // out of the key's range, but shows the byte order
+    EXPECT_EQ(config_space(p, 0, nullptr, 0), 40);
+    ASSERT_EQ(config_space(p, 0, buf, 40), 40);
+    uint8_t want[40] = {'f', 's', '0'};
+    want[36] = 4;
+    want[37] = 3;
+    want[38] = 2;
+    want[39] = 1;
+    EXPECT_EQ(std::memcmp(buf, want, 40), 0);
+    // A window reaching past the end: zero there.
+    std::memset(buf, 0xAA, sizeof(buf));
+    ASSERT_EQ(config_space(p, 38, buf, 8), 40);
+    const uint8_t tail[8] = {2, 1, 0, 0, 0, 0, 0, 0};
+    EXPECT_EQ(std::memcmp(buf, tail, 8), 0);
+    EXPECT_EQ(buf[8], 0xAA);
+    // An offset far beyond it (the frontend's choice): all zero, no overflow.
+    ASSERT_EQ(config_space(p, UINT32_MAX - 2, buf, 8), 40);
+    EXPECT_EQ(std::memcmp(buf, tail + 2, 6), 0);
+    // A 36-byte tag fills the field without a NUL.
+    p.tag = std::string(36, 't');
+    ASSERT_EQ(config_space(p, 0, buf, 37), 40);
+    EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), 36), p.tag);
+    EXPECT_EQ(buf[36], 4);
 }
 
 TEST(ShareProfile, TranslateUidAndGid) {

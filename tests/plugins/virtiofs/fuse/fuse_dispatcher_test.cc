@@ -214,6 +214,42 @@ TEST_F(FuseDispatcherTest, InitKeepsHighFlagsWhenEnabled) {
     EXPECT_EQ(r, init_reply_bytes(38, 131072, kDefaultEnabled, 0));
 }
 
+TEST_F(FuseDispatcherTest, InitEnablesDirectIoAllowMmapWhenAllowed) {
+    // allow_mmap: DIRECT_IO_ALLOW_MMAP is bit 36, i.e. bit 4 of flags2 (0x10), enabled
+    // when a 6.12 guest (flags2 0x1DD) offers it.
+    fs.caps.direct_io_allow_mmap = true;
+    Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, 0x1DD, 65536)));
+    EXPECT_EQ(r, init_reply_bytes(38, 65536, kDefaultEnabled, 0x10));
+    EXPECT_EQ(fs.init_want, (uint64_t{1} << 36) | kDefaultEnabled);
+}
+
+TEST_F(FuseDispatcherTest, InitDirectIoAllowMmapNeedsGuestOffer) {
+    fs.caps.direct_io_allow_mmap = true;
+    // A 6.1 guest offers no flags2 bit: nothing in flags2.
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags, 0))),
+              init_reply_bytes(38, 131072, kDefaultEnabled, 0));
+    // flags2 without INIT_EXT does not count.
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags & ~FUSE_INIT_EXT, 0x10))),
+              init_reply_bytes(38, 131072, kDefaultEnabled & ~FUSE_INIT_EXT, 0));
+}
+
+TEST_F(FuseDispatcherTest, InitWithoutAllowMmapLeavesItOff) {
+    // Default capabilities: the guest's DIRECT_IO_ALLOW_MMAP offer is declined.
+    Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, 0x10)));
+    EXPECT_EQ(r, init_reply_bytes(38, 131072, kDefaultEnabled, 0));
+    EXPECT_EQ(fs.init_want & (uint64_t{1} << 36), 0u);
+}
+
+TEST_F(FuseDispatcherTest, InitWithoutReaddirplus) {
+    // readdirplus: false (or cache: never): DO_READDIRPLUS 0x2000 and READDIRPLUS_AUTO
+    // 0x4000 are not offered.
+    fs.caps.readdirplus = false;
+    Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags)));
+    EXPECT_EQ(r, init_reply_bytes(38, 131072, 0x5044947B, 0));
+    EXPECT_EQ(kDefaultEnabled & ~uint32_t{0x6000}, 0x5044947Bu);
+    EXPECT_EQ(fs.init_want, 0x5044947Bu);
+}
+
 TEST_F(FuseDispatcherTest, InitWithoutInitExtIgnoresFlags2) {
     const uint32_t flags = kGuestFlags & ~FUSE_INIT_EXT;
     Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 38, flags, 0xFFFFFFFF)));

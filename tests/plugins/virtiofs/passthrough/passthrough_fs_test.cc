@@ -1540,6 +1540,53 @@ TEST_P(PassthroughFsTest, InodeLimitCapsHandleHeldInodes) {
     }
 }
 
+/// The open(2) flags of handle \p fh's host fd, as the kernel reports them.
+int host_fd_flags(PassthroughFs& fs, uint64_t nodeid, uint64_t fh) {
+    auto f = fs.io_fd(RequestCtx{}, nodeid, fh, false, 0);
+    EXPECT_TRUE(f.has_value());
+    return f ? ::fcntl(f->fd, F_GETFL) : -1;
+}
+
+// preserve_noatime (virtiofsd --preserve-noatime): off by default, the guest's O_NOATIME
+// never reaches the host fd (OPEN, CREATE of a new and of an existing name); on, it does.
+TEST_P(PassthroughFsTest, NoatimeDroppedUnlessPreserved) {
+    REQUIRE_ROOT(); // O_NOATIME needs ownership or CAP_FOWNER
+    testing::write_file(dir_ / "f", "x", 0644);
+    for (bool preserve : {false, true}) {
+        auto o = default_options();
+        o.preserve_noatime = preserve;
+        make_fs(o);
+        const int want = preserve ? O_NOATIME : 0;
+        auto e = lookup_ok(kRootNodeId, "f");
+        uint64_t fh = open_ok(e.nodeid, O_RDONLY | O_NOATIME);
+        EXPECT_EQ(host_fd_flags(*fs_, e.nodeid, fh) & O_NOATIME, want) << "OPEN " << preserve;
+        EXPECT_TRUE(fs_->release(root_, e.nodeid, fh, 0, 0, 0).has_value());
+        const std::string name = preserve ? "new1" : "new0";
+        auto c = fs_->create(root_, kRootNodeId, name, O_RDWR | O_NOATIME, 0644, 0);
+        ASSERT_TRUE(c.has_value());
+        EXPECT_EQ(host_fd_flags(*fs_, c->entry.nodeid, c->open.fh) & O_NOATIME, want)
+            << "CREATE " << preserve;
+        EXPECT_TRUE(fs_->release(root_, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
+        auto x = fs_->create(root_, kRootNodeId, "f", O_RDWR | O_NOATIME, 0644, 0);
+        ASSERT_TRUE(x.has_value());
+        EXPECT_EQ(host_fd_flags(*fs_, x->entry.nodeid, x->open.fh) & O_NOATIME, want)
+            << "CREATE existing " << preserve;
+        EXPECT_TRUE(fs_->release(root_, x->entry.nodeid, x->open.fh, 0, 0, 0).has_value());
+    }
+}
+
+// readdirplus and allow_mmap reach the INIT capabilities.
+TEST_P(PassthroughFsTest, ReaddirplusAndAllowMmapCapabilities) {
+    EXPECT_TRUE(fs_->capabilities().readdirplus);
+    EXPECT_FALSE(fs_->capabilities().direct_io_allow_mmap);
+    auto o = default_options();
+    o.readdirplus = false;
+    o.allow_mmap = true;
+    make_fs(o);
+    EXPECT_FALSE(fs_->capabilities().readdirplus);
+    EXPECT_TRUE(fs_->capabilities().direct_io_allow_mmap);
+}
+
 /// An IdMap from virtiofsd-syntax rules (the test's own rules: must build).
 IdMap id_map(const std::vector<std::string_view>& texts) {
     std::vector<IdMapRule> rules;
