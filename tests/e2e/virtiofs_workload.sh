@@ -11,14 +11,15 @@
 # Environment: VDH_GUEST_KERNEL=6.1|6.12 (default 6.1), VDH_CACHE=auto|never|always,
 #   VDH_FILE_HANDLES=never|prefer|mandatory (vdhost's inode_file_handles)
 #   (default auto), VDH_NO_HELPER=1 (busybox only: no locks/xattr/mmap checks),
-#   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares.
+#   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares,
+#   VDH_XATTRMAP=1 (both backends map the guest's security.*/trusted.* under user.virtiofs.).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 . "$here/host_checks.sh"
 trap e2e_cleanup EXIT
 
-usage() { sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '8,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode="${1:-}"
 VDHOST=""
@@ -37,6 +38,12 @@ CACHE="${VDH_CACHE:-auto}"
 FILE_HANDLES="${VDH_FILE_HANDLES:-never}" # vdhost only: never|prefer|mandatory
 case "$CACHE" in auto|never|always) ;; *) echo "VDH_CACHE: auto|never|always" >&2; exit 2 ;; esac
 GUEST_TIMEOUT="${VDH_WORKLOAD_TIMEOUT:-240}"
+XATTRMAP="${VDH_XATTRMAP:-}"
+# VDH_XATTRMAP=1: the guest's security.* and trusted.* live under user.virtiofs. on the
+# host, the guest cannot name user.virtiofs.* itself, the host's own security.* and
+# trusted.* are hidden, everything else passes (virtiofsd's syntax; the same rules for both).
+XATTRMAP_RULES=(':prefix:all:security.:user.virtiofs.:' ':prefix:all:trusted.:user.virtiofs.:'
+    ':bad:all:user.virtiofs.:security.:' ':bad:server::trusted.:' ':ok:all:::')
 HOST_WANT='host-v2-modified-content'
 
 # --- TAP ----------------------------------------------------------------------------------
@@ -92,8 +99,10 @@ start_backend() {
     if [ "$kind" = virtiofsd ]; then
         local vc="$CACHE"
         [ "$vc" = never ] && vc=none
+        local map=()
+        [ -z "$XATTRMAP" ] || map=(-o "xattrmap=${XATTRMAP_RULES[*]}")
         e2e_start_virtiofsd "$dir/fs.sock" "$share" -o "cache=$vc" \
-            -o posix_lock -o flock -o xattr || return 1
+            -o posix_lock -o flock -o xattr "${map[@]}" || return 1
         BACKEND_PID="$E2E_VIRTIOFSD_PID"
         BACKEND_LOG="$dir/fs.sock.log"
         return 0
@@ -114,6 +123,10 @@ devices:
       flock: true
       inode_file_handles: $FILE_HANDLES
 YAML
+    if [ -n "$XATTRMAP" ]; then
+        echo "      xattrmap:" >>"$dir/vdhost.yaml"
+        printf '        - "%s"\n' "${XATTRMAP_RULES[@]}" >>"$dir/vdhost.yaml"
+    fi
     BACKEND_LOG="$dir/vdhost.log"
     "$VDHOST" --config "$dir/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$BACKEND_LOG" 2>&1 &
     BACKEND_PID=$!
@@ -136,6 +149,13 @@ run_workload() {
     cp "$here/guest_workload.sh" "$share/.vdh/run.sh"
     [ -z "$helper" ] || cp "$helper" "$share/.vdh/vdh-helper"
     echo "CACHE=$CACHE" >"$share/.vdh/config"
+    if [ -n "$XATTRMAP" ]; then
+        echo "XATTRMAP=1" >>"$share/.vdh/config"
+        echo h >"$share/.vdh/xattrmap-host"
+        setfattr -n trusted.host -v T "$share/.vdh/xattrmap-host"
+        setfattr -n security.host -v S "$share/.vdh/xattrmap-host"
+        setfattr -n user.host -v U "$share/.vdh/xattrmap-host"
+    fi
     : >"$work_root/$label.results"
 
     echo "# [$label] share $share"
@@ -217,6 +237,15 @@ run_workload() {
             "value-1/0"
     else
         skipped "[$label] host: xattrs set by the guest" "no helper"
+    fi
+    if [ -z "$XATTRMAP" ]; then
+        :
+    elif [ -n "$helper" ]; then
+        check "[$label] host: xattrmap keeps the guest's security.*/trusted.* under user.virtiofs." \
+            "$(getfattr --absolute-names --only-values -n user.virtiofs.security.vdh "$k/xattrmap" 2>&1)/$(getfattr --absolute-names --only-values -n user.virtiofs.trusted.vdh "$k/xattrmap" 2>&1)/$(getfattr --absolute-names -m - "$k/xattrmap" 2>&1 | grep -v '^#' | grep . | sort | tr '\n' ,)" \
+            "sec-1/tr-1/user.virtiofs.security.vdh,user.virtiofs.trusted.vdh,"
+    else
+        skipped "[$label] host: xattrmap names on the host" "no helper"
     fi
     check "[$label] host: guest scratch dir removed" "$([ -e "$share/w" ] && echo left)" ""
 
