@@ -252,10 +252,14 @@ Status XattrMap::to_host(std::string_view guest, char (&out)[XATTR_NAME_MAX + 1]
         return make_err(EPERM); // unreachable: parse() refuses maps without a catch-all
     }
     switch (r->type) {
-    case Type::Ok: return copy_name(guest, {}, out);
-    case Type::Bad: return make_err(EPERM);
-    case Type::Unsupported: return make_err(ENOTSUP);
-    case Type::Prefix: return copy_name(r->prepend, guest, out);
+    case Type::Ok:
+        return copy_name(guest, {}, out);
+    case Type::Bad:
+        return make_err(EPERM);
+    case Type::Unsupported:
+        return make_err(ENOTSUP);
+    case Type::Prefix:
+        return copy_name(r->prepend, guest, out);
     }
     return make_err(EPERM);
 }
@@ -266,9 +270,11 @@ std::optional<std::string_view> XattrMap::to_guest(std::string_view host) const 
         return std::nullopt;
     }
     switch (r->type) {
-    case Type::Ok: return host;
+    case Type::Ok:
+        return host;
     case Type::Bad:
-    case Type::Unsupported: return std::nullopt;
+    case Type::Unsupported:
+        return std::nullopt;
     case Type::Prefix:
         // "user.virtiofs." itself would list as an empty name, which the guest kernel
         // takes for a corrupt list (EIO for the whole listxattr): hidden instead.
@@ -286,8 +292,8 @@ Result<size_t> XattrMap::list_to_guest(const char* host, size_t host_len, char* 
     size_t at = 0;
     while (at < host_len) {
         const void* nul = std::memchr(host + at, '\0', host_len - at);
-        const size_t end = nul != nullptr ? static_cast<size_t>(static_cast<const char*>(nul) - host)
-                                          : host_len;
+        const size_t end =
+            nul != nullptr ? static_cast<size_t>(static_cast<const char*>(nul) - host) : host_len;
         const std::string_view name(host + at, end - at);
         at = end + 1;
         if (name.empty()) {

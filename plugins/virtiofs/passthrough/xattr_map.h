@@ -38,14 +38,14 @@ struct XattrMapError {
 };
 
 class XattrMap {
-public:
+  public:
     enum class Type : uint8_t { Prefix, Ok, Bad, Unsupported };
     static constexpr uint8_t kClient = 1; ///< scope bit: guest names (get/set/remove)
     static constexpr uint8_t kServer = 2; ///< scope bit: host names (listxattr)
 
     struct Rule {
         Type type = Type::Ok;
-        uint8_t scope = 0; ///< kClient | kServer
+        uint8_t scope = 0;   ///< kClient | kServer
         std::string key;     ///< matched against guest names
         std::string prepend; ///< matched against host names; what prefix rules put in front
         bool operator==(const Rule&) const = default;
@@ -78,7 +78,7 @@ public:
     Result<size_t> list_to_guest(const char* host, size_t host_len, char* out,
                                  size_t out_size) const noexcept;
 
-private:
+  private:
     /// First rule of \p scope matching \p name, or null (never, once parsed: parse()
     /// refuses a map without a catch-all rule for each direction).
     const Rule* find(uint8_t scope, std::string_view name) const noexcept;

@@ -72,7 +72,7 @@ std::string host_list(const std::string& path) {
 }
 
 class VdhostXattrmap : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         share0_ = dir_.file("share0");
         share1_ = dir_.file("share1");
@@ -183,8 +183,8 @@ TEST_F(VdhostXattrmap, GuestNamesLiveUnderThePrefixAndHostNamesStayHidden) {
     const std::string fs1 = "      xattr: true\n"
                             "      xattrmap: \":map:trusted.:user.virtiofs.:\"\n";
     const std::string yaml = config(fs0, fs1);
-    ASSERT_TRUE(vdhost_.start(dir_, yaml,
-                              {dir_.file("fs0.sock"), dir_.file("fs1.sock"), dir_.file("ctl.sock")}))
+    ASSERT_TRUE(vdhost_.start(
+        dir_, yaml, {dir_.file("fs0.sock"), dir_.file("fs1.sock"), dir_.file("ctl.sock")}))
         << vdhost_.log();
     const std::string f0 = share0_ + "/f";
     const std::string f1 = share1_ + "/f";
@@ -211,8 +211,7 @@ TEST_F(VdhostXattrmap, GuestNamesLiveUnderThePrefixAndHostNamesStayHidden) {
     EXPECT_NE(host_list(f0).find("user.host_own|"), std::string::npos) << host_list(f0);
     EXPECT_EQ(listxattr(s, node, 0), "25");
     const std::string list = listxattr(s, node, 25);
-    EXPECT_TRUE(list == "security.foo|trusted.foo|" || list == "trusted.foo|security.foo|")
-        << list;
+    EXPECT_TRUE(list == "security.foo|trusted.foo|" || list == "trusted.foo|security.foo|") << list;
     EXPECT_EQ(listxattr(s, node, 24), "E" + std::to_string(ERANGE));
 
     ASSERT_EQ(removexattr(s, node, "trusted.foo"), 0);

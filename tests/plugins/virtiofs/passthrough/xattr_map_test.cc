@@ -114,8 +114,7 @@ TEST(XattrMapParse, MalformedRulesNameRuleAndOffset) {
 
     e = parse_error(":prefix:client:trusted.:user.vm.");
     EXPECT_EQ(e.rule, 1u);
-    EXPECT_NE(e.message.find("incomplete rule: no ':' after its prepend field"),
-              std::string::npos)
+    EXPECT_NE(e.message.find("incomplete rule: no ':' after its prepend field"), std::string::npos)
         << e.message;
 
     e = parse_error(":prefix:all");
@@ -199,9 +198,9 @@ TEST(XattrMapAll, PrefixAllBothWaysAndBadHidesOrRefuses) {
     EXPECT_EQ(host(m, "security.selinux"), "user.virtiofs.security.selinux");
     EXPECT_EQ(host(m, "trusted.foo"), "user.virtiofs.trusted.foo");
     EXPECT_EQ(guest(m, "user.virtiofs.trusted.foo"), "trusted.foo");
-    EXPECT_EQ(guest(m, "user.host_only"), "-");        // bad: hidden
-    EXPECT_EQ(guest(m, "security.selinux"), "-");      // the host's own label: hidden
-    EXPECT_EQ(guest(m, "user.virtiofs."), "-");        // would be an empty guest name
+    EXPECT_EQ(guest(m, "user.host_only"), "-");   // bad: hidden
+    EXPECT_EQ(guest(m, "security.selinux"), "-"); // the host's own label: hidden
+    EXPECT_EQ(guest(m, "user.virtiofs."), "-");   // would be an empty guest name
 }
 
 TEST(XattrMapClient, OkBadUnsupported) {
