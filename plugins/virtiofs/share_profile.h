@@ -10,8 +10,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "filesystem.h"
+#include "passthrough/id_map.h"
 #include "passthrough/xattr_map.h"
 #include "write_path.h"
 
@@ -84,6 +86,11 @@ struct ShareProfile {
     SourcePos write_path_pos;       ///< where write_path was written
     bool write_path_written = false; ///< write_path appeared in the config
     std::string write_path_reason;  ///< why resolve_write_path() chose write_path
+    /// uid / gid translation rules in virtiofsd's --translate-uid / --translate-gid syntax,
+    /// in order (passthrough/id_map.h); empty: ids pass unchanged. parse_share_profile()
+    /// checked that IdMap::build() takes them, and refused them with `posix_acl: true`.
+    std::vector<passthrough::IdMapRule> translate_uid;
+    std::vector<passthrough::IdMapRule> translate_gid;
 };
 
 /// Parses a device's `config:` block. \p yaml is the block with the file's line/column
