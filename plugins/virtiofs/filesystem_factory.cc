@@ -51,6 +51,7 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.fd_limit = profile.fd_limit;
     o.inode_limit = profile.inode_limit;
     o.xattr = profile.xattr;
+    o.xattr_map = profile.xattrmap;
     o.readonly = profile.readonly;
     o.announce_submounts = profile.announce_submounts;
     o.writeback = profile.writeback;

@@ -44,7 +44,7 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 25> kKeys = {
+constexpr std::array<std::string_view, 26> kKeys = {
     "shared_dir",
     "create",
     "tag",
@@ -70,6 +70,7 @@ constexpr std::array<std::string_view, 25> kKeys = {
     "preserve_noatime",
     "announce_tag",
     "request_queues",
+    "xattrmap",
 };
 
 /// Thrown inside this file only.
@@ -218,6 +219,7 @@ public:
         if (!have_dir) {
             fail(root, key_path("shared_dir"), "missing required key");
         }
+        finish_xattrmap(p, seen);
         return p;
     }
 
@@ -283,6 +285,8 @@ private:
             p.entry_timeout_ms = static_cast<uint32_t>(parse_uint(v, path, 0, UINT32_MAX));
         } else if (name == "attr_timeout_ms") {
             p.attr_timeout_ms = static_cast<uint32_t>(parse_uint(v, path, 0, UINT32_MAX));
+        } else if (name == "xattrmap") {
+            p.xattrmap = parse_xattrmap(v, path);
         } else { // backend
             static constexpr BackendKind kValues[] = {BackendKind::Passthrough, BackendKind::Null};
             // A plain `null` is YAML's null, not the string: accept it as written.
@@ -402,6 +406,56 @@ private:
                      std::to_string(kMaxPathBytes) + ")");
         }
         return dir;
+    }
+
+    /// `xattrmap:` one virtiofsd-syntax string (errors at the string, naming the rule) or
+    /// a list of rule strings (errors at the item).
+    static std::shared_ptr<const passthrough::XattrMap> parse_xattrmap(const YAML::Node& v,
+                                                                       const std::string& path) {
+        passthrough::XattrMapError e;
+        std::optional<passthrough::XattrMap> map;
+        YAML::Node at = v;
+        if (v.IsScalar()) {
+            map = passthrough::XattrMap::parse(v.Scalar(), &e);
+        } else if (v.IsSequence()) {
+            std::vector<std::string> items;
+            for (const YAML::Node& item : v) {
+                items.push_back(parse_string(item, path));
+            }
+            std::vector<std::string_view> views(items.begin(), items.end());
+            map = passthrough::XattrMap::parse_list(views, &e);
+            if (!map && e.rule > 0) {
+                at = v[e.rule - 1];
+            }
+        } else {
+            fail_type(v, path, "string or list of rule strings");
+        }
+        if (!map) {
+            fail(at, path, (e.rule > 0 ? "rule " + std::to_string(e.rule) + ": " : "") + e.message);
+        }
+        return std::make_shared<const passthrough::XattrMap>(std::move(*map));
+    }
+
+    /// xattrmap implies xattr (virtiofsd turns xattr support on with --xattrmap); an
+    /// explicit `xattr: false` beside it contradicts it.
+    static void finish_xattrmap(ShareProfile& p,
+                                const std::vector<std::pair<YAML::Node, YAML::Node>>& seen) {
+        if (!p.xattrmap) {
+            return;
+        }
+        const YAML::Node* map_key = nullptr;
+        const YAML::Node* xattr_key = nullptr;
+        for (const auto& [k, unused] : seen) {
+            map_key = k.Scalar() == "xattrmap" ? &k : map_key;
+            xattr_key = k.Scalar() == "xattr" ? &k : xattr_key;
+        }
+        if (xattr_key != nullptr && !p.xattr) {
+            fail(*map_key, key_path("xattrmap"),
+                 "needs xattr support, but config.xattr is false (line " +
+                     std::to_string(pos_of(xattr_key->Mark()).line) +
+                     "): remove it or set it to true");
+        }
+        p.xattr = true;
     }
 
     static std::string parse_tag(const YAML::Node& v, const std::string& path) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "filesystem.h"
 #include "passthrough/id_map.h"
+#include "passthrough/xattr_map.h"
 #include "write_path.h"
 
 namespace vdh::virtiofs {
@@ -56,6 +58,10 @@ struct ShareProfile {
     CachePolicy cache = CachePolicy::Auto;
     bool writeback = false;         ///< FUSE_WRITEBACK_CACHE
     bool xattr = false;             ///< serve *XATTR requests (else ENOSYS)
+    /// `xattrmap:` xattr name mapping rules (virtiofsd's syntax: one string, or a list
+    /// of one rule each); null: names pass unchanged. Implies xattr (as virtiofsd); an
+    /// explicit `xattr: false` with it is refused.
+    std::shared_ptr<const passthrough::XattrMap> xattrmap;
     bool readonly = false;          ///< refuse every modification with EROFS
     bool announce_submounts = true; ///< FUSE_SUBMOUNTS + FUSE_ATTR_SUBMOUNT
     FileHandleMode inode_file_handles = FileHandleMode::Never;

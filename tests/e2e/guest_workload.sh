@@ -309,6 +309,30 @@ else
     skip xattr "busybox has no setfattr/getfattr and there is no vdh-helper"
 fi
 
+section xattrmap
+# --- xattrmap (issue 10), only when .vdh/config says XATTRMAP=1: the share maps the guest's
+# security.* and trusted.* under user.virtiofs. on the host, refuses the guest's own
+# user.virtiofs.* and hides the host's security.* and trusted.* (virtiofs_workload.sh's
+# VDH_XATTRMAP; it checks the host side and made .vdh/xattrmap-host before the boot) -----
+if [ "${XATTRMAP:-0}" != 1 ]; then
+    : # not configured for this run
+elif has_helper; then
+    f="$K/xattrmap"
+    echo x >"$f"
+    r="$("$H" xattr-set "$f" security.vdh sec-1)/$("$H" xattr-set "$f" trusted.vdh tr-1)"
+    r="$r/$("$H" xattr-get "$f" security.vdh)/$("$H" xattr-get "$f" trusted.vdh)"
+    r="$r/$("$H" xattr-set "$f" user.virtiofs.trusted.vdh evil)"
+    r="$r/$("$H" xattr-get "$f" user.virtiofs.security.vdh)"
+    r="$r/$("$H" xattr-names "$f" | sort | tr '\n' ,)"
+    expect_result xattrmap "$r" "OK/OK/=sec-1/=tr-1/EPERM/ENODATA/security.vdh,trusted.vdh,"
+    # The host's file: its trusted.host and security.host are hidden, user.host passes.
+    f="$V/xattrmap-host"
+    r="$("$H" xattr-names "$f" | sort | tr '\n' ,)/$("$H" xattr-get "$f" trusted.host)"
+    expect_result xattrmap_host_hidden "$r" "user.host,/ENODATA"
+else
+    skip xattrmap "no vdh-helper"
+fi
+
 section perms
 # --- permissions as the unprivileged guest user (uid 1000) ------------------------------
 mkdir rootdir

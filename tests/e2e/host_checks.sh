@@ -154,6 +154,13 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
+    if (!strcmp(cmd, "xattr-names") && argc == 3) {  // every name, one per line
+        char buf[8192];
+        ssize_t n = listxattr(path, buf, sizeof buf);
+        if (n < 0) return report(-1);
+        for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) puts(buf + i);
+        return 0;
+    }
     if (!strcmp(cmd, "xattr-rm") && argc == 4) {
         return report(removexattr(path, argv[3]));
     }

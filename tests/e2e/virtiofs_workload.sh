@@ -13,14 +13,15 @@
 #   (default auto), VDH_NO_HELPER=1 (busybox only: no locks/xattr/mmap checks),
 #   VDH_MMAP_SHARES=1 (vdhost only: two more `cache: never` shares in the same guest, with
 #   and without allow_mmap, and a shared mmap on each; the first also has announce_tag),
-#   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares.
+#   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares,
+#   VDH_XATTRMAP=1 (both backends map the guest's security.*/trusted.* under user.virtiofs.).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 . "$here/host_checks.sh"
 trap e2e_cleanup EXIT
 
-usage() { sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '8,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode="${1:-}"
 VDHOST=""
@@ -40,6 +41,15 @@ FILE_HANDLES="${VDH_FILE_HANDLES:-never}" # vdhost only: never|prefer|mandatory
 case "$CACHE" in auto|never|always) ;; *) echo "VDH_CACHE: auto|never|always" >&2; exit 2 ;; esac
 GUEST_TIMEOUT="${VDH_WORKLOAD_TIMEOUT:-240}"
 MMAP_SHARES="${VDH_MMAP_SHARES:-}" # vdhost only: the allow_mmap shares (tags fsmmap, fsnommap)
+XATTRMAP="${VDH_XATTRMAP:-}"
+# VDH_XATTRMAP=1: the guest's security.* and trusted.* live under user.virtiofs. on the
+# host, the guest cannot name user.virtiofs.* itself, the host's own security.* and
+# trusted.* are hidden, everything else passes (virtiofsd's syntax; the same rules for both).
+# security.capability passes unmapped, as without a map: with it remapped, the guest's chown
+# failed on the C virtiofsd (QEMU 7.2; the file stayed 0:0), which would spoil the comparison.
+XATTRMAP_RULES=(':ok:all:security.capability:security.capability:'
+    ':prefix:all:security.:user.virtiofs.:' ':prefix:all:trusted.:user.virtiofs.:'
+    ':bad:all:user.virtiofs.:security.:' ':bad:server::trusted.:' ':ok:all:::')
 HOST_WANT='host-v2-modified-content'
 
 # --- TAP ----------------------------------------------------------------------------------
@@ -95,8 +105,10 @@ start_backend() {
     if [ "$kind" = virtiofsd ]; then
         local vc="$CACHE"
         [ "$vc" = never ] && vc=none
+        local map=()
+        [ -z "$XATTRMAP" ] || map=(-o "xattrmap=${XATTRMAP_RULES[*]}")
         e2e_start_virtiofsd "$dir/fs.sock" "$share" -o "cache=$vc" \
-            -o posix_lock -o flock -o xattr || return 1
+            -o posix_lock -o flock -o xattr "${map[@]}" || return 1
         BACKEND_PID="$E2E_VIRTIOFSD_PID"
         BACKEND_LOG="$dir/fs.sock.log"
         return 0
@@ -117,6 +129,10 @@ devices:
       flock: true
       inode_file_handles: $FILE_HANDLES
 YAML
+    if [ -n "$XATTRMAP" ]; then
+        echo "      xattrmap:" >>"$dir/vdhost.yaml"
+        printf '        - "%s"\n' "${XATTRMAP_RULES[@]}" >>"$dir/vdhost.yaml"
+    fi
     if [ -n "$MMAP_SHARES" ]; then
         mkdir -p "$dir/share-mmap" "$dir/share-nommap"
         cat >>"$dir/vdhost.yaml" <<YAML
@@ -166,6 +182,13 @@ run_workload() {
         mmap_args=(--fs-socket2 "$dir/fsmmap.sock" --tag2 fsmmap --
                    -chardev "socket,id=char2,path=$dir/fsnommap.sock"
                    -device "vhost-user-fs-pci,chardev=char2,tag=fsnommap,queue-size=128")
+    fi
+    if [ -n "$XATTRMAP" ]; then
+        echo "XATTRMAP=1" >>"$share/.vdh/config"
+        echo h >"$share/.vdh/xattrmap-host"
+        setfattr -n trusted.host -v T "$share/.vdh/xattrmap-host"
+        setfattr -n security.host -v S "$share/.vdh/xattrmap-host"
+        setfattr -n user.host -v U "$share/.vdh/xattrmap-host"
     fi
     : >"$work_root/$label.results"
 
@@ -248,6 +271,15 @@ run_workload() {
             "value-1/0"
     else
         skipped "[$label] host: xattrs set by the guest" "no helper"
+    fi
+    if [ -z "$XATTRMAP" ]; then
+        :
+    elif [ -n "$helper" ]; then
+        check "[$label] host: xattrmap keeps the guest's security.*/trusted.* under user.virtiofs." \
+            "$(getfattr --absolute-names --only-values -n user.virtiofs.security.vdh "$k/xattrmap" 2>&1)/$(getfattr --absolute-names --only-values -n user.virtiofs.trusted.vdh "$k/xattrmap" 2>&1)/$(getfattr --absolute-names -m - "$k/xattrmap" 2>&1 | grep -v '^#' | grep . | sort | tr '\n' ,)" \
+            "sec-1/tr-1/user.virtiofs.security.vdh,user.virtiofs.trusted.vdh,"
+    else
+        skipped "[$label] host: xattrmap names on the host" "no helper"
     fi
     check "[$label] host: guest scratch dir removed" "$([ -e "$share/w" ] && echo left)" ""
     if [ -n "$MMAP_SHARES" ] && [ "$kind" = vdhost ]; then

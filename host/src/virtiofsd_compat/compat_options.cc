@@ -46,6 +46,13 @@ class Parser {
         *seen = true;
         *field = v;
     }
+    void xattrmap(const std::string& opt, const std::string& v) {
+        if (o_->xattrmap && *o_->xattrmap != v) {
+            fail(opt + ": the xattr map is given twice");
+            return;
+        }
+        o_->xattrmap = v; // its rules are checked by the share profile when vdhost starts
+    }
     void shared_dir(const std::string& opt, const std::string& v) {
         set_once(&o_->shared_dir, &seen_dir_, opt, v);
     }
@@ -224,7 +231,10 @@ class Parser {
             ignore(opt, "vdhost has neither", false);
         } else if (k == "allow_root") {
             ignore(opt, "a FUSE mount option with no meaning for virtio-fs", false);
-        } else if (k == "posix_acl" || k == "security_label" || k == "xattrmap" || k == "modcaps") {
+        } else if (k == "xattrmap") {
+            if (valued())
+                xattrmap(opt, v);
+        } else if (k == "posix_acl" || k == "security_label" || k == "modcaps") {
             unsupported(opt);
         } else {
             fail("unknown option " + opt);
@@ -388,7 +398,10 @@ class Parser {
         } else if (name == "posix-acl" || name == "security-label" || name == "daemonize") {
             if (flag())
                 unsupported(opt);
-        } else if (name == "xattrmap" || name == "modcaps" || name == "translate-uid" ||
+        } else if (name == "xattrmap") {
+            if ((v = value()))
+                xattrmap(opt, *v);
+        } else if (name == "modcaps" || name == "translate-uid" ||
                    name == "translate-gid" || name == "uid-map" || name == "gid-map") {
             if ((v = value()))
                 unsupported(opt);
@@ -526,6 +539,9 @@ std::string build_vdhost_config(const CompatOptions& o) {
     boolean("allow_mmap", o.allow_mmap);
     boolean("readdirplus", o.readdirplus);
     boolean("preserve_noatime", o.preserve_noatime);
+    if (o.xattrmap) {
+        y += "      xattrmap: " + quoted(*o.xattrmap) + "\n";
+    }
     if (o.timeout_ms) {
         y += "      entry_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
         y += "      attr_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
@@ -550,6 +566,7 @@ std::string usage_text() {
            "  --tag TAG                          informational tag\n"
            "  --cache never|auto|always|metadata, -o cache=none|auto|always\n"
            "  --xattr, --no-xattr, -o xattr|no_xattr\n"
+           "  --xattrmap MAP, -o xattrmap=MAP     xattr name mapping (virtiofsd's rules)\n"
            "  --readonly, --writeback, -o writeback|no_writeback\n"
            "  --announce-submounts, --no-announce-submounts, -o announce_submounts\n"
            "  --inode-file-handles[=never|prefer|mandatory]\n"
@@ -563,7 +580,7 @@ std::string usage_text() {
            "Accepted with no effect: --thread-pool-size, --rlimit-nofile, --syslog, -f,\n"
            "--allow-direct-io, --[no-]killpriv-v2, --migration-*, -o max_idle_threads,\n"
            "allow_direct_io, allow_root.\n"
-           "Not supported (exit 1): --posix-acl, --security-label, --xattrmap, --modcaps,\n"
+           "Not supported (exit 1): --posix-acl, --security-label, --modcaps,\n"
            "--translate-uid/gid, --uid-map/--gid-map, --daemonize.\n"
            "See docs/virtiofsd-compat.md.\n";
 }

@@ -36,6 +36,7 @@ struct CompatOptions {
     std::string log_level = "info";    ///< vdhost's level name
     std::string inode_file_handles = "never";
     std::optional<bool> xattr;
+    std::optional<std::string> xattrmap; ///< --xattrmap / -o xattrmap= (the profile checks it)
     std::optional<bool> writeback;
     std::optional<bool> readonly;
     std::optional<bool> announce_submounts;

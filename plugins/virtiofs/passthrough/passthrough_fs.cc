@@ -26,7 +26,9 @@
 
 #include "credentials.h"
 #include "open_guard.h"
+#include "vdh/compiler.h"
 #include "vdh/scope_exit.h"
+#include "xattr_map.h"
 
 // Evaluates a Result expression; on error returns its errno, else binds the value to
 // `lhs` (a reference into a hidden local).
@@ -78,16 +80,16 @@ Status copy_name(std::string_view name, char (&out)[NAME_MAX + 1]) {
     return ok();
 }
 
-Status copy_xattr_name(std::string_view name, char (&out)[XATTR_NAME_MAX + 1]) {
-    if (name.find('\0') != std::string_view::npos) {
-        return make_err(EINVAL);
+/// Room for a host listxattr result while it is mapped for the guest: XATTR_LIST_MAX, the
+/// most the kernel returns. Private memory (never the guest's reply buffer), so the guest
+/// never sees the names a rule hides, not even for a moment. One per thread, allocated on
+/// the thread's first mapped LISTXATTR and kept for its life; null if that failed.
+char* xattr_list_scratch() noexcept {
+    thread_local std::unique_ptr<char[]> buf;
+    if (VDH_UNLIKELY(!buf)) {
+        buf.reset(new (std::nothrow) char[XATTR_LIST_MAX]);
     }
-    if (name.empty() || name.size() > XATTR_NAME_MAX) {
-        return make_err(ERANGE);
-    }
-    std::memcpy(out, name.data(), name.size());
-    out[name.size()] = '\0';
-    return ok();
+    return buf.get();
 }
 
 Status sys_status(int rc) {
@@ -1070,7 +1072,7 @@ Status PassthroughFs::setxattr(const RequestCtx&, uint64_t nodeid, std::string_v
         return make_err(EINVAL);
     }
     char cname[XATTR_NAME_MAX + 1];
-    VDH_TRY(copy_xattr_name(name, cname));
+    VDH_TRY(xattr_name_to_host(options_.xattr_map.get(), name, cname)); // bad: EPERM
     VDH_PT_ASSIGN(auto i, inode(nodeid));
     VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
     // The xattr calls have no *at form: use the magic link of our pinned fd, which
@@ -1086,7 +1088,10 @@ Result<size_t> PassthroughFs::getxattr(const RequestCtx&, uint64_t nodeid, std::
         return make_err(ENOSYS);
     }
     char cname[XATTR_NAME_MAX + 1];
-    VDH_TRY(copy_xattr_name(name, cname));
+    if (Status m = xattr_name_to_host(options_.xattr_map.get(), name, cname); !m) {
+        // A name a bad rule refuses reads as absent (virtiofsd), not as forbidden.
+        return make_err(m.error() == EPERM ? ENODATA : m.error());
+    }
     VDH_PT_ASSIGN(auto i, inode(nodeid));
     VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
     char path[32];
@@ -1107,6 +1112,20 @@ Result<size_t> PassthroughFs::listxattr(const RequestCtx&, uint64_t nodeid, char
     VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
     char path[32];
     proc_fd_path(fd.get(), path);
+    if (const XattrMap* map = options_.xattr_map.get(); map != nullptr) {
+        // The whole host list, then the guest's view of it: its size for the size probe
+        // (exact, not the host list's), ERANGE only when the mapped list does not fit.
+        char* host = xattr_list_scratch();
+        if (host == nullptr) {
+            return make_err(ENOMEM);
+        }
+        ssize_t n = ::listxattr(path, host, XATTR_LIST_MAX);
+        if (n < 0) {
+            return errno_err();
+        }
+        return map->list_to_guest(host, static_cast<size_t>(n), size == 0 ? nullptr : buf,
+                                  size);
+    }
     ssize_t n = ::listxattr(path, size == 0 ? nullptr : buf, size);
     if (n < 0) {
         return errno_err();
@@ -1122,7 +1141,7 @@ Status PassthroughFs::removexattr(const RequestCtx&, uint64_t nodeid, std::strin
         return make_err(EROFS);
     }
     char cname[XATTR_NAME_MAX + 1];
-    VDH_TRY(copy_xattr_name(name, cname));
+    VDH_TRY(xattr_name_to_host(options_.xattr_map.get(), name, cname)); // bad: EPERM
     VDH_PT_ASSIGN(auto i, inode(nodeid));
     VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i));
     char path[32];

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "id_map.h"
+#include "xattr_map.h"
 
 namespace vdh::virtiofs::passthrough {
 
@@ -32,6 +34,8 @@ struct PassthroughOptions {
     /// per-share limit. Exhaustion → ENFILE for this share.
     uint32_t inode_limit = 0;
     bool xattr = false;              ///< allow *XATTR ops (else ENOSYS)
+    /// xattr name mapping between guest and host (`xattrmap:`); null: names unchanged.
+    std::shared_ptr<const XattrMap> xattr_map;
     bool readonly = false;           ///< EROFS for every modifying op
     bool announce_submounts = false; ///< FUSE_ATTR_SUBMOUNT on mount points
     bool writeback = false;          ///< guest may use the writeback cache

@@ -182,7 +182,6 @@ TEST(CompatOptions, UnsupportedOptionsAreRejectedByName) {
     EXPECT_EQ(with({"--posix-acl"}), "--posix-acl is not supported yet");
     EXPECT_EQ(with({"--security-label"}), "--security-label is not supported yet");
     EXPECT_EQ(with({"--daemonize"}), "--daemonize is not supported yet");
-    EXPECT_EQ(with({"--xattrmap", ":map::user.virtiofs.:"}), "--xattrmap is not supported yet");
     EXPECT_EQ(with({"--modcaps=+sys_admin"}), "--modcaps is not supported yet");
     EXPECT_EQ(with({"--translate-uid=map:0:1000:1"}), "--translate-uid is not supported yet");
     EXPECT_EQ(with({"--translate-gid", "map:0:1000:1"}), "--translate-gid is not supported yet");
@@ -190,8 +189,18 @@ TEST(CompatOptions, UnsupportedOptionsAreRejectedByName) {
     EXPECT_EQ(with({"--gid-map=:0:100000:65536:"}), "--gid-map is not supported yet");
     EXPECT_EQ(with({"-o", "xattr,posix_acl"}), "-o posix_acl is not supported yet");
     EXPECT_EQ(with({"-o", "security_label"}), "-o security_label is not supported yet");
-    EXPECT_EQ(with({"-o", "xattrmap=:ok:all:::"}), "-o xattrmap is not supported yet");
     EXPECT_EQ(with({"-o", "modcaps=-chown"}), "-o modcaps is not supported yet");
+}
+
+TEST(CompatOptions, XattrmapIsPassedToTheShareProfile) {
+    EXPECT_EQ(parse_ok({"--fd=3", "--shared-dir=/s", "--xattrmap", ":map::user.virtiofs.:"})
+                  .xattrmap,
+              ":map::user.virtiofs.:");
+    EXPECT_EQ(parse_ok({"--fd=3", "-o", "source=/s,xattrmap=/ok/all///"}).xattrmap, "/ok/all///");
+    EXPECT_EQ(parse_err({"--fd=3", "--shared-dir=/s", "--xattrmap=:a:", "-o", "xattrmap=:b:"}),
+              "-o xattrmap: the xattr map is given twice");
+    EXPECT_EQ(parse_err({"--fd=3", "--shared-dir=/s", "-o", "xattrmap"}),
+              "-o xattrmap needs a value (xattrmap=...)");
 }
 
 TEST(CompatOptions, BadValuesConflictsAndMissingOptions) {
@@ -271,7 +280,9 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
                                 "-o",
                                 "no_flock,posix_lock,no_readdirplus",
                                 "-o",
-                                "timeout=2"});
+                                "timeout=2",
+                                "--xattrmap",
+                                ":prefix:all::user.virtiofs.:\n:bad:all:::"});
     const std::string yaml = build_vdhost_config(o);
     ConfigError err;
     auto cfg = parse_config(yaml, "gen.yaml", 4, &err);
@@ -292,7 +303,7 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
           "inode_file_handles: prefer", "xattr: true", "writeback: true", "readonly: true",
           "announce_submounts: true", "flock: false", "posix_locks: true", "entry_timeout_ms: 2000",
           "attr_timeout_ms: 2000", "allow_mmap: true", "readdirplus: false",
-          "preserve_noatime: true"}) {
+          "preserve_noatime: true", "xattrmap: \":prefix:all::user.virtiofs.:\\x0a:bad:all:::\""}) {
         EXPECT_NE(d.config_text.find(line), std::string::npos) << line << "\n" << d.config_text;
     }
 }

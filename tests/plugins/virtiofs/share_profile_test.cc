@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "vdh/unique_fd.h"
 
@@ -69,6 +70,7 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_FALSE(p.preserve_noatime);
     EXPECT_FALSE(p.announce_tag);
     EXPECT_EQ(p.request_queues, 1u);
+    EXPECT_EQ(p.xattrmap, nullptr);
 }
 
 TEST(ShareProfile, CreateKey) {
@@ -156,7 +158,7 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
               "write_path, translate_uid, translate_gid, allow_mmap, readdirplus, "
-              "preserve_noatime, announce_tag, request_queues)");
+              "preserve_noatime, announce_tag, request_queues, xattrmap)");
 }
 
 TEST(ShareProfile, DuplicateKey) {
@@ -224,6 +226,101 @@ TEST(ShareProfile, BadValues) {
               "dev.yaml:5:12: config.tag: expected 1..36 bytes, got 37");
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      tag: \"a\\nb\"\n")),
               "dev.yaml:5:12: config.tag: must not contain a newline or NUL byte");
+}
+
+TEST(ShareProfile, XattrmapStringOrListImpliesXattr) {
+    using passthrough::XattrMap;
+    ShareProfile p =
+        parse_ok(block("      shared_dir: /x\n      xattrmap: \":map::user.virtiofs.:\"\n"));
+    ASSERT_NE(p.xattrmap, nullptr);
+    EXPECT_TRUE(p.xattr); // as virtiofsd: --xattrmap turns xattr support on
+    EXPECT_TRUE(capabilities_from(p).xattr);
+    EXPECT_EQ(p.xattrmap->rules().size(), 2u); // the map shorthand, expanded
+
+    // The list form, one rule per item (plain or quoted), with an explicit xattr: true.
+    p = parse_ok(block("      shared_dir: /x\n"
+                       "      xattr: true\n"
+                       "      xattrmap:\n"
+                       "        - \"/prefix/all/trusted./user.virtiofs./\"\n"
+                       "        - '/bad/server//trusted./'\n"
+                       "        - /bad/client/user.virtiofs.//\n"
+                       "        - /ok/all///\n"));
+    ASSERT_NE(p.xattrmap, nullptr);
+    const std::vector<XattrMap::Rule> want = {
+        {XattrMap::Type::Prefix, XattrMap::kClient | XattrMap::kServer, "trusted.",
+         "user.virtiofs."},
+        {XattrMap::Type::Bad, XattrMap::kServer, "", "trusted."},
+        {XattrMap::Type::Bad, XattrMap::kClient, "user.virtiofs.", ""},
+        {XattrMap::Type::Ok, XattrMap::kClient | XattrMap::kServer, "", ""},
+    };
+    EXPECT_EQ(p.xattrmap->rules(), want);
+
+    // Several rules in one (block) string, as virtiofsd's option takes them.
+    p = parse_ok(block("      shared_dir: /x\n"
+                       "      xattrmap: |\n"
+                       "        :prefix:all:security.:user.virtiofs.security.:\n"
+                       "        :ok:all:::\n"));
+    ASSERT_NE(p.xattrmap, nullptr);
+    EXPECT_EQ(p.xattrmap->rules().size(), 2u);
+}
+
+TEST(ShareProfile, XattrmapErrorsPointAtTheRule) {
+    // One string: the string's position, the rule's index in the message.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap: \":prefix:all::user.virtiofs.: :bda:all:::\"\n")),
+              "dev.yaml:5:17: config.xattrmap: rule 2: unknown type \"bda\" (expected prefix, ok, "
+              "bad, unsupported or map)");
+    // A list: the offending item's position.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap:\n"
+                                "        - \":prefix:all::user.virtiofs.:\"\n"
+                                "        - \":bad:every:::\"\n")),
+              "dev.yaml:7:11: config.xattrmap: rule 2: unknown scope \"every\" (expected client, "
+              "server or all)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap:\n"
+                                "        - \":map::user.virtiofs.:\"\n"
+                                "        - \":ok:all:::\"\n")),
+              "dev.yaml:6:11: config.xattrmap: rule 1: a map rule must be the last rule (rule 2 "
+              "follows it)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap:\n"
+                                "        - \":ok:all::: :bad:all:::\"\n")),
+              "dev.yaml:6:11: config.xattrmap: rule 1: one rule per list item (text follows the "
+              "rule's closing separator)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap:\n"
+                                "        - \":ok:all:::\"\n"
+                                "        - [a]\n")),
+              "dev.yaml:7:11: config.xattrmap: expected string, got sequence");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap: \":prefix:client:trusted.:user.vm.\"\n")),
+              "dev.yaml:5:17: config.xattrmap: rule 1: incomplete rule: no ':' after its prepend "
+              "field (a rule is :type:scope:key:prepend:)");
+    // The whole map: at the value.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      xattrmap: []\n")),
+              "dev.yaml:5:17: config.xattrmap: no rules");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap: \":prefix:all::user.virtiofs.:\"\n")),
+              "dev.yaml:5:17: config.xattrmap: the rules must match every name, but not all host "
+              "(server) names: no server or all rule with an empty prepend (end with a catch-all "
+              "rule such as \":ok:all:::\" or \":bad:all:::\")");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      xattrmap: {a: 1}\n")),
+              "dev.yaml:5:17: config.xattrmap: expected string or list of rule strings, got "
+              "mapping");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      xattrmap:\n")),
+              "dev.yaml:5:7: config.xattrmap: expected string or list of rule strings, got null");
+    // xattr: false contradicts it (in either order): at the xattrmap key.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattr: false\n"
+                                "      xattrmap: \":map::user.virtiofs.:\"\n")),
+              "dev.yaml:6:7: config.xattrmap: needs xattr support, but config.xattr is false (line "
+              "5): remove it or set it to true");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      xattrmap: \":map::user.virtiofs.:\"\n"
+                                "      xattr: false\n")),
+              "dev.yaml:5:7: config.xattrmap: needs xattr support, but config.xattr is false (line "
+              "6): remove it or set it to true");
 }
 
 TEST(ShareProfile, NotAMapping) {

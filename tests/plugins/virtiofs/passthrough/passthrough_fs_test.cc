@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -1064,6 +1065,76 @@ TEST_P(PassthroughFsTest, Xattrs) {
     EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "user.test", v, 5, 0, 0).error(), ENOSYS);
     EXPECT_EQ(fs_->listxattr(root_, f.nodeid, buf, sizeof(buf)).error(), ENOSYS);
     EXPECT_EQ(fs_->removexattr(root_, f.nodeid, "user.test").error(), ENOSYS);
+}
+
+TEST_P(PassthroughFsTest, XattrMapRenamesRefusesAndFiltersPerRuleKind) {
+    testing::write_file(dir_ / "f", "x");
+    const std::string host_f = dir_ / "f";
+    if (::setxattr(host_f.c_str(), "user.host_plain", "p", 1, 0) != 0) {
+        GTEST_SKIP() << "no user xattrs on /tmp";
+    }
+    ASSERT_EQ(::setxattr(host_f.c_str(), "user.virtiofs.", "e", 1, 0), 0); // would list as ""
+    XattrMapError e;
+    auto map = XattrMap::parse("/prefix/client/trusted./user.virtiofs./ "
+                               "/prefix/server//user.virtiofs./ "
+                               "/unsupported/client/system.// "
+                               "/bad/client/user.virtiofs.// "
+                               "/bad/server//user.host_hidden/ "
+                               "/ok/all///",
+                               &e);
+    ASSERT_TRUE(map.has_value()) << e.message;
+    auto o = default_options();
+    o.xattr_map = std::make_shared<const XattrMap>(std::move(*map));
+    make_fs(o);
+    auto f = lookup_ok(kRootNodeId, "f");
+    const char v[] = "tv";
+    char buf[256];
+    char host[64];
+    // prefix (client): stored under the prefix, read back under the guest's name.
+    ASSERT_TRUE(fs_->setxattr(root_, f.nodeid, "trusted.t", v, 2, 0, 0).has_value());
+    EXPECT_EQ(::getxattr(host_f.c_str(), "user.virtiofs.trusted.t", host, sizeof(host)), 2);
+    auto got = fs_->getxattr(root_, f.nodeid, "trusted.t", buf, sizeof(buf));
+    ASSERT_TRUE(got.has_value()) << got.error();
+    EXPECT_EQ(std::string(buf, *got), "tv");
+    // ok: unchanged both ways.
+    ASSERT_TRUE(fs_->setxattr(root_, f.nodeid, "user.g", v, 2, 0, 0).has_value());
+    EXPECT_EQ(::getxattr(host_f.c_str(), "user.g", host, sizeof(host)), 2);
+    // bad (client): EPERM to set and remove, ENODATA to read; unsupported: ENOTSUP.
+    EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "user.virtiofs.x", v, 2, 0, 0).error(), EPERM);
+    EXPECT_EQ(fs_->removexattr(root_, f.nodeid, "user.virtiofs.trusted.t").error(), EPERM);
+    EXPECT_EQ(fs_->getxattr(root_, f.nodeid, "user.virtiofs.trusted.t", buf, 9).error(), ENODATA);
+    EXPECT_EQ(fs_->getxattr(root_, f.nodeid, "system.posix_acl_access", buf, 9).error(),
+              ENOTSUP);
+    EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "system.x", v, 2, 0, 0).error(), ENOTSUP);
+    // Too long once prefixed.
+    EXPECT_EQ(fs_->setxattr(root_, f.nodeid, "trusted." + std::string(240, 'n'), v, 2, 0, 0)
+                  .error(),
+              ERANGE);
+    // The list: prefix stripped (server), bad (server) hidden, the bare prefix hidden; the
+    // size probe is the mapped list's size, and ERANGE only below it.
+    ASSERT_EQ(::setxattr(host_f.c_str(), "user.host_hidden", "h", 1, 0), 0);
+    auto size = fs_->listxattr(root_, f.nodeid, nullptr, 0);
+    ASSERT_TRUE(size.has_value()) << size.error();
+    std::string list(*size, '\0');
+    auto l = fs_->listxattr(root_, f.nodeid, list.data(), list.size());
+    ASSERT_TRUE(l.has_value()) << l.error();
+    EXPECT_EQ(*l, *size);
+    std::vector<std::string> names;
+    for (size_t i = 0; i < list.size(); i += names.back().size() + 1) {
+        names.emplace_back(list.c_str() + i);
+    }
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"trusted.t", "user.g", "user.host_plain"}));
+    EXPECT_EQ(fs_->listxattr(root_, f.nodeid, buf, *size - 1).error(), ERANGE);
+    // remove through the mapping.
+    EXPECT_TRUE(fs_->removexattr(root_, f.nodeid, "trusted.t").has_value());
+    EXPECT_EQ(::getxattr(host_f.c_str(), "user.virtiofs.trusted.t", host, sizeof(host)), -1);
+    // A FIFO's list goes through the same path without opening it.
+    ASSERT_EQ(::mkfifo((dir_ / "p").c_str(), 0644), 0);
+    auto p = lookup_ok(kRootNodeId, "p");
+    auto plen = fs_->listxattr(root_, p.nodeid, nullptr, 0);
+    ASSERT_TRUE(plen.has_value()) << plen.error();
+    EXPECT_EQ(*plen, 0u);
 }
 
 // ---------------------------------------------------------------------------------------
