@@ -78,6 +78,11 @@ struct ShareProfile {
     SourcePos write_path_pos;       ///< where write_path was written
     bool write_path_written = false; ///< write_path appeared in the config
     std::string write_path_reason;  ///< why resolve_write_path() chose write_path
+    /// Honour a guest's O_DIRECT on the host (virtiofsd's --allow-direct-io). Off by
+    /// default, as in virtiofsd: host files are opened without O_DIRECT on OPEN and CREATE,
+    /// since the guest's O_DIRECT is about the guest's page cache, and an O_DIRECT host fd
+    /// refuses the unaligned writes the guest's mmap writeback sends through it.
+    bool allow_direct_io = false;
 };
 
 /// Parses a device's `config:` block. \p yaml is the block with the file's line/column

@@ -211,9 +211,9 @@ class Parser {
             ignore(opt, "vdhost offers READDIRPLUS unless cache is never; the guest may use it",
                    true);
         } else if (k == "allow_direct_io") {
-            ignore(opt, "vdhost always honours O_DIRECT", false);
+            flag(&o_->allow_direct_io, true);
         } else if (k == "no_allow_direct_io") {
-            ignore(opt, "vdhost always honours O_DIRECT from the guest", true);
+            flag(&o_->allow_direct_io, false);
         } else if (k == "killpriv_v2") {
             ignore(opt,
                    "vdhost does not offer FUSE_HANDLE_KILLPRIV_V2; the guest kernel clears "
@@ -358,7 +358,7 @@ class Parser {
                 ignore(opt, "vdhost logs to stderr", true);
         } else if (name == "allow-direct-io") {
             if (flag())
-                ignore(opt, "vdhost always honours O_DIRECT", false);
+                o_->allow_direct_io = true;
         } else if (name == "preserve-noatime") {
             if (flag())
                 ignore(opt, "vdhost always passes O_NOATIME through", false);
@@ -526,6 +526,7 @@ std::string build_vdhost_config(const CompatOptions& o) {
     boolean("announce_submounts", o.announce_submounts);
     boolean("flock", o.flock);
     boolean("posix_locks", o.posix_locks);
+    boolean("allow_direct_io", o.allow_direct_io);
     if (o.timeout_ms) {
         y += "      entry_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
         y += "      attr_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
@@ -554,14 +555,15 @@ std::string usage_text() {
            "  --announce-submounts, --no-announce-submounts, -o announce_submounts\n"
            "  --inode-file-handles[=never|prefer|mandatory]\n"
            "  -o flock|no_flock, -o posix_lock|no_posix_lock, -o timeout=SECONDS\n"
+           "  --allow-direct-io, -o allow_direct_io|no_allow_direct_io\n"
            "  --sandbox namespace|chroot|none, -o sandbox=...\n"
            "  --seccomp none|kill|log|trap (trap acts as kill)\n"
            "  --log-level error|warn|info|debug|trace|off, -o log_level=..., -d\n"
            "  --print-capabilities               print the vhost-user.json capabilities\n"
            "  -V, --version; -h, --help\n\n"
            "Accepted with no effect: --thread-pool-size, --rlimit-nofile, --syslog, -f,\n"
-           "--allow-direct-io, --preserve-noatime, --no-readdirplus, --[no-]killpriv-v2,\n"
-           "--migration-*, -o max_idle_threads, readdirplus, allow_direct_io, allow_root.\n"
+           "--preserve-noatime, --no-readdirplus, --[no-]killpriv-v2,\n"
+           "--migration-*, -o max_idle_threads, readdirplus, allow_root.\n"
            "Not supported (exit 1): --posix-acl, --security-label, --xattrmap, --modcaps,\n"
            "--translate-uid/gid, --uid-map/--gid-map, --allow-mmap, --daemonize.\n"
            "See docs/virtiofsd-compat.md.\n";

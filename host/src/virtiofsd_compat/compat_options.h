@@ -41,6 +41,7 @@ struct CompatOptions {
     std::optional<bool> announce_submounts;
     std::optional<bool> flock;
     std::optional<bool> posix_locks;
+    std::optional<bool> allow_direct_io; ///< --allow-direct-io / -o [no_]allow_direct_io
     std::optional<unsigned long long> timeout_ms; ///< -o timeout=SECONDS: entry and attr timeouts
     std::vector<IgnoredOption> ignored;
 };
