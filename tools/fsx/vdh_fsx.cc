@@ -54,7 +54,7 @@ enum class Op : uint8_t {
 constexpr size_t kOpCount = static_cast<size_t>(Op::Count);
 
 constexpr std::array<const char*, kOpCount> kOpNames = {
-    "read",      "write",     "mapread",    "mapwrite", "truncate",
+    "read",      "write",     "mapread",   "mapwrite",  "truncate",
     "fallocate", "punchhole", "zerorange", "copyrange", "reopen",
 };
 
@@ -62,7 +62,9 @@ constexpr std::array<const char*, kOpCount> kOpNames = {
 /// data, so they come more often here).
 constexpr std::array<uint32_t, kOpCount> kOpWeights = {20, 20, 10, 10, 6, 6, 6, 4, 8, 1};
 
-const char* name_of(Op op) { return kOpNames[static_cast<size_t>(op)]; }
+const char* name_of(Op op) {
+    return kOpNames[static_cast<size_t>(op)];
+}
 
 /// splitmix64: the same sequence from the same seed everywhere (std:: distributions are
 /// not specified bit for bit).
@@ -160,8 +162,7 @@ public:
             return kExitUsage;
         }
         if (!open_file(O_CREAT | O_TRUNC)) {
-            std::fprintf(stderr, "vdh-fsx: open %s: %s\n", o_.path.c_str(),
-                         std::strerror(errno));
+            std::fprintf(stderr, "vdh-fsx: open %s: %s\n", o_.path.c_str(), std::strerror(errno));
             return kExitUsage;
         }
         const auto t0 = std::chrono::steady_clock::now();
@@ -245,17 +246,28 @@ private:
         const uint64_t b = rng_.next();
         const uint64_t c = rng_.next();
         switch (op) {
-        case Op::Read: return do_read(a, b);
-        case Op::Write: return do_write(a, b);
-        case Op::MapRead: return do_mapread(a, b);
-        case Op::MapWrite: return do_mapwrite(a, b);
-        case Op::Truncate: return do_truncate(a);
-        case Op::Fallocate: return do_fallocate(Op::Fallocate, a, b, c);
-        case Op::PunchHole: return do_fallocate(Op::PunchHole, a, b, c);
-        case Op::ZeroRange: return do_fallocate(Op::ZeroRange, a, b, c);
-        case Op::CopyRange: return do_copy(a, b, c);
-        case Op::Reopen: return do_reopen();
-        case Op::Count: break;
+        case Op::Read:
+            return do_read(a, b);
+        case Op::Write:
+            return do_write(a, b);
+        case Op::MapRead:
+            return do_mapread(a, b);
+        case Op::MapWrite:
+            return do_mapwrite(a, b);
+        case Op::Truncate:
+            return do_truncate(a);
+        case Op::Fallocate:
+            return do_fallocate(Op::Fallocate, a, b, c);
+        case Op::PunchHole:
+            return do_fallocate(Op::PunchHole, a, b, c);
+        case Op::ZeroRange:
+            return do_fallocate(Op::ZeroRange, a, b, c);
+        case Op::CopyRange:
+            return do_copy(a, b, c);
+        case Op::Reopen:
+            return do_reopen();
+        case Op::Count:
+            break;
         }
         return true;
     }
@@ -271,8 +283,7 @@ private:
 
     /// An offset in [0, limit) and a length that stays within \p limit (aligned in direct
     /// mode when \p aligned). False when \p limit leaves no room.
-    bool place(uint64_t a, uint64_t b, uint64_t limit, bool aligned, uint64_t* off,
-               uint64_t* len) {
+    bool place(uint64_t a, uint64_t b, uint64_t limit, bool aligned, uint64_t* off, uint64_t* len) {
         if (limit == 0) {
             return false;
         }
@@ -406,8 +417,7 @@ private:
         } else if (op == Op::ZeroRange) {
             mode |= FALLOC_FL_ZERO_RANGE;
         }
-        if (::fallocate(fd_.get(), mode, static_cast<off_t>(off), static_cast<off_t>(len)) !=
-            0) {
+        if (::fallocate(fd_.get(), mode, static_cast<off_t>(off), static_cast<off_t>(len)) != 0) {
             if (errno == EOPNOTSUPP) {
                 return unsupported(op);
             }
@@ -472,8 +482,7 @@ private:
             }
             if (r == 0) {
                 done(Op::CopyRange, dst, len, src);
-                return fail("copy_file_range stopped after 0x%" PRIx64 " of 0x%" PRIx64
-                            " bytes",
+                return fail("copy_file_range stopped after 0x%" PRIx64 " of 0x%" PRIx64 " bytes",
                             copied, len);
             }
             copied += static_cast<uint64_t>(r);
@@ -500,8 +509,8 @@ private:
     bool unsupported(Op op) {
         o_.enabled[static_cast<size_t>(op)] = false;
         unsupported_[static_cast<size_t>(op)] = true;
-        std::printf("vdh-fsx: op %" PRIu64 ": %s: not supported here, left out from now on\n",
-                    n_, name_of(op));
+        std::printf("vdh-fsx: op %" PRIu64 ": %s: not supported here, left out from now on\n", n_,
+                    name_of(op));
         return true;
     }
 
@@ -591,8 +600,7 @@ private:
             return fail_errno("corrupt: read");
         }
         byte ^= 0xff;
-        if (::pwrite(fd.get(), &byte, 1, static_cast<off_t>(at)) != 1 ||
-            ::fsync(fd.get()) != 0) {
+        if (::pwrite(fd.get(), &byte, 1, static_cast<off_t>(at)) != 1 || ::fsync(fd.get()) != 0) {
             return fail_errno("corrupt: write");
         }
         std::printf("vdh-fsx: op %" PRIu64 ": test: flipped the byte at 0x%" PRIx64
@@ -606,10 +614,12 @@ private:
     static void print_entry(FILE* f, const LogEntry& e) {
         switch (e.op) {
         case Op::Truncate:
-            std::fprintf(f, "  %6" PRIu64 " truncate  from 0x%" PRIx64 " to 0x%" PRIx64 "\n",
-                         e.n, e.arg, e.off);
+            std::fprintf(f, "  %6" PRIu64 " truncate  from 0x%" PRIx64 " to 0x%" PRIx64 "\n", e.n,
+                         e.arg, e.off);
             break;
-        case Op::Reopen: std::fprintf(f, "  %6" PRIu64 " reopen\n", e.n); break;
+        case Op::Reopen:
+            std::fprintf(f, "  %6" PRIu64 " reopen\n", e.n);
+            break;
         case Op::CopyRange:
             std::fprintf(f,
                          "  %6" PRIu64 " copyrange 0x%" PRIx64 "..0x%" PRIx64 " to 0x%" PRIx64
@@ -617,12 +627,10 @@ private:
                          e.n, e.arg, e.arg + e.len, e.off, e.off + e.len, e.len);
             break;
         default:
-            std::fprintf(f, "  %6" PRIu64 " %-9s 0x%" PRIx64 "..0x%" PRIx64 " (0x%" PRIx64
-                         " bytes)%s\n",
-                         e.n, name_of(e.op), e.off, e.off + e.len, e.len,
-                         (e.op == Op::Fallocate || e.op == Op::ZeroRange) && e.arg != 0
-                             ? " keep-size"
-                             : "");
+            std::fprintf(
+                f, "  %6" PRIu64 " %-9s 0x%" PRIx64 "..0x%" PRIx64 " (0x%" PRIx64 " bytes)%s\n",
+                e.n, name_of(e.op), e.off, e.off + e.len, e.len,
+                (e.op == Op::Fallocate || e.op == Op::ZeroRange) && e.arg != 0 ? " keep-size" : "");
             break;
         }
     }
@@ -673,9 +681,8 @@ private:
                     "max_size=%" PRIu64 " final_size=%" PRIu64 "%s skipped=%" PRIu64
                     " unsupported=%s time=%.2fs\n",
                     o_.seed, o_.num_ops, o_.direct ? "direct" : "buffered",
-                    o_.enabled[static_cast<size_t>(Op::MapWrite)] ? "on" : "off",
-                    o_.max_size, size(), counts.c_str(), skipped,
-                    off.empty() ? "none" : off.c_str(), secs);
+                    o_.enabled[static_cast<size_t>(Op::MapWrite)] ? "on" : "off", o_.max_size,
+                    size(), counts.c_str(), skipped, off.empty() ? "none" : off.c_str(), secs);
     }
 
     Options o_;
@@ -693,28 +700,27 @@ private:
 
 void usage(FILE* f) {
     std::fprintf(
-        f,
-        "usage: vdh-fsx [options] FILE\n"
-        "  -S SEED    random seed (default 1); the same seed gives the same operations\n"
-        "  -N OPS     number of operations (default 1000)\n"
-        "  -l SIZE    largest file size in bytes (default 262144)\n"
-        "  -m LEN     longest read/write/copy in bytes (default 65536)\n"
-        "  -o         O_DIRECT: read, write and copy offsets and lengths aligned (-A);\n"
-        "             mmap, truncate and fallocate go through the same descriptor (as fsx)\n"
-        "  -A ALIGN   O_DIRECT alignment, a power of two (default 4096)\n"
-        "  -M         no mmap reads or writes\n"
-        "  -F         no fallocate (plain and keep-size)\n"
-        "  -H         no hole punching\n"
-        "  -z         no zero range\n"
-        "  -C         no copy_file_range\n"
-        "  -T         no truncate\n"
-        "  -R         no close/reopen\n"
-        "  -v         print every operation\n"
-        "  --test-corrupt-at=N  test only: flip a byte of the file behind the model after\n"
-        "             op N (the run must fail)\n"
-        "fallocate, hole punching, zero range and copy_file_range that the file system\n"
-        "refuses with EOPNOTSUPP are left out for the rest of the run and reported.\n"
-        "Exit: 0 every check passed, 1 mismatch or failed operation, 2 usage.\n");
+        f, "usage: vdh-fsx [options] FILE\n"
+           "  -S SEED    random seed (default 1); the same seed gives the same operations\n"
+           "  -N OPS     number of operations (default 1000)\n"
+           "  -l SIZE    largest file size in bytes (default 262144)\n"
+           "  -m LEN     longest read/write/copy in bytes (default 65536)\n"
+           "  -o         O_DIRECT: read, write and copy offsets and lengths aligned (-A);\n"
+           "             mmap, truncate and fallocate go through the same descriptor (as fsx)\n"
+           "  -A ALIGN   O_DIRECT alignment, a power of two (default 4096)\n"
+           "  -M         no mmap reads or writes\n"
+           "  -F         no fallocate (plain and keep-size)\n"
+           "  -H         no hole punching\n"
+           "  -z         no zero range\n"
+           "  -C         no copy_file_range\n"
+           "  -T         no truncate\n"
+           "  -R         no close/reopen\n"
+           "  -v         print every operation\n"
+           "  --test-corrupt-at=N  test only: flip a byte of the file behind the model after\n"
+           "             op N (the run must fail)\n"
+           "fallocate, hole punching, zero range and copy_file_range that the file system\n"
+           "refuses with EOPNOTSUPP are left out for the rest of the run and reported.\n"
+           "Exit: 0 every check passed, 1 mismatch or failed operation, 2 usage.\n");
 }
 
 bool parse_u64(const char* s, uint64_t* out) {
@@ -746,11 +752,21 @@ int main(int argc, char** argv) {
     while ((ch = ::getopt_long(argc, argv, "S:N:l:m:oA:MFHzCTRvh", kLong, nullptr)) != -1) {
         bool ok = true;
         switch (ch) {
-        case 'S': ok = parse_u64(optarg, &o.seed); break;
-        case 'N': ok = parse_u64(optarg, &o.num_ops); break;
-        case 'l': ok = parse_u64(optarg, &o.max_size) && o.max_size > 0; break;
-        case 'm': ok = parse_u64(optarg, &o.max_op) && o.max_op > 0; break;
-        case 'o': o.direct = true; break;
+        case 'S':
+            ok = parse_u64(optarg, &o.seed);
+            break;
+        case 'N':
+            ok = parse_u64(optarg, &o.num_ops);
+            break;
+        case 'l':
+            ok = parse_u64(optarg, &o.max_size) && o.max_size > 0;
+            break;
+        case 'm':
+            ok = parse_u64(optarg, &o.max_op) && o.max_op > 0;
+            break;
+        case 'o':
+            o.direct = true;
+            break;
         case 'A':
             ok = parse_u64(optarg, &o.align) && o.align >= 512 && (o.align & (o.align - 1)) == 0;
             break;
@@ -758,16 +774,36 @@ int main(int argc, char** argv) {
             off(Op::MapRead);
             off(Op::MapWrite);
             break;
-        case 'F': off(Op::Fallocate); break;
-        case 'H': off(Op::PunchHole); break;
-        case 'z': off(Op::ZeroRange); break;
-        case 'C': off(Op::CopyRange); break;
-        case 'T': off(Op::Truncate); break;
-        case 'R': off(Op::Reopen); break;
-        case 'v': o.verbose = true; break;
-        case 'X': ok = parse_u64(optarg, &o.corrupt_at) && o.corrupt_at > 0; break;
-        case 'h': usage(stdout); return 0;
-        default: ok = false; break;
+        case 'F':
+            off(Op::Fallocate);
+            break;
+        case 'H':
+            off(Op::PunchHole);
+            break;
+        case 'z':
+            off(Op::ZeroRange);
+            break;
+        case 'C':
+            off(Op::CopyRange);
+            break;
+        case 'T':
+            off(Op::Truncate);
+            break;
+        case 'R':
+            off(Op::Reopen);
+            break;
+        case 'v':
+            o.verbose = true;
+            break;
+        case 'X':
+            ok = parse_u64(optarg, &o.corrupt_at) && o.corrupt_at > 0;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            ok = false;
+            break;
         }
         if (!ok) {
             if (ch != '?') {

@@ -656,7 +656,8 @@ TEST(VdhostVirtiofsDirectIo, GuestODirectReachesHostFdsOnlyWithAllowDirectIo) {
         write_host_file(share + "/f", std::vector<uint8_t>(8192, 'a'));
         yaml += testing::virtiofs_device_yaml(
             "fs" + std::to_string(i), dir.file("fs" + std::to_string(i) + ".sock"), "0", share,
-            std::string("      fd_limit: 1024\n") + (i == 1 ? "      allow_direct_io: true\n" : ""));
+            std::string("      fd_limit: 1024\n") +
+                (i == 1 ? "      allow_direct_io: true\n" : ""));
     }
     VdhostProcess vdhost;
     ASSERT_TRUE(vdhost.start(dir, yaml, {dir.file("fs0.sock"), dir.file("fs1.sock"), ctl}))
@@ -688,8 +689,8 @@ TEST(VdhostVirtiofsDirectIo, GuestODirectReachesHostFdsOnlyWithAllowDirectIo) {
             EXPECT_EQ(bits[0], want) << name;
         }
         const std::vector<uint8_t> xyz = {'x', 'y', 'z'};
-        for (auto [node, fh] : {std::pair{e->nodeid, op->fh},
-                                std::pair{c->entry.nodeid, c->open.fh}}) {
+        for (auto [node, fh] :
+             {std::pair{e->nodeid, op->fh}, std::pair{c->entry.nodeid, c->open.fh}}) {
             auto w = (*s)->write(node, fh, 5, xyz);
             if (!allow) {
                 ASSERT_TRUE(w.has_value()) << w.error();

@@ -97,8 +97,8 @@ protected:
         const std::string unsupported = "," + s.at("unsupported") + ",";
         for (const char* op : kOps) {
             const bool refused = unsupported.find("," + std::string(op) + ",") != std::string::npos;
-            const bool disabled = ("," + off + ",").find("," + std::string(op) + ",") !=
-                                  std::string::npos;
+            const bool disabled =
+                ("," + off + ",").find("," + std::string(op) + ",") != std::string::npos;
             ASSERT_TRUE(s.count(op)) << op;
             if (disabled || refused) {
                 EXPECT_EQ(s.at(op), "0") << op;
@@ -174,8 +174,8 @@ TEST_F(VdhFsxTest, DisabledOpsNeverRun) {
     ASSERT_EQ(r.status, 0) << r.out;
     auto s = summary(r.out);
     ASSERT_FALSE(s.empty()) << r.out;
-    expect_all_ops_ran(
-        s, "mapread,mapwrite,truncate,fallocate,punchhole,zerorange,copyrange,reopen");
+    expect_all_ops_ran(s,
+                       "mapread,mapwrite,truncate,fallocate,punchhole,zerorange,copyrange,reopen");
 }
 
 TEST_F(VdhFsxTest, ByteChangedBehindTheModelFailsTheRun) {
@@ -210,8 +210,14 @@ TEST_F(VdhFsxTest, FailedOperationIsReported) {
 
 TEST_F(VdhFsxTest, BadArgumentsAreUsageErrors) {
     const std::vector<std::string> cases = {
-        "", "-N", "-N x " + file_, "-l 0 " + file_, "-o -A 1000 " + file_,
-        "-o -l 100 " + file_, "--test-corrupt-at=0 " + file_, file_ + " " + file_,
+        "",
+        "-N",
+        "-N x " + file_,
+        "-l 0 " + file_,
+        "-o -A 1000 " + file_,
+        "-o -l 100 " + file_,
+        "--test-corrupt-at=0 " + file_,
+        file_ + " " + file_,
     };
     for (const std::string& args : cases) {
         FsxRun r = run_fsx(args);
