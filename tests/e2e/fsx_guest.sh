@@ -23,7 +23,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 trap e2e_cleanup EXIT
 
-[ $# -eq 3 ] || { sed -n '11,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '11,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 FSX="$(realpath "$1")"
 VDHOST="$(realpath "$2")"
 PLUGIN_DIR="$(realpath "$3")"
@@ -36,11 +36,10 @@ MODES="buffered_mmap buffered_nommap direct_mmap"
 [ "$(id -u)" -eq 0 ] || e2e_skip "needs root (vhost-user guest memory, the C virtiofsd)"
 e2e_require_cmd qemu-system-x86_64 md5sum stat
 [ -x "$FSX" ] || e2e_fail "not executable: $FSX"
-file -L "$FSX" 2>/dev/null | grep -q 'statically linked' ||
+if command -v file >/dev/null && ! file -L "$FSX" | grep -q 'statically linked'; then
     e2e_skip "$FSX is not a static binary (a sanitizer build links it dynamically)"
+fi
 e2e_guest_env "${VDH_GUEST_KERNEL:-6.1}" || { notok "guest image"; tap_finish; }
-work_root=""
-e2e_mktemp_dir work_root
 
 # The guest's half: each mode on its own file in w/, then the file's size and md5 as the
 # guest sees them (the host compares its own view).
