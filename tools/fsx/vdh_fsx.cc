@@ -232,11 +232,6 @@ private:
     uint64_t align_up(uint64_t v) const {
         return o_.direct ? (v + o_.align - 1) / o_.align * o_.align : v;
     }
-    /// 1..max_op, a multiple of the alignment for direct I/O.
-    uint64_t random_len(bool aligned) {
-        uint64_t len = rng_.below(o_.max_op) + 1;
-        return aligned ? std::max(align_down(len), o_.direct ? o_.align : 1) : len;
-    }
 
     bool step() {
         const Op op = pick_op();
