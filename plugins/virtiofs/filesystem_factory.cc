@@ -5,6 +5,9 @@
 #include "filesystem_factory.h"
 
 #include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "null/null_fs.h"
 #include "passthrough/passthrough_fs.h"
@@ -58,6 +61,18 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.allow_direct_io = profile.allow_direct_io;
     o.file_open_flags = open_flags_for(profile, false);
     o.dir_open_flags = open_flags_for(profile, true);
+    size_t bad = 0;
+    std::string why;
+    auto uid_map = passthrough::IdMap::build(profile.translate_uid, &bad, &why);
+    auto gid_map = uid_map ? passthrough::IdMap::build(profile.translate_gid, &bad, &why)
+                           : std::nullopt;
+    if (!uid_map || !gid_map) { // parse_share_profile() checked them: not expected
+        *err = "share " + profile.tag + ": " + (uid_map ? "translate_gid" : "translate_uid") +
+               "[" + std::to_string(bad) + "]: " + why;
+        return nullptr;
+    }
+    o.uid_map = std::move(*uid_map);
+    o.gid_map = std::move(*gid_map);
     auto fs = passthrough::PassthroughFs::create(o);
     if (!fs) {
         *err = "share " + profile.tag + ": cannot open shared_dir " + profile.shared_dir + ": " +

@@ -42,7 +42,7 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 19> kKeys = {
+constexpr std::array<std::string_view, 21> kKeys = {
     "shared_dir",
     "create",
     "tag",
@@ -61,6 +61,8 @@ constexpr std::array<std::string_view, 19> kKeys = {
     "attr_timeout_ms",
     "backend",
     "write_path",
+    "translate_uid",
+    "translate_gid",
     "allow_direct_io",
 };
 
@@ -174,6 +176,7 @@ public:
         if (!root.IsMap()) {
             fail_type(root, std::string(kRoot), "mapping");
         }
+        refuse_translation_with_acls(root);
         std::vector<std::pair<YAML::Node, YAML::Node>> seen;
         bool have_dir = false;
         for (auto it = root.begin(); it != root.end(); ++it) {
@@ -258,6 +261,10 @@ private:
             p.posix_locks = parse_bool(v, path);
         } else if (name == "flock") {
             p.flock = parse_bool(v, path);
+        } else if (name == "translate_uid") {
+            p.translate_uid = parse_translation(v, path);
+        } else if (name == "translate_gid") {
+            p.translate_gid = parse_translation(v, path);
         } else if (name == "entry_timeout_ms") {
             p.entry_timeout_ms = static_cast<uint32_t>(parse_uint(v, path, 0, UINT32_MAX));
         } else if (name == "attr_timeout_ms") {
@@ -294,6 +301,77 @@ private:
             }
         }
         return false;
+    }
+
+    /// A list of virtiofsd-syntax rule strings; errors at the offending item.
+    static std::vector<passthrough::IdMapRule> parse_translation(const YAML::Node& v,
+                                                                 const std::string& path) {
+        if (!v.IsSequence()) {
+            fail_type(v, path,
+                      "sequence of virtiofsd rule strings (e.g. [\"map:1000:100000:1\"])");
+        }
+        std::vector<passthrough::IdMapRule> rules;
+        for (size_t i = 0; i < v.size(); ++i) {
+            const YAML::Node item = v[i];
+            const std::string item_path = path + "[" + std::to_string(i) + "]";
+            if (!item.IsScalar()) {
+                fail_type(item, item_path, "string");
+            }
+            std::string error;
+            auto rule = passthrough::parse_id_map_rule(item.Scalar(), &error);
+            if (!rule) {
+                fail(item, item_path, error);
+            }
+            rules.push_back(*rule);
+        }
+        size_t bad = 0;
+        std::string error;
+        if (!passthrough::IdMap::build(rules, &bad, &error)) {
+            fail(v[bad], path + "[" + std::to_string(bad) + "]", error);
+        }
+        return rules;
+    }
+
+    /// translate_uid / translate_gid with rules and `posix_acl: true` are refused (as
+    /// virtiofsd does): ACL entries name host ids that the translation would not rewrite.
+    /// Checked before the keys are parsed one by one, so it is reported on a branch where
+    /// posix_acl is not a known key yet. A posix_acl that is not a boolean is left for its
+    /// own parse to report.
+    static void refuse_translation_with_acls(const YAML::Node& root) {
+        YAML::Node acl_key;
+        YAML::Node acl_value;
+        for (auto it = root.begin(); it != root.end(); ++it) {
+            if (it->first.IsScalar() && it->first.Scalar() == "posix_acl") {
+                acl_key = it->first;
+                acl_value = it->second;
+                break;
+            }
+        }
+        if (!acl_key) {
+            return;
+        }
+        bool acl = false;
+        try {
+            acl = parse_bool(acl_value, key_path("posix_acl"));
+        } catch (const Failure&) {
+            return;
+        }
+        if (!acl) {
+            return;
+        }
+        for (auto it = root.begin(); it != root.end(); ++it) {
+            const YAML::Node k = it->first;
+            const YAML::Node v = it->second;
+            if (!k.IsScalar() || (k.Scalar() != "translate_uid" && k.Scalar() != "translate_gid") ||
+                !v.IsSequence() || v.size() == 0) {
+                continue;
+            }
+            fail(k, key_path(k.Scalar()),
+                 "cannot be combined with config.posix_acl: true (line " +
+                     std::to_string(pos_of(acl_key.Mark()).line) +
+                     "): ACL entries hold host ids that translation does not rewrite, so the "
+                     "guest would read and set wrong owners (virtiofsd refuses this too)");
+        }
     }
 
     static std::string parse_shared_dir(const YAML::Node& v, const std::string& path) {

@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "filesystem.h"
+#include "passthrough/id_map.h"
 #include "write_path.h"
 
 namespace vdh::virtiofs {
@@ -78,6 +80,11 @@ struct ShareProfile {
     SourcePos write_path_pos;       ///< where write_path was written
     bool write_path_written = false; ///< write_path appeared in the config
     std::string write_path_reason;  ///< why resolve_write_path() chose write_path
+    /// uid / gid translation rules in virtiofsd's --translate-uid / --translate-gid syntax,
+    /// in order (passthrough/id_map.h); empty: ids pass unchanged. parse_share_profile()
+    /// checked that IdMap::build() takes them, and refused them with `posix_acl: true`.
+    std::vector<passthrough::IdMapRule> translate_uid;
+    std::vector<passthrough::IdMapRule> translate_gid;
     /// Honour a guest's O_DIRECT on the host (virtiofsd's --allow-direct-io). Off by
     /// default, as in virtiofsd: host files are opened without O_DIRECT on OPEN and CREATE,
     /// since the guest's O_DIRECT is about the guest's page cache, and an O_DIRECT host fd

@@ -68,6 +68,33 @@ rm -rf "$W" "$K" "$T"
 mkdir -p "$W" "$K" "$T" || { echo "CHECK setup FAIL cannot mkdir $W $K"; exit 1; }
 cd "$W" || exit 1
 
+# === uid/gid translation: squashed ownership (issue 10) ===================================
+# Gated by SQUASH_ID in .vdh/config (virtiofs_translate_ids.sh): the share squashes every
+# guest uid and gid to that host id (translate_uid/translate_gid
+# squash-guest:0:ID:4294967295). Only this section runs then, since the rest of the workload
+# needs the guest's owners to reach the host. Leaves keep/suid and keep/pub/userfile.
+if [ -n "${SQUASH_ID:-}" ]; then
+    section squash
+    # Root makes a setuid-root program: chown before chmod (a chown clears the setuid bit).
+    r=ok
+    cp /bin/busybox "$K/suid" && chown 0:0 "$K/suid" && chmod 4755 "$K/suid" || r=failed
+    expect squash_setuid_root_attempt "$r" ok
+    # Without a host-to-guest rule the guest sees the host's ids (virtiofsd), in the
+    # SETATTR/CREATE replies and after a fresh lookup.
+    expect squash_owner_seen_by_guest "$(stat -c %u:%g:%a "$K/suid")" "$SQUASH_ID:$SQUASH_ID:4755"
+    drop_caches
+    expect squash_owner_after_drop_caches "$(stat -c %u:%g:%a "$K/suid")" \
+        "$SQUASH_ID:$SQUASH_ID:4755"
+    # Any other guest user is squashed the same way.
+    mkdir -m 1777 "$K/pub"
+    as_user "echo by-user >$K/pub/userfile"
+    expect squash_user_file "$(stat -c %u:%g "$K/pub/userfile" 2>&1)" "$SQUASH_ID:$SQUASH_ID"
+    cd "$M" && rm -rf "$W" "$T"
+    echo "WORKLOAD-DONE fails=$fails"
+    exit $((fails > 0))
+fi
+# === end of uid/gid translation ===========================================================
+
 section basic
 # --- create / read / write / append / overwrite ---------------------------------------
 echo hello >a.txt

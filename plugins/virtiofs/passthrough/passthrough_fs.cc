@@ -236,8 +236,8 @@ fuse_attr PassthroughFs::make_attr(const struct statx& st) const {
     a.ctimensec = st.stx_ctime.tv_nsec;
     a.mode = st.stx_mode;
     a.nlink = st.stx_nlink;
-    a.uid = st.stx_uid;
-    a.gid = st.stx_gid;
+    a.uid = options_.uid_map.to_guest(st.stx_uid);
+    a.gid = options_.gid_map.to_guest(st.stx_gid);
     a.rdev = encode_dev(st.stx_rdev_major, st.stx_rdev_minor);
     a.blksize = st.stx_blksize;
     a.flags = 0;
@@ -266,6 +266,15 @@ Result<fuse_attr_out> PassthroughFs::attr_of(int fd) const {
     split_timeout(options_.attr_timeout, out.attr_valid, out.attr_valid_nsec);
     out.attr = make_attr(st);
     return out;
+}
+
+Result<ScopedCredentials> PassthroughFs::caller_credentials(const RequestCtx& c) const {
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    if (!options_.uid_map.to_host(c.uid, &uid) || !options_.gid_map.to_host(c.gid, &gid)) {
+        return make_err(EPERM); // a forbid-guest rule covers the caller
+    }
+    return ScopedCredentials::enter(uid, gid);
 }
 
 Result<fuse_entry_out> PassthroughFs::lookup_child(const InodeData& parent, int parent_fd,
@@ -310,6 +319,16 @@ Result<fuse_attr_out> PassthroughFs::setattr(const RequestCtx& c, uint64_t nodei
     if ((in.valid & FATTR_FH) != 0) {
         VDH_PT_ASSIGN(h, open_handle(in.fh, nodeid));
     }
+    // The new owner in host ids, before anything changes: a forbidden id fails the whole
+    // request (-1: unchanged).
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    if ((in.valid & FATTR_UID) != 0 && !options_.uid_map.to_host(in.uid, &uid)) {
+        return make_err(EPERM);
+    }
+    if ((in.valid & FATTR_GID) != 0 && !options_.gid_map.to_host(in.gid, &gid)) {
+        return make_err(EPERM);
+    }
     char name[16];
     format_fd(pfd.get(), name);
     const int proc = sys_->proc_self_fd();
@@ -325,8 +344,6 @@ Result<fuse_attr_out> PassthroughFs::setattr(const RequestCtx& c, uint64_t nodei
         }
     }
     if ((in.valid & (FATTR_UID | FATTR_GID)) != 0) {
-        uid_t uid = (in.valid & FATTR_UID) != 0 ? in.uid : static_cast<uid_t>(-1);
-        gid_t gid = (in.valid & FATTR_GID) != 0 ? in.gid : static_cast<gid_t>(-1);
         VDH_TRY(sys_status(
             ::fchownat(pfd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)));
     }
@@ -418,7 +435,7 @@ Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t pare
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
     {
         (void)prepare_thread_for_creates();
-        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_TRY(sys_status(::symlinkat(ctarget, pfd.get(), cname)));
     }
     return lookup_child(*p, pfd.get(), cname);
@@ -437,7 +454,7 @@ Result<fuse_entry_out> PassthroughFs::mknod(const RequestCtx& c, uint64_t parent
     const mode_t m = (mode & S_IFMT) | (mode & 07777 & ~umask);
     {
         (void)prepare_thread_for_creates();
-        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_TRY(sys_status(::mknodat(pfd.get(), cname, m, static_cast<dev_t>(rdev))));
     }
     return lookup_child(*p, pfd.get(), cname);
@@ -455,7 +472,7 @@ Result<fuse_entry_out> PassthroughFs::mkdir(const RequestCtx& c, uint64_t parent
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
     {
         (void)prepare_thread_for_creates();
-        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_TRY(sys_status(::mkdirat(pfd.get(), cname, mode & 07777 & ~umask)));
     }
     return lookup_child(*p, pfd.get(), cname);
@@ -661,7 +678,7 @@ Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
         (void)prepare_thread_for_creates();
         // The caller's credentials for both the create and the reopen of an existing
         // file: the host kernel checks the permissions (and O_TRUNC) as for a local open.
-        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_PT_ASSIGN(fd, create_open(pfd.get(), cname, f, (flags & O_EXCL) != 0,
                                       mode & 07777 & ~umask, path));
     }
@@ -683,7 +700,7 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     UniqueFd fd;
     {
         (void)prepare_thread_for_creates();
-        VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_PT_ASSIGN(fd, check_guest_open(sys_->openat(pfd.get(), ".",
                                                         guest_open_flags(f) | O_TMPFILE,
                                                         mode & 07777 & ~umask),
@@ -1030,7 +1047,7 @@ Status PassthroughFs::access(const RequestCtx& c, uint64_t nodeid, uint32_t mask
     VDH_PT_ASSIGN(InodeFd fd, store_.path_fd(*i)); // before dropping privileges
     char name[16];
     format_fd(fd.get(), name);
-    VDH_PT_ASSIGN(auto creds, ScopedCredentials::enter(c.uid, c.gid));
+    VDH_PT_ASSIGN(auto creds, caller_credentials(c));
     // AT_EACCESS: check with the fsuid/fsgid we just set (plain access() uses the real
     // uid). faccessat2 is the syscall that honours the flag.
     long rc = ::syscall(SYS_faccessat2, sys_->proc_self_fd(), name, static_cast<int>(mask),

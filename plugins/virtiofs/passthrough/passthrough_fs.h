@@ -12,7 +12,9 @@
 // access() run with the caller's fsuid/fsgid (credentials.h), so ownership, setgid
 // directory inheritance and permission checks are the kernel's; everything else runs
 // with the daemon's credentials after the guest kernel checked permissions
-// (default_permissions), as virtiofsd does.
+// (default_permissions), as virtiofsd does. With uid/gid translation (id_map.h) the
+// caller's ids and SETATTR's new owner are translated to host ids first, and every
+// attribute returned carries guest ids.
 //
 // Locks: POSIX locks are OFD locks on one fd per (inode, lock_owner), released by
 // FLUSH of that owner (close semantics) and when the inode is forgotten. flock() uses the
@@ -34,6 +36,7 @@
 #include <mutex>
 #include <vector>
 
+#include "credentials.h"
 #include "filesystem.h"
 #include "fd_budget.h"
 #include "handle_table.h"
@@ -149,7 +152,11 @@ private:
         return handles_.find(s, fh, nodeid);
     }
     fuse_entry_out make_entry(const LookupResult& r, const InodeData* parent) const;
+    /// Host ids in the attributes (uid/gid translated to the guest's, options_.uid_map).
     fuse_attr make_attr(const struct statx& st) const;
+    /// Switches to the caller's credentials, translated to host ids (EPERM when a
+    /// forbid-guest rule covers the caller's uid or gid).
+    Result<ScopedCredentials> caller_credentials(const RequestCtx& c) const;
     Result<fuse_entry_out> lookup_child(const InodeData& parent, int parent_fd,
                                         std::string_view name);
     Result<fuse_attr_out> attr_of(int fd) const;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "id_map.h"
+
 namespace vdh::virtiofs::passthrough {
 
 /// How inodes are held (the `inode_file_handles` share option).
@@ -44,6 +46,11 @@ struct PassthroughOptions {
     uint32_t file_open_flags = 0;
     /// FOPEN_* flags for OPENDIR replies (cache policy: CACHE_DIR).
     uint32_t dir_open_flags = 0;
+    /// uid / gid translation (the `translate_uid` / `translate_gid` share options): guest
+    /// ids to host ids for the caller's credentials and SETATTR's owner (a forbidden id
+    /// fails with EPERM), host ids to guest ids in every attribute returned. Default: none.
+    IdMap uid_map;
+    IdMap gid_map;
 };
 
 } // namespace vdh::virtiofs::passthrough

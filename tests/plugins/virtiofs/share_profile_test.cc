@@ -162,7 +162,7 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
               "dev.yaml:5:7: config.cach: unknown key (expected one of: shared_dir, create, tag, cache, "
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
-              "write_path, allow_direct_io)");
+              "write_path, translate_uid, translate_gid, allow_direct_io)");
 }
 
 TEST(ShareProfile, DuplicateKey) {
@@ -309,6 +309,97 @@ TEST(ShareProfile, Capabilities) {
     EXPECT_FALSE(c.readdirplus);
     p.cache = CachePolicy::Always;
     EXPECT_TRUE(capabilities_from(p).cache_symlinks);
+}
+
+TEST(ShareProfile, TranslateUidAndGid) {
+    using passthrough::IdMapKind;
+    using passthrough::IdMapRule;
+    ShareProfile p = parse_ok(block("      shared_dir: /x\n"
+                                    "      translate_uid:\n"
+                                    "        - squash-guest:0:65534:4294967295\n"
+                                    "        - \"host:65534:0:1\"\n"
+                                    "      translate_gid: [\"map:0:100000:65536\", "
+                                    "forbid-guest:65536:1]\n"));
+    ASSERT_EQ(p.translate_uid.size(), 2u);
+    EXPECT_EQ(p.translate_uid[0], (IdMapRule{IdMapKind::SquashGuest, 0, 65534, 4294967295u}));
+    EXPECT_EQ(p.translate_uid[1], (IdMapRule{IdMapKind::Host, 65534, 0, 1}));
+    ASSERT_EQ(p.translate_gid.size(), 2u);
+    EXPECT_EQ(p.translate_gid[0], (IdMapRule{IdMapKind::Map, 0, 100000, 65536}));
+    EXPECT_EQ(p.translate_gid[1], (IdMapRule{IdMapKind::ForbidGuest, 65536, 0, 1}));
+    // Default and an empty list: no translation.
+    EXPECT_TRUE(parse_ok(block("      shared_dir: /x\n")).translate_uid.empty());
+    EXPECT_TRUE(parse_ok(block("      shared_dir: /x\n      translate_gid: []\n"))
+                    .translate_gid.empty());
+}
+
+TEST(ShareProfile, TranslateErrorsPointAtTheItem) {
+    // Syntax: at the item, with its index.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      translate_uid:\n"
+                                "        - map:0:1000:1\n"
+                                "        - sqash-guest:0:1:2\n")),
+              "dev.yaml:7:11: config.translate_uid[1]: unknown type \"sqash-guest\" in "
+              "\"sqash-guest:0:1:2\" (types: guest, host, squash-guest, squash-host, "
+              "forbid-guest, map)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      translate_gid: [\"map:0:1000\"]\n")),
+              "dev.yaml:5:23: config.translate_gid[0]: expected map:GUEST:HOST:COUNT (3 "
+              "numbers), got 2 in \"map:0:1000\"");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      translate_uid: [guest:0:1:2, \"guest:9:x:1\"]\n")),
+              "dev.yaml:5:36: config.translate_uid[1]: \"x\" is not a number 0..4294967295 (in "
+              "\"guest:9:x:1\")");
+    // Ranges: overlap with an earlier item, overflow, count 0.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      translate_uid:\n"
+                                "        - squash-guest:0:65534:1000\n"
+                                "        - forbid-guest:0:1\n")),
+              "dev.yaml:7:11: config.translate_uid[1]: guest ids [0, 1) overlap those of item 0 "
+              "(\"squash-guest:0:65534:1000\"): rules must not overlap");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      translate_gid:\n"
+                                "        - squash-guest:1:65534:4294967295\n")),
+              "dev.yaml:6:11: config.translate_gid[0]: range overflow in "
+              "\"squash-guest:1:65534:4294967295\": guest ids [1, 4294967296) end past "
+              "4294967295");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      translate_uid: [\"map:0:0:0\"]\n")),
+              "dev.yaml:5:23: config.translate_uid[0]: count is 0 in \"map:0:0:0\": the rule "
+              "maps nothing");
+    // Types: not a list, an item that is not a string.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      translate_uid: map:0:0:1\n")),
+              "dev.yaml:5:22: config.translate_uid: expected sequence of virtiofsd rule strings "
+              "(e.g. [\"map:1000:100000:1\"]), got \"map:0:0:1\"");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      translate_uid: [map:0:0:1, [1]]\n")),
+              "dev.yaml:5:34: config.translate_uid[1]: expected string, got sequence");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      translate_uid:\n")),
+              "dev.yaml:5:7: config.translate_uid: expected sequence of virtiofsd rule strings "
+              "(e.g. [\"map:1000:100000:1\"]), got null");
+}
+
+TEST(ShareProfile, TranslateTooManyRulesPointsAtTheFirstExtra) {
+    std::string yaml = block("      shared_dir: /x\n      translate_uid:\n");
+    for (int i = 0; i < 65; ++i) {
+        yaml += "        - guest:" + std::to_string(i) + ":" + std::to_string(1000 + i) + ":1\n";
+    }
+    EXPECT_EQ(parse_error(yaml),
+              "dev.yaml:70:11: config.translate_uid[64]: too many rules: 65 (at most 64)");
+}
+
+TEST(ShareProfile, TranslateWithPosixAclIsRefused) {
+    // As virtiofsd (--translate-uid conflicts with --posix-acl). Named: both keys, at the
+    // translation key, whichever comes first in the block.
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      posix_acl: true\n"
+                                "      translate_gid: [\"map:0:1000:1\"]\n")),
+              "dev.yaml:6:7: config.translate_gid: cannot be combined with config.posix_acl: "
+              "true (line 5): ACL entries hold host ids that translation does not rewrite, so "
+              "the guest would read and set wrong owners (virtiofsd refuses this too)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n"
+                                "      translate_uid: [\"squash-guest:0:65534:4294967295\"]\n"
+                                "      posix_acl: true\n")),
+              "dev.yaml:5:7: config.translate_uid: cannot be combined with config.posix_acl: "
+              "true (line 6): ACL entries hold host ids that translation does not rewrite, so "
+              "the guest would read and set wrong owners (virtiofsd refuses this too)");
 }
 
 TEST(ShareProfile, EnumNames) {

@@ -1618,6 +1618,148 @@ TEST_P(PassthroughFsTest, InodeLimitCapsHandleHeldInodes) {
     }
 }
 
+/// An IdMap from virtiofsd-syntax rules (the test's own rules: must build).
+IdMap id_map(const std::vector<std::string_view>& texts) {
+    std::vector<IdMapRule> rules;
+    for (auto t : texts) {
+        std::string err;
+        auto r = parse_id_map_rule(t, &err);
+        EXPECT_TRUE(r.has_value()) << err;
+        rules.push_back(r.value_or(IdMapRule{}));
+    }
+    size_t bad = 0;
+    std::string err;
+    auto m = IdMap::build(rules, &bad, &err);
+    EXPECT_TRUE(m.has_value()) << err;
+    return m.value_or(IdMap{});
+}
+
+TEST_P(PassthroughFsTest, TranslatedIdsEveryTypeBothDirections) {
+    REQUIRE_ROOT();
+    // Squashed callers are unprivileged on the host: let them create in the share.
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    PassthroughOptions o = default_options();
+    o.uid_map = id_map({"squash-guest:0:65534:1000", "map:1000:51000:10", "forbid-guest:2000:1",
+                        "host:0:4242:1", "squash-host:60000:7:100", "guest:5000:53000:5"});
+    o.gid_map = id_map({"map:1000:52000:10", "squash-guest:0:65533:1000", "forbid-guest:3000:1"});
+    make_fs(o);
+    const RequestCtx groot{1, 0, 0, 100};
+    const RequestCtx guser{2, 1000, 1000, 200};
+    const RequestCtx g5001{3, 5001, 1001, 300};
+
+    // squash-guest: the guest's root creates an unprivileged setuid file; no host→guest
+    // rule covers 65534, so the guest sees the host ids (virtiofsd).
+    auto c = fs_->create(groot, kRootNodeId, "suid", O_CREAT | O_RDWR, 04755, 0);
+    ASSERT_TRUE(c.has_value()) << c.error();
+    struct stat st = lstat_host(dir_ / "suid");
+    EXPECT_EQ(st.st_uid, 65534u);
+    EXPECT_EQ(st.st_gid, 65533u);
+    EXPECT_EQ(st.st_mode & 07777, 04755u);
+    EXPECT_EQ(c->entry.attr.uid, 65534u);
+    EXPECT_EQ(c->entry.attr.gid, 65533u);
+    EXPECT_TRUE(fs_->release(groot, c->entry.nodeid, c->open.fh, 0, 0, 0).has_value());
+    auto sl = fs_->symlink(groot, kRootNodeId, "link", "suid");
+    ASSERT_TRUE(sl.has_value()) << sl.error();
+    EXPECT_EQ(lstat_host(dir_ / "link").st_uid, 65534u);
+    auto nod = fs_->mknod(groot, kRootNodeId, "fifo", S_IFIFO | 0600, 0, 0);
+    ASSERT_TRUE(nod.has_value()) << nod.error();
+    EXPECT_EQ(lstat_host(dir_ / "fifo").st_uid, 65534u);
+
+    // map: both ways; guest: one way (the host id comes back as itself).
+    auto d = fs_->mkdir(guser, kRootNodeId, "d", 0755, 0);
+    ASSERT_TRUE(d.has_value()) << d.error();
+    EXPECT_EQ(lstat_host(dir_ / "d").st_uid, 51000u);
+    EXPECT_EQ(lstat_host(dir_ / "d").st_gid, 52000u);
+    EXPECT_EQ(d->attr.uid, 1000u);
+    EXPECT_EQ(d->attr.gid, 1000u);
+    auto g = fs_->mkdir(g5001, kRootNodeId, "g", 0755, 0);
+    ASSERT_TRUE(g.has_value()) << g.error();
+    EXPECT_EQ(lstat_host(dir_ / "g").st_uid, 53001u);
+    EXPECT_EQ(lstat_host(dir_ / "g").st_gid, 52001u);
+    EXPECT_EQ(g->attr.uid, 53001u);
+    EXPECT_EQ(g->attr.gid, 1001u);
+    // The host checks permissions with the translated ids: 51000 owns d, 53001 does not.
+    EXPECT_TRUE(fs_->access(guser, d->nodeid, W_OK).has_value());
+    EXPECT_EQ(fs_->access(g5001, d->nodeid, W_OK).error(), EACCES);
+
+    // host and squash-host: files the host owns, as the guest sees them.
+    testing::write_file(dir_ / "h0", "x", 0644);
+    testing::write_file(dir_ / "h6", "x", 0644);
+    ASSERT_EQ(::chown((dir_ / "h6").c_str(), 60050, 60050), 0);
+    auto h0 = lookup_ok(kRootNodeId, "h0");
+    EXPECT_EQ(h0.attr.uid, 4242u);
+    EXPECT_EQ(h0.attr.gid, 0u);
+    auto h6 = lookup_ok(kRootNodeId, "h6");
+    EXPECT_EQ(h6.attr.uid, 7u);
+    EXPECT_EQ(h6.attr.gid, 60050u);
+    auto ga = fs_->getattr(groot, h6.nodeid, nullptr);
+    ASSERT_TRUE(ga.has_value());
+    EXPECT_EQ(ga->attr.uid, 7u);
+    // READDIRPLUS entries carry the same translated attributes.
+    int seen = 0;
+    for (const Dirent& e : read_dir(kRootNodeId, true)) {
+        if (!e.entry || e.entry->nodeid == 0) {
+            continue;
+        }
+        if (e.name == "h0") {
+            EXPECT_EQ(e.entry->attr.uid, 4242u);
+            ++seen;
+        } else if (e.name == "h6") {
+            EXPECT_EQ(e.entry->attr.uid, 7u);
+            ++seen;
+        } else if (e.name == "d") {
+            EXPECT_EQ(e.entry->attr.uid, 1000u);
+            EXPECT_EQ(e.entry->attr.gid, 1000u);
+            ++seen;
+        }
+        fs_->forget(e.entry->nodeid, 1);
+    }
+    EXPECT_EQ(seen, 3);
+
+    // chown: the guest's ids become host ids; the reply shows them back in guest ids.
+    fuse_setattr_in in{};
+    in.valid = FATTR_UID | FATTR_GID;
+    in.uid = 1005;
+    in.gid = 1001;
+    auto sa = fs_->setattr(groot, h0.nodeid, in);
+    ASSERT_TRUE(sa.has_value()) << sa.error();
+    EXPECT_EQ(lstat_host(dir_ / "h0").st_uid, 51005u);
+    EXPECT_EQ(lstat_host(dir_ / "h0").st_gid, 52001u);
+    EXPECT_EQ(sa->attr.uid, 1005u);
+    EXPECT_EQ(sa->attr.gid, 1001u);
+    // A guest chown to its root lands on the squash target, never on host root.
+    in.uid = 0;
+    in.valid = FATTR_UID;
+    ASSERT_TRUE(fs_->setattr(groot, h0.nodeid, in).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "h0").st_uid, 65534u);
+
+    // forbid-guest: EPERM for the owner, and nothing else of the request is applied.
+    in = {};
+    in.valid = FATTR_UID | FATTR_MODE;
+    in.uid = 2000;
+    in.mode = S_IFREG | 0600;
+    EXPECT_EQ(fs_->setattr(groot, h0.nodeid, in).error(), EPERM);
+    EXPECT_EQ(lstat_host(dir_ / "h0").st_mode & 07777, 0644u);
+    EXPECT_EQ(lstat_host(dir_ / "h0").st_uid, 65534u);
+    in.valid = FATTR_GID;
+    in.gid = 3000;
+    EXPECT_EQ(fs_->setattr(groot, h0.nodeid, in).error(), EPERM);
+    // ... and for a caller with a forbidden uid or gid, on every credential switch.
+    const RequestCtx fuid{4, 2000, 1000, 400};
+    const RequestCtx fgid{5, 1000, 3000, 500};
+    EXPECT_EQ(fs_->create(fuid, kRootNodeId, "no1", O_CREAT | O_RDWR, 0644, 0).error(), EPERM);
+    EXPECT_EQ(fs_->mkdir(fgid, kRootNodeId, "no2", 0755, 0).error(), EPERM);
+    EXPECT_EQ(fs_->mknod(fuid, kRootNodeId, "no3", S_IFIFO | 0600, 0, 0).error(), EPERM);
+    EXPECT_EQ(fs_->symlink(fgid, kRootNodeId, "no4", "x").error(), EPERM);
+    EXPECT_EQ(fs_->tmpfile(fuid, kRootNodeId, O_RDWR, 0600, 0).error(), EPERM);
+    EXPECT_EQ(fs_->access(fuid, h0.nodeid, R_OK).error(), EPERM);
+    // 4294967295 ("no id") is never in a range; as a credential it is refused.
+    const RequestCtx noid{6, UINT32_MAX, 0, 600};
+    EXPECT_EQ(fs_->mkdir(noid, kRootNodeId, "no5", 0755, 0).error(), EPERM);
+    EXPECT_EQ(::access((dir_ / "no1").c_str(), F_OK), -1);
+    EXPECT_EQ(::access((dir_ / "no2").c_str(), F_OK), -1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, PassthroughFsTest,
                          ::testing::Values(FileHandleMode::Never, FileHandleMode::Prefer),
                          [](const ::testing::TestParamInfo<FileHandleMode>& i) {
