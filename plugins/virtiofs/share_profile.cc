@@ -44,7 +44,7 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 26> kKeys = {
+constexpr std::array<std::string_view, 27> kKeys = {
     "shared_dir",
     "create",
     "tag",
@@ -71,6 +71,7 @@ constexpr std::array<std::string_view, 26> kKeys = {
     "announce_tag",
     "request_queues",
     "xattrmap",
+    "allow_direct_io",
 };
 
 /// Thrown inside this file only.
@@ -256,6 +257,8 @@ private:
             p.write_path = kValues[parse_enum(v, path, {"auto", "nowait", "inline", "punt"})];
             p.write_path_pos = pos_of(v.Mark());
             p.write_path_written = true;
+        } else if (name == "allow_direct_io") {
+            p.allow_direct_io = parse_bool(v, path);
         } else if (name == "fd_limit") {
             p.fd_limit = static_cast<uint32_t>(parse_uint(v, path, kMinFdLimit, kMaxFdLimit));
         } else if (name == "inode_limit") {

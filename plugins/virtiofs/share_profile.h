@@ -108,6 +108,11 @@ struct ShareProfile {
     /// checked that IdMap::build() takes them, and refused them with `posix_acl: true`.
     std::vector<passthrough::IdMapRule> translate_uid;
     std::vector<passthrough::IdMapRule> translate_gid;
+    /// Honour a guest's O_DIRECT on the host (virtiofsd's --allow-direct-io). Off by
+    /// default, as in virtiofsd: host files are opened without O_DIRECT on OPEN and CREATE,
+    /// since the guest's O_DIRECT is about the guest's page cache, and an O_DIRECT host fd
+    /// refuses the unaligned writes the guest's mmap writeback sends through it.
+    bool allow_direct_io = false;
 };
 
 /// Parses a device's `config:` block. \p yaml is the block with the file's line/column

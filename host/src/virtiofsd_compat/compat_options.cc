@@ -217,9 +217,9 @@ class Parser {
         } else if (k == "no_readdirplus") {
             flag(&o_->readdirplus, false);
         } else if (k == "allow_direct_io") {
-            ignore(opt, "vdhost always honours O_DIRECT", false);
+            flag(&o_->allow_direct_io, true);
         } else if (k == "no_allow_direct_io") {
-            ignore(opt, "vdhost always honours O_DIRECT from the guest", true);
+            flag(&o_->allow_direct_io, false);
         } else if (k == "killpriv_v2") {
             ignore(opt,
                    "vdhost does not offer FUSE_HANDLE_KILLPRIV_V2; the guest kernel clears "
@@ -367,7 +367,7 @@ class Parser {
                 ignore(opt, "vdhost logs to stderr", true);
         } else if (name == "allow-direct-io") {
             if (flag())
-                ignore(opt, "vdhost always honours O_DIRECT", false);
+                o_->allow_direct_io = true;
         } else if (name == "preserve-noatime") {
             if (flag())
                 o_->preserve_noatime = true;
@@ -542,6 +542,7 @@ std::string build_vdhost_config(const CompatOptions& o) {
     if (o.xattrmap) {
         y += "      xattrmap: " + quoted(*o.xattrmap) + "\n";
     }
+    boolean("allow_direct_io", o.allow_direct_io);
     if (o.timeout_ms) {
         y += "      entry_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
         y += "      attr_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
@@ -572,14 +573,14 @@ std::string usage_text() {
            "  --inode-file-handles[=never|prefer|mandatory]\n"
            "  -o flock|no_flock, -o posix_lock|no_posix_lock, -o timeout=SECONDS\n"
            "  --allow-mmap, --preserve-noatime, --no-readdirplus, -o [no_]readdirplus\n"
+           "  --allow-direct-io, -o allow_direct_io|no_allow_direct_io\n"
            "  --sandbox namespace|chroot|none, -o sandbox=...\n"
            "  --seccomp none|kill|log|trap (trap acts as kill)\n"
            "  --log-level error|warn|info|debug|trace|off, -o log_level=..., -d\n"
            "  --print-capabilities               print the vhost-user.json capabilities\n"
            "  -V, --version; -h, --help\n\n"
            "Accepted with no effect: --thread-pool-size, --rlimit-nofile, --syslog, -f,\n"
-           "--allow-direct-io, --[no-]killpriv-v2, --migration-*, -o max_idle_threads,\n"
-           "allow_direct_io, allow_root.\n"
+           "--[no-]killpriv-v2, --migration-*, -o max_idle_threads, allow_root.\n"
            "Not supported (exit 1): --posix-acl, --security-label, --modcaps,\n"
            "--translate-uid/gid, --uid-map/--gid-map, --daemonize.\n"
            "See docs/virtiofsd-compat.md.\n";

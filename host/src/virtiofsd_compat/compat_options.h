@@ -45,6 +45,7 @@ struct CompatOptions {
     std::optional<bool> allow_mmap;       ///< --allow-mmap
     std::optional<bool> readdirplus;      ///< --no-readdirplus, -o [no_]readdirplus
     std::optional<bool> preserve_noatime; ///< --preserve-noatime
+    std::optional<bool> allow_direct_io; ///< --allow-direct-io / -o [no_]allow_direct_io
     std::optional<unsigned long long> timeout_ms; ///< -o timeout=SECONDS: entry and attr timeouts
     std::vector<IgnoredOption> ignored;
 };

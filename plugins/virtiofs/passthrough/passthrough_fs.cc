@@ -561,6 +561,12 @@ int PassthroughFs::adjust_open_flags(uint32_t flags) const {
         // fails with EPERM on host files the backend's fsuid does not own).
         f &= ~O_NOATIME;
     }
+    if (!options_.allow_direct_io) {
+        // The guest's O_DIRECT bypasses the guest's page cache; the host's stays in use
+        // (virtiofsd). An O_DIRECT host fd would also get the guest's mmap writeback, whose
+        // unaligned writes it refuses (EINVAL, seen as msync failing in the guest).
+        f &= ~O_DIRECT;
+    }
     if (writeback_.load(std::memory_order_relaxed)) {
         // With the writeback cache the guest kernel may read pages of a file opened
         // write-only, and it implements O_APPEND itself (virtiofsd does the same).

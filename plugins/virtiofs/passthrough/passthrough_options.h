@@ -43,6 +43,9 @@ struct PassthroughOptions {
     double attr_timeout = 1.0;       ///< seconds, attr_valid
     bool posix_locks = true;         ///< POSIX locks (emulated with OFD locks)
     bool flock = true;               ///< flock() locks
+    /// Keep the guest's O_DIRECT when opening host files (OPEN, CREATE, TMPFILE); else it
+    /// is dropped, as virtiofsd does unless --allow-direct-io.
+    bool allow_direct_io = false;
     /// FOPEN_* flags for OPEN/CREATE replies (cache policy: DIRECT_IO, KEEP_CACHE).
     uint32_t file_open_flags = 0;
     /// FOPEN_* flags for OPENDIR replies (cache policy: CACHE_DIR).

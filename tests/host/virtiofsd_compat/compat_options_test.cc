@@ -42,7 +42,7 @@ TEST(CompatOptions, RustSpellingsMapToVdhostKeys) {
         parse_ok({"--shared-dir", "/srv/share", "--socket-path=/run/fs.sock", "--socket-group",
                   "kvm", "--tag", "myfs", "--cache=always", "--xattr", "--readonly", "--writeback",
                   "--no-announce-submounts", "--inode-file-handles=mandatory", "--sandbox",
-                  "chroot", "--seccomp=log", "--log-level", "warn"});
+                  "chroot", "--seccomp=log", "--log-level", "warn", "--allow-direct-io"});
     EXPECT_EQ(o.action, CompatAction::Run);
     EXPECT_EQ(o.shared_dir, "/srv/share");
     EXPECT_EQ(o.socket_path, "/run/fs.sock");
@@ -57,6 +57,7 @@ TEST(CompatOptions, RustSpellingsMapToVdhostKeys) {
     EXPECT_EQ(o.sandbox, "chroot");
     EXPECT_EQ(o.seccomp, "log");
     EXPECT_EQ(o.log_level, "warning");
+    EXPECT_EQ(o.allow_direct_io, true);
     EXPECT_TRUE(o.ignored.empty());
 }
 
@@ -68,6 +69,7 @@ TEST(CompatOptions, DefaultsAreVirtiofsds) {
     EXPECT_EQ(o.seccomp, "kill");
     EXPECT_EQ(o.inode_file_handles, "never");
     EXPECT_FALSE(o.xattr.has_value());
+    EXPECT_FALSE(o.allow_direct_io.has_value()); // the plugin's default: off, as virtiofsd
     // A bare --inode-file-handles means prefer; fallback is prefer's old name.
     EXPECT_EQ(parse_ok({"--fd=3", "--shared-dir=/s", "--inode-file-handles"}).inode_file_handles,
               "prefer");
@@ -80,7 +82,7 @@ TEST(CompatOptions, COptionListsWithLibvirtCommaEscape) {
     // libvirt 9.0 without separate-options: one -o list, commas in the path doubled.
     CompatOptions o = parse_ok({"--fd=7", "-o",
                                 "source=/srv/a,,b,cache=none,sandbox=chroot,xattr,flock,"
-                                "no_posix_lock",
+                                "no_posix_lock,allow_direct_io",
                                 "--thread-pool-size=16", "-d"});
     EXPECT_EQ(o.fd, 7);
     EXPECT_EQ(o.shared_dir, "/srv/a,b");
@@ -89,11 +91,13 @@ TEST(CompatOptions, COptionListsWithLibvirtCommaEscape) {
     EXPECT_EQ(o.xattr, true);
     EXPECT_EQ(o.flock, true);
     EXPECT_EQ(o.posix_locks, false);
+    EXPECT_EQ(o.allow_direct_io, true);
     EXPECT_EQ(o.log_level, "debug");
     EXPECT_TRUE(ignored(o, "--thread-pool-size"));
     // -oITEM glued, repeated -o, and the remaining -o keys.
     o = parse_ok({"-osource=/s", "-o", "no_xattr,writeback,announce_submounts,timeout=1.5", "-o",
-                  "log_level=err,no_flock,posix_lock,no_writeback", "--socket-path=/r.sock"});
+                  "log_level=err,no_flock,posix_lock,no_writeback,no_allow_direct_io",
+                  "--socket-path=/r.sock"});
     EXPECT_EQ(o.shared_dir, "/s");
     EXPECT_EQ(o.xattr, false);
     EXPECT_EQ(o.writeback, false);
@@ -102,6 +106,7 @@ TEST(CompatOptions, COptionListsWithLibvirtCommaEscape) {
     EXPECT_EQ(o.log_level, "err");
     EXPECT_EQ(o.flock, false);
     EXPECT_EQ(o.posix_locks, true);
+    EXPECT_EQ(o.allow_direct_io, false);
 }
 
 TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
@@ -113,7 +118,6 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
          "--rlimit-nofile=100000",
          "--syslog",
          "-f",
-         "--allow-direct-io",
          "--killpriv-v2",
          "--no-killpriv-v2",
          "--migration-mode=file-handles",
@@ -123,13 +127,12 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
          "--migration-confirm-paths",
          "--seccomp=trap",
          "-o",
-         "max_idle_threads=4,allow_direct_io,no_allow_direct_io,"
+         "max_idle_threads=4,"
          "killpriv_v2,no_killpriv_v2,no_posix_acl,no_security_label,allow_root"});
     for (const char* opt : {"--thread-pool-size",
                             "--rlimit-nofile",
                             "--syslog",
                             "-f",
-                            "--allow-direct-io",
                             "--killpriv-v2",
                             "--no-killpriv-v2",
                             "--migration-mode",
@@ -138,8 +141,6 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
                             "--migration-confirm-paths",
                             "--seccomp=trap",
                             "-o max_idle_threads",
-                            "-o allow_direct_io",
-                            "-o no_allow_direct_io",
                             "-o killpriv_v2",
                             "-o no_killpriv_v2",
                             "-o no_posix_acl",
@@ -277,6 +278,7 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
                                 "--inode-file-handles=prefer",
                                 "--allow-mmap",
                                 "--preserve-noatime",
+                                "--allow-direct-io",
                                 "-o",
                                 "no_flock,posix_lock,no_readdirplus",
                                 "-o",
@@ -303,7 +305,8 @@ TEST(CompatOptions, WrittenConfigLoadsInVdhostWithEveryMappedKey) {
           "inode_file_handles: prefer", "xattr: true", "writeback: true", "readonly: true",
           "announce_submounts: true", "flock: false", "posix_locks: true", "entry_timeout_ms: 2000",
           "attr_timeout_ms: 2000", "allow_mmap: true", "readdirplus: false",
-          "preserve_noatime: true", "xattrmap: \":prefix:all::user.virtiofs.:\\x0a:bad:all:::\""}) {
+          "preserve_noatime: true", "xattrmap: \":prefix:all::user.virtiofs.:\\x0a:bad:all:::\"",
+          "allow_direct_io: true"}) {
         EXPECT_NE(d.config_text.find(line), std::string::npos) << line << "\n" << d.config_text;
     }
 }

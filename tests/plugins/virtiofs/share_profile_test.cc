@@ -71,6 +71,7 @@ TEST(ShareProfile, MinimalUsesDefaults) {
     EXPECT_FALSE(p.announce_tag);
     EXPECT_EQ(p.request_queues, 1u);
     EXPECT_EQ(p.xattrmap, nullptr);
+    EXPECT_FALSE(p.allow_direct_io);
 }
 
 TEST(ShareProfile, CreateKey) {
@@ -78,6 +79,18 @@ TEST(ShareProfile, CreateKey) {
     EXPECT_FALSE(parse_ok(block("      shared_dir: /x\n      create: false\n")).create);
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      create: yes\n")),
               "dev.yaml:5:15: config.create: expected boolean (true or false), got \"yes\"");
+}
+
+TEST(ShareProfile, AllowDirectIoKey) {
+    EXPECT_TRUE(
+        parse_ok(block("      shared_dir: /x\n      allow_direct_io: true\n")).allow_direct_io);
+    EXPECT_FALSE(
+        parse_ok(block("      shared_dir: /x\n      allow_direct_io: false\n")).allow_direct_io);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      allow_direct_io: on\n")),
+              "dev.yaml:5:24: config.allow_direct_io: expected boolean (true or false), got "
+              "\"on\"");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      allow_direct_io:\n")),
+              "dev.yaml:5:7: config.allow_direct_io: expected boolean (true or false), got null");
 }
 
 TEST(ShareProfile, EveryKey) {
@@ -158,7 +171,7 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
               "write_path, translate_uid, translate_gid, allow_mmap, readdirplus, "
-              "preserve_noatime, announce_tag, request_queues, xattrmap)");
+              "preserve_noatime, announce_tag, request_queues, xattrmap, allow_direct_io)");
 }
 
 TEST(ShareProfile, DuplicateKey) {

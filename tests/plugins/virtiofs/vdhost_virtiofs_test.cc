@@ -3,12 +3,15 @@
 // vdh-virtiofs.so sharing a temporary directory, driven by the FUSE client library
 // (tools/fuse_client) the way a guest kernel drives virtio-fs: INIT, lookups, reads and
 // writes through io_uring, READDIRPLUS, FORGET on hiprio, malformed requests, a second
-// request queue on a second poll lcore, and the client's non-blocking submit/poll core
-// (many requests in flight, two threads on two queues) the load generator builds on.
+// request queue on a second poll lcore, the client's non-blocking submit/poll core
+// (many requests in flight, two threads on two queues) the load generator builds on, and
+// what a guest's O_DIRECT does to the host fds with and without allow_direct_io.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <span>
@@ -603,6 +607,107 @@ TEST_F(VdhostVirtiofs, TwoThreadsDriveTwoRequestQueuesConcurrently) {
     EXPECT_GE(queue_stat(st, 1, "requests"), kTotal) << st;
     EXPECT_GE(queue_stat(st, 2, "requests"), kTotal) << st;
     EXPECT_TRUE(s->release(e->nodeid, o->fh).has_value());
+}
+
+/// O_DIRECT bits of vdhost's open (not O_PATH) fds of the host file \p path, from
+/// /proc/PID/fdinfo.
+std::vector<int> host_open_fd_direct_bits(pid_t pid, const std::string& path) {
+    struct stat want {};
+    EXPECT_EQ(::stat(path.c_str(), &want), 0) << path;
+    std::vector<int> bits;
+    const std::string proc = "/proc/" + std::to_string(pid);
+    for (int fd = 0; fd < 4096; ++fd) {
+        struct stat st {};
+        if (::stat((proc + "/fd/" + std::to_string(fd)).c_str(), &st) != 0 ||
+            st.st_dev != want.st_dev || st.st_ino != want.st_ino) {
+            continue;
+        }
+        std::ifstream info(proc + "/fdinfo/" + std::to_string(fd));
+        std::string key;
+        int flags = -1;
+        while (info >> key) {
+            if (key == "flags:") {
+                std::string octal;
+                info >> octal;
+                flags = static_cast<int>(std::stoul(octal, nullptr, 8));
+                break;
+            }
+        }
+        if (flags >= 0 && (flags & O_PATH) == 0) {
+            bits.push_back(flags & O_DIRECT);
+        }
+    }
+    return bits;
+}
+
+// allow_direct_io through the real path: two devices of one vdhost, one with the default
+// (false) and one with allow_direct_io: true. A guest's OPEN and CREATE with O_DIRECT give
+// host fds without O_DIRECT on the first and with it on the second; a 3-byte WRITE at offset
+// 5 through that handle (what writeback of a partial last page sends when a guest mmaps a
+// file it opened O_DIRECT) succeeds on the first and, on a block file system, fails with
+// EINVAL on the second: the guest's "msync: Invalid argument" of issue 10.
+TEST(VdhostVirtiofsDirectIo, GuestODirectReachesHostFdsOnlyWithAllowDirectIo) {
+    TempDir dir;
+    const std::string ctl = dir.file("ctl.sock");
+    std::string yaml = testing::host_yaml("[0]", ctl);
+    for (int i = 0; i < 2; ++i) {
+        const std::string share = dir.file("share" + std::to_string(i));
+        ASSERT_EQ(::mkdir(share.c_str(), 0755), 0);
+        write_host_file(share + "/f", std::vector<uint8_t>(8192, 'a'));
+        yaml += testing::virtiofs_device_yaml(
+            "fs" + std::to_string(i), dir.file("fs" + std::to_string(i) + ".sock"), "0", share,
+            std::string("      fd_limit: 1024\n") +
+                (i == 1 ? "      allow_direct_io: true\n" : ""));
+    }
+    VdhostProcess vdhost;
+    ASSERT_TRUE(vdhost.start(dir, yaml, {dir.file("fs0.sock"), dir.file("fs1.sock"), ctl}))
+        << vdhost.log();
+    struct statfs sfs {};
+    ASSERT_EQ(::statfs(dir.file("share1").c_str(), &sfs), 0);
+    for (int i = 0; i < 2; ++i) {
+        const bool allow = i == 1;
+        SCOPED_TRACE(allow ? "allow_direct_io: true" : "allow_direct_io: false");
+        const std::string share = dir.file("share" + std::to_string(i));
+        SessionOptions o;
+        o.socket_path = dir.file("fs" + std::to_string(i) + ".sock");
+        o.memory_bytes = 16ULL << 20;
+        auto s = FuseSession::connect(o);
+        ASSERT_TRUE(s.has_value()) << "connect: " << s.error();
+        auto e = (*s)->lookup(kRootNodeId, "f");
+        ASSERT_TRUE(e.has_value()) << e.error();
+        auto op = (*s)->open(e->nodeid, O_RDWR | O_DIRECT);
+        if (!op && op.error() == EINVAL) {
+            GTEST_SKIP() << "no O_DIRECT on " << share;
+        }
+        ASSERT_TRUE(op.has_value()) << op.error();
+        auto c = (*s)->create(kRootNodeId, "n", O_RDWR | O_CREAT | O_DIRECT, S_IFREG | 0644);
+        ASSERT_TRUE(c.has_value()) << c.error();
+        const int want = allow ? O_DIRECT : 0;
+        for (const char* name : {"f", "n"}) {
+            auto bits = host_open_fd_direct_bits(vdhost.pid(), share + "/" + name);
+            ASSERT_EQ(bits.size(), 1u) << name;
+            EXPECT_EQ(bits[0], want) << name;
+        }
+        const std::vector<uint8_t> xyz = {'x', 'y', 'z'};
+        for (auto [node, fh] :
+             {std::pair{e->nodeid, op->fh}, std::pair{c->entry.nodeid, c->open.fh}}) {
+            auto w = (*s)->write(node, fh, 5, xyz);
+            if (!allow) {
+                ASSERT_TRUE(w.has_value()) << w.error();
+                EXPECT_EQ(*w, 3u);
+            } else if (sfs.f_type != TMPFS_MAGIC) {
+                ASSERT_FALSE(w.has_value());
+                EXPECT_EQ(w.error(), EINVAL);
+            }
+            EXPECT_TRUE((*s)->release(node, fh).has_value());
+        }
+        if (!allow) {
+            auto host = read_host_file(share + "/f");
+            EXPECT_EQ(std::string(host.begin(), host.begin() + 10), "aaaaaxyzaa");
+            EXPECT_EQ(read_host_file(share + "/n").size(), 8u);
+        }
+    }
+    EXPECT_EQ(vdhost.stop(), 0) << vdhost.log();
 }
 
 } // namespace

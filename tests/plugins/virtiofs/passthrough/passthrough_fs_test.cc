@@ -8,11 +8,13 @@
 #include "passthrough_fs.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -786,6 +788,82 @@ TEST_P(PassthroughFsTest, IoFdAndPrepareWrite) {
     EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0755u);
     EXPECT_TRUE(fs_->release(root_, e.nodeid, ro, 0, 0, 0).has_value());
     EXPECT_TRUE(fs_->release(root_, e.nodeid, rw, 0, 0, 0).has_value());
+}
+
+/// The O_DIRECT bit of the open file \p fd, as /proc/self/fdinfo shows it (octal flags).
+int fdinfo_direct(int fd) {
+    std::ifstream f("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string key;
+    while (f >> key) {
+        if (key == "flags:") {
+            std::string octal;
+            f >> octal;
+            return static_cast<int>(std::stoul(octal, nullptr, 8)) & O_DIRECT;
+        }
+    }
+    ADD_FAILURE() << "no flags: line in /proc/self/fdinfo/" << fd;
+    return -1;
+}
+
+// The guest's O_DIRECT is about the guest's page cache: without allow_direct_io (the
+// default, as virtiofsd) host files are opened without it on OPEN, CREATE (a new file and
+// an existing one) and TMPFILE, so the unaligned writes of the guest's mmap writeback,
+// which may come through that handle, are accepted. With allow_direct_io it is kept.
+TEST_P(PassthroughFsTest, ODirectReachesTheHostOnlyWithAllowDirectIo) {
+    testing::write_file(dir_ / "f", std::string(8192, 'a'));
+    ASSERT_EQ(::mkdir((dir_ / "t").c_str(), 0755), 0);
+    struct statfs sfs {};
+    ASSERT_EQ(::statfs(dir_.path().c_str(), &sfs), 0);
+    for (bool allow : {false, true}) {
+        SCOPED_TRACE(allow ? "allow_direct_io: true" : "allow_direct_io: false");
+        auto o = default_options();
+        o.allow_direct_io = allow;
+        make_fs(o);
+        fs_->init(38, 0);
+        const int want = allow ? O_DIRECT : 0;
+        auto e = lookup_ok(kRootNodeId, "f");
+        auto t = lookup_ok(kRootNodeId, "t");
+        std::vector<std::pair<uint64_t, uint64_t>> handles; // {nodeid, fh}
+        auto op = fs_->open(root_, e.nodeid, O_RDWR | O_DIRECT);
+        if (!op && op.error() == EINVAL) {
+            GTEST_SKIP() << "no O_DIRECT on " << dir_.path();
+        }
+        ASSERT_TRUE(op.has_value()) << op.error();
+        handles.emplace_back(e.nodeid, op->fh);
+        auto made = fs_->create(root_, kRootNodeId, allow ? "new1" : "new0",
+                                O_RDWR | O_DIRECT | O_EXCL, 0644, 0);
+        ASSERT_TRUE(made.has_value()) << made.error();
+        handles.emplace_back(made->entry.nodeid, made->open.fh);
+        auto existing = fs_->create(root_, kRootNodeId, "f", O_RDWR | O_DIRECT, 0644, 0);
+        ASSERT_TRUE(existing.has_value()) << existing.error();
+        handles.emplace_back(existing->entry.nodeid, existing->open.fh);
+        auto tmp = fs_->tmpfile(root_, t.nodeid, O_RDWR | O_DIRECT, 0600, 0);
+        if (tmp.has_value()) {
+            handles.emplace_back(tmp->entry.nodeid, tmp->open.fh);
+        } else {
+            EXPECT_EQ(tmp.error(), EOPNOTSUPP);
+        }
+        for (auto [node, fh] : handles) {
+            auto io = fs_->io_fd(root_, node, fh, true, 0);
+            ASSERT_TRUE(io.has_value()) << io.error();
+            EXPECT_EQ(fdinfo_direct(io->fd), want) << "host fd of handle " << fh;
+            EXPECT_EQ(io->flags & O_DIRECT, want) << "IoFile::flags of handle " << fh;
+        }
+        // A 3-byte write at offset 5: what writeback of a file's partial last page sends.
+        // A host fd opened O_DIRECT refuses it on a block file system (tmpfs takes it).
+        auto n = write_fh(e.nodeid, op->fh, 5, "xyz");
+        if (!allow) {
+            ASSERT_TRUE(n.has_value()) << n.error();
+            EXPECT_EQ(*n, 3u);
+            EXPECT_EQ(read_host(dir_ / "f").substr(0, 10), "aaaaaxyzaa");
+        } else if (sfs.f_type != TMPFS_MAGIC) {
+            ASSERT_FALSE(n.has_value());
+            EXPECT_EQ(n.error(), EINVAL);
+        }
+        for (auto [node, fh] : handles) {
+            EXPECT_TRUE(fs_->release(root_, node, fh, 0, 0, 0).has_value());
+        }
+    }
 }
 
 TEST_P(PassthroughFsTest, QueueCachesSeeReleaseForgetAndDestroyAtOnce) {
