@@ -55,6 +55,8 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.attr_timeout = seconds(attr_timeout(profile));
     o.posix_locks = profile.posix_locks;
     o.flock = profile.flock;
+    o.posix_acl = profile.posix_acl;
+    o.security_label = profile.security_label;
     o.file_open_flags = open_flags_for(profile, false);
     o.dir_open_flags = open_flags_for(profile, true);
     auto fs = passthrough::PassthroughFs::create(o);

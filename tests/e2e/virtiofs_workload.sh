@@ -11,14 +11,16 @@
 # Environment: VDH_GUEST_KERNEL=6.1|6.12 (default 6.1), VDH_CACHE=auto|never|always,
 #   VDH_FILE_HANDLES=never|prefer|mandatory (vdhost's inode_file_handles)
 #   (default auto), VDH_NO_HELPER=1 (busybox only: no locks/xattr/mmap checks),
-#   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares.
+#   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares,
+#   VDH_POSIX_ACL=1: posix_acl on both backends plus the issue-10 guest checks (setfacl and
+#   getfacl in the guest, a create through a secondary group; needs the `acl` package).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 . "$here/host_checks.sh"
 trap e2e_cleanup EXIT
 
-usage() { sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '8,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode="${1:-}"
 VDHOST=""
@@ -37,6 +39,7 @@ CACHE="${VDH_CACHE:-auto}"
 FILE_HANDLES="${VDH_FILE_HANDLES:-never}" # vdhost only: never|prefer|mandatory
 case "$CACHE" in auto|never|always) ;; *) echo "VDH_CACHE: auto|never|always" >&2; exit 2 ;; esac
 GUEST_TIMEOUT="${VDH_WORKLOAD_TIMEOUT:-240}"
+POSIX_ACL="${VDH_POSIX_ACL:-0}"
 HOST_WANT='host-v2-modified-content'
 
 # --- TAP ----------------------------------------------------------------------------------
@@ -56,6 +59,7 @@ if [ "$(id -u)" -ne 0 ]; then
     e2e_skip "needs root (virtiofsd, chown in the share)"
 fi
 e2e_require_cmd qemu-system-x86_64 md5sum stat getfattr
+[ "$POSIX_ACL" = 1 ] && e2e_require_cmd setfacl getfacl ldd
 e2e_guest_env "${VDH_GUEST_KERNEL:-6.1}" || { notok "guest image (${VDH_GUEST_KERNEL:-6.1})"; echo "1..$n"; exit 1; }
 work_root=""
 e2e_mktemp_dir work_root
@@ -92,8 +96,10 @@ start_backend() {
     if [ "$kind" = virtiofsd ]; then
         local vc="$CACHE"
         [ "$vc" = never ] && vc=none
+        local acl=()
+        [ "$POSIX_ACL" = 1 ] && acl=(-o posix_acl)
         e2e_start_virtiofsd "$dir/fs.sock" "$share" -o "cache=$vc" \
-            -o posix_lock -o flock -o xattr || return 1
+            -o posix_lock -o flock -o xattr "${acl[@]}" || return 1
         BACKEND_PID="$E2E_VIRTIOFSD_PID"
         BACKEND_LOG="$dir/fs.sock.log"
         return 0
@@ -113,6 +119,7 @@ devices:
       posix_locks: true
       flock: true
       inode_file_handles: $FILE_HANDLES
+      posix_acl: $([ "$POSIX_ACL" = 1 ] && echo true || echo false)
 YAML
     BACKEND_LOG="$dir/vdhost.log"
     "$VDHOST" --config "$dir/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$BACKEND_LOG" 2>&1 &
@@ -136,6 +143,23 @@ run_workload() {
     cp "$here/guest_workload.sh" "$share/.vdh/run.sh"
     [ -z "$helper" ] || cp "$helper" "$share/.vdh/vdh-helper"
     echo "CACHE=$CACHE" >"$share/.vdh/config"
+    if [ "$POSIX_ACL" = 1 ]; then
+        # The guest's ACL tools: the host's setfacl/getfacl with their libraries, run
+        # through the copied dynamic loader.
+        mkdir -p "$share/.vdh/acl"
+        local t lib
+        for t in setfacl getfacl; do
+            cp "$(command -v "$t")" "$share/.vdh/acl/$t"
+            for lib in $(ldd "$(command -v "$t")" | awk '$3 ~ /^\// { print $3 }'); do
+                cp -L "$lib" "$share/.vdh/acl/"
+            done
+        done
+        cp -L "$(ldd "$(command -v setfacl)" | awk '$1 ~ /ld-linux/ { print $1 }')" "$share/.vdh/acl/ld.so"
+        # Only a 6.5+ guest sends FUSE_EXT_GROUPS, and the C virtiofsd ignores it.
+        local want=EACCES
+        [ "$kind" = vdhost ] && [ "${KVER%%.*}" -ge 6 ] && [ "$(echo "$KVER" | cut -d. -f2)" -ge 5 ] && want=OK
+        printf 'EXT_CHECKS=1\nSUPP_GROUP_WANT=%s\n' "$want" >>"$share/.vdh/config"
+    fi
     : >"$work_root/$label.results"
 
     echo "# [$label] share $share"
@@ -217,6 +241,11 @@ run_workload() {
             "value-1/0"
     else
         skipped "[$label] host: xattrs set by the guest" "no helper"
+    fi
+    if [ "$POSIX_ACL" = 1 ]; then
+        check "[$label] host: ACL inherited from the default ACL, mask after chmod" \
+            "$(getfacl -c -n "$k/acl/f" 2>&1 | grep -E '^(user:1234|mask)' | tr '\t\n' '  ')" \
+            "user:1234:rw- #effective:r-- mask::r-- "
     fi
     check "[$label] host: guest scratch dir removed" "$([ -e "$share/w" ] && echo left)" ""
 
