@@ -221,11 +221,17 @@ class Parser {
                    true);
         } else if (k == "no_killpriv_v2") {
             ignore(opt, "vdhost never offers FUSE_HANDLE_KILLPRIV_V2", false);
-        } else if (k == "no_posix_acl" || k == "no_security_label") {
-            ignore(opt, "vdhost has neither", false);
+        } else if (k == "posix_acl") {
+            flag(&o_->posix_acl, true);
+        } else if (k == "no_posix_acl") {
+            flag(&o_->posix_acl, false);
+        } else if (k == "security_label") {
+            flag(&o_->security_label, true);
+        } else if (k == "no_security_label") {
+            flag(&o_->security_label, false);
         } else if (k == "allow_root") {
             ignore(opt, "a FUSE mount option with no meaning for virtio-fs", false);
-        } else if (k == "posix_acl" || k == "security_label" || k == "xattrmap" || k == "modcaps") {
+        } else if (k == "xattrmap" || k == "modcaps") {
             unsupported(opt);
         } else {
             fail("unknown option " + opt);
@@ -387,8 +393,13 @@ class Parser {
             if (flag()) {
                 ignore(opt, "vdhost does not migrate (it does not claim migrate-precopy)", false);
             }
-        } else if (name == "posix-acl" || name == "security-label" || name == "allow-mmap" ||
-                   name == "daemonize") {
+        } else if (name == "posix-acl") {
+            if (flag())
+                o_->posix_acl = true;
+        } else if (name == "security-label") {
+            if (flag())
+                o_->security_label = true;
+        } else if (name == "allow-mmap" || name == "daemonize") {
             if (flag())
                 unsupported(opt);
         } else if (name == "xattrmap" || name == "modcaps" || name == "translate-uid" ||
@@ -526,6 +537,8 @@ std::string build_vdhost_config(const CompatOptions& o) {
     boolean("announce_submounts", o.announce_submounts);
     boolean("flock", o.flock);
     boolean("posix_locks", o.posix_locks);
+    boolean("posix_acl", o.posix_acl);
+    boolean("security_label", o.security_label);
     if (o.timeout_ms) {
         y += "      entry_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
         y += "      attr_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
@@ -554,6 +567,8 @@ std::string usage_text() {
            "  --announce-submounts, --no-announce-submounts, -o announce_submounts\n"
            "  --inode-file-handles[=never|prefer|mandatory]\n"
            "  -o flock|no_flock, -o posix_lock|no_posix_lock, -o timeout=SECONDS\n"
+           "  --posix-acl, -o posix_acl|no_posix_acl (implies xattr)\n"
+           "  --security-label, -o security_label|no_security_label\n"
            "  --sandbox namespace|chroot|none, -o sandbox=...\n"
            "  --seccomp none|kill|log|trap (trap acts as kill)\n"
            "  --log-level error|warn|info|debug|trace|off, -o log_level=..., -d\n"
@@ -562,7 +577,7 @@ std::string usage_text() {
            "Accepted with no effect: --thread-pool-size, --rlimit-nofile, --syslog, -f,\n"
            "--allow-direct-io, --preserve-noatime, --no-readdirplus, --[no-]killpriv-v2,\n"
            "--migration-*, -o max_idle_threads, readdirplus, allow_direct_io, allow_root.\n"
-           "Not supported (exit 1): --posix-acl, --security-label, --xattrmap, --modcaps,\n"
+           "Not supported (exit 1): --xattrmap, --modcaps,\n"
            "--translate-uid/gid, --uid-map/--gid-map, --allow-mmap, --daemonize.\n"
            "See docs/virtiofsd-compat.md.\n";
 }

@@ -41,6 +41,8 @@ struct CompatOptions {
     std::optional<bool> announce_submounts;
     std::optional<bool> flock;
     std::optional<bool> posix_locks;
+    std::optional<bool> posix_acl;      ///< --posix-acl / -o posix_acl|no_posix_acl
+    std::optional<bool> security_label; ///< --security-label / -o security_label|no_...
     std::optional<unsigned long long> timeout_ms; ///< -o timeout=SECONDS: entry and attr timeouts
     std::vector<IgnoredOption> ignored;
 };
