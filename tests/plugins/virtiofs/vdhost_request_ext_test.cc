@@ -156,6 +156,7 @@ protected:
         ASSERT_EQ(::chmod(share_.c_str(), 0777), 0);
         ASSERT_EQ(::mkdir((share_ + "/team").c_str(), 0770), 0);
         ASSERT_EQ(::chown((share_ + "/team").c_str(), 0, kTeam), 0);
+        ASSERT_EQ(::chmod((share_ + "/team").c_str(), 0770), 0);
         ASSERT_EQ(::mkdir((share_ + "/acl").c_str(), 0777), 0);
         ASSERT_EQ(::chmod((share_ + "/acl").c_str(), 0777), 0);
         const std::string def = acl_xattr(

@@ -1588,6 +1588,7 @@ TEST_P(PassthroughFsTest, SuppGroupLetsASecondaryGroupMemberCreate) {
     // Writable by owner root and group 3000 only; the user's primary group is kGroup.
     ASSERT_EQ(::mkdir((dir_ / "team").c_str(), 0770), 0);
     ASSERT_EQ(::chown((dir_ / "team").c_str(), 0, 3000), 0);
+    ASSERT_EQ(::chmod((dir_ / "team").c_str(), 0770), 0); // not the process umask's 0750
     auto team = lookup_ok(kRootNodeId, "team");
     // Without the extension (a guest before Linux 6.5): the group is unknown, EACCES.
     EXPECT_EQ(fs_->mkdir(user_, team.nodeid, "d", 0755, 0).error(), EACCES);
