@@ -334,6 +334,9 @@ mkdir "$K/grpdir"
 chown 0:100 "$K/grpdir"
 chmod 0775 "$K/grpdir"
 info supplementary_group_create "$(errmsg as_user ": >$K/grpdir/f")"
+# Backends differ here (vdhost honours the group a 6.5+ guest sends, FUSE_EXT_GROUPS; the C
+# virtiofsd does not): keep/ must not depend on it. Checked in the issue-10 section.
+rm -f "$K/grpdir/f"
 
 # --- umask ------------------------------------------------------------------------------
 (umask 027 && : >"$K/umask_file" && mkdir "$K/umask_dir")
@@ -417,12 +420,15 @@ if [ "${EXT_CHECKS:-0}" = 1 ]; then
         expect_result acl_chmod_mask \
             "$(acl_run getfacl -c -n "$K/acl/f" 2>&1 | grep -E '^(user:1234|mask)' | tr '\t\n' '  ')" \
             "user:1234:rw- #effective:r-- mask::r-- "
-        # No default ACL: the umask applies.
-        (umask 027 && echo y >"$K/acl/plain")
-        expect_result acl_umask_without_default "$(stat -c %a "$K/acl/plain")" 640
+        # No default ACL (keep/ has none): the umask applies.
+        (umask 027 && echo y >"$K/acl_plain")
+        expect_result acl_umask_without_default "$(stat -c %a "$K/acl_plain")" 640
         # An access ACL set by setfacl, read back, and the mode's group bits = its mask.
-        expect acl_setfacl_access "$(errmsg acl_run setfacl -m u:4321:rwx "$K/acl/plain")" ok
-        expect_result acl_access_mode "$(stat -c %a "$K/acl/plain")" 670
+        expect acl_setfacl_access "$(errmsg acl_run setfacl -m u:4321:rwx "$K/acl_plain")" ok
+        expect_result acl_access_mode "$(stat -c %a "$K/acl_plain")" 670
+        expect_result acl_access_entry \
+            "$(acl_run getfacl -c -n "$K/acl_plain" 2>&1 | grep -E '^(user:4321|mask)' | tr '\n' ' ')" \
+            "user:4321:rwx mask::rwx "
     fi
     # A create as uid 1000 (primary group 1000) in a directory writable only by group 3000,
     # which the caller has as its one secondary group.

@@ -146,7 +146,7 @@ std::string host_xattr(const std::string& path, const char* name) {
 }
 
 class VdhostRequestExt : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (::geteuid() != 0) {
             GTEST_SKIP() << "needs root (credential switching, security.* xattrs)";
@@ -242,10 +242,10 @@ TEST_F(VdhostRequestExt, CreateThroughASecondaryGroup) {
     // A 6.12 guest sends the directory's group the caller is in.
     r = send(request(FUSE_MKDIR, team, kUser, kUser, mkdir_args("d", 0755, 0), groups_ext(kTeam)));
     EXPECT_EQ(r.header.error, 0);
-    r = send(request(FUSE_CREATE, team, kUser, kUser, create_args("f", 0644, 0),
-                     groups_ext(kTeam)));
+    r = send(
+        request(FUSE_CREATE, team, kUser, kUser, create_args("f", 0644, 0), groups_ext(kTeam)));
     EXPECT_EQ(r.header.error, 0);
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat((share_ + "/team/d").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, kUser);
     ASSERT_EQ(::stat((share_ + "/team/f").c_str(), &st), 0);
@@ -263,7 +263,7 @@ TEST_F(VdhostRequestExt, DefaultAclInheritedUmaskOtherwiseAndChmodSetsTheMask) {
     const uint64_t acl = lookup("acl");
     Reply r = send(request(FUSE_CREATE, acl, kUser, kUser, create_args("f", 0100666, 077)));
     ASSERT_EQ(r.header.error, 0);
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat((share_ + "/acl/f").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0664u) << "default ACL, not the umask";
     EXPECT_EQ(acl_perm(host_xattr(share_ + "/acl/f", "system.posix_acl_access"), 0x02), 6);
