@@ -30,6 +30,7 @@ packages=(
     cpio
     gzip
     xz-utils
+    acl
     attr
     xfsprogs
     gnuplot-nox

@@ -33,6 +33,20 @@ struct RequestCtx {
     /// The queue whose poll lcore makes this call (only that thread makes calls with this
     /// value: backends may keep per-queue state, e.g. lookup caches), or kNoQueue.
     uint16_t queue = kNoQueue;
+    /// Create-type requests (CREATE, MKNOD, MKDIR, SYMLINK, TMPFILE) with request
+    /// extensions (fuse/request_ext.h); valid only during the call, nothing owned.
+    /// FUSE_EXT_GROUPS: a group the caller is in only as a supplementary group (the guest
+    /// sends the parent directory's group), for the create's permission check and sgid
+    /// inheritance.
+    bool has_supp_group = false;
+    uint32_t supp_group = 0;
+    /// FUSE_SECURITY_CTX: the new inode's label, an xattr name ("security.selinux") and
+    /// value, pointing into the request's bytes. A guest with a security module but no
+    /// label for this inode sends none (has_secctx false).
+    bool has_secctx = false;
+    uint32_t secctx_size = 0;
+    std::string_view secctx_name;
+    const void* secctx_value = nullptr;
 };
 
 /// LOOKUP/MKDIR/... result plus CREATE's open result.
@@ -87,6 +101,10 @@ struct FsCapabilities {
     /// FUSE_DIRECT_IO_ALLOW_MMAP (7.39): the guest may mmap MAP_SHARED a file opened with
     /// FOPEN_DIRECT_IO (cache: never / metadata); without it such an mmap fails with ENODEV.
     bool direct_io_allow_mmap = false;
+    /// FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT, all three required of the guest
+    /// (INIT fails with EPROTO otherwise, as virtiofsd); needs xattr.
+    bool posix_acl = false;
+    bool security_label = false; ///< FUSE_SECURITY_CTX (guests of 7.38 and later)
 };
 
 class Filesystem {

@@ -60,6 +60,8 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     o.posix_locks = profile.posix_locks;
     o.flock = profile.flock;
     o.allow_direct_io = profile.allow_direct_io;
+    o.posix_acl = profile.posix_acl;
+    o.security_label = profile.security_label;
     o.file_open_flags = open_flags_for(profile, false);
     o.dir_open_flags = open_flags_for(profile, true);
     o.readdirplus = readdirplus_enabled(profile);

@@ -44,7 +44,7 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 27> kKeys = {
+constexpr std::array<std::string_view, 29> kKeys = {
     "shared_dir",
     "create",
     "tag",
@@ -72,6 +72,8 @@ constexpr std::array<std::string_view, 27> kKeys = {
     "request_queues",
     "xattrmap",
     "allow_direct_io",
+    "posix_acl",
+    "security_label",
 };
 
 /// Thrown inside this file only.
@@ -221,6 +223,15 @@ public:
             fail(root, key_path("shared_dir"), "missing required key");
         }
         finish_xattrmap(p, seen);
+        if (p.posix_acl) {
+            // ACLs travel as system.posix_acl_* xattrs: posix_acl implies xattr.
+            for (const auto& [k, v] : seen) {
+                if (k.Scalar() == "xattr" && !p.xattr) {
+                    fail(v, key_path("xattr"), "must not be false with posix_acl: true (ACLs are xattrs)");
+                }
+            }
+            p.xattr = true;
+        }
         return p;
     }
 
@@ -284,6 +295,10 @@ private:
             p.translate_uid = parse_translation(v, path);
         } else if (name == "translate_gid") {
             p.translate_gid = parse_translation(v, path);
+        } else if (name == "posix_acl") {
+            p.posix_acl = parse_bool(v, path);
+        } else if (name == "security_label") {
+            p.security_label = parse_bool(v, path);
         } else if (name == "entry_timeout_ms") {
             p.entry_timeout_ms = static_cast<uint32_t>(parse_uint(v, path, 0, UINT32_MAX));
         } else if (name == "attr_timeout_ms") {
@@ -681,7 +696,9 @@ FsCapabilities capabilities_from(const ShareProfile& p) {
     caps.cache_symlinks = p.cache == CachePolicy::Always;
     caps.parallel_dirops = true;
     caps.explicit_inval = false;
-    caps.setxattr_ext = false;
+    caps.posix_acl = p.posix_acl;
+    caps.setxattr_ext = p.posix_acl;
+    caps.security_label = p.security_label;
     return caps;
 }
 

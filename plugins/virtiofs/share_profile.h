@@ -77,6 +77,11 @@ struct ShareProfile {
     uint32_t max_pages = 256; ///< FUSE max_pages (1..256; 256 = 1 MiB requests)
     bool posix_locks = true;  ///< FUSE_POSIX_LOCKS (fcntl locks go to the host)
     bool flock = true;        ///< FUSE_FLOCK_LOCKS (flock() goes to the host)
+    /// POSIX ACLs: FUSE_POSIX_ACL | DONT_MASK | SETXATTR_EXT, required of the guest. Implies
+    /// xattr (an explicit `xattr: false` is an error).
+    bool posix_acl = false;
+    /// Store the guest's FUSE_SECURITY_CTX label on each new inode, atomically.
+    bool security_label = false;
     /// Overrides of the cache policy's entry / attribute timeouts, in milliseconds.
     std::optional<uint32_t> entry_timeout_ms;
     std::optional<uint32_t> attr_timeout_ms;

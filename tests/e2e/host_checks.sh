@@ -19,10 +19,12 @@ hc_build_helper() {
     cat >"$src" <<'C_EOF'
 // SPDX-License-Identifier: MIT
 // vdh-helper: runs inside the busybox e2e guest for what busybox cannot do
-// (flock, fcntl locks, xattrs, shared mmap). Prints OK or an errno name.
+// (flock, fcntl locks, xattrs, shared mmap, a create as a user with one secondary group).
+// Prints OK or an errno name.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +192,18 @@ int main(int argc, char** argv) {
         if (p == MAP_FAILED) return report(-1);
         printf("=%.*s\n", (int)len, p + (off - base));
         return 0;
+    }
+    if (!strcmp(cmd, "create-as") && argc == 7) {  // PATH UID GID SUPPGID file|dir
+        // The caller of a create through a secondary group: only SUPPGID as supplementary
+        // group, GID primary (a single-threaded process: glibc's process-wide calls).
+        gid_t g = (gid_t)atol(argv[5]);
+        if (setgroups(1, &g) != 0 || setgid((gid_t)atol(argv[4])) != 0 ||
+            setuid((uid_t)atol(argv[3])) != 0) {
+            return report(-1);
+        }
+        if (!strcmp(argv[6], "dir")) return report(mkdir(path, 0755));
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        return report(fd < 0 ? -1 : close(fd));
     }
     fprintf(stderr, "vdh-helper: bad command '%s'\n", cmd);
     return 2;

@@ -15,13 +15,15 @@
 #   and without allow_mmap, and a shared mmap on each; the first also has announce_tag),
 #   VDH_WORKLOAD_TIMEOUT=seconds per guest (default 240), E2E_KEEP_TMP=1 keeps the shares,
 #   VDH_XATTRMAP=1 (both backends map the guest's security.*/trusted.* under user.virtiofs.).
+#   VDH_POSIX_ACL=1: posix_acl on both backends plus the issue-10 guest checks (setfacl and
+#   getfacl in the guest, a create through a secondary group; needs the `acl` package).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 . "$here/host_checks.sh"
 trap e2e_cleanup EXIT
 
-usage() { sed -n '8,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '8,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode="${1:-}"
 VDHOST=""
@@ -50,6 +52,7 @@ XATTRMAP="${VDH_XATTRMAP:-}"
 XATTRMAP_RULES=(':ok:all:security.capability:security.capability:'
     ':prefix:all:security.:user.virtiofs.:' ':prefix:all:trusted.:user.virtiofs.:'
     ':bad:all:user.virtiofs.:security.:' ':bad:server::trusted.:' ':ok:all:::')
+POSIX_ACL="${VDH_POSIX_ACL:-0}"
 HOST_WANT='host-v2-modified-content'
 
 # --- TAP ----------------------------------------------------------------------------------
@@ -69,6 +72,7 @@ if [ "$(id -u)" -ne 0 ]; then
     e2e_skip "needs root (virtiofsd, chown in the share)"
 fi
 e2e_require_cmd qemu-system-x86_64 md5sum stat getfattr
+[ "$POSIX_ACL" = 1 ] && e2e_require_cmd setfacl getfacl ldd
 e2e_guest_env "${VDH_GUEST_KERNEL:-6.1}" || { notok "guest image (${VDH_GUEST_KERNEL:-6.1})"; echo "1..$n"; exit 1; }
 work_root=""
 e2e_mktemp_dir work_root
@@ -105,10 +109,11 @@ start_backend() {
     if [ "$kind" = virtiofsd ]; then
         local vc="$CACHE"
         [ "$vc" = never ] && vc=none
-        local map=()
+        local map=() acl=()
         [ -z "$XATTRMAP" ] || map=(-o "xattrmap=${XATTRMAP_RULES[*]}")
+        [ "$POSIX_ACL" = 1 ] && acl=(-o posix_acl)
         e2e_start_virtiofsd "$dir/fs.sock" "$share" -o "cache=$vc" \
-            -o posix_lock -o flock -o xattr "${map[@]}" || return 1
+            -o posix_lock -o flock -o xattr "${map[@]}" "${acl[@]}" || return 1
         BACKEND_PID="$E2E_VIRTIOFSD_PID"
         BACKEND_LOG="$dir/fs.sock.log"
         return 0
@@ -128,6 +133,7 @@ devices:
       posix_locks: true
       flock: true
       inode_file_handles: $FILE_HANDLES
+      posix_acl: $([ "$POSIX_ACL" = 1 ] && echo true || echo false)
 YAML
     if [ -n "$XATTRMAP" ]; then
         echo "      xattrmap:" >>"$dir/vdhost.yaml"
@@ -189,6 +195,23 @@ run_workload() {
         setfattr -n trusted.host -v T "$share/.vdh/xattrmap-host"
         setfattr -n security.host -v S "$share/.vdh/xattrmap-host"
         setfattr -n user.host -v U "$share/.vdh/xattrmap-host"
+    fi
+    if [ "$POSIX_ACL" = 1 ]; then
+        # The guest's ACL tools: the host's setfacl/getfacl with their libraries, run
+        # through the copied dynamic loader.
+        mkdir -p "$share/.vdh/acl"
+        local t lib
+        for t in setfacl getfacl; do
+            cp "$(command -v "$t")" "$share/.vdh/acl/$t"
+            for lib in $(ldd "$(command -v "$t")" | awk '$3 ~ /^\// { print $3 }'); do
+                cp -L "$lib" "$share/.vdh/acl/"
+            done
+        done
+        cp -L "$(ldd "$(command -v setfacl)" | awk '$1 ~ /ld-linux/ { print $1 }')" "$share/.vdh/acl/ld.so"
+        # Only a 6.5+ guest sends FUSE_EXT_GROUPS, and the C virtiofsd ignores it.
+        local want=EACCES
+        [ "$kind" = vdhost ] && [ "${KVER%%.*}" -ge 6 ] && [ "$(echo "$KVER" | cut -d. -f2)" -ge 5 ] && want=OK
+        printf 'EXT_CHECKS=1\nSUPP_GROUP_WANT=%s\n' "$want" >>"$share/.vdh/config"
     fi
     : >"$work_root/$label.results"
 
@@ -280,6 +303,11 @@ run_workload() {
             "sec-1/tr-1/user.virtiofs.security.vdh,user.virtiofs.trusted.vdh,"
     else
         skipped "[$label] host: xattrmap names on the host" "no helper"
+    fi
+    if [ "$POSIX_ACL" = 1 ]; then
+        check "[$label] host: ACL inherited from the default ACL, mask after chmod" \
+            "$(getfacl -c -n "$k/acl/f" 2>&1 | grep -E '^(user:1234|mask)' | tr '\t\n' '  ')" \
+            "user:1234:rw- #effective:r-- mask::r-- "
     fi
     check "[$label] host: guest scratch dir removed" "$([ -e "$share/w" ] && echo left)" ""
     if [ -n "$MMAP_SHARES" ] && [ "$kind" = vdhost ]; then

@@ -227,14 +227,20 @@ class Parser {
                    true);
         } else if (k == "no_killpriv_v2") {
             ignore(opt, "vdhost never offers FUSE_HANDLE_KILLPRIV_V2", false);
-        } else if (k == "no_posix_acl" || k == "no_security_label") {
-            ignore(opt, "vdhost has neither", false);
+        } else if (k == "posix_acl") {
+            flag(&o_->posix_acl, true);
+        } else if (k == "no_posix_acl") {
+            flag(&o_->posix_acl, false);
+        } else if (k == "security_label") {
+            flag(&o_->security_label, true);
+        } else if (k == "no_security_label") {
+            flag(&o_->security_label, false);
         } else if (k == "allow_root") {
             ignore(opt, "a FUSE mount option with no meaning for virtio-fs", false);
         } else if (k == "xattrmap") {
             if (valued())
                 xattrmap(opt, v);
-        } else if (k == "posix_acl" || k == "security_label" || k == "modcaps") {
+        } else if (k == "modcaps") {
             unsupported(opt);
         } else {
             fail("unknown option " + opt);
@@ -395,7 +401,13 @@ class Parser {
             if (flag()) {
                 ignore(opt, "vdhost does not migrate (it does not claim migrate-precopy)", false);
             }
-        } else if (name == "posix-acl" || name == "security-label" || name == "daemonize") {
+        } else if (name == "posix-acl") {
+            if (flag())
+                o_->posix_acl = true;
+        } else if (name == "security-label") {
+            if (flag())
+                o_->security_label = true;
+        } else if (name == "daemonize") {
             if (flag())
                 unsupported(opt);
         } else if (name == "xattrmap") {
@@ -543,6 +555,8 @@ std::string build_vdhost_config(const CompatOptions& o) {
         y += "      xattrmap: " + quoted(*o.xattrmap) + "\n";
     }
     boolean("allow_direct_io", o.allow_direct_io);
+    boolean("posix_acl", o.posix_acl);
+    boolean("security_label", o.security_label);
     if (o.timeout_ms) {
         y += "      entry_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
         y += "      attr_timeout_ms: " + std::to_string(*o.timeout_ms) + "\n";
@@ -574,6 +588,8 @@ std::string usage_text() {
            "  -o flock|no_flock, -o posix_lock|no_posix_lock, -o timeout=SECONDS\n"
            "  --allow-mmap, --preserve-noatime, --no-readdirplus, -o [no_]readdirplus\n"
            "  --allow-direct-io, -o allow_direct_io|no_allow_direct_io\n"
+           "  --posix-acl, -o posix_acl|no_posix_acl (implies xattr)\n"
+           "  --security-label, -o security_label|no_security_label\n"
            "  --sandbox namespace|chroot|none, -o sandbox=...\n"
            "  --seccomp none|kill|log|trap (trap acts as kill)\n"
            "  --log-level error|warn|info|debug|trace|off, -o log_level=..., -d\n"
@@ -581,8 +597,8 @@ std::string usage_text() {
            "  -V, --version; -h, --help\n\n"
            "Accepted with no effect: --thread-pool-size, --rlimit-nofile, --syslog, -f,\n"
            "--[no-]killpriv-v2, --migration-*, -o max_idle_threads, allow_root.\n"
-           "Not supported (exit 1): --posix-acl, --security-label, --modcaps,\n"
-           "--translate-uid/gid, --uid-map/--gid-map, --daemonize.\n"
+           "Not supported (exit 1): --modcaps, --translate-uid/gid, --uid-map/--gid-map,\n"
+           "--daemonize.\n"
            "See docs/virtiofsd-compat.md.\n";
 }
 

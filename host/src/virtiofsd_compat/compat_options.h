@@ -46,6 +46,8 @@ struct CompatOptions {
     std::optional<bool> readdirplus;      ///< --no-readdirplus, -o [no_]readdirplus
     std::optional<bool> preserve_noatime; ///< --preserve-noatime
     std::optional<bool> allow_direct_io; ///< --allow-direct-io / -o [no_]allow_direct_io
+    std::optional<bool> posix_acl;      ///< --posix-acl / -o posix_acl|no_posix_acl
+    std::optional<bool> security_label; ///< --security-label / -o security_label|no_...
     std::optional<unsigned long long> timeout_ms; ///< -o timeout=SECONDS: entry and attr timeouts
     std::vector<IgnoredOption> ignored;
 };

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "fuse/dirent_writer.h"
+#include "fuse/request_ext.h"
 #include "vdh/compiler.h"
 #include "vdh/iovec_cursor.h"
 
@@ -28,7 +29,12 @@ constexpr int64_t kMaxErrno = 4095;
 /// FUSE_INIT flags we enable whenever the guest offers them.
 constexpr uint64_t kAlwaysOnFlags = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT |
                                     FUSE_BIG_WRITES | FUSE_DONT_MASK | FUSE_ASYNC_DIO |
-                                    FUSE_MAX_PAGES | FUSE_INIT_EXT;
+                                    FUSE_MAX_PAGES | FUSE_INIT_EXT | kFuseCreateSuppGroup;
+/// What `posix_acl` needs from the guest (all three, or INIT fails as in virtiofsd).
+constexpr uint64_t kPosixAclFlags = FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT;
+/// The first minor whose guests send the security context as a request extension
+/// (total_extlen); 7.36 and 7.37 append it without saying so, which we do not decode.
+constexpr uint32_t kExtMinor = 38;
 
 /// Splits the next NUL-terminated string off [*p, end). False if there is no NUL.
 bool next_string(const char** p, const char* end, std::string_view* out) noexcept {
@@ -81,6 +87,12 @@ uint64_t flags_from(const FsCapabilities& caps) noexcept {
     if (caps.direct_io_allow_mmap) {
         f |= kFuseDirectIoAllowMmap;
     }
+    if (caps.xattr && caps.posix_acl) {
+        f |= kPosixAclFlags;
+    }
+    if (caps.security_label) {
+        f |= FUSE_SECURITY_CTX;
+    }
     return f;
 }
 
@@ -106,6 +118,7 @@ struct FuseDispatcher::Call {
     IoEngine* engine; ///< null: synchronous only
     FuseCounterSink ctr; ///< the queue's counters (this lcore is their only writer)
     uint64_t start = 0;  ///< TSC at arrival, for the latency histogram
+    size_t ext = 0;      ///< request extension bytes after the arguments (total_extlen * 8)
 
     /// Reads the next \p size bytes of arguments into a zeroed \p out (size <= sizeof(T):
     /// older, shorter struct versions). False if the payload is shorter.
@@ -125,6 +138,7 @@ struct FuseDispatcher::Call {
 struct FuseDispatcher::QueueScratch {
     alignas(kCacheLine) char args[kArgScratchSize];
     alignas(kCacheLine) char out[kXattrSizeMax];
+    alignas(kCacheLine) char ext[kMaxExtBytes]; ///< a create's request extensions
     FuseRequestCtx sync_ctx; ///< for handle() calls without a ctx
 };
 
@@ -229,6 +243,25 @@ int64_t FuseDispatcher::reply_ok(const Call& c, const void* a, size_t na, const 
     return static_cast<int64_t>(total);
 }
 
+int FuseDispatcher::read_ext(Call& c, size_t unread) noexcept {
+    if (c.ext == 0) {
+        return 0;
+    }
+    QueueScratch* s = scratch(c.req.queue);
+    if (s == nullptr) {
+        return EIO;
+    }
+    if (c.ext > kMaxExtBytes) {
+        return EINVAL;
+    }
+    // Safety: unread + ext is what is left of req.in (h.len == in_bytes was checked).
+    c.in.skip(unread);
+    c.in.read(s->ext, c.ext);
+    const uint64_t want = want_.load(std::memory_order_relaxed);
+    const ExtPolicy policy{(want & kFuseCreateSuppGroup) != 0, (want & FUSE_SECURITY_CTX) != 0};
+    return parse_request_ext(s->ext, c.ext, policy, &c.rc);
+}
+
 int FuseDispatcher::copy_args(Call& c, const char** data) noexcept {
     QueueScratch* s = scratch(c.req.queue);
     if (s == nullptr) {
@@ -276,6 +309,7 @@ int64_t FuseDispatcher::dispatch(Call& c) noexcept {
         return replies ? reply_error(c, EINVAL) : 0;
     }
     c.payload = c.h.len - kInHeaderSize - ext;
+    c.ext = static_cast<size_t>(ext);
     c.rc.unique = c.h.unique;
     c.rc.uid = c.h.uid;
     c.rc.gid = c.h.gid;
@@ -402,8 +436,17 @@ int64_t FuseDispatcher::do_init(Call& c) noexcept {
     if ((in.flags & FUSE_INIT_EXT) != 0) {
         guest |= static_cast<uint64_t>(in.flags2) << 32;
     }
-    const uint64_t enabled = guest & flags_from(caps);
+    uint64_t offer = flags_from(caps);
+    if (in.minor < kExtMinor) {
+        offer &= ~FUSE_SECURITY_CTX;
+    }
+    const uint64_t enabled = guest & offer;
     const uint32_t minor = in.minor < kFuseMinor ? in.minor : kFuseMinor;
+    if ((offer & kPosixAclFlags) == kPosixAclFlags && (guest & kPosixAclFlags) != kPosixAclFlags) {
+        // posix_acl: true promises ACL semantics the guest could not give (virtiofsd fails
+        // the mount the same way).
+        return reply_error(c, EPROTO);
+    }
 
     fuse_init_out out{};
     out.major = kFuseMajor;
@@ -501,6 +544,17 @@ int64_t FuseDispatcher::do_interrupt(Call& c) noexcept {
         }                                        \
     } while (0)
 
+/// Decodes the create-type request's extensions into c.rc (\p unread payload bytes still
+/// before them in the cursor).
+#define VDH_READ_EXT(c, unread)                     \
+    do {                                            \
+        int ext_err_ = read_ext((c), (unread));     \
+        if (ext_err_ != 0) {                        \
+            c.ctr.add(&FuseCounters::malformed);    \
+            return reply_error((c), ext_err_);      \
+        }                                           \
+    } while (0)
+
 #define VDH_MALFORMED(c)                 \
     do {                                 \
         c.ctr.add(&FuseCounters::malformed);          \
@@ -585,6 +639,7 @@ int64_t FuseDispatcher::do_symlink(Call& c) noexcept {
     VDH_NEED_OUT(c, sizeof(fuse_entry_out));
     const char* p = nullptr;
     VDH_COPY_ARGS(c, p);
+    VDH_READ_EXT(c, 0);
     const char* end = p + c.payload;
     std::string_view name;
     std::string_view target;
@@ -605,6 +660,7 @@ int64_t FuseDispatcher::do_mknod(Call& c) noexcept {
     VDH_NEED_OUT(c, sizeof(fuse_entry_out));
     const char* p = nullptr;
     VDH_COPY_ARGS(c, p);
+    VDH_READ_EXT(c, 0);
     std::string_view name;
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
@@ -622,6 +678,7 @@ int64_t FuseDispatcher::do_mkdir(Call& c) noexcept {
     VDH_NEED_OUT(c, sizeof(fuse_entry_out));
     const char* p = nullptr;
     VDH_COPY_ARGS(c, p);
+    VDH_READ_EXT(c, 0);
     std::string_view name;
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
@@ -712,6 +769,7 @@ int64_t FuseDispatcher::do_create(Call& c) noexcept {
     VDH_NEED_OUT(c, sizeof(fuse_entry_out) + sizeof(fuse_open_out));
     const char* p = nullptr;
     VDH_COPY_ARGS(c, p);
+    VDH_READ_EXT(c, 0);
     std::string_view name;
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
@@ -728,6 +786,7 @@ int64_t FuseDispatcher::do_tmpfile(Call& c) noexcept {
     fuse_create_in in;
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_entry_out) + sizeof(fuse_open_out));
+    VDH_READ_EXT(c, c.payload);
     Result<CreateOut> r = fs_.tmpfile(c.rc, c.h.nodeid, in.flags, in.mode, in.umask);
     if (!r) {
         return reply_error(c, r.error());

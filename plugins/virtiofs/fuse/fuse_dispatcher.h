@@ -227,6 +227,9 @@ private:
     /// Copies the request's whole argument payload to the queue's scratch (guest memory is
     /// read once, so names cannot change after validation). Returns 0 or a positive errno.
     int copy_args(Call& c, const char** data) noexcept;
+    /// Reads a create-type request's extensions (after \p unread more payload bytes) into
+    /// the queue's scratch and decodes them into c.rc. Returns 0 or a positive errno.
+    int read_ext(Call& c, size_t unread) noexcept;
     QueueScratch* scratch(uint16_t queue) noexcept;
     /// Where requests of \p queue count (its own block; the shared one beyond num_queues).
     FuseCounterSink counters(uint16_t queue) noexcept;

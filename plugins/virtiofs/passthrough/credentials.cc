@@ -40,11 +40,12 @@ bool set_fsgid(gid_t gid) noexcept {
 
 } // namespace
 
-Result<ScopedCredentials> ScopedCredentials::enter(uint32_t uid, uint32_t gid) noexcept {
+Result<ScopedCredentials> ScopedCredentials::enter(uint32_t uid, uint32_t gid,
+                                                   const uint32_t* supp_group) noexcept {
     ScopedCredentials c;
     c.old_uid_ = current_fsuid();
     c.old_gid_ = current_fsgid();
-    if (c.old_uid_ == uid && c.old_gid_ == gid) {
+    if (c.old_uid_ == uid && c.old_gid_ == gid && supp_group == nullptr) {
         return c; // nothing to switch
     }
     c.active_ = true;
@@ -70,7 +71,14 @@ Result<ScopedCredentials> ScopedCredentials::enter(uint32_t uid, uint32_t gid) n
         return errno_err();
     }
     c.ngroups_ = static_cast<int>(n);
-    if (c.ngroups_ != 0) {
+    if (supp_group != nullptr) {
+        const gid_t g = *supp_group;
+        if (::syscall(SYS_setgroups, 1, &g) < 0) {
+            c.active_ = false;
+            return errno_err();
+        }
+        c.groups_changed_ = true;
+    } else if (c.ngroups_ != 0) {
         if (::syscall(SYS_setgroups, 0, nullptr) < 0) {
             c.active_ = false;
             return errno_err();
@@ -155,6 +163,20 @@ ScopedDropFsetid::~ScopedDropFsetid() {
         (void)cap_set(data);
     }
     errno = saved;
+}
+
+Result<ScopedUmask> ScopedUmask::enter(uint32_t mask) noexcept {
+    VDH_TRY(prepare_thread_for_creates());
+    ScopedUmask u;
+    ::umask(static_cast<mode_t>(mask & 0777));
+    u.active_ = true;
+    return u;
+}
+
+ScopedUmask::~ScopedUmask() {
+    if (active_) {
+        ::umask(0); // this thread's own fs_struct: prepare_thread_for_creates() made it 0
+    }
 }
 
 Status prepare_thread_for_creates() noexcept {

@@ -16,8 +16,10 @@
 namespace vdh::virtiofs::passthrough {
 
 /// While alive, the calling thread's fsuid/fsgid are the caller's and its supplementary
-/// group list is empty (the guest's groups are not known: FUSE 7.38 has no
-/// FUSE_EXT_GROUPS), so permission checks and new-file ownership are the caller's; the
+/// group list is exactly \p supp_group when given (a create's FUSE_EXT_GROUPS: the parent
+/// directory's group, which the guest says the caller is in) and empty otherwise (the
+/// guest's other groups are never sent), so permission checks and new-file ownership are
+/// the caller's; the
 /// kernel also drops the filesystem capabilities (CAP_DAC_OVERRIDE, CAP_FOWNER,
 /// CAP_MKNOD, CAP_DAC_READ_SEARCH, ...) while fsuid is non-zero. Restored on destruction.
 /// Must be destroyed on the thread that created it. Needs CAP_SETUID/CAP_SETGID unless
@@ -25,7 +27,8 @@ namespace vdh::virtiofs::passthrough {
 class ScopedCredentials {
 public:
     /// Switches to \p uid/\p gid. EPERM when the process may not.
-    static Result<ScopedCredentials> enter(uint32_t uid, uint32_t gid) noexcept;
+    static Result<ScopedCredentials> enter(uint32_t uid, uint32_t gid,
+                                           const uint32_t* supp_group = nullptr) noexcept;
 
     ScopedCredentials(ScopedCredentials&& o) noexcept;
     ScopedCredentials& operator=(ScopedCredentials&&) = delete;
@@ -67,6 +70,26 @@ public:
 private:
     bool dropped_ = false;
     bool ok_ = true;
+};
+
+/// While alive, the calling thread's umask is \p mask (restored to 0 after), so the host
+/// kernel applies it to a create exactly when the parent directory has no default ACL
+/// (FUSE_DONT_MASK with posix_acl: the guest leaves the umask to us). Needs
+/// prepare_thread_for_creates() to have succeeded on this thread (the umask is otherwise
+/// the whole process's): use enter().
+class ScopedUmask {
+public:
+    /// EPERM-like failure of prepare_thread_for_creates() is returned as is.
+    static Result<ScopedUmask> enter(uint32_t mask) noexcept;
+    ScopedUmask(ScopedUmask&& o) noexcept : active_(o.active_) { o.active_ = false; }
+    ScopedUmask& operator=(ScopedUmask&&) = delete;
+    ScopedUmask(const ScopedUmask&) = delete;
+    ScopedUmask& operator=(const ScopedUmask&) = delete;
+    ~ScopedUmask();
+
+private:
+    ScopedUmask() noexcept = default;
+    bool active_ = false;
 };
 
 /// Gives the calling thread its own fs_struct (unshare(CLONE_FS)) and a umask of 0, once

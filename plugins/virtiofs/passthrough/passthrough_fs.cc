@@ -99,6 +99,13 @@ Status sys_status(int rc) {
     return ok();
 }
 
+/// A unique temporary name for a labelled create (make_labelled): ".vdh-label.<n>".
+void temp_name(char (&out)[40]) {
+    static std::atomic<uint64_t> seq{0};
+    std::snprintf(out, sizeof(out), ".vdh-label.%d.%llx", static_cast<int>(::getpid()),
+                  static_cast<unsigned long long>(seq.fetch_add(1, std::memory_order_relaxed)));
+}
+
 /// Clears set-user-ID and (group-executable) set-group-ID bits, as the kernel does for an
 /// unprivileged writer. Used where the write itself cannot be made unprivileged. Not a
 /// read-modify-write of the mode (fstat then fchmod would race a concurrent chmod and
@@ -202,13 +209,81 @@ FsCapabilities PassthroughFs::capabilities() const {
     caps.cache_symlinks = false;
     caps.parallel_dirops = true;
     caps.explicit_inval = false;
-    caps.setxattr_ext = false;
+    // posix_acl needs the extended setxattr_in (SETXATTR_ACL_KILL_SGID).
+    caps.posix_acl = options_.posix_acl && options_.xattr;
+    caps.setxattr_ext = caps.posix_acl;
+    caps.security_label = options_.security_label;
     return caps;
 }
 
 void PassthroughFs::init(uint32_t /*minor*/, uint64_t want) {
     writeback_.store(options_.writeback && (want & FUSE_WRITEBACK_CACHE) != 0);
     submounts_.store(options_.announce_submounts && (want & FUSE_SUBMOUNTS) != 0);
+    acl_.store(options_.posix_acl && options_.xattr && (want & FUSE_POSIX_ACL) != 0);
+    label_.store(options_.security_label && (want & FUSE_SECURITY_CTX) != 0);
+}
+
+Status PassthroughFs::label_host_name(std::string_view guest_name,
+                                      char (&out)[XATTR_NAME_MAX + 1]) const {
+    constexpr std::string_view kSecurity = "security.";
+    if (guest_name.size() <= kSecurity.size() || guest_name.substr(0, kSecurity.size()) != kSecurity ||
+        guest_name == "security.capability") {
+        return make_err(EPERM);
+    }
+    // Through the share's xattrmap like every other name the guest sends (virtiofsd does
+    // the same): with security.* mapped under a user.* prefix, labels need no privilege.
+    return xattr_name_to_host(options_.xattr_map.get(), guest_name, out);
+}
+
+Result<bool> PassthroughFs::label_of(const RequestCtx& c, Label* out) const {
+    if (!c.has_secctx || !label_.load(std::memory_order_relaxed)) {
+        return false;
+    }
+    VDH_TRY(label_host_name(c.secctx_name, out->name));
+    out->value = c.secctx_value;
+    out->size = c.secctx_size;
+    return true;
+}
+
+template <typename Make>
+Status PassthroughFs::make_labelled(int parent_fd, const char* name, bool is_dir,
+                                    const Label& label, Make&& make) {
+    char tmp[40];
+    // Another entry could hold the temporary name (a guest can create any name): a few
+    // fresh names, then its error.
+    constexpr int kAttempts = 4;
+    Status made = make_err(EEXIST);
+    for (int attempt = 0; attempt < kAttempts && !made && made.error() == EEXIST; ++attempt) {
+        temp_name(tmp);
+        made = make(static_cast<const char*>(tmp));
+    }
+    VDH_TRY(made);
+    ScopeExit remove_temp([&] { (void)::unlinkat(parent_fd, tmp, is_dir ? AT_REMOVEDIR : 0); });
+    VDH_PT_ASSIGN(UniqueFd fd, sys_->openat(parent_fd, tmp, O_PATH | O_NOFOLLOW, 0));
+    char path[32];
+    proc_fd_path(fd.get(), path);
+    // Through the magic link the xattr lands on the inode itself, symlinks included.
+    VDH_TRY(sys_status(::setxattr(path, label.name, label.value, label.size, 0)));
+    VDH_TRY(sys_status(::renameat2(parent_fd, tmp, parent_fd, name, RENAME_NOREPLACE)));
+    remove_temp.cancel();
+    return ok();
+}
+
+Result<UniqueFd> PassthroughFs::make_labelled_file(int parent_fd, const char* name, int flags,
+                                                   mode_t mode, const Label& label) {
+    int f = guest_open_flags(flags) & ~(O_TRUNC | O_DIRECTORY);
+    if ((f & O_ACCMODE) == O_RDONLY) {
+        f = (f & ~O_ACCMODE) | O_RDWR; // O_TMPFILE needs write access
+    }
+    VDH_PT_ASSIGN(UniqueFd fd,
+                  check_guest_open(sys_->openat(parent_fd, ".", f | O_TMPFILE, mode), flags));
+    VDH_TRY(sys_status(::fsetxattr(fd.get(), label.name, label.value, label.size, 0)));
+    char num[16];
+    format_fd(fd.get(), num);
+    // Linking through the magic link needs no CAP_DAC_READ_SEARCH (AT_EMPTY_PATH does).
+    VDH_TRY(sys_status(
+        ::linkat(sys_->proc_self_fd(), num, parent_fd, name, AT_SYMLINK_FOLLOW)));
+    return fd;
 }
 
 void PassthroughFs::destroy() {
@@ -274,10 +349,14 @@ Result<fuse_attr_out> PassthroughFs::attr_of(int fd) const {
 Result<ScopedCredentials> PassthroughFs::caller_credentials(const RequestCtx& c) const {
     uint32_t uid = 0;
     uint32_t gid = 0;
-    if (!options_.uid_map.to_host(c.uid, &uid) || !options_.gid_map.to_host(c.gid, &gid)) {
-        return make_err(EPERM); // a forbid-guest rule covers the caller
+    uint32_t supp = 0;
+    if (!options_.uid_map.to_host(c.uid, &uid) || !options_.gid_map.to_host(c.gid, &gid) ||
+        (c.has_supp_group && !options_.gid_map.to_host(c.supp_group, &supp))) {
+        return make_err(EPERM); // a forbid-guest rule covers the caller or its group
     }
-    return ScopedCredentials::enter(uid, gid);
+    // Creates may carry the supplementary group the guest's kernel found the caller in
+    // (FUSE_EXT_GROUPS): the only group besides gid the host then checks.
+    return ScopedCredentials::enter(uid, gid, c.has_supp_group ? &supp : nullptr);
 }
 
 Result<fuse_entry_out> PassthroughFs::lookup_child(const InodeData& parent, int parent_fd,
@@ -436,10 +515,13 @@ Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t pare
 
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
         (void)prepare_thread_for_creates();
         VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        VDH_TRY(sys_status(::symlinkat(ctarget, pfd.get(), cname)));
+        auto make = [&](const char* n) { return sys_status(::symlinkat(ctarget, pfd.get(), n)); };
+        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, false, label, make) : make(cname));
     }
     return lookup_child(*p, pfd.get(), cname);
 }
@@ -454,11 +536,17 @@ Result<fuse_entry_out> PassthroughFs::mknod(const RequestCtx& c, uint64_t parent
     VDH_TRY(copy_name(name, cname));
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    const mode_t m = (mode & S_IFMT) | (mode & 07777 & ~umask);
+    const bool acl = acl_active();
+    const mode_t m = (mode & S_IFMT) | (mode & 07777 & (acl ? 07777 : ~umask));
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
         VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        VDH_TRY(sys_status(::mknodat(pfd.get(), cname, m, static_cast<dev_t>(rdev))));
+        auto make = [&](const char* n) {
+            return sys_status(::mknodat(pfd.get(), n, m, static_cast<dev_t>(rdev)));
+        };
+        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, false, label, make) : make(cname));
     }
     return lookup_child(*p, pfd.get(), cname);
 }
@@ -473,10 +561,15 @@ Result<fuse_entry_out> PassthroughFs::mkdir(const RequestCtx& c, uint64_t parent
     VDH_TRY(copy_name(name, cname));
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    const bool acl = acl_active();
+    const mode_t m = mode & 07777 & (acl ? 07777 : ~umask);
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
         VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        VDH_TRY(sys_status(::mkdirat(pfd.get(), cname, mode & 07777 & ~umask)));
+        auto make = [&](const char* n) { return sys_status(::mkdirat(pfd.get(), n, m)); };
+        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, true, label, make) : make(cname));
     }
     return lookup_child(*p, pfd.get(), cname);
 }
@@ -627,7 +720,8 @@ Result<CreateOut> PassthroughFs::finish_create(const InodeData& parent, int pare
 }
 
 Result<UniqueFd> PassthroughFs::create_open(int parent_fd, const char* name, int flags,
-                                            bool excl, mode_t mode, UniqueFd& path) {
+                                            bool excl, mode_t mode, UniqueFd& path,
+                                            const Label* label) {
     const int kernel_flags = guest_open_flags(flags) | O_NOFOLLOW;
     // A name that keeps changing between the two opens (created, removed, created...) by
     // someone else gets a bounded number of retries, then the last error.
@@ -635,7 +729,9 @@ Result<UniqueFd> PassthroughFs::create_open(int parent_fd, const char* name, int
     int err = EEXIST;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         // O_EXCL: never opens an existing name, so never a device node or FIFO.
-        auto made = sys_->openat(parent_fd, name, kernel_flags | O_CREAT | O_EXCL, mode);
+        auto made = label != nullptr
+                        ? make_labelled_file(parent_fd, name, flags, mode, *label)
+                        : sys_->openat(parent_fd, name, kernel_flags | O_CREAT | O_EXCL, mode);
         if (made || made.error() != EEXIST || excl) {
             return check_guest_open(std::move(made), flags);
         }
@@ -682,13 +778,17 @@ Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
     UniqueFd path;
+    const bool acl = acl_active();
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
         // The caller's credentials for both the create and the reopen of an existing
         // file: the host kernel checks the permissions (and O_TRUNC) as for a local open.
         VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_PT_ASSIGN(fd, create_open(pfd.get(), cname, f, (flags & O_EXCL) != 0,
-                                      mode & 07777 & ~umask, path));
+                                      mode & 07777 & (acl ? 07777 : ~umask), path,
+                                      labelled ? &label : nullptr));
     }
     return finish_create(*p, pfd.get(), std::move(fd), std::move(path), f, std::move(slot));
 }
@@ -706,13 +806,20 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     }
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
+    const bool acl = acl_active();
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        (void)prepare_thread_for_creates();
+        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
         VDH_PT_ASSIGN(auto creds, caller_credentials(c));
         VDH_PT_ASSIGN(fd, check_guest_open(sys_->openat(pfd.get(), ".",
                                                         guest_open_flags(f) | O_TMPFILE,
-                                                        mode & 07777 & ~umask),
+                                                        mode & 07777 & (acl ? 07777 : ~umask)),
                                            f));
+        // Nameless until the guest links it: labelled before anyone can see it.
+        if (labelled) {
+            VDH_TRY(sys_status(::fsetxattr(fd.get(), label.name, label.value, label.size, 0)));
+        }
     }
     return finish_create(*p, pfd.get(), std::move(fd), UniqueFd(), f, std::move(slot));
 }
@@ -1066,8 +1173,9 @@ Status PassthroughFs::access(const RequestCtx& c, uint64_t nodeid, uint32_t mask
     return ok();
 }
 
-Status PassthroughFs::setxattr(const RequestCtx&, uint64_t nodeid, std::string_view name,
-                               const void* value, size_t size, uint32_t flags, uint32_t) {
+Status PassthroughFs::setxattr(const RequestCtx& c, uint64_t nodeid, std::string_view name,
+                               const void* value, size_t size, uint32_t flags,
+                               uint32_t setxattr_flags) {
     if (!options_.xattr) {
         return make_err(ENOSYS);
     }
@@ -1085,6 +1193,15 @@ Status PassthroughFs::setxattr(const RequestCtx&, uint64_t nodeid, std::string_v
     // resolves to the inode itself for every file type (symlinks included, like l*xattr).
     char path[32];
     proc_fd_path(fd.get(), path);
+    if ((setxattr_flags & FUSE_SETXATTR_ACL_KILL_SGID) != 0 &&
+        name == "system.posix_acl_access") {
+        // The guest says its caller may not keep set-group-ID: set the ACL as that caller
+        // without CAP_FSETID, and the host kernel clears the bit as it would for them
+        // (virtiofsd does the same).
+        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        ScopedDropFsetid drop;
+        return sys_status(::setxattr(path, cname, value, size, static_cast<int>(flags)));
+    }
     return sys_status(::setxattr(path, cname, value, size, static_cast<int>(flags)));
 }
 

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <limits.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -131,6 +132,13 @@ public:
     GuestFdBudget& inode_budget() noexcept { return inode_budget_; }
     const PassthroughOptions& options() const noexcept { return options_; }
 
+    /// A security label to store on a new inode: host xattr name and the guest's value.
+    struct Label {
+        char name[XATTR_NAME_MAX + 1];
+        const void* value;
+        size_t size;
+    };
+
 private:
     /// A blocked SETLKW (or blocking flock) that interrupt_lock() can cancel.
     struct LockWaiter {
@@ -173,8 +181,31 @@ private:
     /// (guest without O_EXCL) the existing name is opened O_PATH|O_NOFOLLOW, must be a
     /// regular file (EISDIR, ELOOP, EBADF otherwise) and is reopened. \p path receives
     /// that O_PATH fd (existing files only).
+    /// With \p label, a new file is made labelled (make_labelled_file()).
     Result<UniqueFd> create_open(int parent_fd, const char* name, int flags, bool excl,
-                                 mode_t mode, UniqueFd& path);
+                                 mode_t mode, UniqueFd& path, const Label* label = nullptr);
+    /// A new regular file \p name that never exists without \p label: an O_TMPFILE in
+    /// the parent, labelled, then linked in (EEXIST when the name exists). Caller's
+    /// credentials and umask held. A read-only CREATE gets an O_RDWR fd (O_TMPFILE needs
+    /// write access); its handle still records the guest's flags and refuses writes.
+    Result<UniqueFd> make_labelled_file(int parent_fd, const char* name, int flags, mode_t mode,
+                                        const Label& label);
+    /// A new directory, node or symlink \p name that never exists without \p label: \p make
+    /// (Status(const char* name)) creates it under a unique temporary name in the same
+    /// parent, which is labelled and renamed to \p name with RENAME_NOREPLACE; any failure
+    /// removes the temporary entry. Caller's credentials and umask held.
+    /// The host xattr name a new inode's security label (the guest's FUSE_SECURITY_CTX name,
+    /// e.g. "security.selinux") is stored under: the one place that decides it. Only
+    /// "security." names other than security.capability (EPERM), as a guest kernel sends.
+    Status label_host_name(std::string_view guest_name, char (&out)[XATTR_NAME_MAX + 1]) const;
+    /// \p c's label when the guest sent one and security_label is on; false otherwise.
+    Result<bool> label_of(const RequestCtx& c, Label* out) const;
+    template <typename Make>
+    Status make_labelled(int parent_fd, const char* name, bool is_dir, const Label& label,
+                         Make&& make);
+    /// The umask a create runs under and the mode bits it passes (posix_acl: the guest's
+    /// umask for the host kernel to apply unless a default ACL applies; else masked here).
+    bool acl_active() const noexcept { return acl_.load(std::memory_order_relaxed); }
     /// Stores an open file of \p inode (records whether it lies on the share root's own
     /// filesystem) and returns its fh.
     Result<uint64_t> add_handle(const InodeData& inode, int flags, UniqueFd fd, FdSlot slot,
@@ -198,6 +229,8 @@ private:
     HandleTable handles_;
     std::atomic<bool> writeback_{false}; // set by init(); read by open/create
     std::atomic<bool> submounts_{false}; // set by init(); read by lookups
+    std::atomic<bool> acl_{false};       // FUSE_POSIX_ACL negotiated (init())
+    std::atomic<bool> label_{false};     // FUSE_SECURITY_CTX negotiated (init())
 
     // Lock order: leaf; protects lock_waiters_. Never held across a syscall that can
     // block.

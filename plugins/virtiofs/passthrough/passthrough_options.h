@@ -46,6 +46,11 @@ struct PassthroughOptions {
     /// Keep the guest's O_DIRECT when opening host files (OPEN, CREATE, TMPFILE); else it
     /// is dropped, as virtiofsd does unless --allow-direct-io.
     bool allow_direct_io = false;
+    /// POSIX ACLs (needs xattr): negotiate FUSE_POSIX_ACL; creates then run under the
+    /// guest's umask so the host kernel applies default ACLs.
+    bool posix_acl = false;
+    /// Store FUSE_SECURITY_CTX labels on new inodes, atomically with the create.
+    bool security_label = false;
     /// FOPEN_* flags for OPEN/CREATE replies (cache policy: DIRECT_IO, KEEP_CACHE).
     uint32_t file_open_flags = 0;
     /// FOPEN_* flags for OPENDIR replies (cache policy: CACHE_DIR).

@@ -128,7 +128,7 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
          "--seccomp=trap",
          "-o",
          "max_idle_threads=4,"
-         "killpriv_v2,no_killpriv_v2,no_posix_acl,no_security_label,allow_root"});
+         "killpriv_v2,no_killpriv_v2,allow_root"});
     for (const char* opt : {"--thread-pool-size",
                             "--rlimit-nofile",
                             "--syslog",
@@ -143,8 +143,6 @@ TEST(CompatOptions, AcceptedAndIgnoredWithReasons) {
                             "-o max_idle_threads",
                             "-o killpriv_v2",
                             "-o no_killpriv_v2",
-                            "-o no_posix_acl",
-                            "-o no_security_label",
                             "-o allow_root"}) {
         EXPECT_TRUE(ignored(o, opt)) << opt;
     }
@@ -180,16 +178,12 @@ TEST(CompatOptions, UnsupportedOptionsAreRejectedByName) {
         a.insert(a.end(), extra.begin(), extra.end());
         return parse_err(a);
     };
-    EXPECT_EQ(with({"--posix-acl"}), "--posix-acl is not supported yet");
-    EXPECT_EQ(with({"--security-label"}), "--security-label is not supported yet");
     EXPECT_EQ(with({"--daemonize"}), "--daemonize is not supported yet");
     EXPECT_EQ(with({"--modcaps=+sys_admin"}), "--modcaps is not supported yet");
     EXPECT_EQ(with({"--translate-uid=map:0:1000:1"}), "--translate-uid is not supported yet");
     EXPECT_EQ(with({"--translate-gid", "map:0:1000:1"}), "--translate-gid is not supported yet");
     EXPECT_EQ(with({"--uid-map=:0:100000:65536:"}), "--uid-map is not supported yet");
     EXPECT_EQ(with({"--gid-map=:0:100000:65536:"}), "--gid-map is not supported yet");
-    EXPECT_EQ(with({"-o", "xattr,posix_acl"}), "-o posix_acl is not supported yet");
-    EXPECT_EQ(with({"-o", "security_label"}), "-o security_label is not supported yet");
     EXPECT_EQ(with({"-o", "modcaps=-chown"}), "-o modcaps is not supported yet");
 }
 
@@ -202,6 +196,24 @@ TEST(CompatOptions, XattrmapIsPassedToTheShareProfile) {
               "-o xattrmap: the xattr map is given twice");
     EXPECT_EQ(parse_err({"--fd=3", "--shared-dir=/s", "-o", "xattrmap"}),
               "-o xattrmap needs a value (xattrmap=...)");
+}
+
+TEST(CompatOptions, PosixAclAndSecurityLabelMapToTheirKeys) {
+    CompatOptions o = parse_ok({"--fd=3", "--shared-dir=/s", "--posix-acl", "--security-label"});
+    EXPECT_EQ(o.posix_acl, true);
+    EXPECT_EQ(o.security_label, true);
+    const std::string y = build_vdhost_config(o);
+    EXPECT_NE(y.find("      posix_acl: true\n"), std::string::npos) << y;
+    EXPECT_NE(y.find("      security_label: true\n"), std::string::npos) << y;
+    o = parse_ok({"-o", "source=/s,posix_acl,no_security_label", "--fd=3"});
+    EXPECT_EQ(o.posix_acl, true);
+    EXPECT_EQ(o.security_label, false);
+    o = parse_ok({"-o", "source=/s,no_posix_acl,security_label", "--fd=3"});
+    EXPECT_EQ(o.posix_acl, false);
+    EXPECT_EQ(o.security_label, true);
+    o = parse_ok({"--fd=3", "--shared-dir=/s"});
+    EXPECT_FALSE(o.posix_acl.has_value());
+    EXPECT_EQ(build_vdhost_config(o).find("posix_acl"), std::string::npos);
 }
 
 TEST(CompatOptions, BadValuesConflictsAndMissingOptions) {

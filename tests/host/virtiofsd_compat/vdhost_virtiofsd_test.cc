@@ -204,10 +204,10 @@ TEST_F(VdhostVirtiofsd, PrintsCapabilitiesVersionAndRejectsWhatItCannotDo) {
     EXPECT_EQ(out.rfind("vdhost-virtiofsd ", 0), 0u) << out;
     out.clear();
     EXPECT_EQ(
-        run("--socket-path=" + dir_.file("x.sock") + " --shared-dir=" + share_ + " --posix-acl",
+        run("--socket-path=" + dir_.file("x.sock") + " --shared-dir=" + share_ + " --daemonize",
             &out),
         1);
-    EXPECT_EQ(out, "vdhost-virtiofsd: --posix-acl is not supported yet\n");
+    EXPECT_EQ(out, "vdhost-virtiofsd: --daemonize is not supported yet\n");
     // --fd that is not a listening socket: refused before vdhost runs.
     out.clear();
     EXPECT_EQ(run("--fd=0 --shared-dir=" + share_ + " </dev/null", &out), 1);

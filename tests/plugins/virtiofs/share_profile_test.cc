@@ -171,7 +171,33 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
               "write_path, translate_uid, translate_gid, allow_mmap, readdirplus, "
-              "preserve_noatime, announce_tag, request_queues, xattrmap, allow_direct_io)");
+              "preserve_noatime, announce_tag, request_queues, xattrmap, allow_direct_io, "
+              "posix_acl, security_label)");
+}
+
+TEST(ShareProfile, PosixAclAndSecurityLabel) {
+    ShareProfile p = parse_ok(block("      shared_dir: /x\n"));
+    EXPECT_FALSE(p.posix_acl);
+    EXPECT_FALSE(p.security_label);
+    EXPECT_FALSE(capabilities_from(p).posix_acl);
+    p = parse_ok(block("      shared_dir: /x\n      posix_acl: true\n      security_label: true\n"));
+    EXPECT_TRUE(p.posix_acl);
+    EXPECT_TRUE(p.xattr) << "posix_acl implies xattr";
+    EXPECT_TRUE(p.security_label);
+    FsCapabilities c = capabilities_from(p);
+    EXPECT_TRUE(c.posix_acl);
+    EXPECT_TRUE(c.setxattr_ext);
+    EXPECT_TRUE(c.xattr);
+    EXPECT_TRUE(c.security_label);
+    EXPECT_TRUE(parse_ok(block("      shared_dir: /x\n      xattr: true\n      posix_acl: true\n")).xattr);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      xattr: false\n      posix_acl: true\n")),
+              "dev.yaml:5:14: config.xattr: must not be false with posix_acl: true (ACLs are xattrs)");
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      posix_acl: yes please\n"))
+                  .rfind("dev.yaml:5:18: config.posix_acl: ", 0),
+              0u);
+    EXPECT_EQ(parse_error(block("      shared_dir: /x\n      security_label: 1\n"))
+                  .rfind("dev.yaml:5:23: config.security_label: ", 0),
+              0u);
 }
 
 TEST(ShareProfile, DuplicateKey) {

@@ -202,25 +202,64 @@ TEST_F(FuseDispatcherTest, InitNegotiatesLinux612GuestWithFlags2) {
     fs.caps.xattr = true;
     fs.caps.setxattr_ext = true;
     Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, flags2, 65536)));
-    // + WRITEBACK_CACHE 0x10000, SUBMOUNTS 0x8000000, SETXATTR_EXT 0x20000000.
-    EXPECT_EQ(r, init_reply_bytes(38, 65536, 0x7845F47B, 0));
+    // + WRITEBACK_CACHE 0x10000, SUBMOUNTS 0x8000000, SETXATTR_EXT 0x20000000; flags2:
+    // CREATE_SUPP_GROUP (bit 34 = flags2 0x4) only.
+    EXPECT_EQ(r, init_reply_bytes(38, 65536, 0x7845F47B, 0x4));
     EXPECT_EQ(fs.init_minor, 38u);
-    EXPECT_EQ(fs.init_want, 0x7845F47Bu);
+    EXPECT_EQ(fs.init_want, 0x7845F47Bu | (1ULL << 34));
 }
 
 TEST_F(FuseDispatcherTest, InitKeepsHighFlagsWhenEnabled) {
-    // No high flag is ever ours: flags2 stays 0 even when the guest offers all of them.
+    // Of the high flags only CREATE_SUPP_GROUP (flags2 0x4) is on by default.
     Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags, 0xFFFFFFFF)));
-    EXPECT_EQ(r, init_reply_bytes(38, 131072, kDefaultEnabled, 0));
+    EXPECT_EQ(r, init_reply_bytes(38, 131072, kDefaultEnabled, 0x4));
+}
+
+TEST_F(FuseDispatcherTest, InitPosixAclEnablesAclDontMaskAndSetxattrExt) {
+    fs.caps.xattr = true;
+    fs.caps.posix_acl = true;
+    Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, 0x1DD)));
+    // kDefaultEnabled + POSIX_ACL 0x100000 + SETXATTR_EXT 0x20000000 (DONT_MASK 0x40 is
+    // always on); flags2 CREATE_SUPP_GROUP.
+    EXPECT_EQ(r, init_reply_bytes(38, 131072, 0x7054F47B, 0x4));
+    EXPECT_EQ(fs.init_want, 0x7054F47Bu | (1ULL << 34));
+}
+
+TEST_F(FuseDispatcherTest, InitPosixAclFailsWhenTheGuestLacksAnyOfTheThreeFlags) {
+    fs.caps.xattr = true;
+    fs.caps.posix_acl = true;
+    for (uint32_t missing : {uint32_t(FUSE_POSIX_ACL), uint32_t(FUSE_DONT_MASK),
+                             uint32_t(FUSE_SETXATTR_EXT)}) {
+        SCOPED_TRACE(missing);
+        EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags & ~missing))),
+                  error_reply(EPROTO));
+        EXPECT_FALSE(disp().initialized());
+    }
+    EXPECT_EQ(fs.init_count, 0);
+    // Without xattr the profile cannot have ACLs: nothing is asked of the guest.
+    fs.caps.xattr = false;
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 38, kGuestFlags & ~FUSE_POSIX_ACL))),
+              init_reply_bytes(38, 131072, kDefaultEnabled & ~FUSE_POSIX_ACL, 0));
+}
+
+TEST_F(FuseDispatcherTest, InitSecurityLabelNeedsAnExtensionCapableGuest) {
+    fs.caps.security_label = true;
+    // 7.41 (Linux 6.12): SECURITY_CTX (flags2 0x1) and CREATE_SUPP_GROUP (0x4).
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, 0x1DD))),
+              init_reply_bytes(38, 131072, kDefaultEnabled, 0x5));
+    // 7.37 (Linux 6.1) appends the context without total_extlen: not offered.
+    EXPECT_EQ(call(Msg(FUSE_INIT, 0).add(init_in(7, 37, kGuestFlags, 0x1))),
+              init_reply_bytes(37, 131072, kDefaultEnabled, 0));
+    EXPECT_EQ(fs.init_want >> 32, 0u);
 }
 
 TEST_F(FuseDispatcherTest, InitEnablesDirectIoAllowMmapWhenAllowed) {
     // allow_mmap: DIRECT_IO_ALLOW_MMAP is bit 36, i.e. bit 4 of flags2 (0x10), enabled
-    // when a 6.12 guest (flags2 0x1DD) offers it.
+    // when a 6.12 guest (flags2 0x1DD) offers it; CREATE_SUPP_GROUP (0x4) is always on.
     fs.caps.direct_io_allow_mmap = true;
     Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, 0x1DD, 65536)));
-    EXPECT_EQ(r, init_reply_bytes(38, 65536, kDefaultEnabled, 0x10));
-    EXPECT_EQ(fs.init_want, (uint64_t{1} << 36) | kDefaultEnabled);
+    EXPECT_EQ(r, init_reply_bytes(38, 65536, kDefaultEnabled, 0x14));
+    EXPECT_EQ(fs.init_want, (uint64_t{1} << 36) | (uint64_t{1} << 34) | kDefaultEnabled);
 }
 
 TEST_F(FuseDispatcherTest, InitDirectIoAllowMmapNeedsGuestOffer) {
@@ -1681,6 +1720,193 @@ TEST(FuseWire, OpcodeNames) {
     EXPECT_FALSE(fuse_opcode_has_reply(FUSE_INTERRUPT));
     EXPECT_TRUE(fuse_opcode_has_reply(FUSE_DESTROY));
     EXPECT_GE(kFuseRequestCtxSize, sizeof(iovec) * (kMaxIoIovs + kMaxReplyIovs));
+}
+
+} // namespace
+} // namespace vdh::virtiofs
+
+namespace vdh::virtiofs {
+namespace {
+
+// ---- Request extensions (CREATE_SUPP_GROUP, SECURITY_CTX) -----------------------------------
+
+/// A FUSE_EXT_GROUPS extension as the kernel builds it: {16, 32}, nr_groups, groups.
+Bytes groups_ext(std::vector<uint32_t> gids, uint32_t size = 0, uint32_t nr = UINT32_MAX) {
+    Bytes body = le32(nr == UINT32_MAX ? uint32_t(gids.size()) : nr);
+    for (uint32_t g : gids) {
+        body = cat({body, le32(g)});
+    }
+    while ((8 + body.size()) % 8 != 0) {
+        body.push_back(0);
+    }
+    return cat({le32(size != 0 ? size : uint32_t(8 + body.size())), le32(32), body});
+}
+
+/// A security context extension: {size, nr_secctx}, fuse_secctx{value size, 0}, name NUL,
+/// value, zero padding to 8.
+Bytes secctx_ext(std::string_view name, std::string_view value) {
+    Bytes rec = cat({le32(uint32_t(value.size())), le32(0), str_bytes(name), zeros(1),
+                     str_bytes(value)});
+    while (rec.size() % 8 != 0) {
+        rec.push_back(0);
+    }
+    return cat({le32(uint32_t(8 + rec.size())), le32(1), rec});
+}
+
+class FuseExtTest : public FuseDispatcherTest {
+protected:
+    /// INIT as Linux 6.12 (7.41) with CREATE_SUPP_GROUP and SECURITY_CTX offered.
+    void init612(bool label) {
+        fs.caps.security_label = label;
+        Bytes r = call(Msg(FUSE_INIT, 0).add(init_in(7, 41, kGuestFlags, 0x1DD)));
+        ASSERT_EQ(r.size(), 80u);
+        fs.calls.clear();
+    }
+    /// \p m with \p ext appended as its request extensions.
+    static Msg with_ext(Msg m, const Bytes& ext) {
+        m.raw(ext.data(), ext.size());
+        m.extlen(uint16_t(ext.size() / 8));
+        return m;
+    }
+    Msg mkdir_msg() { return std::move(Msg(FUSE_MKDIR).add(fuse_mkdir_in{0755, 022}).name("d")); }
+};
+
+TEST_F(FuseExtTest, SuppGroupReachesEveryCreateType) {
+    init612(false);
+    const Bytes ext = groups_ext({4321});
+    ASSERT_EQ(ext, cat({le32(16), le32(32), le32(1), le32(4321)}));
+    const Bytes entry = bytes_of(sample_entry());
+    const Bytes create = cat({entry, bytes_of(sample_open())});
+    struct Case {
+        const char* op;
+        Msg msg;
+        Bytes reply;
+    };
+    std::vector<Case> cases = {
+        {"mkdir", mkdir_msg(), entry},
+        {"mknod", std::move(Msg(FUSE_MKNOD).add(fuse_mknod_in{S_IFIFO | 0644, 0, 022, 0}).name("p")),
+         entry},
+        {"symlink", std::move(Msg(FUSE_SYMLINK).name("l").name("target")), entry},
+        {"create", std::move(Msg(FUSE_CREATE).add(fuse_create_in{O_RDWR, 0100644, 022, 0}).name("f")),
+         create},
+        {"tmpfile", std::move(Msg(FUSE_TMPFILE).add(fuse_create_in{O_RDWR, 0100600, 022, 0}).name("/")),
+         create},
+    };
+    for (Case& k : cases) {
+        SCOPED_TRACE(k.op);
+        EXPECT_EQ(call(with_ext(k.msg, ext)), reply(kUnique, 0, k.reply));
+        ASSERT_EQ(fs.last().op, k.op);
+        EXPECT_TRUE(fs.last().rc.has_supp_group);
+        EXPECT_EQ(fs.last().rc.supp_group, 4321u);
+        EXPECT_EQ(fs.last().rc.uid, test::kUid);
+        EXPECT_FALSE(fs.last().rc.has_secctx);
+        // The same request without the extension (a 6.1 guest, or a caller whose group
+        // is the primary one): no group.
+        EXPECT_EQ(call(k.msg), reply(kUnique, 0, k.reply));
+        EXPECT_FALSE(fs.last().rc.has_supp_group);
+    }
+    EXPECT_EQ(fs.last().s.size(), 0u); // tmpfile has no name argument
+    EXPECT_EQ(fs.calls[0].s[0], "d");
+}
+
+TEST_F(FuseExtTest, SecurityContextAndGroupTogether) {
+    init612(true);
+    const Bytes ext = cat({secctx_ext("security.selinux", std::string("u:r:t:s0\0", 9)),
+                           groups_ext({77})});
+    // 8 header + 8 fuse_secctx + 17 name + 9 value = 42 -> 48; + 16 groups.
+    ASSERT_EQ(ext.size(), 64u);
+    EXPECT_EQ(call(with_ext(std::move(Msg(FUSE_CREATE)
+                                          .add(fuse_create_in{O_WRONLY, 0100640, 0, 0})
+                                          .name("new")),
+                            ext)),
+              reply(kUnique, 0, cat({bytes_of(sample_entry()), bytes_of(sample_open())})));
+    const Rec& r = fs.last();
+    EXPECT_EQ(r.op, "create");
+    EXPECT_EQ(r.s[0], "new");
+    EXPECT_TRUE(r.rc.has_secctx);
+    EXPECT_EQ(r.secctx_name, "security.selinux");
+    EXPECT_EQ(r.secctx_value, std::string("u:r:t:s0\0", 9));
+    EXPECT_TRUE(r.rc.has_supp_group);
+    EXPECT_EQ(r.rc.supp_group, 77u);
+    // No security module in the guest: a header with no context.
+    EXPECT_EQ(call(with_ext(mkdir_msg(), cat({le32(8), le32(0)}))),
+              reply(kUnique, 0, bytes_of(sample_entry())));
+    EXPECT_FALSE(fs.last().rc.has_secctx);
+    EXPECT_FALSE(fs.last().rc.has_supp_group);
+    // A context value the size of its record exactly (no padding).
+    EXPECT_EQ(call(with_ext(mkdir_msg(), secctx_ext("security.x", "abcdef"))),
+              reply(kUnique, 0, bytes_of(sample_entry())));
+    EXPECT_EQ(fs.last().secctx_value, "abcdef");
+}
+
+TEST_F(FuseExtTest, MalformedExtensionsFailTheRequestWithEinval) {
+    init612(true);
+    const Bytes good_sec = secctx_ext("security.selinux", "ctx");
+    std::vector<std::pair<const char*, Bytes>> bad = {
+        {"header too short", cat({le32(4), le32(32)})},
+        {"size zero", cat({le32(0), le32(32), zeros(8)})},
+        {"size not a multiple of 8", cat({le32(12), le32(32), le32(1), zeros(4)})},
+        {"size past the end", cat({le32(24), le32(32), le32(1), le32(5)})},
+        {"groups count zero", groups_ext({}, 16, 0)},
+        {"groups count two", groups_ext({1, 2})},
+        {"groups count larger than the record", groups_ext({1}, 16, 3)},
+        {"groups record longer than its count", groups_ext({1}, 24)},
+        {"groups twice", cat({groups_ext({1}), groups_ext({2})})},
+        {"unknown type", cat({le32(16), le32(33), zeros(8)})},
+        {"secctx twice", cat({good_sec, good_sec})},
+        {"two contexts", cat({le32(8), le32(2)})},
+        {"context record with trailing bytes",
+         cat({le32(uint32_t(good_sec.size()) + 8), le32(1), Bytes(good_sec.begin() + 8, good_sec.end()),
+              zeros(8)})},
+        {"context value past its record", cat({le32(24), le32(1), le32(100), le32(0), str_bytes("s.x"), zeros(5)})},
+        {"context name unterminated", cat({le32(24), le32(1), le32(0), le32(0), str_bytes("security")})},
+        {"context name empty", cat({le32(24), le32(1), le32(0), le32(0), zeros(8)})},
+        {"context value too large", cat({le32(24), le32(1), le32(65537), le32(0), str_bytes("s.x"), zeros(5)})},
+        {"context with nothing after its header", cat({le32(8), le32(1)})},
+        {"header of no context with bytes after it", cat({le32(16), le32(0), zeros(8)})},
+    };
+    for (auto& [what, ext] : bad) {
+        SCOPED_TRACE(what);
+        ASSERT_EQ(ext.size() % 8, 0u);
+        fs.calls.clear();
+        EXPECT_EQ(call(with_ext(mkdir_msg(), ext)), error_reply(EINVAL));
+        EXPECT_EQ(call(with_ext(std::move(Msg(FUSE_CREATE)
+                                              .add(fuse_create_in{O_RDWR, 0100644, 0, 0})
+                                              .name("f")),
+                                ext)),
+                  error_reply(EINVAL));
+        EXPECT_TRUE(fs.calls.empty());
+    }
+    // A context name longer than XATTR_NAME_MAX.
+    EXPECT_EQ(call(with_ext(mkdir_msg(), secctx_ext(std::string(256, 'n'), "v"))),
+              error_reply(EINVAL));
+    // The extension cut by total_extlen: its declared size runs past what is there.
+    Bytes cut = groups_ext({5});
+    EXPECT_EQ(call(Msg(FUSE_MKDIR).add(fuse_mkdir_in{0755, 0}).name("d").raw(cut.data(), 8).extlen(1)),
+              error_reply(EINVAL));
+    EXPECT_TRUE(fs.calls.empty());
+}
+
+TEST_F(FuseExtTest, ExtensionsInitDidNotEnableAreMalformed) {
+    init612(false); // no SECURITY_CTX
+    EXPECT_EQ(call(with_ext(mkdir_msg(), secctx_ext("security.selinux", "c"))),
+              error_reply(EINVAL));
+    // A 6.1 guest never negotiated CREATE_SUPP_GROUP: a group extension is malformed too.
+    call(Msg(FUSE_INIT, 0).add(init_in(7, 37, kGuestFlags)));
+    fs.calls.clear();
+    EXPECT_EQ(call(with_ext(mkdir_msg(), groups_ext({9}))), error_reply(EINVAL));
+    EXPECT_TRUE(fs.calls.empty());
+}
+
+TEST_F(FuseExtTest, LargestContextFitsAndOneByteMoreDoesNot) {
+    init612(true);
+    const std::string value(65536, 'v');
+    EXPECT_EQ(call(with_ext(mkdir_msg(), secctx_ext("security.big", value))),
+              reply(kUnique, 0, bytes_of(sample_entry())));
+    EXPECT_EQ(fs.last().secctx_value, value);
+    // More extension bytes than we take at all (kMaxExtBytes): refused before decoding.
+    Bytes huge = cat({le32(uint32_t(kMaxExtBytes + 8)), le32(33), zeros(kMaxExtBytes)});
+    EXPECT_EQ(call(with_ext(mkdir_msg(), huge)), error_reply(EINVAL));
 }
 
 } // namespace

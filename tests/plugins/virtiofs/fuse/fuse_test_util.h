@@ -214,6 +214,10 @@ struct Rec {
     uint64_t nodeid = 0;
     std::vector<uint64_t> u;    ///< numeric arguments in signature order
     std::vector<std::string> s; ///< string arguments in signature order
+    /// rc's security context, copied (rc's pointers are cleared: they point into the
+    /// dispatcher's scratch).
+    std::string secctx_name;
+    std::string secctx_value;
 };
 
 struct FakeDirent {
@@ -510,6 +514,12 @@ private:
         Rec r;
         r.op = std::move(op);
         r.rc = c;
+        if (c.has_secctx) {
+            r.secctx_name = std::string(c.secctx_name);
+            r.secctx_value.assign(static_cast<const char*>(c.secctx_value), c.secctx_size);
+        }
+        r.rc.secctx_name = {};
+        r.rc.secctx_value = nullptr;
         r.nodeid = nodeid;
         r.u = std::move(u);
         for (std::string_view v : s) {

@@ -147,5 +147,41 @@ TEST(PrepareThreadForCreates, UmaskIsPerThread) {
     EXPECT_EQ(after, 022u) << "the process umask is untouched";
 }
 
+TEST(ScopedCredentials, SuppGroupIsTheOnlyGroupWhileAliveAndRestored) {
+    REQUIRE_ROOT();
+    const int n0 = ngroups();
+    // Even with the thread's own ids (nothing else to switch) the group list is set.
+    for (uint32_t uid : {1000u, static_cast<uint32_t>(fsuid())}) {
+        SCOPED_TRACE(uid);
+        const uint32_t g = 3000;
+        {
+            auto c = ScopedCredentials::enter(uid, uid == 1000 ? 1001 : fsgid(), &g);
+            ASSERT_TRUE(c.has_value());
+            EXPECT_TRUE(c->switched());
+            gid_t list[4] = {};
+            ASSERT_EQ(::syscall(SYS_getgroups, 4, list), 1);
+            EXPECT_EQ(list[0], 3000u);
+        }
+        EXPECT_EQ(ngroups(), n0);
+    }
+}
+
+TEST(ScopedUmask, SetsThisThreadsUmaskAndPutsBackZero) {
+    const mode_t process_umask = ::umask(022);
+    std::thread t([] {
+        {
+            auto u = ScopedUmask::enter(027);
+            ASSERT_TRUE(u.has_value());
+            const mode_t m = ::umask(027);
+            EXPECT_EQ(m, 027u);
+        }
+        EXPECT_EQ(::umask(0), 0u);
+        auto none = ScopedUmask::enter(0); // no-op
+        EXPECT_TRUE(none.has_value());
+    });
+    t.join();
+    EXPECT_EQ(::umask(process_umask), 022u) << "the process umask is untouched";
+}
+
 } // namespace
 } // namespace vdh::virtiofs::passthrough

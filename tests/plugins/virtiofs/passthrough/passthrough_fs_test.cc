@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -1877,6 +1879,300 @@ TEST_P(PassthroughFsTest, TranslatedIdsEveryTypeBothDirections) {
     EXPECT_EQ(::access((dir_ / "no1").c_str(), F_OK), -1);
     EXPECT_EQ(::access((dir_ / "no2").c_str(), F_OK), -1);
 }
+
+// ---------------------------------------------------------------------------------------
+// Supplementary groups, POSIX ACLs, security labels (request extensions)
+
+/// A POSIX ACL in the kernel's xattr format: version 2, then {tag, perm, id} entries.
+std::string acl_xattr(std::initializer_list<std::array<uint32_t, 3>> entries) {
+    std::string v;
+    auto put32 = [&](uint32_t x) { v.append(reinterpret_cast<const char*>(&x), 4); };
+    auto put16 = [&](uint16_t x) { v.append(reinterpret_cast<const char*>(&x), 2); };
+    put32(2);
+    for (const auto& e : entries) {
+        put16(static_cast<uint16_t>(e[0]));
+        put16(static_cast<uint16_t>(e[1]));
+        put32(e[2]);
+    }
+    return v;
+}
+constexpr uint32_t kAclUserObj = 0x01, kAclUser = 0x02, kAclGroupObj = 0x04, kAclMask = 0x10,
+                   kAclOther = 0x20, kAclNoId = UINT32_MAX;
+
+/// The permission bits of the entry tagged \p tag in ACL xattr \p v, or -1.
+int acl_perm(const std::string& v, uint32_t tag) {
+    for (size_t off = 4; off + 8 <= v.size(); off += 8) {
+        uint16_t t;
+        uint16_t perm;
+        std::memcpy(&t, v.data() + off, 2);
+        std::memcpy(&perm, v.data() + off + 2, 2);
+        if (t == tag) {
+            return perm;
+        }
+    }
+    return -1;
+}
+
+std::string host_xattr(const std::string& path, const char* name) {
+    char buf[4096];
+    ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof(buf));
+    return n < 0 ? std::string("<errno ") + std::to_string(errno) + ">"
+                 : std::string(buf, static_cast<size_t>(n));
+}
+
+TEST_P(PassthroughFsTest, SuppGroupLetsASecondaryGroupMemberCreate) {
+    REQUIRE_ROOT();
+    // Writable by owner root and group 3000 only; the user's primary group is kGroup.
+    ASSERT_EQ(::mkdir((dir_ / "team").c_str(), 0770), 0);
+    ASSERT_EQ(::chown((dir_ / "team").c_str(), 0, 3000), 0);
+    ASSERT_EQ(::chmod((dir_ / "team").c_str(), 0770), 0); // not the process umask's 0750
+    auto team = lookup_ok(kRootNodeId, "team");
+    // Without the extension (a guest before Linux 6.5): the group is unknown, EACCES.
+    EXPECT_EQ(fs_->mkdir(user_, team.nodeid, "d", 0755, 0).error(), EACCES);
+    EXPECT_EQ(fs_->create(user_, team.nodeid, "f", O_RDWR, 0644, 0).error(), EACCES);
+    // With FUSE_EXT_GROUPS naming 3000 every create type succeeds, owned by the user.
+    RequestCtx member = user_;
+    member.has_supp_group = true;
+    member.supp_group = 3000;
+    ASSERT_TRUE(fs_->mkdir(member, team.nodeid, "d", 0755, 0).has_value());
+    auto f = fs_->create(member, team.nodeid, "f", O_RDWR, 0644, 0);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+    ASSERT_TRUE(fs_->symlink(member, team.nodeid, "s", "t").has_value());
+    ASSERT_TRUE(fs_->mknod(member, team.nodeid, "p", S_IFIFO | 0644, 0, 0).has_value());
+    auto t = fs_->tmpfile(member, team.nodeid, O_RDWR, 0600, 0);
+    if (t.has_value()) {
+        EXPECT_TRUE(fs_->release(root_, t->entry.nodeid, t->open.fh, 0, 0, 0).has_value());
+    } else {
+        EXPECT_EQ(t.error(), EOPNOTSUPP);
+    }
+    for (const char* n : {"team/d", "team/f", "team/s", "team/p"}) {
+        SCOPED_TRACE(n);
+        struct stat st = lstat_host(dir_ / n);
+        EXPECT_EQ(st.st_uid, kUser);
+        EXPECT_EQ(st.st_gid, kGroup) << "the primary group owns new files, as locally";
+    }
+    // Another group than the directory's does not help.
+    member.supp_group = 3001;
+    EXPECT_EQ(fs_->mkdir(member, team.nodeid, "d2", 0755, 0).error(), EACCES);
+    // The thread's own groups came back.
+    EXPECT_EQ(::syscall(SYS_getgroups, 0, nullptr), ::getgroups(0, nullptr));
+}
+
+class PassthroughAclTest : public PassthroughFsTest {
+protected:
+    void SetUp() override {
+        PassthroughFsTest::SetUp();
+        if (IsSkipped()) {
+            return;
+        }
+        auto o = default_options();
+        o.posix_acl = true;
+        make_fs(o);
+        fs_->init(38, FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT);
+        ASSERT_TRUE(fs_->capabilities().posix_acl);
+        ASSERT_TRUE(fs_->capabilities().setxattr_ext);
+        ASSERT_EQ(::mkdir((dir_ / "acl").c_str(), 0777), 0);
+        const std::string def = acl_xattr({{kAclUserObj, 7, kAclNoId},
+                                           {kAclUser, 6, 1234},
+                                           {kAclGroupObj, 5, kAclNoId},
+                                           {kAclMask, 7, kAclNoId},
+                                           {kAclOther, 5, kAclNoId}});
+        if (::setxattr((dir_ / "acl").c_str(), "system.posix_acl_default", def.data(),
+                       def.size(), 0) != 0) {
+            GTEST_SKIP() << "no POSIX ACLs on the test directory's filesystem";
+        }
+        ASSERT_EQ(::mkdir((dir_ / "plain").c_str(), 0777), 0);
+    }
+};
+
+TEST_P(PassthroughAclTest, DefaultAclIsInheritedAndUmaskAppliesOnlyWithout) {
+    auto acl = lookup_ok(kRootNodeId, "acl");
+    auto plain = lookup_ok(kRootNodeId, "plain");
+    // The guest sends the mode unmasked and its umask (DONT_MASK).
+    auto f = fs_->create(user_, acl.nodeid, "f", O_RDWR, 0666, 077);
+    ASSERT_TRUE(f.has_value()) << f.error();
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+    // Default ACL: the umask is ignored; group bits = mask = 0666 & rwx -> rw-.
+    EXPECT_EQ(lstat_host(dir_ / "acl/f").st_mode & 0777, 0664u);
+    const std::string access = host_xattr(dir_ / "acl/f", "system.posix_acl_access");
+    EXPECT_EQ(acl_perm(access, kAclUser), 6) << "named entry inherited";
+    auto d = fs_->mkdir(user_, acl.nodeid, "d", 0777, 077);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ(lstat_host(dir_ / "acl/d").st_mode & 0777, 0775u);
+    EXPECT_EQ(acl_perm(host_xattr(dir_ / "acl/d", "system.posix_acl_default"), kAclUser), 6)
+        << "a new directory inherits the default ACL as its own default";
+    ASSERT_TRUE(fs_->mknod(user_, acl.nodeid, "p", S_IFIFO | 0666, 0, 077).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "acl/p").st_mode & 0777, 0664u);
+    // No default ACL: the umask applies (by the host kernel, on this thread only).
+    auto g = fs_->create(user_, plain.nodeid, "g", O_RDWR, 0666, 027);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_TRUE(fs_->release(root_, g->entry.nodeid, g->open.fh, 0, 0, 0).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "plain/g").st_mode & 0777, 0640u);
+    ASSERT_TRUE(fs_->mkdir(user_, plain.nodeid, "e", 0777, 022).has_value());
+    EXPECT_EQ(lstat_host(dir_ / "plain/e").st_mode & 0777, 0755u);
+    // The thread's umask is back to 0.
+    const mode_t old = ::umask(0);
+    EXPECT_EQ(old, 0u);
+}
+
+TEST_P(PassthroughAclTest, ChmodUpdatesTheMaskAndAclsPassThroughXattrs) {
+    auto acl = lookup_ok(kRootNodeId, "acl");
+    auto f = fs_->create(root_, acl.nodeid, "f", O_RDWR, 0666, 0);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+    char buf[256];
+    auto n = fs_->getxattr(root_, f->entry.nodeid, "system.posix_acl_access", buf, sizeof(buf));
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(acl_perm(std::string(buf, *n), kAclMask), 6);
+    fuse_setattr_in in{};
+    in.valid = FATTR_MODE;
+    in.mode = S_IFREG | 0640;
+    ASSERT_TRUE(fs_->setattr(root_, f->entry.nodeid, in).has_value());
+    n = fs_->getxattr(root_, f->entry.nodeid, "system.posix_acl_access", buf, sizeof(buf));
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(acl_perm(std::string(buf, *n), kAclMask), 4) << "chmod g=r sets the mask";
+    EXPECT_EQ(acl_perm(std::string(buf, *n), kAclUser), 6) << "the named entry is kept";
+    // Setting an ACL through setxattr updates the mode's group bits (= the mask).
+    const std::string a = acl_xattr({{kAclUserObj, 6, kAclNoId},
+                                     {kAclUser, 7, 1234},
+                                     {kAclGroupObj, 4, kAclNoId},
+                                     {kAclMask, 7, kAclNoId},
+                                     {kAclOther, 0, kAclNoId}});
+    ASSERT_TRUE(fs_->setxattr(root_, f->entry.nodeid, "system.posix_acl_access", a.data(),
+                              a.size(), 0, 0)
+                    .has_value());
+    EXPECT_EQ(lstat_host(dir_ / "acl/f").st_mode & 0777, 0670u);
+}
+
+TEST_P(PassthroughAclTest, AclKillSgidClearsSetgidAsTheCallerWould) {
+    REQUIRE_ROOT();
+    auto acl = lookup_ok(kRootNodeId, "plain");
+    testing::write_file(dir_ / "plain/s", "x", 0644);
+    ASSERT_EQ(::chown((dir_ / "plain/s").c_str(), kUser, 2000), 0); // user not in 2000
+    ASSERT_EQ(::chmod((dir_ / "plain/s").c_str(), 02770), 0);
+    auto s = lookup_ok(acl.nodeid, "s");
+    const std::string a = acl_xattr({{kAclUserObj, 7, kAclNoId},
+                                     {kAclGroupObj, 7, kAclNoId},
+                                     {kAclOther, 0, kAclNoId}});
+    // Without the flag the server (root) keeps the bit.
+    ASSERT_TRUE(fs_->setxattr(user_, s.nodeid, "system.posix_acl_access", a.data(), a.size(), 0,
+                              0)
+                    .has_value());
+    EXPECT_NE(lstat_host(dir_ / "plain/s").st_mode & S_ISGID, 0u);
+    ASSERT_TRUE(fs_->setxattr(user_, s.nodeid, "system.posix_acl_access", a.data(), a.size(), 0,
+                              FUSE_SETXATTR_ACL_KILL_SGID)
+                    .has_value());
+    EXPECT_EQ(lstat_host(dir_ / "plain/s").st_mode & S_ISGID, 0u);
+}
+
+class PassthroughLabelTest : public PassthroughFsTest {
+protected:
+    void SetUp() override {
+        PassthroughFsTest::SetUp();
+        if (IsSkipped()) {
+            return;
+        }
+        if (!is_root()) {
+            GTEST_SKIP() << "security.* xattrs need CAP_SYS_ADMIN";
+        }
+        auto o = default_options();
+        o.security_label = true;
+        make_fs(o);
+        fs_->init(38, FUSE_SECURITY_CTX);
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+        labelled_ = user_;
+        labelled_.has_secctx = true;
+        labelled_.secctx_name = "security.vdhtest";
+        labelled_.secctx_value = kValue;
+        labelled_.secctx_size = sizeof(kValue);
+        testing::write_file(dir_ / "probe", "");
+        if (::setxattr((dir_ / "probe").c_str(), "security.vdhtest", "x", 1, 0) != 0) {
+            GTEST_SKIP() << "security.* xattrs not stored here: " << errno;
+        }
+        ASSERT_EQ(::unlink((dir_ / "probe").c_str()), 0);
+    }
+    /// Names in the shared directory (no temporary name may be left).
+    std::vector<std::string> names() {
+        std::vector<std::string> out;
+        for (const auto& e : read_dir(kRootNodeId, false)) {
+            if (e.name != "." && e.name != "..") {
+                out.push_back(e.name);
+            }
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+    static constexpr char kValue[] = "system_u:object_r:vdh_t:s0"; // with its NUL, as SELinux
+    RequestCtx labelled_;
+};
+
+TEST_P(PassthroughLabelTest, EveryCreateTypeStoresTheLabel) {
+    const std::string want(kValue, sizeof(kValue));
+    auto f = fs_->create(labelled_, kRootNodeId, "f", O_RDONLY, 0640, 0);
+    ASSERT_TRUE(f.has_value()) << f.error();
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+    ASSERT_TRUE(fs_->mkdir(labelled_, kRootNodeId, "d", 0750, 0).has_value());
+    ASSERT_TRUE(fs_->symlink(labelled_, kRootNodeId, "s", "target").has_value());
+    ASSERT_TRUE(fs_->mknod(labelled_, kRootNodeId, "p", S_IFIFO | 0600, 0, 0).has_value());
+    for (const char* n : {"f", "d", "s", "p"}) {
+        SCOPED_TRACE(n);
+        EXPECT_EQ(host_xattr(dir_ / n, "security.vdhtest"), want);
+        EXPECT_EQ(lstat_host(dir_ / n).st_uid, kUser);
+    }
+    EXPECT_EQ(lstat_host(dir_ / "f").st_mode & 07777, 0640u);
+    EXPECT_EQ(lstat_host(dir_ / "d").st_mode & 07777, 0750u);
+    EXPECT_EQ(names(), (std::vector<std::string>{"d", "f", "p", "s"})) << "no temporary left";
+    auto t = fs_->tmpfile(labelled_, kRootNodeId, O_RDWR, 0600, 0);
+    ASSERT_TRUE(t.has_value());
+    char buf[64];
+    auto n = fs_->getxattr(root_, t->entry.nodeid, "security.vdhtest", buf, sizeof(buf));
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(std::string(buf, *n), want);
+    EXPECT_TRUE(fs_->release(root_, t->entry.nodeid, t->open.fh, 0, 0, 0).has_value());
+}
+
+TEST_P(PassthroughLabelTest, ExistingNamesAndRefusedLabelsLeaveNothingBehind) {
+    testing::write_file(dir_ / "f", "old", 0666);
+    ASSERT_EQ(::mkdir((dir_ / "d").c_str(), 0777), 0);
+    // O_EXCL on an existing name, a directory on an existing one: EEXIST, no temporary.
+    EXPECT_EQ(fs_->create(labelled_, kRootNodeId, "f", O_RDWR | O_EXCL, 0644, 0).error(), EEXIST);
+    EXPECT_EQ(fs_->mkdir(labelled_, kRootNodeId, "d", 0755, 0).error(), EEXIST);
+    EXPECT_EQ(fs_->symlink(labelled_, kRootNodeId, "f", "x").error(), EEXIST);
+    // Without O_EXCL the existing file is opened as it is (not relabelled).
+    auto f = fs_->create(labelled_, kRootNodeId, "f", O_RDWR, 0644, 0);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(read_fh(f->entry.nodeid, f->open.fh), "old");
+    EXPECT_TRUE(fs_->release(root_, f->entry.nodeid, f->open.fh, 0, 0, 0).has_value());
+    EXPECT_EQ(::lgetxattr((dir_ / "f").c_str(), "security.vdhtest", nullptr, 0), -1);
+    // Only security.* names, never security.capability: refused before anything is made.
+    RequestCtx bad = labelled_;
+    for (std::string_view name : {"user.x", "trusted.x", "security.capability", "security.",
+                                  "system.posix_acl_access"}) {
+        SCOPED_TRACE(name);
+        bad.secctx_name = name;
+        EXPECT_EQ(fs_->mkdir(bad, kRootNodeId, "n", 0755, 0).error(), EPERM);
+        EXPECT_EQ(fs_->create(bad, kRootNodeId, "n", O_RDWR, 0644, 0).error(), EPERM);
+    }
+    EXPECT_EQ(names(), (std::vector<std::string>{"d", "f"}));
+    // Not negotiated: the context is ignored.
+    fs_->init(38, 0);
+    ASSERT_TRUE(fs_->mkdir(bad, kRootNodeId, "plain", 0755, 0).has_value());
+    EXPECT_EQ(::lgetxattr((dir_ / "plain").c_str(), "security.vdhtest", nullptr, 0), -1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, PassthroughAclTest,
+                         ::testing::Values(FileHandleMode::Never, FileHandleMode::Prefer),
+                         [](const ::testing::TestParamInfo<FileHandleMode>& i) {
+                             return i.param == FileHandleMode::Never ? std::string("Never")
+                                                                     : std::string("Prefer");
+                         });
+INSTANTIATE_TEST_SUITE_P(Modes, PassthroughLabelTest,
+                         ::testing::Values(FileHandleMode::Never, FileHandleMode::Prefer),
+                         [](const ::testing::TestParamInfo<FileHandleMode>& i) {
+                             return i.param == FileHandleMode::Never ? std::string("Never")
+                                                                     : std::string("Prefer");
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Modes, PassthroughFsTest,
                          ::testing::Values(FileHandleMode::Never, FileHandleMode::Prefer),
