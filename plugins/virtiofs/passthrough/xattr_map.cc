@@ -30,8 +30,13 @@ Status copy_name(std::string_view a, std::string_view b, char (&out)[XATTR_NAME_
     if (n == 0 || n > XATTR_NAME_MAX) {
         return make_err(ERANGE);
     }
-    std::memcpy(out, a.data(), a.size());
-    std::memcpy(out + a.size(), b.data(), b.size());
+    // An empty view may have a null data(): memcpy must not see it, even for 0 bytes.
+    if (!a.empty()) {
+        std::memcpy(out, a.data(), a.size());
+    }
+    if (!b.empty()) {
+        std::memcpy(out + a.size(), b.data(), b.size());
+    }
     out[n] = '\0';
     return ok();
 }
