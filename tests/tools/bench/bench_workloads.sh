@@ -154,7 +154,12 @@ cp "$tmp/stats.json" "$tmp/stats0.json" 2>/dev/null
 [ "$rc" -ne 0 ] || bench --no-prepare --verify --workload read-4k-rand --queue-depth 32 --ops 4000 || rc=$?
 [ "$rc" -ne 0 ] || stats || rc=94
 if [ "$rc" -eq 0 ]; then
-    python3 - "$tmp/stats0.json" "$tmp/stats.json" <<'PY' || rc=93
+    # Under ASan the driver is slower than the lcore, so passes rarely find more than one
+    # READ waiting (seen: 4000 SQEs in 3943 enters); the "several per batch" check needs a
+    # driver that keeps up. The per-batch bounds hold either way.
+    sanitized=0
+    ldd "$VDHOST" 2>/dev/null | grep -q libasan && sanitized=1
+    python3 - "$tmp/stats0.json" "$tmp/stats.json" "$sanitized" <<'PY' || rc=93
 import json, sys
 def totals(path):
     d = json.load(open(path))["devices"][0]
@@ -170,7 +175,10 @@ print(f"# 4000 READs at QD32: {subs} SQEs in {enters} io_uring_enter calls; "
 assert subs >= 4000, subs
 # One enter per batch at most; with 32 requests in flight, batches hold several READs.
 assert enters <= batches, (enters, batches)
-assert subs >= 2 * enters, (subs, enters)
+if sys.argv[3] == "0":
+    assert subs >= 2 * enters, (subs, enters)
+else:
+    print("# sanitizer build: several READs per batch not required")
 assert notifies <= batches, (notifies, batches)
 PY
 fi
