@@ -23,7 +23,8 @@ extern "C" {
 /// 3: vdh_device_ops::metrics, vdh_host_api::tsc_hz.
 /// 4: vdh_device_ops::revoke.
 /// 5: vdh_device_ops::get_config.
-#define VDH_ABI_MINOR 5
+/// 6: vdh_device_ops::set_config.
+#define VDH_ABI_MINOR 6
 
 /// Name of the one symbol every plugin exports.
 #define VDH_PLUGIN_ENTRY_SYMBOL "vdh_plugin_entry"
@@ -210,6 +211,14 @@ struct vdh_device_ops {
     /// may crash).
     /// Control thread (vhost-user messages); must not block.
     int (*get_config)(void* dev, uint32_t offset, uint8_t* buf, uint32_t len);
+    /// Optional (ABI 1.6). The frontend writes \p len bytes of \p buf at byte \p offset of
+    /// the config space (vhost-user SET_CONFIG; virtio-blk: the writeback field). Only
+    /// called for a device whose get_config() reports a space, with offset + len inside it.
+    /// The plugin checks which bytes are writable and returns 0, or -errno to refuse the
+    /// write (the space stays unchanged; the host answers the message with a failure when
+    /// the frontend asked for a reply). Control thread (vhost-user messages); must not
+    /// block.
+    int (*set_config)(void* dev, uint32_t offset, const uint8_t* buf, uint32_t len);
 };
 
 /// True when \p ops (a const struct vdh_device_ops*) has the field \p field (a later minor).
