@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "preopened.h"
 #include "vdh/iovec_cursor.h"
 
 namespace vdh::virtioblk {
@@ -17,6 +18,9 @@ namespace {
 
 /// EAGAIN / EINTR resubmissions of one operation before it fails with IOERR.
 constexpr uint8_t kMaxRetries = 8;
+/// fds a disk holds: its backing file, and an io_uring plus its eventfd per queue.
+constexpr uint64_t kFixedFds = 4;
+constexpr uint64_t kFdsPerQueue = 2;
 
 void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -39,6 +43,46 @@ void advance(RequestCtx* c, uint64_t n) noexcept {
 }
 
 } // namespace
+
+Result<std::unique_ptr<VirtioblkDevice>> VirtioblkDevice::create(CreateContext& ctx) {
+    std::string e;
+    auto p = parse_blk_profile(ctx.config, ctx.origin, ctx.device_name, &e);
+    if (!p) {
+        return ctx.fail(EINVAL, e);
+    }
+    auto b = take_preopened(ctx.origin, ctx.config);
+    if (!b) {
+        b = open_backing(*p, ctx.origin, &e);
+    }
+    if (!b) {
+        return ctx.fail(EINVAL, e);
+    }
+    VDH_TRY(ctx.reserve_fds(kFixedFds + kFdsPerQueue * p->num_queues));
+    return std::make_unique<VirtioblkDevice>(ctx.host, std::string(ctx.device_name), std::move(*p),
+                                             std::move(*b));
+}
+
+Status VirtioblkDevice::check_config(ConfigContext& ctx) {
+    std::string e;
+    if (!parse_blk_profile(ctx.config, ctx.origin, "check", &e)) {
+        return ctx.fail(EINVAL, e);
+    }
+    return ok();
+}
+
+Status VirtioblkDevice::host_paths(HostPathsContext& ctx) {
+    std::string e;
+    auto p = parse_blk_profile(ctx.config, ctx.origin, "sandbox", &e);
+    if (!p) {
+        return ctx.fail(EINVAL, e);
+    }
+    // No directory to bind: the backing file is opened now, before the sandbox, and create()
+    // takes the fd. A path that cannot be opened is reported by create().
+    if (auto b = open_backing(*p, ctx.origin, &e)) {
+        put_preopened(ctx.origin, ctx.config, std::move(*b));
+    }
+    return ok();
+}
 
 VirtioblkDevice::VirtioblkDevice(const vdh_host_api* host, std::string name, BlkProfile profile,
                                  BackingFile backing)

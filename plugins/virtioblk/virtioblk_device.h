@@ -23,6 +23,7 @@
 #include "config_space.h"
 #include "request_decoder.h"
 #include "vdh/plugin_abi.h"
+#include "vdh/plugin_adapter.h"
 
 namespace vdh::virtioblk {
 
@@ -77,6 +78,15 @@ struct BlkStats {
 
 class VirtioblkDevice {
   public:
+    // ---- the adapter's static members (vdh_plugin_info) ----------------------------------
+    /// Parses the profile and takes the backing file host_paths() opened, or opens it;
+    /// reserves the disk's fds. Control thread. Allocates.
+    static Result<std::unique_ptr<VirtioblkDevice>> create(CreateContext& ctx);
+    /// Parses the profile only (the --check-config trial create() checks the file).
+    static Status check_config(ConfigContext& ctx);
+    /// Opens the backing file before the sandbox (preopened.h); names no directory.
+    static Status host_paths(HostPathsContext& ctx);
+
     /// Takes the opened backing file. Control thread. Allocates.
     VirtioblkDevice(const vdh_host_api* host, std::string name, BlkProfile profile,
                     BackingFile backing);
