@@ -90,6 +90,7 @@ std::optional<BackingFile> open_backing(const BlkProfile& p, std::string_view or
     }
     if ((sx.stx_mask & STATX_DIOALIGN) != 0) {
         b.dio_align = sx.stx_dio_offset_align;
+        b.dio_mem_align = sx.stx_dio_mem_align;
     }
     if (p.direct && b.dio_align == 0 && !b.block_device) {
         // O_DIRECT opened, but the file system gives no alignment: assume the common 512.
@@ -100,6 +101,19 @@ std::optional<BackingFile> open_backing(const BlkProfile& p, std::string_view or
                         "'s direct I/O alignment " + std::to_string(b.dio_align) +
                         " (direct: true)",
                     true);
+    }
+    if (p.direct) {
+        // Guest buffers O_DIRECT refuses (EINVAL: an address or a segment length off the
+        // alignment) go through the page cache instead; the kernel keeps both views
+        // coherent (direct I/O writes back and invalidates the cached range first).
+        auto bfd =
+            UniqueFd::from_syscall(::open(("/proc/self/fd/" + std::to_string(b.fd.get())).c_str(),
+                                          (p.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY));
+        if (!bfd) {
+            return fail("cannot open " + p.path +
+                        " a second time without O_DIRECT: " + std::strerror(bfd.error()));
+        }
+        b.buffered_fd = std::move(*bfd);
     }
     b.capacity_bytes = b.size_bytes - b.size_bytes % p.block_size;
     if (b.capacity_bytes == 0) {

@@ -18,8 +18,9 @@ namespace {
 
 /// EAGAIN / EINTR resubmissions of one operation before it fails with IOERR.
 constexpr uint8_t kMaxRetries = 8;
-/// fds a disk holds: its backing file, and an io_uring plus its eventfd per queue.
-constexpr uint64_t kFixedFds = 4;
+/// fds a disk holds: its backing file (two with `direct`), and an io_uring plus its eventfd per
+/// queue.
+constexpr uint64_t kFixedFds = 5;
 constexpr uint64_t kFdsPerQueue = 2;
 
 void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -184,6 +185,7 @@ int64_t VirtioblkDevice::handle_request(const vdh_request* req) noexcept {
     c->len = d.len;
     c->remaining = d.len;
     c->unmap = false;
+    c->fd = backing_.fd.get();
     switch (d.op) {
     case BlkOp::Fail:
         bump(d.status == kStatusUnsupp ? qc.unsupp : qc.ioerr);
@@ -202,6 +204,14 @@ int64_t VirtioblkDevice::handle_request(const vdh_request* req) noexcept {
         c->remaining = d.ranges[0].len;
         c->unmap = d.ranges[0].unmap && profile_.discard;
         break;
+    case BlkOp::Read:
+    case BlkOp::Write:
+        if (backing_.buffered_fd &&
+            !direct_ok(c->iov, c->n_iov, backing_.dio_mem_align, backing_.dio_align)) {
+            c->fd = backing_.buffered_fd.get();
+            bump(qc.buffered_fallbacks);
+        }
+        break;
     default:
         break;
     }
@@ -216,7 +226,7 @@ int64_t VirtioblkDevice::handle_request(const vdh_request* req) noexcept {
 
 bool VirtioblkDevice::submit(RequestCtx* c) noexcept {
     BlkUring& r = *engines_[c->queue];
-    const int fd = backing_.fd.get();
+    const int fd = c->fd;
     const auto ud = reinterpret_cast<uint64_t>(c);
     switch (c->op) {
     case BlkOp::Read:
@@ -336,6 +346,7 @@ BlkStats VirtioblkDevice::stats() const noexcept {
         s.no_status += get(q.no_status);
         s.io_errors += get(q.io_errors);
         s.short_io += get(q.short_io);
+        s.buffered_fallbacks += get(q.buffered_fallbacks);
         for (size_t i = 0; i < s.malformed.size(); ++i) {
             s.malformed[i] += get(q.malformed[i]);
         }
@@ -363,7 +374,8 @@ int VirtioblkDevice::stats_json(char* buf, size_t len) noexcept {
         "\"reads\":%llu,\"writes\":%llu,\"flushes\":%llu,\"discards\":%llu,"
         "\"write_zeroes\":%llu,\"get_ids\":%llu,\"read_bytes\":%llu,\"written_bytes\":%llu,"
         "\"errors\":%llu,\"ioerr\":%llu,\"unsupp\":%llu,\"no_status\":%llu,\"io_errors\":%llu,"
-        "\"malformed\":%llu,\"short_io\":%llu,\"uring_submitted\":%llu,\"uring_enters\":%llu",
+        "\"malformed\":%llu,\"short_io\":%llu,\"buffered_fallbacks\":%llu,"
+        "\"uring_submitted\":%llu,\"uring_enters\":%llu",
         static_cast<ull>(geometry_.capacity_bytes), geometry_.block_size,
         profile_.readonly ? "true" : "false", profile_.direct ? "true" : "false",
         static_cast<ull>(s.reads), static_cast<ull>(s.writes), static_cast<ull>(s.flushes),
@@ -372,7 +384,8 @@ int VirtioblkDevice::stats_json(char* buf, size_t len) noexcept {
         static_cast<ull>(s.ioerr + s.unsupp + s.no_status), static_cast<ull>(s.ioerr),
         static_cast<ull>(s.unsupp), static_cast<ull>(s.no_status), static_cast<ull>(s.io_errors),
         static_cast<ull>(malformed), static_cast<ull>(s.short_io),
-        static_cast<ull>(s.uring_submitted), static_cast<ull>(s.uring_enters));
+        static_cast<ull>(s.buffered_fallbacks), static_cast<ull>(s.uring_submitted),
+        static_cast<ull>(s.uring_enters));
     if (n < 0 || static_cast<size_t>(n) >= len) {
         return -ENOSPC;
     }

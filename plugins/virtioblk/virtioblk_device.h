@@ -41,6 +41,7 @@ struct RequestCtx {
     uint32_t used_len = 0;  ///< what the used ring reports (the writable part's size)
     uint32_t iov_first = 0; ///< first iovec still to transfer (after a short transfer)
     uint32_t n_iov = 0;
+    int fd = -1; ///< the backing fd this request uses (direct or buffered)
     uint16_t queue = 0;
     BlkOp op = BlkOp::Fail;
     uint8_t retries = 0; ///< EAGAIN / EINTR resubmissions
@@ -63,6 +64,8 @@ struct alignas(64) QueueCounters {
     std::atomic<uint64_t> no_status{0}; ///< returned without a status (no writable byte)
     std::atomic<uint64_t> io_errors{0}; ///< the backing file failed an operation
     std::atomic<uint64_t> short_io{0};  ///< short reads / writes continued
+    /// `direct` disk: reads / writes whose guest buffers O_DIRECT cannot take, done buffered.
+    std::atomic<uint64_t> buffered_fallbacks{0};
     /// Malformed requests per reason (request_decoder.h BlkError).
     std::array<std::atomic<uint64_t>, static_cast<size_t>(BlkError::Count)> malformed{};
 };
@@ -72,6 +75,7 @@ struct BlkStats {
     uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0, get_ids = 0;
     uint64_t read_bytes = 0, written_bytes = 0;
     uint64_t ioerr = 0, unsupp = 0, no_status = 0, io_errors = 0, short_io = 0;
+    uint64_t buffered_fallbacks = 0;
     std::array<uint64_t, static_cast<size_t>(BlkError::Count)> malformed{};
     uint64_t uring_submitted = 0, uring_enters = 0;
 };

@@ -89,7 +89,7 @@ Result<uint16_t> BlkRequester::submit(const std::vector<std::vector<uint8_t>>& r
         if (len == 0) {
             return {};
         }
-        auto gpa = mem.allocate(len, 64);
+        auto gpa = mem.allocate(len, options_.align);
         if (!gpa) {
             return Err{gpa.error()};
         }

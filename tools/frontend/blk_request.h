@@ -46,6 +46,9 @@ class BlkRequester {
         bool indirect = false; ///< each chain in an indirect table
         /// Data buffers are split into descriptors of at most this many bytes (0: one).
         uint32_t max_segment = 0;
+        /// Alignment of every guest buffer (a power of two); 4096 gives page-aligned data,
+        /// as a guest's page cache does.
+        uint64_t align = 64;
         std::chrono::milliseconds timeout{5000};
     };
 
