@@ -93,8 +93,9 @@ VirtioblkDevice::VirtioblkDevice(const vdh_host_api* host, std::string name, Blk
     geometry_.block_size = profile_.block_size;
     geometry_.num_queues = static_cast<uint16_t>(profile_.num_queues);
     geometry_.readonly = profile_.readonly;
-    geometry_.discard = profile_.discard;
-    geometry_.write_zeroes = profile_.write_zeroes;
+    // A read-only disk offers neither: the guest's block layer then never sends them.
+    geometry_.discard = profile_.discard && !profile_.readonly;
+    geometry_.write_zeroes = profile_.write_zeroes && !profile_.readonly;
     limits_ = decode_limits(geometry_);
     std::memcpy(id_.data(), profile_.serial.data(),
                 profile_.serial.size() < id_.size() ? profile_.serial.size() : id_.size());

@@ -4,6 +4,7 @@
 #include "blk_profile.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <string>
 
@@ -112,6 +113,27 @@ TEST(BlkProfile, BadKeysNameFileLineColumnAndKey) {
               "disk.yaml:2:3: config: expected string key, got sequence");
     const std::string syntax = error_of("path: /d\nreadonly: [true\n");
     EXPECT_EQ(syntax.rfind("disk.yaml:3:1: config: ", 0), 0u) << syntax;
+}
+
+} // namespace
+} // namespace vdh::virtioblk
+
+namespace vdh::virtioblk {
+namespace {
+
+TEST(BlkProfile, ExampleConfigParses) {
+    // configs/virtioblk.yaml's device block, as the host would hand it over.
+    const YAML::Node root =
+        YAML::LoadFile(std::string(VDH_SOURCE_ROOT) + "/configs/virtioblk.yaml");
+    const YAML::Node dev = root["devices"][0];
+    ASSERT_EQ(dev["type"].as<std::string>(), "virtioblk");
+    YAML::Emitter out;
+    out << dev["config"];
+    std::string err;
+    auto p = parse_blk_profile(out.c_str(), "virtioblk.yaml", dev["name"].as<std::string>(), &err);
+    ASSERT_TRUE(p.has_value()) << err;
+    EXPECT_EQ(p->num_queues, 2u);
+    EXPECT_EQ(p->serial, "blk0");
 }
 
 } // namespace
