@@ -11,8 +11,8 @@ namespace {
 
 std::mutex g_mu; // guards registry(). Lock order: leaf.
 
-std::multimap<std::string, BackingFile>& registry() {
-    static std::multimap<std::string, BackingFile> files;
+std::map<std::string, BackingFile>& registry() {
+    static std::map<std::string, BackingFile> files;
     return files;
 }
 
@@ -27,7 +27,9 @@ std::string key_of(std::string_view origin, std::string_view config_text) {
 
 void put_preopened(std::string_view origin, std::string_view config_text, BackingFile b) {
     std::lock_guard<std::mutex> g(g_mu);
-    registry().emplace(key_of(origin, config_text), std::move(b));
+    // The same key again is the same device block checked again (an add that failed after
+    // host_paths()): the newer file replaces the stale one, so nothing accumulates.
+    registry().insert_or_assign(key_of(origin, config_text), std::move(b));
 }
 
 std::optional<BackingFile> take_preopened(std::string_view origin, std::string_view config_text) {

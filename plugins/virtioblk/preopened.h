@@ -15,8 +15,9 @@
 
 namespace vdh::virtioblk {
 
-/// Leaves \p b for the device whose `config:` block is \p config_text in \p origin. Two
-/// devices with the same block (two read-only disks on one image) each get one.
+/// Leaves \p b for the device whose `config:` block is \p config_text in \p origin (the text
+/// keeps the file's layout, so two devices' blocks never compare equal). A file left earlier
+/// for the same block and never taken is closed.
 void put_preopened(std::string_view origin, std::string_view config_text, BackingFile b);
 
 /// Takes a backing file put_preopened() left for this block, if any.
