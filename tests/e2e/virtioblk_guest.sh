@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# End to end (issue 11): one 6.1 guest with two vhost-user-blk-pci disks and a virtio-fs
+# share, all three from ONE vdhost process on ONE poll lcore. In the guest
+# (blk_guest_workload.sh): a busybox ext2 on the writable disk, files with sums, copies
+# between the disk and the share, parallel writes to both, unmount, remount and read back,
+# fstrim; the read-only disk (a host-made ext2 image) mounts -o ro and refuses writes. The
+# host then checks the disk image with e2fsck -fn and reads every file back with debugfs
+# (no mount, no loop device), checks the share's copies, that the read-only image is
+# unchanged, and from vdhost's stats that one lcore carried requests of all three devices.
+# TAP output. One guest boot.
+# Usage: virtioblk_guest.sh vdhost VDHOST_BIN PLUGIN_DIR
+#        virtioblk_guest.sh qsd   (the same guest against qemu-storage-daemon's
+#          vhost-user-blk exports and the C virtiofsd; not part of the test suite)
+# Environment: VDH_GUEST_KERNEL=6.1|6.12 (default 6.1), VDH_GUEST_DIR (lib.sh).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+trap e2e_cleanup EXIT
+
+mode="${1:-}"
+case "$mode" in
+    vdhost)
+        [ $# -ge 3 ] || { sed -n '12,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+        VDHOST="$(realpath "$2")"
+        PLUGIN_DIR="$(realpath "$3")"
+        ;;
+    qsd) e2e_require_cmd qemu-storage-daemon ;;
+    *) sed -n '12,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
+
+[ "$(id -u)" -eq 0 ] || e2e_skip "needs root (vdhost's sandbox)"
+e2e_require_cmd qemu-system-x86_64 debugfs e2fsck mke2fs sha256sum truncate
+kernel="${VDH_GUEST_KERNEL:-6.1}"
+e2e_guest_env "$kernel" >/dev/null || tap_bail "guest image ($kernel)" /dev/null
+case " ${GUEST_MODULES:-} " in
+    *" virtio_blk "*) ;;
+    *) grep -q '^GUEST_MODULES=.*virtio_blk' "$E2E_GUEST_ENV" ||
+        tap_bail "guest image loads virtio_blk" "$E2E_GUEST_ENV" ;;
+esac
+
+dir=""
+e2e_mktemp_dir dir
+share="$dir/share"
+mkdir -p "$share/.vdh" "$dir/rosrc" "$dir/out"
+cp "$here/blk_guest_workload.sh" "$share/.vdh/run.sh"
+head -c 300000 /dev/urandom >"$share/.vdh/fromfs.bin"
+rw_img="$dir/rw.img"
+ro_img="$dir/ro.img"
+truncate -s 32M "$rw_img"
+head -c 200000 /dev/urandom >"$dir/rosrc/data.bin"
+mke2fs -q -F -t ext2 -b 1024 -d "$dir/rosrc" "$ro_img" 8M >"$dir/mke2fs.log" 2>&1 ||
+    tap_bail "host: mke2fs -d made the read-only image" "$dir/mke2fs.log"
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+ro_img_sha="$(sha_of "$ro_img")"
+serial_rw="" serial_ro=""
+[ "$mode" = vdhost ] && serial_rw=blk0 serial_ro=blkro
+cat >"$share/.vdh/config" <<EOF
+RW_SECTORS=$(($(stat -c %s "$rw_img") / 512))
+RO_SECTORS=$(($(stat -c %s "$ro_img") / 512))
+RW_SERIAL=$serial_rw
+RO_SERIAL=$serial_ro
+FROMFS_SHA=$(sha_of "$share/.vdh/fromfs.bin")
+RO_FILE=data.bin
+RO_FILE_SHA=$(sha_of "$dir/rosrc/data.bin")
+EOF
+
+blog="$dir/backend.log"
+if [ "$mode" = vdhost ]; then
+    # One poll lcore (CPU 1) for all three devices.
+    cat >"$dir/vdhost.yaml" <<YAML
+host:
+  poll_lcores: [1]
+  control_socket: $dir/ctl.sock
+devices:
+  - name: fs0
+    type: virtiofs
+    socket: $dir/fs.sock
+    lcore: 1
+    config:
+      shared_dir: $share
+  - name: blk0
+    type: virtioblk
+    socket: $dir/blk0.sock
+    lcore: 1
+    config:
+      path: $rw_img
+  - name: blkro
+    type: virtioblk
+    socket: $dir/blkro.sock
+    lcore: 1
+    config:
+      path: $ro_img
+      readonly: true
+YAML
+    "$VDHOST" --config "$dir/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$blog" 2>&1 &
+    vpid=$!
+    e2e_track_pid "$vpid"
+    for s in fs blk0 blkro; do
+        e2e_wait_socket "$dir/$s.sock" 20 || tap_bail "vdhost serves fs0, blk0 and blkro" "$blog"
+    done
+    ok "vdhost serves fs0, blk0 and blkro on one poll lcore"
+else
+    qemu-storage-daemon \
+        --blockdev "driver=file,node-name=rw,filename=$rw_img,cache.direct=off,aio=io_uring" \
+        --blockdev "driver=file,node-name=ro,filename=$ro_img,read-only=on,aio=io_uring" \
+        --export "type=vhost-user-blk,id=e0,node-name=rw,addr.type=unix,addr.path=$dir/blk0.sock,writable=on,num-queues=1" \
+        --export "type=vhost-user-blk,id=e1,node-name=ro,addr.type=unix,addr.path=$dir/blkro.sock,writable=off,num-queues=1" \
+        >"$blog" 2>&1 &
+    e2e_track_pid $!
+    for s in blk0 blkro; do
+        e2e_wait_socket "$dir/$s.sock" 20 || tap_bail "qemu-storage-daemon exports" "$blog"
+    done
+    e2e_start_virtiofsd "$dir/fs.sock" "$share" || tap_bail "C virtiofsd started" "$dir/fs.sock.log"
+    ok "qemu-storage-daemon exports blk0 and blkro, virtiofsd serves fs0"
+fi
+
+log="$dir/qemu.log"
+t0=$SECONDS
+rc=0
+e2e_run_guest --socket "$dir/fs.sock" --log "$log" --timeout 150 \
+    --append "vdh.script=.vdh/run.sh" -- \
+    -chardev "socket,id=blk0,path=$dir/blk0.sock" \
+    -device vhost-user-blk-pci,chardev=blk0,num-queues=1 \
+    -chardev "socket,id=blkro,path=$dir/blkro.sock" \
+    -device vhost-user-blk-pci,chardev=blkro,num-queues=1 || rc=$?
+echo "# guest ran $((SECONDS - t0)) s (qemu rc $rc, kernel $KVER)"
+
+check "guest loaded its modules (virtio_blk among them)" 'e2e_expect "$log" "^VDH-MODULES-OK"'
+check "guest mounted the virtio-fs share" '[ "$(grep -ac "^VDH-MOUNT-OK" "$log")" = 1 ]'
+nchecks=0
+while IFS= read -r line; do
+    read -r _ name status rest <<<"$line"
+    nchecks=$((nchecks + 1))
+    case "$status" in
+        PASS) ok "guest: $name" ;;
+        *) notok "guest: $name"; echo "#   $rest" ;;
+    esac
+done < <(grep -a '^CHECK ' "$log")
+want=21
+[ "$mode" = vdhost ] && want=23
+check "guest ran all $want checks (ran $nchecks)" '[ "$nchecks" = "$want" ]'
+check "guest script exited 0" 'e2e_expect "$log" "^VDH-SCRIPT-EXIT 0"'
+check "guest unmounted the share cleanly" 'e2e_expect "$log" "^VDH-UMOUNT-OK"'
+
+# The host's view of the disk: a consistent file system holding exactly the guest's bytes.
+e2fsck -fn "$rw_img" >"$dir/e2fsck.log" 2>&1
+erc=$?
+check "host: e2fsck -fn finds the guest's file system clean (rc $erc)" '[ "$erc" = 0 ]'
+[ "$erc" = 0 ] || tail -n 10 "$dir/e2fsck.log" | diag
+sums="$share/keep/blk.sha256"
+nfiles=0 nbad=0
+if [ -s "$sums" ]; then
+    {
+        while read -r _ f; do
+            mkdir -p "$(dirname "$dir/out/$f")"
+            echo "dump /$f $dir/out/$f"
+        done <"$sums"
+    } >"$dir/debugfs.cmds"
+    debugfs -f "$dir/debugfs.cmds" "$rw_img" >"$dir/debugfs.log" 2>&1
+    while read -r want_sum f; do
+        nfiles=$((nfiles + 1))
+        got="$(sha_of "$dir/out/$f" 2>/dev/null)"
+        [ "$got" = "$want_sum" ] || { nbad=$((nbad + 1)); echo "# $f: host $got guest $want_sum"; }
+    done <"$sums"
+fi
+check "host: debugfs reads the guest's $nfiles files from the image, sums equal ($nbad differ)" \
+    '[ "$nfiles" = 45 ] && [ "$nbad" = 0 ]'
+check "host: the share's file the guest copied onto the disk is intact on the disk" \
+    '[ "$(sha_of "$dir/out/fromfs.bin")" = "$(sha_of "$share/.vdh/fromfs.bin")" ]'
+check "host: the disk's file the guest copied into the share is intact in the share" \
+    '[ "$(sha_of "$share/keep/b-from-blk.bin")" = "$(sha_of "$dir/out/b.bin")" ]'
+check "host: the share's files match the guest's sums" \
+    '(cd "$share/keep" && sha256sum --quiet -c fs.sha256)'
+check "host: debugfs does not find the trimmed file" \
+    '! debugfs -R "stat /trim.bin" "$rw_img" 2>&1 | grep -q "Inode:"'
+check "host: the read-only image is unchanged" '[ "$(sha_of "$ro_img")" = "$ro_img_sha" ]'
+
+if [ "$mode" = vdhost ]; then
+    # Which CPU served each device's queues, and how many requests (every device counted).
+    per_dev="$("$VDHOST" --stats "$dir/ctl.sock" 2>/dev/null | python3 -c '
+import json, sys
+for d in json.load(sys.stdin)["devices"]:
+    qs = d.get("queues", [])
+    cpus = sorted({q.get("cpu") for q in qs if q.get("requests", 0) > 0})
+    print(d["name"], sum(q.get("requests", 0) for q in qs),
+          ",".join(str(c) for c in cpus) or "-")
+' 2>&1)"
+    echo "$per_dev" | diag
+    check "vdhost stats: fs0, blk0 and blkro all carried requests, all on CPU 1" \
+        '[ "$(echo "$per_dev" | awk "\$2 > 0 && \$3 == \"1\"" | wc -l)" = 3 ]'
+    src=0
+    if kill -0 "$vpid" 2>/dev/null; then
+        kill -TERM "$vpid"
+        wait "$vpid" || src=$?
+    else
+        src=dead
+    fi
+    check "vdhost exits 0 on SIGTERM after the guest" '[ "$src" = 0 ]'
+fi
+if [ "$tap_nfail" -gt 0 ]; then
+    echo "# backend log:"
+    tail -n 20 "$blog" | diag
+    echo "# guest log:"
+    grep -av '^CHECK .* PASS' "$log" | tail -n 40 | diag
+fi
+tap_finish
