@@ -7,8 +7,8 @@
 # read-only device) mounts -o ro, reads, and refuses every write. Leaves keep/ for the host:
 # blk.sha256 (sums of the files on RW), fs.sha256 (sums of files in the share).
 # Prints "CHECK <name> PASS|FAIL <details>"; exits 0 iff no CHECK failed.
-# .vdh/config sets RW_SECTORS RO_SECTORS (512-byte sectors), RW_SERIAL RO_SERIAL (empty:
-# not checked), FROMFS_SHA (of .vdh/fromfs.bin), RO_FILE RO_FILE_SHA (a file on RO).
+# .vdh/config sets RW_SECTORS RO_SECTORS (512-byte sectors), RW_BLOCK_SIZE (the RW disk's
+# logical block size), RW_WRITE_CACHE (its queue/write_cache), RW_SERIAL RO_SERIAL (empty: not checked), FROMFS_SHA (of .vdh/fromfs.bin), RO_FILE RO_FILE_SHA (a file on RO).
 M="${VDH_MNT:-/mnt}"
 V="$M/.vdh"
 K="$M/keep"
@@ -68,9 +68,13 @@ ron="${ro#/dev/}"
 [ -z "$RO_SERIAL" ] || expect disk_ro_serial "$(cat "/sys/block/$ron/serial")" "$RO_SERIAL"
 expect disk_rw_writable "$(cat "/sys/block/$rwn/ro")" 0
 expect disk_ro_readonly "$(cat "/sys/block/$ron/ro")" 1
+expect disk_rw_block_size "$(cat "/sys/block/$rwn/queue/logical_block_size")" "$RW_BLOCK_SIZE"
+# vdhost: VIRTIO_BLK_F_FLUSH without CONFIG_WCE, so the guest keeps a write cache and sends
+# FLUSH on sync ("write back"); qemu-storage-daemon reports wce=0 ("write through").
+expect disk_rw_write_cache "$(cat "/sys/block/$rwn/queue/write_cache")" "$RW_WRITE_CACHE"
 
 # --- RW: a new file system, files, both devices at once -------------------------------------
-status rw_mke2fs mke2fs -F -L vdhblk "$rw"
+status rw_mke2fs mke2fs -F -b 4096 -L vdhblk "$rw"
 status rw_mount mount -t ext2 "$rw" "$B" || finish
 echo "written by the guest on a vhost-user-blk disk" >"$B/hello.txt"
 dd if=/dev/urandom of="$B/a.bin" bs=4096 count=1 2>/dev/null

@@ -53,11 +53,13 @@ mke2fs -q -F -t ext2 -b 1024 -d "$dir/rosrc" "$ro_img" 8M >"$dir/mke2fs.log" 2>&
     tap_bail "host: mke2fs -d made the read-only image" "$dir/mke2fs.log"
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 ro_img_sha="$(sha_of "$ro_img")"
-serial_rw="" serial_ro=""
-[ "$mode" = vdhost ] && serial_rw=blk0 serial_ro=blkro
+serial_rw="" serial_ro="" write_cache="write through"
+[ "$mode" = vdhost ] && serial_rw=blk0 serial_ro=blkro write_cache="write back"
 cat >"$share/.vdh/config" <<EOF
 RW_SECTORS=$(($(stat -c %s "$rw_img") / 512))
 RO_SECTORS=$(($(stat -c %s "$ro_img") / 512))
+RW_BLOCK_SIZE=4096
+RW_WRITE_CACHE="$write_cache"
 RW_SERIAL=$serial_rw
 RO_SERIAL=$serial_ro
 FROMFS_SHA=$(sha_of "$share/.vdh/fromfs.bin")
@@ -85,6 +87,7 @@ devices:
     lcore: 1
     config:
       path: $rw_img
+      block_size: 4096
   - name: blkro
     type: virtioblk
     socket: $dir/blkro.sock
@@ -104,7 +107,7 @@ else
     qemu-storage-daemon \
         --blockdev "driver=file,node-name=rw,filename=$rw_img,cache.direct=off,aio=io_uring" \
         --blockdev "driver=file,node-name=ro,filename=$ro_img,read-only=on,aio=io_uring" \
-        --export "type=vhost-user-blk,id=e0,node-name=rw,addr.type=unix,addr.path=$dir/blk0.sock,writable=on,num-queues=1" \
+        --export "type=vhost-user-blk,id=e0,node-name=rw,addr.type=unix,addr.path=$dir/blk0.sock,writable=on,num-queues=1,logical-block-size=4096" \
         --export "type=vhost-user-blk,id=e1,node-name=ro,addr.type=unix,addr.path=$dir/blkro.sock,writable=off,num-queues=1" \
         >"$blog" 2>&1 &
     e2e_track_pid $!
@@ -137,8 +140,8 @@ while IFS= read -r line; do
         *) notok "guest: $name"; echo "#   $rest" ;;
     esac
 done < <(grep -a '^CHECK ' "$log")
-want=21
-[ "$mode" = vdhost ] && want=23
+want=23
+[ "$mode" = vdhost ] && want=25
 check "guest ran all $want checks (ran $nchecks)" '[ "$nchecks" = "$want" ]'
 check "guest script exited 0" 'e2e_expect "$log" "^VDH-SCRIPT-EXIT 0"'
 check "guest unmounted the share cleanly" 'e2e_expect "$log" "^VDH-UMOUNT-OK"'
