@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=sh
 # Block workload run INSIDE the busybox e2e guest (copied by virtioblk_guest.sh to
 # SHARE/.vdh/run.sh, run as root with cwd = the virtio-fs mount). Two vhost-user-blk disks,
 # told apart by size: RW gets a fresh ext2 (busybox mke2fs), files with sha256 sums, a
@@ -61,7 +62,10 @@ rw="$(find_disk "$RW_SECTORS")"
 ro="$(find_disk "$RO_SECTORS")"
 expect disk_rw_present "${rw:+yes}" yes
 expect disk_ro_present "${ro:+yes}" yes
-[ -n "$rw" ] && [ -n "$ro" ] || { ls -l /sys/block; finish; }
+if [ -z "$rw" ] || [ -z "$ro" ]; then
+    ls -l /sys/block
+    finish
+fi
 rwn="${rw#/dev/}"
 ron="${ro#/dev/}"
 [ -z "$RW_SERIAL" ] || expect disk_rw_serial "$(cat "/sys/block/$rwn/serial")" "$RW_SERIAL"
