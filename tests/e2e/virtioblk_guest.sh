@@ -7,7 +7,8 @@
 # fstrim; the read-only disk (a host-made ext2 image) mounts -o ro and refuses writes. The
 # host then checks the disk image with e2fsck -fn and reads every file back with debugfs
 # (no mount, no loop device), checks the share's copies, that the read-only image is
-# unchanged, and from vdhost's stats that one lcore carried requests of all three devices.
+# unchanged, and from vdhost's stats that one lcore carried requests of all three devices,
+# none failed, and blk0 served FLUSH, DISCARD and GET_ID.
 # TAP output. One guest boot.
 # Usage: virtioblk_guest.sh vdhost VDHOST_BIN PLUGIN_DIR
 #        virtioblk_guest.sh qsd   (the same guest against qemu-storage-daemon's
@@ -21,12 +22,12 @@ trap e2e_cleanup EXIT
 mode="${1:-}"
 case "$mode" in
     vdhost)
-        [ $# -ge 3 ] || { sed -n '12,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+        [ $# -ge 3 ] || { sed -n '13,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
         VDHOST="$(realpath "$2")"
         PLUGIN_DIR="$(realpath "$3")"
         ;;
     qsd) e2e_require_cmd qemu-storage-daemon ;;
-    *) sed -n '12,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '13,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || e2e_skip "needs root (vdhost's sandbox)"
