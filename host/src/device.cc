@@ -150,6 +150,22 @@ int Device::read_config(uint32_t offset, uint8_t* buf, uint32_t len) {
     return n < 0 ? n : 0;
 }
 
+int Device::write_config(uint32_t offset, const uint8_t* buf, uint32_t len) {
+    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, set_config)) {
+        return -ENOTSUP;
+    }
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
+    const uint32_t space = config_space_size();
+    if (space == 0) {
+        return -ENOTSUP;
+    }
+    if (offset > space || len > space - offset) {
+        return -ERANGE;
+    }
+    const int rc = ops_->set_config(pdev_, offset, buf, len);
+    return rc < 0 ? rc : 0;
+}
+
 bool Device::admit_frontend() {
     if (state_.load(std::memory_order_acquire) != DeviceState::Broken) {
         return true;

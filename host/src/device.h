@@ -75,6 +75,12 @@ public:
     /// vhost-user GET_CONFIG: \p len bytes of the config space from \p offset into \p buf.
     /// Returns 0 or -errno. Control thread.
     int read_config(uint32_t offset, uint8_t* buf, uint32_t len);
+    /// vhost-user SET_CONFIG: the driver writes \p len bytes of \p buf at \p offset of the
+    /// config space, through the plugin's set_config (ABI 1.6), serialized with the
+    /// lifecycle calls. Returns 0, -ENOTSUP (no config space or not writable), -ERANGE
+    /// (not inside the space; the plugin is not asked) or the plugin's -errno. Control
+    /// thread.
+    int write_config(uint32_t offset, const uint8_t* buf, uint32_t len);
     DeviceState state() const noexcept { return state_.load(std::memory_order_acquire); }
 
     /// The transport that serves this device's frontend (set once, before the first

@@ -39,7 +39,10 @@ enum : uint32_t {
     kSetVringBase = 10,
     kSetVringKick = 12,
     kGetConfig = 24,
+    kSetConfig = 25,
 };
+
+constexpr uint32_t kFlagNeedReply = 1u << 3; ///< VHOST_USER_NEED_REPLY
 
 /// rte_vhost's struct vhu_msg_context (lib/vhost/vhost_user.h, not public; DPDK 22.11 says
 /// external message handlers rely on its layout): the packed VhostUserMsg (header, then a
@@ -65,12 +68,10 @@ struct __attribute__((packed)) MsgContext {
 static_assert(sizeof(MsgContext) == 680 && offsetof(MsgContext, fds) == 644);
 constexpr uint32_t kConfigHeaderSize = 12; ///< offset, size, flags
 
-/// GET_CONFIG for a device that serves its config space: the region is filled from the
-/// plugin and the message goes back as the reply, same size (a failed read gets an empty
-/// payload, as rte_vhost's vDPA path does). A malformed request is refused, and fds sent
-/// with it are closed (rte_vhost's own handlers do that; unhandled, they would leak).
-rte_vhost_msg_result get_config(Device* d, void* msg) {
-    auto* m = static_cast<MsgContext*>(msg);
+/// Checks the framing of a GET/SET_CONFIG message: no fds (any sent are closed, as
+/// rte_vhost's own handlers do; unhandled, they would leak), a payload of the 12-byte
+/// header plus exactly `size` bytes, and `size` at most 256. Logs and returns false if not.
+bool config_msg_ok(Device* d, MsgContext* m, const char* what) {
     auto& c = m->payload.config;
     if (m->fd_num != 0) {
         const int n = m->fd_num > 0 && m->fd_num <= 8 ? m->fd_num : 0;
@@ -79,19 +80,57 @@ rte_vhost_msg_result get_config(Device* d, void* msg) {
             m->fds[i] = -1;
         }
         m->fd_num = 0;
-        VDH_WARN(d->name().c_str(), "GET_CONFIG with %d fds refused", n);
-        return RTE_VHOST_MSG_RESULT_ERR;
+        VDH_WARN(d->name().c_str(), "%s with %d fds refused", what, n);
+        return false;
     }
     if (m->size < kConfigHeaderSize || c.size > sizeof(c.region) ||
         m->size != kConfigHeaderSize + c.size) {
-        VDH_WARN(d->name().c_str(), "GET_CONFIG with a bad size (payload %u, config %u)",
-                 m->size, c.size);
+        VDH_WARN(d->name().c_str(), "%s with a bad size (payload %u, config %u)", what, m->size,
+                 m->size < kConfigHeaderSize ? 0 : c.size);
+        return false;
+    }
+    return true;
+}
+
+/// GET_CONFIG for a device that serves its config space: the region is filled from the
+/// plugin and the message goes back as the reply, same size (a failed read gets an empty
+/// payload, as rte_vhost's vDPA path does). A malformed request is refused.
+rte_vhost_msg_result get_config(Device* d, void* msg) {
+    auto* m = static_cast<MsgContext*>(msg);
+    auto& c = m->payload.config;
+    if (!config_msg_ok(d, m, "GET_CONFIG")) {
         return RTE_VHOST_MSG_RESULT_ERR;
     }
     if (d->read_config(c.offset, c.region, c.size) != 0) {
         m->size = 0;
     }
     return RTE_VHOST_MSG_RESULT_REPLY;
+}
+
+/// SET_CONFIG for a device that serves its config space: the plugin's set_config applies
+/// the write (Device::write_config checks that it lies inside the space). How rte_vhost
+/// 22.11 answers for a message a pre-handler took (vhost_user_msg_handler): with
+/// NEED_REPLY set it sends the REPLY_ACK itself, 0 for RESULT_OK and 1 for RESULT_ERR;
+/// without it, RESULT_ERR closes the connection. So a refused write (malformed, outside
+/// the space, or refused by the plugin) is ERR only when the frontend asked for an ack,
+/// and otherwise dropped with a warning (OK), as rte_vhost's vDPA path treats a failed
+/// set_config: a bad config write must not cost the guest its device.
+rte_vhost_msg_result set_config(Device* d, void* msg) {
+    auto* m = static_cast<MsgContext*>(msg);
+    auto& c = m->payload.config;
+    const rte_vhost_msg_result refused = (m->flags & kFlagNeedReply) != 0
+                                             ? RTE_VHOST_MSG_RESULT_ERR
+                                             : RTE_VHOST_MSG_RESULT_OK;
+    if (!config_msg_ok(d, m, "SET_CONFIG")) {
+        return refused;
+    }
+    const int rc = d->write_config(c.offset, c.region, c.size);
+    if (rc != 0) {
+        VDH_WARN(d->name().c_str(), "SET_CONFIG of %u bytes at offset %u refused: %s", c.size,
+                 c.offset, strerror(-rc));
+        return refused;
+    }
+    return RTE_VHOST_MSG_RESULT_OK;
 }
 
 // Protocol features (bit numbers from the vhost-user spec).
@@ -223,6 +262,11 @@ rte_vhost_msg_result pre_msg(int vid, void* msg) {
             return get_config(d, msg);
         }
         break; // rte_vhost refuses it (it serves only vDPA devices)
+    case kSetConfig:
+        if (d->config_space_size() > 0) {
+            return set_config(d, msg);
+        }
+        break; // rte_vhost refuses it, as GET_CONFIG
     case kSetMemTable:
     case kSetVringNum:
     case kSetVringAddr:

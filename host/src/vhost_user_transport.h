@@ -4,7 +4,7 @@
 // QEMU 7.2's vhost-user-fs never sends DRIVER_OK; CONFIG only for a device whose plugin
 // serves its config space), turns rte_vhost's device callbacks into the session's lifecycle
 // calls, pauses a running session around memory-table and ring changes and answers
-// GET_CONFIG from the plugin (pre/post message hooks), and is the session's Transport:
+// GET_CONFIG and SET_CONFIG from the plugin (pre/post message hooks), and is the session's Transport:
 // negotiated features, memory table, vrings, ring bases and guest notification.
 #pragma once
 
