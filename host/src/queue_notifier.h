@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // QueueNotifier: the one thing a QueueRuntime asks of the outside world during a session,
 // interrupting the guest about used entries. The transport implements it (vhost-user: the
-// call eventfd through rte_vhost); unit tests implement it to drive the per-queue data path
+// call eventfd); unit tests implement it to drive the per-queue data path
 // over a fake ring. Called at most once per pass, never per request.
 #pragma once
 

@@ -4,7 +4,7 @@
 // completion ring for completions from other threads, and counters. Owned by a device
 // session, polled only by its lcore; the control thread touches it only while it is
 // detached. It knows the plugin's function table and instance and, for the guest's
-// interrupts, a QueueNotifier (the transport): nothing of Device or rte_vhost.
+// interrupts, a QueueNotifier (the transport): nothing else of Device or the transport.
 // Hot path: no alloc, no block, no throw.
 #pragma once
 
