@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Device session lifecycle on top of rte_vhost: build the queue runtimes from the
-// negotiated rings when the driver is ready, hand them to their lcores, and drain them
+// Device session lifecycle over a Transport: build the queue runtimes from the rings the
+// transport describes when the driver is ready, hand them to their lcores, and drain them
 // synchronously (in-flight requests included) before guest memory goes away.
 #include "device.h"
 
@@ -12,11 +12,13 @@
 #include <cstring>
 #include <sstream>
 
+#include <rte_cycles.h>
+
 #include "fd_budget.h"
 #include "log.h"
 #include "memory_quarantine.h"
 #include "poll_lcore.h"
-#include "rte_vhost_include.h"
+#include "vring_defs.h"
 
 namespace vdh {
 
@@ -148,6 +150,22 @@ int Device::read_config(uint32_t offset, uint8_t* buf, uint32_t len) {
     return n < 0 ? n : 0;
 }
 
+int Device::write_config(uint32_t offset, const uint8_t* buf, uint32_t len) {
+    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, set_config)) {
+        return -ENOTSUP;
+    }
+    std::lock_guard<std::recursive_mutex> life(life_mu_);
+    const uint32_t space = config_space_size();
+    if (space == 0) {
+        return -ENOTSUP;
+    }
+    if (offset > space || len > space - offset) {
+        return -ERANGE;
+    }
+    const int rc = ops_->set_config(pdev_, offset, buf, len);
+    return rc < 0 ? rc : 0;
+}
+
 bool Device::admit_frontend() {
     if (state_.load(std::memory_order_acquire) != DeviceState::Broken) {
         return true;
@@ -217,29 +235,29 @@ uint32_t Device::stuck_requests_locked() const {
     return n;
 }
 
-void Device::on_connect(int vid) {
-    vid_.store(vid, std::memory_order_release);
+void Device::on_connect(int conn) {
+    conn_.store(conn, std::memory_order_release);
     state_.store(DeviceState::Connected, std::memory_order_release);
-    VDH_INFO(cfg_.name.c_str(), "frontend connected (vid %d)", vid);
+    VDH_INFO(cfg_.name.c_str(), "frontend connected (vid %d)", conn);
 }
 
-void Device::on_disconnect(int vid) {
+void Device::on_disconnect(int conn) {
     std::lock_guard<std::recursive_mutex> life(life_mu_);
     DeviceState s = state_.load(std::memory_order_acquire);
     if (s == DeviceState::Running || s == DeviceState::Paused) {
-        stop_session(vid);
+        stop_session();
     }
-    vid_.store(-1, std::memory_order_release);
+    conn_.store(-1, std::memory_order_release);
     if (state_.load(std::memory_order_acquire) == DeviceState::Broken) {
         // The plugin still runs abandoned requests: it drops the connection's state once
         // they are done (admit_frontend()).
         disconnect_pending_ = true;
-        VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d); device broken", vid);
+        VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d); device broken", conn);
         return;
     }
     plugin_disconnect();
     state_.store(DeviceState::Idle, std::memory_order_release);
-    VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d)", vid);
+    VDH_INFO(cfg_.name.c_str(), "frontend disconnected (vid %d)", conn);
 }
 
 void Device::set_vring_enabled(uint16_t q, bool on) {
@@ -256,12 +274,17 @@ void Device::set_vring_enabled(uint16_t q, bool on) {
     }
 }
 
-bool Device::setup_queues(int vid, std::string* err) {
-    if (rte_vhost_get_negotiated_features(vid, &features_) != 0) {
+bool Device::setup_queues(std::string* err) {
+    Transport* t = transport_.get();
+    if (t == nullptr) {
+        *err = "no transport";
+        return false;
+    }
+    if (!t->negotiated_features(&features_)) {
         *err = "cannot read negotiated features";
         return false;
     }
-    uint16_t nq = rte_vhost_get_vring_num(vid);
+    uint16_t nq = t->vring_count();
     if (nq == 0 || nq > kMaxQueues) {
         *err = "unsupported number of queues " + std::to_string(nq);
         return false;
@@ -271,15 +294,14 @@ bool Device::setup_queues(int vid, std::string* err) {
                std::to_string(plugin_->info->min_queues);
         return false;
     }
-    if (rte_vhost_get_mem_table(vid, &rte_mem_) != 0 || rte_mem_ == nullptr) {
+    if (!t->memory_regions(&regions_)) {
         *err = "cannot read the memory table";
         return false;
     }
     mem_.clear();
-    for (uint32_t i = 0; i < rte_mem_->nregions; ++i) {
-        const rte_vhost_mem_region& r = rte_mem_->regions[i];
-        if (!mem_.add_region(r.guest_phys_addr, r.size,
-                             reinterpret_cast<void*>(static_cast<uintptr_t>(r.host_user_addr)))) {
+    for (size_t i = 0; i < regions_.size(); ++i) {
+        const TransportRegion& r = regions_[i];
+        if (!mem_.add_region(r.guest_phys_addr, r.size, r.host_addr)) {
             *err = "bad memory region " + std::to_string(i);
             return false;
         }
@@ -295,36 +317,18 @@ bool Device::setup_queues(int vid, std::string* err) {
     std::vector<std::unique_ptr<QueueRuntime>> qs;
     std::vector<vdh_queue_info> infos;
     for (uint16_t i = 0; i < nq; ++i) {
-        rte_vhost_vring vr;
-        if (rte_vhost_get_vhost_vring(vid, i, &vr) != 0) {
-            *err = "cannot read vring " + std::to_string(i);
+        TransportVring vr;
+        if (!t->vring(i, packed, &vr, err)) {
             return false;
         }
-        if (vr.size == 0 || vr.size > cfg_.queue_size_max) {
-            *err = "vring " + std::to_string(i) + " size " + std::to_string(vr.size) +
+        const VringAddrs& a = vr.addrs;
+        if (a.size == 0 || a.size > cfg_.queue_size_max) {
+            *err = "vring " + std::to_string(i) + " size " + std::to_string(a.size) +
                    " outside 1.." + std::to_string(cfg_.queue_size_max) + " (queue_size_max)";
             return false;
         }
-        uint16_t last_avail = 0;
-        uint16_t last_used = 0;
-        if (rte_vhost_get_vring_base(vid, i, &last_avail, &last_used) != 0) {
-            *err = "cannot read vring base " + std::to_string(i);
-            return false;
-        }
-        VringAddrs a;
-        a.size = static_cast<uint16_t>(vr.size);
-        a.packed = packed;
-        if (packed) {
-            a.desc_packed = vr.desc_packed;
-            a.driver_event = vr.driver_event;
-            a.device_event = vr.device_event;
-        } else {
-            a.desc = vr.desc;
-            a.avail = vr.avail;
-            a.used = vr.used;
-        }
-        auto q = std::make_unique<QueueRuntime>(this, i, queue_stats_[i]);
-        if (!q->vq().init(a, &mem_, last_avail, last_used, event_idx)) {
+        auto q = std::make_unique<QueueRuntime>(ops_, pdev_, t, i, queue_stats_[i]);
+        if (!q->vq().init(a, &mem_, vr.last_avail, vr.last_used, event_idx)) {
             *err = "vring " + std::to_string(i) + " is not usable";
             return false;
         }
@@ -332,7 +336,7 @@ bool Device::setup_queues(int vid, std::string* err) {
             *err = "out of memory for vring " + std::to_string(i);
             return false;
         }
-        q->set_kick_fd(vr.kickfd);
+        q->set_kick_fd(vr.kick_fd);
         q->set_enabled(enabled_[i].load(std::memory_order_acquire));
         PollLcore* l = lcores_[i % lcores_.size()];
         q->set_lcore(l);
@@ -367,7 +371,7 @@ bool Device::setup_queues(int vid, std::string* err) {
     return true;
 }
 
-bool Device::teardown_queues(int vid) {
+bool Device::teardown_queues() {
     // 1. No new requests from here on.
     for (auto& q : queues_) {
         q->set_stopping();
@@ -389,11 +393,11 @@ bool Device::teardown_queues(int vid) {
             drained = false;
         }
     }
-    // 4. Hand the ring positions back (rte_vhost returns them in GET_VRING_BASE).
+    // 4. Hand the ring positions back (vhost-user returns them in GET_VRING_BASE).
     for (auto& q : queues_) {
-        if (vid >= 0) {
-            rte_vhost_set_vring_base(vid, q->index(), q->vq().last_avail_base(),
-                                     q->vq().last_used_base());
+        if (connection() >= 0) {
+            transport_->set_vring_base(q->index(), q->vq().last_avail_base(),
+                                       q->vq().last_used_base());
         }
     }
     uint32_t stuck = 0;
@@ -411,8 +415,7 @@ bool Device::teardown_queues(int vid) {
             stuck += queues_[i]->inflight();
             zombies_.push_back(Zombie{std::move(queues_[i]), std::move(waits[i])});
         }
-        for (uint32_t i = 0; rte_mem_ != nullptr && i < rte_mem_->nregions; ++i) {
-            const rte_vhost_mem_region& r = rte_mem_->regions[i];
+        for (const TransportRegion& r : regions_) {
             if (r.mmap_addr != nullptr && r.mmap_size != 0) {
                 quarantine_add(r.mmap_addr, r.mmap_size);
                 quarantined_.emplace_back(r.mmap_addr, r.mmap_size);
@@ -425,10 +428,7 @@ bool Device::teardown_queues(int vid) {
         queues_.clear();
     }
     mem_.clear();
-    if (rte_mem_ != nullptr) {
-        free(rte_mem_);
-        rte_mem_ = nullptr;
-    }
+    regions_.clear();
     if (!drained) {
         state_.store(DeviceState::Broken, std::memory_order_release);
         VDH_ERR(cfg_.name.c_str(),
@@ -439,11 +439,12 @@ bool Device::teardown_queues(int vid) {
     return drained;
 }
 
-int Device::start_session(int vid) {
+int Device::start_session() {
     std::lock_guard<std::recursive_mutex> life(life_mu_);
     if (state_.load(std::memory_order_acquire) == DeviceState::Broken) {
         // Rings restarted on the same connection (a guest reset): go on only once the
-        // abandoned requests are done. rte_vhost asks again after the next message.
+        // abandoned requests are done. The transport asks again (vhost-user: after the next
+        // message).
         if (!reap_zombies()) {
             VDH_WARN(cfg_.name.c_str(), "not starting: stuck requests of an earlier session");
             return -1;
@@ -452,16 +453,14 @@ int Device::start_session(int vid) {
         VDH_NOTICE(cfg_.name.c_str(), "stuck requests completed; device recovered");
     }
     std::string err;
-    if (!setup_queues(vid, &err)) {
+    if (!setup_queues(&err)) {
         VDH_ERR(cfg_.name.c_str(), "cannot start: %s", err.c_str());
         {
             std::lock_guard<std::mutex> g(stats_mu_);
             queues_.clear();
         }
-        if (rte_mem_ != nullptr) {
-            free(rte_mem_);
-            rte_mem_ = nullptr;
-        }
+        mem_.clear();
+        regions_.clear();
         return -1;
     }
     ++sessions_;
@@ -472,43 +471,45 @@ int Device::start_session(int vid) {
     return 0;
 }
 
-void Device::stop_session(int vid) {
+void Device::stop_session() {
     std::lock_guard<std::recursive_mutex> life(life_mu_);
     DeviceState s = state_.load(std::memory_order_acquire);
     if (s != DeviceState::Running && s != DeviceState::Paused) {
         return;
     }
-    if (s == DeviceState::Running && !teardown_queues(vid)) {
+    if (s == DeviceState::Running && !teardown_queues()) {
         return; // Broken
     }
     state_.store(DeviceState::Connected, std::memory_order_release);
     VDH_NOTICE(cfg_.name.c_str(), "device stopped");
 }
 
-void Device::pause(int vid) {
+void Device::pause() {
     std::lock_guard<std::recursive_mutex> life(life_mu_);
     if (state_.load(std::memory_order_acquire) != DeviceState::Running) {
         return;
     }
     ++pauses_;
-    if (!teardown_queues(vid)) {
+    if (!teardown_queues()) {
         return; // Broken: no resume
     }
     state_.store(DeviceState::Paused, std::memory_order_release);
 }
 
-void Device::resume(int vid) {
+void Device::resume() {
     std::lock_guard<std::recursive_mutex> life(life_mu_);
     if (state_.load(std::memory_order_acquire) != DeviceState::Paused) {
         return;
     }
     std::string err;
-    if (!setup_queues(vid, &err)) {
+    if (!setup_queues(&err)) {
         VDH_ERR(cfg_.name.c_str(), "cannot resume after a ring/memory change: %s", err.c_str());
         {
             std::lock_guard<std::mutex> g(stats_mu_);
             queues_.clear();
         }
+        mem_.clear();
+        regions_.clear();
         state_.store(DeviceState::Connected, std::memory_order_release);
         return;
     }
@@ -521,14 +522,13 @@ bool Device::revoke() {
     if (revoked_) {
         return true;
     }
-    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, revoke) || vid() < 0 ||
+    if (ops_ == nullptr || !VDH_OPS_HAS(ops_, revoke) || connection() < 0 ||
         state() == DeviceState::Broken) {
         return false;
     }
-    const int v = vid();
     const bool running = state() == DeviceState::Running;
     if (running) {
-        pause(v); // drains: nothing in flight while the plugin changes its mind
+        pause(); // drains: nothing in flight while the plugin changes its mind
         if (state() != DeviceState::Paused) {
             return false; // broken by a stuck request
         }
@@ -536,7 +536,7 @@ bool Device::revoke() {
     ops_->revoke(pdev_);
     revoked_ = true;
     if (running) {
-        resume(v);
+        resume();
     }
     VDH_NOTICE(cfg_.name.c_str(), "revoked: the guest stays connected and its requests fail");
     return true;
@@ -558,14 +558,6 @@ void Device::wake(uint16_t q) noexcept {
         return;
     }
     lcores_[q % lcores_.size()]->wake();
-}
-
-bool Device::notify_guest(QueueRuntime& q) noexcept {
-    int vid = vid_.load(std::memory_order_relaxed);
-    // Keep rte_vhost's view of the ring in step: its EVENT_IDX check reads these.
-    rte_vhost_set_vring_base(vid, q.index(), q.vq().last_avail_base(), q.vq().last_used_base());
-    int rc = rte_vhost_vring_call_nonblock(vid, q.index());
-    return rc != -EAGAIN;
 }
 
 uint16_t Device::queues_seen() const {

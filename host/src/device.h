@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Device: one configured virtio device — its plugin instance, its vhost-user socket, and
-// the session lifecycle (start when the driver is ready, pause around memory-table and
-// ring changes, stop on reset or disconnect). All lifecycle calls come from the control
-// thread (rte_vhost's vhost-events thread, or main during shutdown).
+// Device: one configured virtio device and its session — its plugin instance, its queues
+// on their lcores, the drain state machine, QoS and stats — independent of how the frontend
+// reaches it: a Transport (vhost-user today) describes the session's memory and rings and
+// notifies the guest. Lifecycle: start when the driver is ready, pause around memory-table
+// and ring changes, stop on reset or disconnect. All lifecycle calls come from the control
+// thread (the transport's event thread, or main during shutdown).
 #pragma once
 
 #include <atomic>
@@ -17,12 +19,10 @@
 #include "guest_memory.h"
 #include "plugin_loader.h"
 #include "qos_control.h"
-#include "queue_owner.h"
 #include "queue_runtime.h"
 #include "token_bucket.h"
+#include "transport.h"
 #include "vdh/plugin_abi.h"
-
-struct rte_vhost_memory;
 
 namespace vdh {
 
@@ -43,7 +43,7 @@ enum class DeviceState : uint8_t {
 
 const char* device_state_name(DeviceState s) noexcept;
 
-class Device final : public QueueOwner {
+class Device final {
 public:
     static constexpr uint16_t kMaxQueues = 64;
 
@@ -75,21 +75,35 @@ public:
     /// vhost-user GET_CONFIG: \p len bytes of the config space from \p offset into \p buf.
     /// Returns 0 or -errno. Control thread.
     int read_config(uint32_t offset, uint8_t* buf, uint32_t len);
+    /// vhost-user SET_CONFIG: the driver writes \p len bytes of \p buf at \p offset of the
+    /// config space, through the plugin's set_config (ABI 1.6), serialized with the
+    /// lifecycle calls. Returns 0, -ENOTSUP (no config space or not writable), -ERANGE
+    /// (not inside the space; the plugin is not asked) or the plugin's -errno. Control
+    /// thread.
+    int write_config(uint32_t offset, const uint8_t* buf, uint32_t len);
     DeviceState state() const noexcept { return state_.load(std::memory_order_acquire); }
 
-    // --- lifecycle (control thread) ---
+    /// The transport that serves this device's frontend (set once, before the first
+    /// connection; the device owns it).
+    void set_transport(std::unique_ptr<Transport> t) noexcept { transport_ = std::move(t); }
+    Transport* transport() const noexcept { return transport_.get(); }
+
+    // --- lifecycle (control thread, called by the transport) ---
     /// A frontend connects: false (refuse it) while the device is broken and stuck
     /// requests are still outstanding; reaps the zombies that finished first.
     bool admit_frontend();
-    void on_connect(int vid);
-    void on_disconnect(int vid);
-    /// rte_vhost new_device: the driver is ready. Returns 0 or -1.
-    int start_session(int vid);
-    /// rte_vhost destroy_device: drain and stop; hands ring indexes back to rte_vhost.
-    void stop_session(int vid);
+    /// Frontend connection \p conn (the transport's id for it, e.g. the vhost-user vid) is
+    /// attached / gone. The transport describes the session from on_connect() on.
+    void on_connect(int conn);
+    void on_disconnect(int conn);
+    /// The driver is ready: the session starts from the transport's description. Returns 0
+    /// or -1.
+    int start_session();
+    /// Drain and stop; hands the ring indexes back to the transport.
+    void stop_session();
     /// Pause before a message that changes memory or rings while running; resume after.
-    void pause(int vid);
-    void resume(int vid);
+    void pause();
+    void resume();
     void set_vring_enabled(uint16_t q, bool on);
 
     /// Changes the device's QoS limits (validated by the caller, see qos_check()). Any
@@ -120,12 +134,10 @@ public:
     /// Queue \p q's counters, cumulative over sessions (q < kMaxQueues). Any thread.
     const QueueStats& queue_stats(uint16_t q) const noexcept { return queue_stats_[q]; }
 
-    void* plugin_dev() const noexcept override { return pdev_; }
-    const vdh_device_ops* ops() const noexcept override { return ops_; }
-    int vid() const noexcept { return vid_.load(std::memory_order_acquire); }
-
-    /// Notifies the guest for queue \p q (lcore). Returns false if it must be retried.
-    bool notify_guest(QueueRuntime& q) noexcept override;
+    void* plugin_dev() const noexcept { return pdev_; }
+    const vdh_device_ops* ops() const noexcept { return ops_; }
+    /// The attached frontend connection's id, -1 when none is attached. Any thread.
+    int connection() const noexcept { return conn_.load(std::memory_order_acquire); }
 
 private:
     /// A queue whose in-flight requests outlived the teardown deadline.
@@ -134,10 +146,10 @@ private:
         std::future<void> detached; ///< ready once its lcore let go of it
     };
 
-    bool setup_queues(int vid, std::string* err);
+    bool setup_queues(std::string* err);
     /// Drains and releases the session's queues. Returns false when the deadline passed:
     /// the stuck queues became zombies and the device is Broken.
-    bool teardown_queues(int vid);
+    bool teardown_queues();
     /// Frees the zombies whose lcore let go of them; true when none is left.
     bool reap_zombies();
     /// Ends the quarantine of every guest mapping this device kept reserved.
@@ -157,10 +169,11 @@ private:
     void* pdev_ = nullptr;
     const vdh_device_ops* ops_ = nullptr;
     std::atomic<DeviceState> state_{DeviceState::Idle};
-    std::atomic<int> vid_{-1};
+    std::unique_ptr<Transport> transport_;
+    std::atomic<int> conn_{-1};
     uint64_t features_ = 0;
     GuestMemory mem_;
-    rte_vhost_memory* rte_mem_ = nullptr;
+    std::vector<TransportRegion> regions_; ///< the session's memory, as the transport gave it
     std::atomic<bool> enabled_[kMaxQueues];
     uint16_t nqueues_ = 0;
     std::vector<std::unique_ptr<QueueRuntime>> queues_;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The process fd budget: RLIMIT_NOFILE as vdhost sets it at start, a reserve for the
-// host's own fds (vhost-user sockets and the kick/call/memory fds rte_vhost holds per
-// device, lcore epoll and event fds, the control socket, plugins' libraries), and what
+// host's own fds (vhost-user sockets and the kick/call/memory fds the transport holds
+// per device, lcore epoll and event fds, the control socket, plugins' libraries), and what
 // each device's plugin reserves at create() through vdh_host_api::reserve_fds. A config
 // whose reservations cannot all fit is refused before anything serves, so one tenant's
 // files can never take the fds another tenant or the host needs. Control thread only.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Guest address translation over at most eight regions (linear scan: rte_vhost 22.11 never
-// gives more than eight).
+// Guest address translation over at most eight regions (linear scan: the vhost-user
+// transport never gives more than eight).
 #include "guest_memory.h"
 
 namespace vdh {

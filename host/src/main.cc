@@ -43,7 +43,7 @@
 #include "socket_dir.h"
 #include "telemetry.h"
 #include "vdh_build_config.h"
-#include "vhost_backend.h"
+#include "vhost_user_transport.h"
 
 namespace po = boost::program_options;
 

@@ -48,8 +48,7 @@ bool QueueRuntime::allocate(uint16_t size, uint32_t ctx_size) noexcept {
         auto v = reinterpret_cast<uintptr_t>(p);
         return reinterpret_cast<uint8_t*>((v + kCacheLine - 1) & ~(uintptr_t{kCacheLine} - 1));
     };
-    const vdh_device_ops* ops = dev_->ops();
-    flush_ = VDH_OPS_HAS(ops, flush) ? ops->flush : nullptr;
+    flush_ = VDH_OPS_HAS(ops_, flush) ? ops_->flush : nullptr;
     done_ring_ = reinterpret_cast<rte_ring*>(align(ring_mem_.get()));
     if (rte_ring_init(done_ring_, "vdh_done", rcount, RING_F_SC_DEQ) != 0) {
         return false;
@@ -130,8 +129,8 @@ uint32_t QueueRuntime::drain_completions() noexcept {
 template <bool kLimited>
 uint32_t QueueRuntime::take_requests(uint32_t budget, uint64_t slice_cycles,
                                      [[maybe_unused]] uint64_t now) noexcept {
-    const vdh_device_ops* ops = dev_->ops();
-    void* pdev = dev_->plugin_dev();
+    const vdh_device_ops* ops = ops_;
+    void* pdev = pdev_;
     const uint64_t start = slice_cycles != 0 ? rte_rdtsc() : 0;
     uint32_t n = 0;
     // The slice is checked after each request, so every pass takes at least one.
@@ -226,7 +225,7 @@ void QueueRuntime::flush_notify() noexcept {
         return;
     }
     if (VDH_UNLIKELY(abandoned_.load(std::memory_order_acquire))) {
-        notify_pending_ = false; // the vid may already name another connection
+        notify_pending_ = false; // the transport may already serve another connection
         return;
     }
     vq_.publish_used();
@@ -235,7 +234,7 @@ void QueueRuntime::flush_notify() noexcept {
         vq_.mark_notified();
         return;
     }
-    if (dev_->notify_guest(*this)) {
+    if (notifier_->notify(*this)) {
         vq_.mark_notified();
         notify_pending_ = false;
         stats_.add(stats_.notifies);
@@ -251,8 +250,8 @@ void QueueRuntime::publish() noexcept {
 }
 
 uint32_t QueueRuntime::poll(uint64_t slice_cycles) noexcept {
-    const vdh_device_ops* ops = dev_->ops();
-    void* pdev = dev_->plugin_dev();
+    const vdh_device_ops* ops = ops_;
+    void* pdev = pdev_;
     uint32_t work = 0;
     if (ops->poll != nullptr) {
         work += ops->poll(pdev, index_);

@@ -2,8 +2,9 @@
 // QueueRuntime: everything one virtqueue needs on its poll lcore during a session — the
 // ring, pre-allocated request slots (host iovecs + the plugin's per-request context), the
 // completion ring for completions from other threads, and counters. Owned by a device
-// (through QueueOwner), polled only by its lcore; the control thread touches it only while
-// it is detached.
+// session, polled only by its lcore; the control thread touches it only while it is
+// detached. It knows the plugin's function table and instance and, for the guest's
+// interrupts, a QueueNotifier (the transport): nothing else of Device or the transport.
 // Hot path: no alloc, no block, no throw.
 #pragma once
 
@@ -12,7 +13,7 @@
 #include <memory>
 
 #include "qos_control.h"
-#include "queue_owner.h"
+#include "queue_notifier.h"
 #include "token_bucket.h"
 #include "vdh/compiler.h"
 #include "vdh/plugin_abi.h"
@@ -69,9 +70,12 @@ public:
     /// few region splits. Longer chains are refused (counted as TooManyIovecs).
     static constexpr uint32_t kSlotIovecs = 272;
 
-    /// \p stats outlives the runtime: counters accumulate across sessions.
-    QueueRuntime(QueueOwner* owner, uint16_t index, QueueStats& stats) noexcept
-        : dev_(owner), index_(index), stats_(stats) {}
+    /// \p ops and \p plugin_dev: the plugin's table and instance (first argument of every
+    /// op); \p notifier interrupts the guest. All three outlive the runtime, and so does
+    /// \p stats: counters accumulate across sessions.
+    QueueRuntime(const vdh_device_ops* ops, void* plugin_dev, QueueNotifier* notifier,
+                 uint16_t index, QueueStats& stats) noexcept
+        : ops_(ops), pdev_(plugin_dev), notifier_(notifier), index_(index), stats_(stats) {}
     ~QueueRuntime();
     QueueRuntime(const QueueRuntime&) = delete;
     QueueRuntime& operator=(const QueueRuntime&) = delete;
@@ -139,12 +143,14 @@ private:
     void finish(RequestSlot* slot, int64_t written) noexcept;
     void flush_notify() noexcept;
 
-    QueueOwner* dev_;
+    const vdh_device_ops* ops_;
+    void* pdev_;
+    QueueNotifier* notifier_;
     uint32_t (*flush_)(void* dev, uint16_t queue) = nullptr; ///< the plugin's, if it has one
     uint16_t index_;
     PollLcore* lcore_ = nullptr;
     Virtqueue vq_;
-    int kick_fd_ = -1; ///< borrowed from rte_vhost for the session
+    int kick_fd_ = -1; ///< borrowed from the transport for the session
     int wake_fd_ = -1; ///< plugin's wake fd, or -1
     const QosControl* qos_ = &QosControl::unlimited();
     TokenBucket* bucket_ = nullptr; ///< set whenever qos_ can be limited

@@ -17,7 +17,7 @@
 #include "poll_lcore.h"
 #include "socket_dir.h"
 #include "vdh_build_config.h"
-#include "vhost_backend.h"
+#include "vhost_user_transport.h"
 
 namespace vdh {
 namespace {
@@ -271,7 +271,7 @@ void Runtime::reap_retired() {
     {
         std::lock_guard<std::mutex> g(mu_);
         for (auto it = revoked_.begin(); it != revoked_.end();) {
-            if ((*it)->vid() < 0) {
+            if ((*it)->connection() < 0) {
                 gone.push_back(std::move(*it));
                 it = revoked_.erase(it);
             } else {
@@ -409,7 +409,7 @@ ReloadReport Runtime::reload(const std::string& path) {
     {
         std::lock_guard<std::mutex> g(mu_);
         for (const Entry& e : entries_) {
-            Running run{e.dev->config(), e.origin, e.dev->vid() >= 0};
+            Running run{e.dev->config(), e.origin, e.dev->connection() >= 0};
             run.cfg.qos = e.dev->qos(); // as set now (qos commands, earlier reloads)
             running.emplace(e.dev->name(), std::move(run));
         }
@@ -522,7 +522,7 @@ std::string Runtime::list_json() const {
         out << (first ? "" : ",") << "{\"name\":" << json_string(d.name())
             << ",\"type\":" << json_string(d.config().type)
             << ",\"socket\":" << json_string(d.socket()) << ",\"state\":\"" << state
-            << "\",\"connected\":" << (d.vid() >= 0 ? "true" : "false") << ",\"lcores\":[";
+            << "\",\"connected\":" << (d.connection() >= 0 ? "true" : "false") << ",\"lcores\":[";
         for (size_t j = 0; lcores && j < d.config().lcores.size(); ++j) {
             out << (j ? "," : "") << d.config().lcores[j];
         }

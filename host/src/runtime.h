@@ -140,7 +140,7 @@ private:
     /// Removed devices whose abandoned requests had not completed (guarded by ops_mu_).
     std::vector<std::unique_ptr<Device>> retired_;
     /// Removed devices whose guest was still attached: revoked (their requests fail), still
-    /// registered with rte_vhost until the frontend goes (guarded by mu_ and ops_mu_).
+    /// registered with their transport until the frontend goes (guarded by mu_ and ops_mu_).
     std::vector<std::unique_ptr<Device>> revoked_;
 };
 

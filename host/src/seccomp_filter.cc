@@ -46,7 +46,7 @@ std::vector<int> make_list() {
         SYS_set_mempolicy, SYS_timerfd_create, SYS_timerfd_settime, SYS_sysinfo, SYS_msync,
         // Normally answered by the vDSO; the kernel fallbacks.
         SYS_gettimeofday, SYS_time, SYS_getcpu,
-        // fds, polling, eventfds (poll lcores' kick/wake fds, rte_vhost's fdset thread,
+        // fds, polling, eventfds (poll lcores' kick/wake fds, the vhost-user transport's thread,
         // the control socket thread).
         SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_close, SYS_close_range, SYS_dup,
         SYS_dup2, SYS_dup3, SYS_fcntl, SYS_pipe2, SYS_eventfd2, SYS_epoll_create, SYS_epoll_create1,

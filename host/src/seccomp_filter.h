@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The seccomp allow-list: a classic-BPF program that admits only the system calls vdhost,
-// rte_vhost's threads, the poll lcores, io_uring, the blocking pool and the passthrough
-// make once start-up is over, for the native architecture only. Installed on every thread
-// at once (SECCOMP_FILTER_FLAG_TSYNC) when start-up is complete.
+// the vhost-user transport's threads, the poll lcores, io_uring, the blocking pool and the
+// passthrough make once start-up is over, for the native architecture only. Installed on
+// every thread at once (SECCOMP_FILTER_FLAG_TSYNC) when start-up is complete.
 #pragma once
 
 #include <linux/filter.h>

@@ -75,25 +75,27 @@ vdh_device_ops make_ops(bool with_flush) {
     return ops;
 }
 
-/// The owner: counts notifications and records the used index the guest saw at each.
-class FakeOwner final : public QueueOwner {
+/// The transport's side: counts notifications, records the used index the guest saw at
+/// each, and can refuse (busy transport) the next \p refuse calls.
+class FakeNotifier final : public QueueNotifier {
 public:
-    FakeOwner(vdh_device_ops ops, FakePlugin* plugin) : ops_(ops), plugin_(plugin) {}
-    const vdh_device_ops* ops() const noexcept override { return &ops_; }
-    void* plugin_dev() const noexcept override { return plugin_; }
-    bool notify_guest(QueueRuntime& q) noexcept override {
-        (void)q;
+    bool notify(QueueRuntime& q) noexcept override {
+        ++calls;
+        queues.push_back(q.index());
+        if (refuse > 0) {
+            --refuse;
+            return false;
+        }
         ++notifies;
         used_idx_at_notify.push_back(used_idx != nullptr ? *used_idx : 0);
         return true;
     }
-    int notifies = 0;
+    int calls = 0;    ///< every call, refused ones included
+    int notifies = 0; ///< accepted calls
+    int refuse = 0;
+    std::vector<uint16_t> queues;
     std::vector<uint16_t> used_idx_at_notify;
     const uint16_t* used_idx = nullptr;
-
-private:
-    vdh_device_ops ops_;
-    FakePlugin* plugin_;
 };
 
 class QueueRuntimeTest : public ::testing::Test {
@@ -101,12 +103,12 @@ protected:
     static constexpr uint16_t kSize = 256; // two descriptors per request: 128 requests
 
     void make(bool with_flush) {
-        owner_ = std::make_unique<FakeOwner>(make_ops(with_flush), &plugin_);
+        ops_ = make_ops(with_flush);
         ring_ = std::make_unique<FakeSplitRing>(guest_, kSize, 0);
-        q_ = std::make_unique<QueueRuntime>(owner_.get(), 1, stats_);
+        q_ = std::make_unique<QueueRuntime>(&ops_, &plugin_, &notifier_, 1, stats_);
         ASSERT_TRUE(q_->allocate(kSize, 0));
         ASSERT_TRUE(q_->vq().init(ring_->addrs(), &guest_.memory(), 0, 0, false));
-        owner_->used_idx = &guest_.at<vring_used>(fake::kDeviceAreaGpa)->idx;
+        notifier_.used_idx = &guest_.at<vring_used>(fake::kDeviceAreaGpa)->idx;
     }
     /// Makes \p n requests (16 readable + 16 writable bytes each) available.
     void add_requests(int n) {
@@ -125,7 +127,8 @@ protected:
     FakeGuest guest_;
     FakePlugin plugin_;
     QueueStats stats_;
-    std::unique_ptr<FakeOwner> owner_;
+    vdh_device_ops ops_{};
+    FakeNotifier notifier_;
     std::unique_ptr<FakeSplitRing> ring_;
     std::unique_ptr<QueueRuntime> q_;
 };
@@ -139,9 +142,9 @@ TEST_F(QueueRuntimeTest, BatchOfRequestsIsOneFlushAndOneNotification) {
     EXPECT_EQ(plugin_.flushes_with_work, 1);
     // All 32 completions are published together: the guest is notified once, and at
     // that point it already sees every entry.
-    EXPECT_EQ(owner_->notifies, 1);
-    ASSERT_EQ(owner_->used_idx_at_notify.size(), 1u);
-    EXPECT_EQ(owner_->used_idx_at_notify[0], 32);
+    EXPECT_EQ(notifier_.notifies, 1);
+    ASSERT_EQ(notifier_.used_idx_at_notify.size(), 1u);
+    EXPECT_EQ(notifier_.used_idx_at_notify[0], 32);
     EXPECT_EQ(take_all_used(), 32);
     EXPECT_EQ(stats_.batches.load(), 1u);
     EXPECT_EQ(stats_.requests.load(), 32u);
@@ -155,8 +158,8 @@ TEST_F(QueueRuntimeTest, SynchronousRepliesArePublishedTogether) {
     q_->poll();
     EXPECT_EQ(plugin_.handled, 20);
     EXPECT_EQ(plugin_.flushes, 1);
-    EXPECT_EQ(owner_->notifies, 1);
-    EXPECT_EQ(owner_->used_idx_at_notify.at(0), 20);
+    EXPECT_EQ(notifier_.notifies, 1);
+    EXPECT_EQ(notifier_.used_idx_at_notify.at(0), 20);
     EXPECT_EQ(take_all_used(), 20);
 }
 
@@ -164,7 +167,7 @@ TEST_F(QueueRuntimeTest, IdlePassNeitherFlushesNorNotifies) {
     make(true);
     EXPECT_EQ(q_->poll(), 0u);
     EXPECT_EQ(plugin_.flushes, 0);
-    EXPECT_EQ(owner_->notifies, 0);
+    EXPECT_EQ(notifier_.notifies, 0);
     EXPECT_EQ(stats_.idle_polls.load(), 1u);
 }
 
@@ -174,7 +177,7 @@ TEST_F(QueueRuntimeTest, PassTakesAtMostTheBatch) {
     q_->poll();
     EXPECT_EQ(plugin_.handled, 64);
     EXPECT_EQ(plugin_.flushes, 1);
-    EXPECT_EQ(owner_->notifies, 1);
+    EXPECT_EQ(notifier_.notifies, 1);
     q_->poll();
     EXPECT_EQ(plugin_.handled, 100);
     EXPECT_EQ(plugin_.flushes, 2);
@@ -211,7 +214,7 @@ TEST_F(QueueRuntimeTest, TimeSliceEndsThePassAfterOneRequest) {
         EXPECT_EQ(plugin_.handled, pass);
         EXPECT_EQ(plugin_.flushes, pass);
     }
-    EXPECT_EQ(owner_->notifies, 8);
+    EXPECT_EQ(notifier_.notifies, 8);
     EXPECT_EQ(take_all_used(), 8);
     q_->poll(1);
     EXPECT_EQ(plugin_.handled, 8);
@@ -227,8 +230,8 @@ TEST_F(QueueRuntimeTest, PluginWithoutFlushStillCompletes) {
     // completes until the fake is told to, then the next pass publishes all four at once.
     plugin_.submitted.swap(plugin_.queued);
     q_->poll();
-    EXPECT_EQ(owner_->notifies, 1);
-    EXPECT_EQ(owner_->used_idx_at_notify.at(0), 4);
+    EXPECT_EQ(notifier_.notifies, 1);
+    EXPECT_EQ(notifier_.used_idx_at_notify.at(0), 4);
     EXPECT_EQ(take_all_used(), 4);
 }
 
@@ -245,6 +248,118 @@ TEST_F(QueueRuntimeTest, PublishMakesForeignCompletionsVisible) {
     EXPECT_EQ(take_all_used(), 1);
     q_->publish(); // nothing pending: no effect
     EXPECT_EQ(take_all_used(), 0);
+}
+
+TEST_F(QueueRuntimeTest, NotifierIsCalledOncePerPassAfterTheEntriesArePublished) {
+    make(true);
+    for (int pass = 1; pass <= 3; ++pass) {
+        add_requests(5 * pass);
+        q_->poll();
+        // One call per pass that produced used entries, naming this queue, with every
+        // entry of the pass already visible to the guest.
+        EXPECT_EQ(notifier_.calls, pass);
+        EXPECT_EQ(notifier_.queues.back(), 1);
+        EXPECT_EQ(notifier_.used_idx_at_notify.back(), 5 * pass * (pass + 1) / 2);
+        EXPECT_EQ(take_all_used(), 5 * pass);
+    }
+    // Passes without used entries do not call it.
+    q_->poll();
+    q_->poll();
+    EXPECT_EQ(notifier_.calls, 3);
+    EXPECT_EQ(stats_.notifies.load(), 3u);
+    EXPECT_EQ(stats_.notify_retries.load(), 0u);
+}
+
+TEST_F(QueueRuntimeTest, RefusedNotificationIsRetriedOnTheNextPass) {
+    make(true);
+    notifier_.refuse = 2; // the transport is busy twice (vhost-user: vring lock held)
+    add_requests(7);
+    q_->poll();
+    EXPECT_EQ(notifier_.calls, 1);
+    EXPECT_EQ(notifier_.notifies, 0);
+    EXPECT_EQ(stats_.notify_retries.load(), 1u);
+    // The entries are published all the same; only the interrupt is owed.
+    EXPECT_EQ(take_all_used(), 7);
+    // The lcore must not sleep while a notification is owed.
+    EXPECT_TRUE(q_->prepare_sleep());
+    q_->after_sleep();
+    // Passes without new work retry it, until it goes through; then it stops.
+    EXPECT_EQ(q_->poll(), 0u);
+    EXPECT_EQ(notifier_.calls, 2);
+    EXPECT_EQ(notifier_.notifies, 0);
+    EXPECT_EQ(q_->poll(), 0u);
+    EXPECT_EQ(notifier_.calls, 3);
+    EXPECT_EQ(notifier_.notifies, 1);
+    EXPECT_EQ(notifier_.used_idx_at_notify.at(0), 7);
+    EXPECT_EQ(stats_.notify_retries.load(), 2u);
+    EXPECT_EQ(stats_.notifies.load(), 1u);
+    q_->poll();
+    EXPECT_EQ(notifier_.calls, 3);
+    EXPECT_FALSE(q_->prepare_sleep());
+}
+
+TEST_F(QueueRuntimeTest, RefusedNotificationJoinsTheNextBatch) {
+    make(true);
+    notifier_.refuse = 1;
+    add_requests(3);
+    q_->poll();
+    add_requests(4);
+    q_->poll(); // new entries and the owed interrupt go out as one notification
+    EXPECT_EQ(notifier_.calls, 2);
+    EXPECT_EQ(notifier_.notifies, 1);
+    EXPECT_EQ(notifier_.used_idx_at_notify.at(0), 7);
+    EXPECT_EQ(take_all_used(), 7);
+}
+
+TEST_F(QueueRuntimeTest, GuestThatSuppressesInterruptsIsNotNotified) {
+    make(true);
+    ring_->avail()->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    add_requests(6);
+    q_->poll();
+    EXPECT_EQ(notifier_.calls, 0);
+    EXPECT_EQ(take_all_used(), 6); // still published
+    EXPECT_FALSE(q_->prepare_sleep());
+    ring_->avail()->flags = 0;
+    q_->after_sleep();
+    add_requests(1);
+    q_->poll();
+    EXPECT_EQ(notifier_.calls, 1);
+}
+
+TEST_F(QueueRuntimeTest, EventIdxNotifiesOnlyWhenTheGuestAskedForIt) {
+    ops_ = make_ops(true);
+    ring_ = std::make_unique<FakeSplitRing>(guest_, kSize, 0);
+    q_ = std::make_unique<QueueRuntime>(&ops_, &plugin_, &notifier_, 1, stats_);
+    ASSERT_TRUE(q_->allocate(kSize, 0));
+    ASSERT_TRUE(q_->vq().init(ring_->addrs(), &guest_.memory(), 0, 0, true));
+    ring_->set_used_event(9); // "interrupt me once used->idx passes 9"
+    add_requests(4);
+    q_->poll(); // the first notification always goes out (nothing signalled yet)
+    EXPECT_EQ(notifier_.calls, 1);
+    add_requests(4);
+    q_->poll(); // used 4 -> 8: event 9 not crossed
+    EXPECT_EQ(notifier_.calls, 1);
+    add_requests(4);
+    q_->poll(); // used 8 -> 12 crosses 9
+    EXPECT_EQ(notifier_.calls, 2);
+    EXPECT_EQ(take_all_used(), 12);
+}
+
+TEST_F(QueueRuntimeTest, AbandonedQueueRetiresLateCompletionsWithoutNotifying) {
+    make(false); // no flush: the fake keeps the requests until told to complete them
+    add_requests(4);
+    q_->poll();
+    EXPECT_EQ(q_->inflight(), 4u);
+    EXPECT_EQ(notifier_.calls, 0);
+    // Teardown gave up on them: the session (and its transport connection) is gone.
+    q_->set_stopping();
+    q_->abandon();
+    plugin_.submitted.swap(plugin_.queued);
+    q_->poll();
+    EXPECT_EQ(q_->inflight(), 0u);
+    EXPECT_EQ(stats_.late_completions.load(), 4u);
+    EXPECT_EQ(notifier_.calls, 0);
+    EXPECT_EQ(take_all_used(), 0); // nothing written into the old rings
 }
 
 /// TSC cycles per second, measured (the EAL, which knows it, is not started in unit tests).

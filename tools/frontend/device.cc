@@ -165,4 +165,8 @@ Result<std::vector<uint8_t>> Device::get_config(uint32_t offset, uint32_t size) 
     return conn_.get_config(offset, size);
 }
 
+Status Device::set_config(uint32_t offset, std::span<const uint8_t> bytes) {
+    return conn_.set_config(offset, bytes);
+}
+
 } // namespace vdh::frontend

@@ -69,6 +69,8 @@ public:
     Status flap_vring_call(uint16_t q);
     /// GET_CONFIG of `size` bytes at `offset` (the backend must handle it).
     Result<std::vector<uint8_t>> get_config(uint32_t offset, uint32_t size);
+    /// SET_CONFIG of `bytes` at `offset` (acked when REPLY_ACK was negotiated).
+    Status set_config(uint32_t offset, std::span<const uint8_t> bytes);
 
     State state() const noexcept { return state_; }
     uint64_t offered_features() const noexcept { return offered_features_; }

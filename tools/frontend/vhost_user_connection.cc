@@ -379,4 +379,19 @@ Result<std::vector<uint8_t>> VhostUserConnection::get_config(uint32_t offset, ui
     return std::vector<uint8_t>(first, first + size);
 }
 
+Status VhostUserConnection::set_config(uint32_t offset, std::span<const uint8_t> bytes,
+                                       uint32_t flags) {
+    if (bytes.size() > kMaxConfigSize) {
+        return make_err(EINVAL);
+    }
+    uint8_t buf[sizeof(ConfigHeader) + kMaxConfigSize] = {};
+    ConfigHeader hdr{offset, static_cast<uint32_t>(bytes.size()), flags};
+    std::memcpy(buf, &hdr, sizeof(hdr));
+    if (!bytes.empty()) {
+        std::memcpy(buf + sizeof(hdr), bytes.data(), bytes.size());
+    }
+    return send_no_reply(Request::SetConfig, buf,
+                         static_cast<uint32_t>(sizeof(hdr) + bytes.size()));
+}
+
 } // namespace vdh::frontend

@@ -81,6 +81,8 @@ public:
     Status set_backend_req_fd(int fd);
     /// GET_CONFIG for `size` (≤ 256) bytes at `offset`; returns the config bytes.
     Result<std::vector<uint8_t>> get_config(uint32_t offset, uint32_t size, uint32_t flags = 0);
+    /// SET_CONFIG of `bytes` (≤ 256) at `offset`; with REPLY_ACK on, a refusal is EIO.
+    Status set_config(uint32_t offset, std::span<const uint8_t> bytes, uint32_t flags = 0);
 
     // ---- raw access ------------------------------------------------------------------------
 

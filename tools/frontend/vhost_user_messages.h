@@ -30,6 +30,7 @@ enum class Request : uint32_t {
     SetVringEnable = 18,
     SetBackendReqFd = 21,
     GetConfig = 24,
+    SetConfig = 25,
 };
 
 /// Returns a short name for logs and test messages ("SET_MEM_TABLE"), "UNKNOWN" otherwise.

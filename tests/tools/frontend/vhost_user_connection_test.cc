@@ -347,6 +347,34 @@ TEST_F(VhostUserConnectionTest, GetConfigSendsHeaderAndReturnsBytes) {
     EXPECT_EQ(conn->get_config(0, 300).error(), EINVAL);
 }
 
+TEST_F(VhostUserConnectionTest, SetConfigSendsHeaderAndBytesAndChecksTheAck) {
+    ScriptedBackend backend(path_, [](int fd) {
+        RawMsg m = expect_msg(fd, Request::SetConfig);
+        EXPECT_EQ(m.hdr.flags, kVersion); // no REPLY_ACK yet: nothing comes back
+        ASSERT_EQ(m.hdr.size, 12u + 3);
+        ConfigHeader h = m.as<ConfigHeader>();
+        EXPECT_EQ(h.offset, 8u);
+        EXPECT_EQ(h.size, 3u);
+        EXPECT_EQ(h.flags, 0u);
+        EXPECT_EQ(std::memcmp(m.payload.data() + 12, "abc", 3), 0);
+
+        m = expect_msg(fd, Request::SetConfig);
+        EXPECT_EQ(m.hdr.flags, kVersion | kFlagNeedReply);
+        EXPECT_TRUE(raw_ack_if_needed(fd, m, 0));
+        m = expect_msg(fd, Request::SetConfig);
+        EXPECT_TRUE(raw_ack_if_needed(fd, m, 1)); // refused
+    });
+    auto conn = VhostUserConnection::connect(path_);
+    ASSERT_TRUE(conn);
+    const uint8_t abc[3] = {'a', 'b', 'c'};
+    EXPECT_TRUE(conn->set_config(8, abc));
+    conn->set_reply_ack(true);
+    EXPECT_TRUE(conn->set_config(8, abc));
+    EXPECT_EQ(conn->set_config(8, abc).error(), EIO);
+    std::vector<uint8_t> big(257);
+    EXPECT_EQ(conn->set_config(0, big).error(), EINVAL);
+}
+
 TEST_F(VhostUserConnectionTest, ReplyWithoutPayloadIsBadMessage) {
     ScriptedBackend backend(path_, [](int fd) {
         RawMsg m = expect_msg(fd, Request::GetFeatures);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The only place that registers vhost-user sockets with rte_vhost: features and protocol
-// features for a non-net device (no STATUS bit: QEMU 7.2's vhost-user-fs never sends
-// DRIVER_OK; CONFIG only for a device whose plugin serves its config space), the device
-// callbacks, and the pre/post message hooks that pause a running device around
-// memory-table and ring changes and answer GET_CONFIG from the plugin.
+// The vhost-user transport, the only code that talks to rte_vhost: it registers a device's
+// vhost-user socket (features and protocol features for a non-net device: no STATUS bit,
+// QEMU 7.2's vhost-user-fs never sends DRIVER_OK; CONFIG only for a device whose plugin
+// serves its config space), turns rte_vhost's device callbacks into the session's lifecycle
+// calls, pauses a running session around memory-table and ring changes and answers
+// GET_CONFIG and SET_CONFIG from the plugin (pre/post message hooks), and is the session's Transport:
+// negotiated features, memory table, vrings, ring bases and guest notification.
 #pragma once
 
 #include <string>
