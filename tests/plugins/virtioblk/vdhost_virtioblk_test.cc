@@ -191,6 +191,17 @@ TEST_F(VdhostVirtioblk, GetConfigAndFeaturesDescribeTheDisk) {
     EXPECT_EQ(le32(*cfg, 48), 32768u);            // max_write_zeroes_sectors
     EXPECT_EQ(le32(*cfg, 52), 1u);                // max_write_zeroes_seg
     EXPECT_EQ((*cfg)[56], 1);                     // write_zeroes_may_unmap
+    // SET_CONFIG is refused (no writable field, e.g. no CONFIG_WCE): the frontend's
+    // REPLY_ACK reports the failure, the space stays as it was, the disk keeps serving.
+    const uint8_t wce[1] = {1};
+    EXPECT_FALSE(d->set_config(32, wce).has_value());
+    auto again = d->get_config(0, 64);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*again, *cfg);
+    BlkRequester blk(d->queue(0));
+    auto id = blk.get_id();
+    ASSERT_TRUE(id.has_value()) << id.error();
+    EXPECT_EQ(id->status, frontend::kBlkSOk);
     dev_.reset();
 
     // The read-only disk offers RO; the 4 KiB disk reports its block size, a capacity rounded
