@@ -35,7 +35,7 @@ namespace {
 
 struct Cli {
     std::string socket;
-    std::string workloads = "getattr";
+    std::string workloads; ///< empty: getattr (FUSE) or read-4k-rand (--blk)
     std::string depths = "1";
     uint32_t queues = 1;
     uint32_t threads = 1;
@@ -295,10 +295,17 @@ int run_blk_mode(const Cli& cli, const std::vector<Workload>& workloads,
 
 int run(const Cli& cli) {
     std::vector<Workload> workloads;
-    for (const std::string& name : split(cli.workloads)) {
+    std::string names = cli.workloads;
+    if (names.empty()) {
+        names = cli.blk ? "read-4k-rand" : "getattr";
+    }
+    for (const std::string& name : split(names)) {
         if (name == "all") {
             for (int i = 0; i < kNumWorkloads; i++) {
-                workloads.push_back(static_cast<Workload>(i));
+                auto w = static_cast<Workload>(i);
+                if (!cli.blk || blk_workload(w)) {
+                    workloads.push_back(w);
+                }
             }
             continue;
         }
@@ -574,7 +581,7 @@ int main(int argc, char** argv) {
         ("help,h", "show this help and exit")
         ("list-workloads", "print the workload names and exit")
         ("socket,s", po::value(&cli.socket), "vhost-user-fs socket (vhost-user-blk with --blk) to connect to; several, comma-separated: one connection to each, runs alternate between them")
-        ("workload,w", po::value(&cli.workloads), "comma-separated workloads, or 'all' (default getattr)")
+        ("workload,w", po::value(&cli.workloads), "comma-separated workloads, or 'all' (default getattr; with --blk read-4k-rand)")
         ("queue-depth,d", po::value(&cli.depths), "comma-separated queue depths per request queue (default 1); each is one run")
         ("queues,q", po::value(&cli.queues), "request queues (default 1; hiprio is extra)")
         ("threads,t", po::value(&cli.threads), "frontend threads; thread i drives queues i, i+T, ... (default 1)")
