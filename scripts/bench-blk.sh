@@ -24,15 +24,18 @@
 #
 # Usage: scripts/bench-blk.sh [--quick | --full] [--direct] [--build-dir DIR] [--out DIR]
 #                             [--reps N] [--duration SEC] [--warmup SEC] [--workloads LIST]
-#                             [--depths LIST] [--peer-cpus LIST|all] [--keep]
+#                             [--depths LIST] [--peer-cpus LIST|all] [--irq] [--keep]
 #   --quick  (default) 8 reps x 0.25 s per run (+0.1 s warm-up), QD 1 and 32, 4 workloads,
 #            plus the null mode: about 1.2 minutes on a 2-core machine once built
 #   --full   10 reps x 2 s (+0.25 s warm-up), QD 1, 8, 32, 128 (about 25 minutes)
 #   --direct O_DIRECT on both backends (cache.direct=on / direct: true)
+#   --irq    the guest waits on the call eventfds (as a halted vCPU waits for its interrupt)
+#            instead of busy-polling the used rings: CPU 0 is then free between completions
+#            for other threads, such as vdhost's io_uring workers (punted writes)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-mode=quick direct=0 keep=0
+mode=quick direct=0 keep=0 poll=--poll
 build_dir="$REPO/build"
 out="$REPO/bench-results"
 reps="" duration="" warmup="" workloads="" depths="" peer_cpus=""
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
     --quick) mode=quick ;;
     --full) mode=full ;;
     --direct) direct=1 ;;
+    --irq) poll="" ;;
     --build-dir) build_dir="$(realpath -m "$2")"; shift ;;
     --out) out="$(realpath -m "$2")"; shift ;;
     --reps) reps="$2"; shift ;;
@@ -191,7 +195,7 @@ start_qsd() { # NAME BLOCKDEV -> sets qsd_pid, qsd_sock; every thread on $peer_c
 bench() {
     local labels="$1" socks="$2" bpids="$3" rc=0
     shift 3
-    "${BENCH_RUN[@]}" --blk --socket "$socks" --no-prepare --poll --cpus "$bench_cpu" \
+    "${BENCH_RUN[@]}" --blk --socket "$socks" --no-prepare ${poll:+"$poll"} --cpus "$bench_cpu" \
         --file-size-mib "$area_mib" --duration "$duration" --warmup "$warmup" --reps "$reps" \
         --rep 1 --backend-pid "$bpids" --label "$labels" --csv "$csv" "$@" \
         >>"$work/bench.out" 2>>"$work/bench.err" || rc=$?
@@ -238,14 +242,15 @@ log "load average at the end: $load_end"
 cp "$csv" "$out/blk-latest.csv"
 
 # ---- report ------------------------------------------------------------------------------
+guest_wait=$([ -n "$poll" ] && echo "--poll (busy-polls the used rings)" || echo "--irq (waits on the call eventfds)")
 python3 - "$csv" "$out" "$mode" "$reps" "$duration" "$warmup" "$depths" "$vd_direct" \
     "$peer_cpus" "$lcore" "$bench_cpu" "$load_start" "$load_end" "$busy_before" "$elapsed" \
-    "$failures" "$qsd_version" <<'PY'
+    "$failures" "$qsd_version" "$guest_wait" <<'PY'
 import csv, json, os, statistics, subprocess, sys
 from collections import defaultdict
 
 (csv_path, out, mode, reps, duration, warmup, depths, direct, peer_cpus, lcore, bench_cpu,
- load_start, load_end, busy_before, elapsed, failures, qsd_version) = sys.argv[1:]
+ load_start, load_end, busy_before, elapsed, failures, qsd_version, guest_wait) = sys.argv[1:]
 rows = list(csv.DictReader(open(csv_path)))
 num = lambda r, k: float(r[k])
 for r in rows:
@@ -320,7 +325,7 @@ null = compare("vdhost-pc", "qsd-null", order)
 n_reps = max((m["runs"] for m in med.values()), default=0)
 lines = [f"virtio-blk: vdhost (virtioblk plugin, one poll lcore on CPU {lcore}) vs {qsd_version} "
          f"(aio=io_uring, CPU(s) {peer_cpus}); same file, O_DIRECT {direct}; "
-         f"load generator on CPU {bench_cpu}, --poll",
+         f"load generator on CPU {bench_cpu}, {guest_wait}",
          f"load average: {load_start} at the start, {load_end} at the end ({os.cpu_count()} "
          f"CPUs); CPUs {busy_before}% busy in the second before", ""]
 def table(title, a, b, rs):
@@ -389,7 +394,7 @@ doc = {
               "qsd": f"file, aio=io_uring, cache.direct={'on' if direct == 'true' else 'off'}, "
                      f"num-queues=1, CPU(s) {peer_cpus}",
               "null": "vdhost on the same file, reads from the page cache, vs qsd null-co",
-              "load_generator": f"vdhost-bench --blk on CPU {bench_cpu}, --poll",
+              "load_generator": f"vdhost-bench --blk on CPU {bench_cpu}, {guest_wait}",
               "ratios": "median, min and max of the per-rep ratios vdhost/peer"},
     "summary": main, "null": null, "targets": targets,
     "errors": errs, "failed_runs": int(failures), "elapsed_s": int(elapsed), "runs": rows,

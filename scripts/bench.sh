@@ -34,7 +34,7 @@
 # Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
 #                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
 #                         [--duration SEC] [--warmup SEC] [--workloads LIST] [--depths LIST]
-#                         [--peer-cpus LIST|all] [--keep] [--no-blk | --blk-only [--direct]]
+#                         [--peer-cpus LIST|all] [--keep] [--no-blk | --blk-only] [--direct] [--irq]
 #   --quick  (default) 8 reps x 0.25 s per run (+0.1 s warm-up), QD 1 and 32, 7 workloads:
 #            about 3 minutes on a 2-core machine once built, with the Rust virtiofsd
 #   --full   10 reps x 2 s (+0.25 s warm-up), QD 1, 8, 32, 128, all 13 workloads (about
@@ -47,6 +47,7 @@
 #   --no-blk               leave the virtio-blk section (scripts/bench-blk.sh) out
 #   --blk-only             run only the virtio-blk section (no virtiofsd needed)
 #   --direct               virtio-blk section: O_DIRECT on both backends
+#   --irq                  virtio-blk section: the guest waits on interrupts, not polling
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -80,6 +81,7 @@ while [ $# -gt 0 ]; do
     --no-blk) blk=none ;;
     --blk-only) blk=only ;;
     --direct) blk_args+=(--direct) ;;
+    --irq) blk_args+=(--irq) ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
