@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: MIT
+// The virtio-blk device behind the plugin ABI (see virtioblk_device.h).
+#include "virtioblk_device.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "preopened.h"
+#include "vdh/iovec_cursor.h"
+
+namespace vdh::virtioblk {
+
+namespace {
+
+/// EAGAIN / EINTR resubmissions of one operation before it fails with IOERR.
+constexpr uint8_t kMaxRetries = 8;
+/// fds a disk holds: its backing file, and an io_uring plus its eventfd per queue.
+constexpr uint64_t kFixedFds = 4;
+constexpr uint64_t kFdsPerQueue = 2;
+
+void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+/// Skips \p n transferred bytes of \p c's iovecs (after a short read or write).
+void advance(RequestCtx* c, uint64_t n) noexcept {
+    c->offset += n;
+    c->remaining -= n;
+    while (n > 0 && c->iov_first < c->n_iov) {
+        struct iovec& v = c->iov[c->iov_first];
+        if (n < v.iov_len) {
+            v.iov_base = static_cast<uint8_t*>(v.iov_base) + n;
+            v.iov_len -= n;
+            return;
+        }
+        n -= v.iov_len;
+        ++c->iov_first;
+    }
+}
+
+} // namespace
+
+Result<std::unique_ptr<VirtioblkDevice>> VirtioblkDevice::create(CreateContext& ctx) {
+    std::string e;
+    auto p = parse_blk_profile(ctx.config, ctx.origin, ctx.device_name, &e);
+    if (!p) {
+        return ctx.fail(EINVAL, e);
+    }
+    auto b = take_preopened(ctx.origin, ctx.config);
+    if (!b) {
+        b = open_backing(*p, ctx.origin, &e);
+    }
+    if (!b) {
+        return ctx.fail(EINVAL, e);
+    }
+    VDH_TRY(ctx.reserve_fds(kFixedFds + kFdsPerQueue * p->num_queues));
+    return std::make_unique<VirtioblkDevice>(ctx.host, std::string(ctx.device_name), std::move(*p),
+                                             std::move(*b));
+}
+
+Status VirtioblkDevice::check_config(ConfigContext& ctx) {
+    std::string e;
+    if (!parse_blk_profile(ctx.config, ctx.origin, "check", &e)) {
+        return ctx.fail(EINVAL, e);
+    }
+    return ok();
+}
+
+Status VirtioblkDevice::host_paths(HostPathsContext& ctx) {
+    std::string e;
+    auto p = parse_blk_profile(ctx.config, ctx.origin, "sandbox", &e);
+    if (!p) {
+        return ctx.fail(EINVAL, e);
+    }
+    // No directory to bind: the backing file is opened now, before the sandbox, and create()
+    // takes the fd. A path that cannot be opened is reported by create().
+    if (auto b = open_backing(*p, ctx.origin, &e)) {
+        put_preopened(ctx.origin, ctx.config, std::move(*b));
+    }
+    return ok();
+}
+
+VirtioblkDevice::VirtioblkDevice(const vdh_host_api* host, std::string name, BlkProfile profile,
+                                 BackingFile backing)
+    : host_(host), name_(std::move(name)), profile_(std::move(profile)),
+      backing_(std::move(backing)) {
+    geometry_.capacity_bytes = backing_.capacity_bytes;
+    geometry_.block_size = profile_.block_size;
+    geometry_.num_queues = static_cast<uint16_t>(profile_.num_queues);
+    geometry_.readonly = profile_.readonly;
+    geometry_.discard = profile_.discard;
+    geometry_.write_zeroes = profile_.write_zeroes;
+    limits_ = decode_limits(geometry_);
+    std::memcpy(id_.data(), profile_.serial.data(),
+                profile_.serial.size() < id_.size() ? profile_.serial.size() : id_.size());
+}
+
+VirtioblkDevice::~VirtioblkDevice() = default;
+
+void VirtioblkDevice::log(int level, const std::string& msg) const {
+    if (host_ != nullptr && host_->log != nullptr) {
+        host_->log(host_->host, level, name_.c_str(), msg.c_str());
+    }
+}
+
+int VirtioblkDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, uint16_t nq) {
+    if (nq == 0 || nq > profile_.num_queues) {
+        log(VDH_LOG_ERR,
+            "the frontend set up " + std::to_string(nq) + " queues; this disk has num_queues: " +
+                std::to_string(profile_.num_queues) + " (QEMU: num-queues must not exceed it)");
+        return -EINVAL;
+    }
+    std::lock_guard<std::mutex> g(ctl_mu_);
+    bool same = engines_.size() == nq;
+    if (!same) {
+        for (auto& e : engines_) {
+            retired_submitted_ += e->submitted();
+            retired_enters_ += e->enters();
+        }
+        engines_.clear();
+        // A host that calls flush() after each batch gets one submission per batch.
+        const bool batched = host_ != nullptr && host_->abi_minor >= 2;
+        for (uint16_t i = 0; i < nq; ++i) {
+            auto e = std::make_unique<BlkUring>(queues[i].size, queues[i].cpu, batched);
+            if (!e->init()) {
+                engines_.clear();
+                return -ENOMEM;
+            }
+            engines_.push_back(std::move(e));
+        }
+    }
+    for (auto& e : engines_) {
+        e->resume();
+    }
+    return 0;
+}
+
+void VirtioblkDevice::stop() noexcept {
+    // In-flight I/O gets a short grace period; then the lcores (which the host keeps polling
+    // until every request completed) cancel what is left.
+    std::lock_guard<std::mutex> g(ctl_mu_);
+    for (auto& e : engines_) {
+        e->request_cancel();
+    }
+}
+
+void VirtioblkDevice::disconnect() noexcept {
+    // After stop(): nothing is in flight. Rings and eventfds go with the frontend.
+    std::lock_guard<std::mutex> g(ctl_mu_);
+    for (auto& e : engines_) {
+        retired_submitted_ += e->submitted();
+        retired_enters_ += e->enters();
+    }
+    engines_.clear();
+}
+
+int64_t VirtioblkDevice::handle_request(const vdh_request* req) noexcept {
+    if (req->queue >= engines_.size()) {
+        return -EIO; // start() refused more queues; not reached
+    }
+    auto* c = static_cast<RequestCtx*>(req->ctx);
+    QueueCounters& qc = counters_[req->queue];
+    const DecodedRequest d = decode_request(*req, limits_, c->iov, kMaxDataIovecs);
+    if (d.error != BlkError::None) {
+        bump(qc.malformed[static_cast<size_t>(d.error)]);
+    }
+    if (d.op == BlkOp::NoStatus) {
+        bump(qc.no_status);
+        return -EIO;
+    }
+    c->token = req->token;
+    c->status_byte = d.status_byte;
+    c->used_len = req->out_bytes > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(req->out_bytes);
+    c->queue = req->queue;
+    c->op = d.op;
+    c->retries = 0;
+    c->iov_first = 0;
+    c->n_iov = d.n_iov;
+    c->offset = d.offset;
+    c->len = d.len;
+    c->remaining = d.len;
+    c->unmap = false;
+    switch (d.op) {
+    case BlkOp::Fail:
+        bump(d.status == kStatusUnsupp ? qc.unsupp : qc.ioerr);
+        *c->status_byte = d.status;
+        return c->used_len;
+    case BlkOp::GetId: {
+        IovecCursor out(c->iov, c->n_iov);
+        out.write(id_.data(), id_.size()); // the decoder checked there are 20 bytes
+        bump(qc.get_ids);
+        *c->status_byte = kStatusOk;
+        return c->used_len;
+    }
+    case BlkOp::Discard:
+    case BlkOp::WriteZeroes:
+        c->offset = d.ranges[0].offset; // kMaxSegments is 1
+        c->remaining = d.ranges[0].len;
+        c->unmap = d.ranges[0].unmap && profile_.discard;
+        break;
+    default:
+        break;
+    }
+    if (!submit(c)) {
+        bump(qc.io_errors);
+        bump(qc.ioerr);
+        *c->status_byte = kStatusIoErr;
+        return c->used_len;
+    }
+    return VDH_ASYNC;
+}
+
+bool VirtioblkDevice::submit(RequestCtx* c) noexcept {
+    BlkUring& r = *engines_[c->queue];
+    const int fd = backing_.fd.get();
+    const auto ud = reinterpret_cast<uint64_t>(c);
+    switch (c->op) {
+    case BlkOp::Read:
+        return r.readv(fd, c->iov + c->iov_first, c->n_iov - c->iov_first, c->offset, ud);
+    case BlkOp::Write:
+        return r.writev(fd, c->iov + c->iov_first, c->n_iov - c->iov_first, c->offset, ud);
+    case BlkOp::Flush:
+        return r.fdatasync(fd, ud);
+    case BlkOp::Discard:
+        return r.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, c->offset, c->remaining,
+                           ud);
+    case BlkOp::WriteZeroes: {
+        const bool punch = c->unmap || zero_range_unsupported_.load(std::memory_order_relaxed);
+        return r.fallocate(
+            fd, (punch ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE,
+            c->offset, c->remaining, ud);
+    }
+    default:
+        return false;
+    }
+}
+
+void VirtioblkDevice::on_cqe(void* self, uint64_t user_data, int32_t res) noexcept {
+    auto* d = static_cast<VirtioblkDevice*>(self);
+    // Safety: user_data is the RequestCtx pointer submit() queued; the host keeps the
+    // request (and its ctx) alive until finish() completes it.
+    auto* c = reinterpret_cast<RequestCtx*>(user_data);
+    QueueCounters& qc = d->counters_[c->queue];
+    if ((res == -EAGAIN || res == -EINTR) && c->retries < kMaxRetries) {
+        ++c->retries;
+        if (d->submit(c)) {
+            return;
+        }
+    } else if (c->op == BlkOp::WriteZeroes && res == -EOPNOTSUPP && !c->unmap) {
+        // The file system has no ZERO_RANGE (tmpfs): a hole reads as zeroes too.
+        d->zero_range_unsupported_.store(true, std::memory_order_relaxed);
+        c->unmap = true;
+        if (d->submit(c)) {
+            return;
+        }
+    } else if (res > 0 && (c->op == BlkOp::Read || c->op == BlkOp::Write) &&
+               static_cast<uint64_t>(res) < c->remaining) {
+        // A short transfer: continue with the rest.
+        bump(qc.short_io);
+        advance(c, static_cast<uint64_t>(res));
+        c->retries = 0;
+        if (d->submit(c)) {
+            return;
+        }
+    } else if (res >= 0 && !((c->op == BlkOp::Read || c->op == BlkOp::Write) && res == 0)) {
+        d->finish(c, kStatusOk);
+        return;
+    }
+    // A failure, a read or write that made no progress (the file shrank under us), or no SQE
+    // for the retry.
+    bump(qc.io_errors);
+    d->finish(c, kStatusIoErr);
+}
+
+void VirtioblkDevice::finish(RequestCtx* c, uint8_t status) noexcept {
+    QueueCounters& qc = counters_[c->queue];
+    if (status == kStatusOk) {
+        switch (c->op) {
+        case BlkOp::Read:
+            bump(qc.reads);
+            bump(qc.read_bytes, c->len);
+            break;
+        case BlkOp::Write:
+            bump(qc.writes);
+            bump(qc.written_bytes, c->len);
+            break;
+        case BlkOp::Flush:
+            bump(qc.flushes);
+            break;
+        case BlkOp::Discard:
+            bump(qc.discards);
+            break;
+        case BlkOp::WriteZeroes:
+            bump(qc.write_zeroes);
+            break;
+        default:
+            break;
+        }
+    } else {
+        bump(qc.ioerr);
+    }
+    *c->status_byte = status;
+    host_->complete(c->token, c->used_len);
+}
+
+uint32_t VirtioblkDevice::flush(uint16_t q) noexcept {
+    return q < engines_.size() ? engines_[q]->flush() : 0;
+}
+
+uint32_t VirtioblkDevice::poll(uint16_t q) noexcept {
+    return q < engines_.size() ? engines_[q]->poll(&VirtioblkDevice::on_cqe, this) : 0;
+}
+
+int VirtioblkDevice::wake_fd(uint16_t q) noexcept {
+    return q < engines_.size() ? engines_[q]->wake_fd() : -1;
+}
+
+BlkStats VirtioblkDevice::stats() const noexcept {
+    BlkStats s;
+    auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    for (const QueueCounters& q : counters_) {
+        s.reads += get(q.reads);
+        s.writes += get(q.writes);
+        s.flushes += get(q.flushes);
+        s.discards += get(q.discards);
+        s.write_zeroes += get(q.write_zeroes);
+        s.get_ids += get(q.get_ids);
+        s.read_bytes += get(q.read_bytes);
+        s.written_bytes += get(q.written_bytes);
+        s.ioerr += get(q.ioerr);
+        s.unsupp += get(q.unsupp);
+        s.no_status += get(q.no_status);
+        s.io_errors += get(q.io_errors);
+        s.short_io += get(q.short_io);
+        for (size_t i = 0; i < s.malformed.size(); ++i) {
+            s.malformed[i] += get(q.malformed[i]);
+        }
+    }
+    std::lock_guard<std::mutex> g(ctl_mu_);
+    s.uring_submitted = retired_submitted_;
+    s.uring_enters = retired_enters_;
+    for (const auto& e : engines_) {
+        s.uring_submitted += e->submitted();
+        s.uring_enters += e->enters();
+    }
+    return s;
+}
+
+int VirtioblkDevice::stats_json(char* buf, size_t len) noexcept {
+    const BlkStats s = stats();
+    uint64_t malformed = 0;
+    for (uint64_t m : s.malformed) {
+        malformed += m;
+    }
+    using ull = unsigned long long;
+    int n = std::snprintf(
+        buf, len,
+        "{\"capacity_bytes\":%llu,\"block_size\":%u,\"readonly\":%s,\"direct\":%s,"
+        "\"reads\":%llu,\"writes\":%llu,\"flushes\":%llu,\"discards\":%llu,"
+        "\"write_zeroes\":%llu,\"get_ids\":%llu,\"read_bytes\":%llu,\"written_bytes\":%llu,"
+        "\"errors\":%llu,\"ioerr\":%llu,\"unsupp\":%llu,\"no_status\":%llu,\"io_errors\":%llu,"
+        "\"malformed\":%llu,\"short_io\":%llu,\"uring_submitted\":%llu,\"uring_enters\":%llu",
+        static_cast<ull>(geometry_.capacity_bytes), geometry_.block_size,
+        profile_.readonly ? "true" : "false", profile_.direct ? "true" : "false",
+        static_cast<ull>(s.reads), static_cast<ull>(s.writes), static_cast<ull>(s.flushes),
+        static_cast<ull>(s.discards), static_cast<ull>(s.write_zeroes), static_cast<ull>(s.get_ids),
+        static_cast<ull>(s.read_bytes), static_cast<ull>(s.written_bytes),
+        static_cast<ull>(s.ioerr + s.unsupp + s.no_status), static_cast<ull>(s.ioerr),
+        static_cast<ull>(s.unsupp), static_cast<ull>(s.no_status), static_cast<ull>(s.io_errors),
+        static_cast<ull>(malformed), static_cast<ull>(s.short_io),
+        static_cast<ull>(s.uring_submitted), static_cast<ull>(s.uring_enters));
+    if (n < 0 || static_cast<size_t>(n) >= len) {
+        return -ENOSPC;
+    }
+    // The malformed requests by reason, only those seen.
+    for (size_t i = 1; i < s.malformed.size(); ++i) {
+        if (s.malformed[i] == 0) {
+            continue;
+        }
+        const int m =
+            std::snprintf(buf + n, len - static_cast<size_t>(n), ",\"malformed_%s\":%llu",
+                          to_string(static_cast<BlkError>(i)), static_cast<ull>(s.malformed[i]));
+        if (m < 0 || static_cast<size_t>(n + m) >= len) {
+            return -ENOSPC;
+        }
+        n += m;
+    }
+    if (static_cast<size_t>(n) + 2 > len) {
+        return -ENOSPC;
+    }
+    buf[n++] = '}';
+    buf[n] = '\0';
+    return n;
+}
+
+int VirtioblkDevice::metrics(vdh_metric_emit_fn emit, void* ctx) noexcept {
+    const BlkStats s = stats();
+    auto counter = [&](const char* name, const char* help, const char* labels, uint64_t v) {
+        vdh_metric m{};
+        m.name = name;
+        m.help = help;
+        m.kind = VDH_METRIC_COUNTER;
+        m.labels = labels;
+        m.value = v;
+        emit(ctx, &m);
+    };
+    const char* req_help = "virtio-blk: requests completed successfully, per operation";
+    counter("blk_requests_total", req_help, "op=\"read\"", s.reads);
+    counter("blk_requests_total", req_help, "op=\"write\"", s.writes);
+    counter("blk_requests_total", req_help, "op=\"flush\"", s.flushes);
+    counter("blk_requests_total", req_help, "op=\"discard\"", s.discards);
+    counter("blk_requests_total", req_help, "op=\"write_zeroes\"", s.write_zeroes);
+    counter("blk_requests_total", req_help, "op=\"get_id\"", s.get_ids);
+    const char* err_help = "virtio-blk: requests answered with an error status";
+    counter("blk_errors_total", err_help, "status=\"ioerr\"", s.ioerr);
+    counter("blk_errors_total", err_help, "status=\"unsupp\"", s.unsupp);
+    counter("blk_errors_total", err_help, "status=\"none\"", s.no_status);
+    counter("blk_read_bytes_total", "virtio-blk: bytes read for the guest", "", s.read_bytes);
+    counter("blk_written_bytes_total", "virtio-blk: bytes written for the guest", "",
+            s.written_bytes);
+    counter("blk_backend_errors_total", "virtio-blk: operations the backing file failed", "",
+            s.io_errors);
+    return 0;
+}
+
+} // namespace vdh::virtioblk
