@@ -4,20 +4,25 @@
 # peer of scripts/bench.sh): negotiation with GET_CONFIG, the pattern written through the
 # device and found in the file on the host at the right offsets, every blk workload briefly
 # with --verify (every status checked, reads checked against the pattern, writes read back)
-# at queue depths 1 and 32, alternating between two exports of the same file, and a file
-# changed behind the device that --verify must reject. No timing assertions. TAP output.
-# Usage: bench_blk.sh VDHOST_BENCH
+# at queue depths 1 and 32, alternating between two exports of the same file. Then vdhost's
+# virtioblk on the same file, as scripts/bench-blk.sh runs them: the pattern qsd wrote read
+# through vdhost, writes verified, two request queues on two threads, vdhost and qsd
+# alternating. Last, a file changed behind the devices that --verify must reject. No
+# timing assertions. TAP output.
+# Usage: bench_blk.sh VDHOST_BENCH VDHOST PLUGIN_DIR
 set -uo pipefail
 . "$(dirname "$0")/../../e2e/lib.sh"
 trap e2e_cleanup EXIT
 BENCH="$1"
+VDHOST="$2"
+PLUGIN_DIR="$3"
 QSD="${VDH_QSD:-/usr/bin/qemu-storage-daemon}"
 
 if [ ! -x "$QSD" ]; then
     echo "1..0 # SKIP $QSD not installed (Debian: qemu-system-common)"
     exit 0
 fi
-echo "1..9"
+echo "1..13"
 n=0
 tap() { # DESCRIPTION RC
     n=$((n + 1))
@@ -81,7 +86,7 @@ PY
 tap "the host file holds the pattern at the offsets the device was given" "$rc"
 
 for w in read-4k-rand read-128k-seq write-4k-rand write-128k-seq; do
-    rc=0; bench --no-prepare --verify --workload "$w" --queue-depth 1,32 --ops 400 || rc=$?
+    rc=0; bench --no-prepare --verify --workload "$w" --queue-depth 1,32 --ops 200 || rc=$?
     tap "$w --verify at queue depth 1 and 32: every status and all data checked" "$rc"
 done
 
@@ -102,6 +107,49 @@ fi
 [ "$rc" -eq 0 ] || sed 's/^/# /' "$tmp/alt.log"
 tap "two exports alternating per repetition (--reps 2, --poll), 200 ops per run" "$rc"
 
+# vdhost's virtioblk on the same file (page cache, as qsd), two request queues.
+cpu=$(( $(nproc) - 1 ))
+cat >"$tmp/vdhost.yaml" <<YAML
+host:
+  poll_lcores: [$cpu]
+devices:
+  - name: blk0
+    type: virtioblk
+    socket: $tmp/vd.sock
+    lcore: $cpu
+    config:
+      path: $tmp/disk.img
+      direct: false
+      num_queues: 2
+YAML
+"$VDHOST" --config "$tmp/vdhost.yaml" --plugin-dir "$PLUGIN_DIR" >"$tmp/vdhost.log" 2>&1 &
+vpid=$!
+e2e_track_pid "$vpid"
+if ! e2e_wait_socket "$tmp/vd.sock" 20; then
+    sed 's/^/# /' "$tmp/vdhost.log"
+    exit 1
+fi
+vbench() {
+    local rc=0
+    "$BENCH" --blk --socket "$tmp/vd.sock" --file-size-mib "$mib" --no-prepare "$@" \
+        >"$tmp/out.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || sed 's/^/# /' "$tmp/out.log"
+    return "$rc"
+}
+rc=0; vbench --verify --workload read-4k-rand,read-128k-seq --queue-depth 1,32 --ops 200 || rc=$?
+tap "vdhost: the pattern qemu-storage-daemon wrote, read back through vdhost at QD1 and 32" "$rc"
+rc=0; vbench --verify --workload write-4k-rand,write-128k-seq --queue-depth 1,32 --ops 200 || rc=$?
+tap "vdhost: write-4k-rand and write-128k-seq --verify at QD1 and 32" "$rc"
+rc=0; vbench --verify --queues 2 --threads 2 --workload read-4k-rand,write-4k-rand \
+    --queue-depth 8 --ops 200 || rc=$?
+tap "vdhost: two request queues on two threads, --verify" "$rc"
+rc=0
+"$BENCH" --blk --socket "$tmp/vd.sock,$tmp/q0.sock" --label vdhost,qsd --file-size-mib "$mib" \
+    --no-prepare --verify --poll --workload read-4k-rand,write-4k-rand --queue-depth 1,32 \
+    --ops 200 --reps 2 --backend-pid "$vpid,$qpid" >"$tmp/vq.log" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$tmp/vq.log"
+tap "vdhost and qemu-storage-daemon alternating on the same file, --verify" "$rc"
+
 # Zero the read area behind the device: --verify must notice (exit 1, one error per op).
 dd if=/dev/zero of="$tmp/disk.img" bs=1M count="$mib" conv=notrunc status=none
 rc=0
@@ -116,6 +164,6 @@ else
 fi
 tap "--verify reports a disk whose data was changed behind the device (rc=$rc)" "$bad"
 
-kill -0 "$qpid" 2>/dev/null
-tap "qemu-storage-daemon still running after all runs" "$?"
+kill -0 "$qpid" 2>/dev/null && kill -0 "$vpid" 2>/dev/null
+tap "qemu-storage-daemon and vdhost still running after all runs" "$?"
 exit 0
