@@ -3,7 +3,7 @@
 // plugin ABI. Each request's readable part starts with an EchoHeader that says what to
 // do: echo the payload back, complete it later from another thread, fail it, fill the
 // writable part, or hang until released (a stuck request). Device id 0xFFFF (no real
-// virtio device).
+// virtio device). The device is a class on the plugin adapter (vdh/plugin_adapter.h).
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
@@ -21,6 +21,8 @@
 #include "vdh/compiler.h"
 #include "vdh/iovec_cursor.h"
 #include "vdh/plugin_abi.h"
+#include "vdh/plugin_adapter.h"
+#include "vdh/result.h"
 
 namespace vdh::echo {
 namespace {
@@ -70,6 +72,54 @@ void forget_held(const void* dev) {
                  g_held.end());
 }
 
+/// The device's `config:` block.
+struct EchoConfig {
+    uint32_t delay_us = 0;   ///< complete every request this late, from the timer thread
+    uint32_t fail_every = 0; ///< fail every n-th request with EIO (0: never)
+    uint32_t fds = 0;        ///< fds to reserve (the echo device holds none of its own)
+};
+
+/// Parses the config block. Fails with a "file:line:col: config.key: ..." message.
+Result<EchoConfig> parse_config(const ConfigContext& ctx) {
+    EchoConfig cfg;
+    const char* origin = ctx.origin;
+    try {
+        YAML::Node root = YAML::Load(std::string(ctx.config));
+        if (!root || root.IsNull()) {
+            return cfg;
+        }
+        if (!root.IsMap()) {
+            return ctx.failf(EINVAL, "%s:%d:%d: config: expected a mapping", origin,
+                             root.Mark().line + 1, root.Mark().column + 1);
+        }
+        for (auto it = root.begin(); it != root.end(); ++it) {
+            std::string key = it->first.as<std::string>();
+            uint32_t* dst = key == "delay_us"     ? &cfg.delay_us
+                            : key == "fail_every" ? &cfg.fail_every
+                            : key == "fds"        ? &cfg.fds
+                                                  : nullptr;
+            if (dst == nullptr) {
+                return ctx.failf(EINVAL,
+                                 "%s:%d:%d: config.%s: unknown key (expected one of: delay_us, "
+                                 "fail_every, fds)",
+                                 origin, it->first.Mark().line + 1, it->first.Mark().column + 1,
+                                 key.c_str());
+            }
+            try {
+                *dst = it->second.as<uint32_t>();
+            } catch (const YAML::Exception&) {
+                return ctx.failf(EINVAL, "%s:%d:%d: config.%s: expected an unsigned integer",
+                                 origin, it->second.Mark().line + 1, it->second.Mark().column + 1,
+                                 key.c_str());
+            }
+        }
+    } catch (const YAML::Exception& e) {
+        return ctx.failf(EINVAL, "%s:%d:%d: config: %s", origin, e.mark.line + 1,
+                         e.mark.column + 1, e.msg.c_str());
+    }
+    return cfg;
+}
+
 /// One echo device. Async completions run on a timer thread to exercise the host's
 /// cross-thread completion path.
 class EchoDevice {
@@ -81,8 +131,23 @@ public:
         forget_held(this);
     }
 
-    int start(uint16_t nq) {
-        (void)nq;
+    static Result<std::unique_ptr<EchoDevice>> create(CreateContext& ctx) {
+        auto cfg = parse_config(ctx);
+        if (!cfg) {
+            return Err{cfg.error()};
+        }
+        // The echo device holds no fds of its own; `fds:` reserves some, for the host's tests.
+        if (cfg->fds != 0) {
+            VDH_TRY(ctx.reserve_fds(cfg->fds));
+        }
+        return std::make_unique<EchoDevice>(ctx.host, cfg->delay_us, cfg->fail_every);
+    }
+    static Status check_config(const ConfigContext& ctx) {
+        VDH_TRY(parse_config(ctx));
+        return ok();
+    }
+
+    int start(uint64_t /*features*/, const vdh_queue_info* /*queues*/, uint16_t /*nq*/) {
         std::lock_guard<std::mutex> g(mu_);
         if (!thread_.joinable()) {
             quit_ = false;
@@ -104,7 +169,7 @@ public:
         }
     }
 
-    int64_t handle(const vdh_request* req) {
+    int64_t handle_request(const vdh_request* req) {
         IovecCursor in(req->in, req->n_in);
         IovecCursor out(req->out, req->n_out);
         ++requests_;
@@ -169,7 +234,7 @@ public:
         return VDH_ASYNC;
     }
 
-    int stats(char* buf, size_t len) {
+    int stats_json(char* buf, size_t len) {
         return std::snprintf(buf, len, "{\"requests\":%llu,\"starts\":%llu}",
                              static_cast<unsigned long long>(requests_),
                              static_cast<unsigned long long>(starts_));
@@ -219,124 +284,14 @@ private:
     std::thread thread_;
 };
 
-EchoDevice* self(void* dev) { return static_cast<EchoDevice*>(dev); }
-
-int op_start(void* dev, uint64_t, const vdh_queue_info*, uint16_t nq) {
-    return self(dev)->start(nq);
-}
-void op_stop(void* dev) { self(dev)->stop(); }
-int64_t op_handle(void* dev, const vdh_request* req) { return self(dev)->handle(req); }
-int op_stats(void* dev, char* buf, size_t len) { return self(dev)->stats(buf, len); }
-void op_destroy(void* dev) { delete self(dev); }
-
-const vdh_device_ops g_ops = {
-    .struct_size = sizeof(vdh_device_ops),
-    .reserved = 0,
-    .get_features = nullptr,
-    .start = op_start,
-    .stop = op_stop,
-    .handle_request = op_handle,
-    .poll = nullptr,
-    .wake_fd = nullptr,
-    .stats_json = op_stats,
-    .destroy = op_destroy,
-    .disconnect = nullptr,
-};
-
-/// Parses the config block. Returns false with a "file:line:col: config.key: ..." message.
-bool parse(const char* text, size_t len, const char* origin, uint32_t* delay_us,
-           uint32_t* fail_every, uint32_t* fds, char* err, size_t err_len) {
-    *delay_us = 0;
-    *fail_every = 0;
-    *fds = 0;
-    try {
-        YAML::Node root = YAML::Load(std::string(text, len));
-        if (!root || root.IsNull()) {
-            return true;
-        }
-        if (!root.IsMap()) {
-            std::snprintf(err, err_len, "%s:%d:%d: config: expected a mapping", origin,
-                          root.Mark().line + 1, root.Mark().column + 1);
-            return false;
-        }
-        for (auto it = root.begin(); it != root.end(); ++it) {
-            std::string key = it->first.as<std::string>();
-            uint32_t* dst = key == "delay_us"     ? delay_us
-                            : key == "fail_every" ? fail_every
-                            : key == "fds"        ? fds
-                                                  : nullptr;
-            if (dst == nullptr) {
-                std::snprintf(err, err_len,
-                              "%s:%d:%d: config.%s: unknown key (expected one of: delay_us, "
-                              "fail_every, fds)",
-                              origin, it->first.Mark().line + 1, it->first.Mark().column + 1,
-                              key.c_str());
-                return false;
-            }
-            try {
-                *dst = it->second.as<uint32_t>();
-            } catch (const YAML::Exception&) {
-                std::snprintf(err, err_len, "%s:%d:%d: config.%s: expected an unsigned integer",
-                              origin, it->second.Mark().line + 1, it->second.Mark().column + 1,
-                              key.c_str());
-                return false;
-            }
-        }
-    } catch (const YAML::Exception& e) {
-        std::snprintf(err, err_len, "%s:%d:%d: config: %s", origin, e.mark.line + 1,
-                      e.mark.column + 1, e.msg.c_str());
-        return false;
-    }
-    return true;
-}
-
-int plugin_check(const char* text, size_t len, const char* origin, char* err, size_t err_len) {
-    uint32_t a;
-    uint32_t b;
-    uint32_t c;
-    return parse(text, len, origin, &a, &b, &c, err, err_len) ? 0 : -EINVAL;
-}
-
-int plugin_create(const vdh_host_api* host, void* host_dev, const char*, const char* text,
-                  size_t len, const char* origin, void** dev_out, const vdh_device_ops** ops_out,
-                  char* err, size_t err_len) {
-    uint32_t delay_us;
-    uint32_t fail_every;
-    uint32_t fds;
-    if (!parse(text, len, origin, &delay_us, &fail_every, &fds, err, err_len)) {
-        return -EINVAL;
-    }
-    // The echo device holds no fds of its own; `fds:` reserves some, for the host's tests.
-    if (fds != 0 && VDH_HOST_HAS(host, reserve_fds)) {
-        int rc = host->reserve_fds(host_dev, fds, err, err_len);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    try {
-        *dev_out = new EchoDevice(host, delay_us, fail_every);
-    } catch (...) {
-        return -ENOMEM;
-    }
-    *ops_out = &g_ops;
-    return 0;
-}
-
-const vdh_plugin_info g_info = {
-    .struct_size = sizeof(vdh_plugin_info),
-    .abi_major = VDH_ABI_MAJOR,
-    .abi_minor = VDH_ABI_MINOR,
-    .virtio_device_id = 0xFFFF,
+constexpr vdh_plugin_info kInfo = make_plugin_info<EchoDevice>({
     .name = "echo",
     .version = "1.0",
-    .device_features = 0,
-    .request_ctx_size = 0,
+    .virtio_device_id = 0xFFFF,
     .min_queues = 1,
-    .create = plugin_create,
-    .check_config = plugin_check,
-};
+});
 
 } // namespace
 } // namespace vdh::echo
 
-extern "C" VDH_EXPORT const vdh_plugin_info* vdh_plugin_entry(void) { return &vdh::echo::g_info; }
+extern "C" VDH_EXPORT const vdh_plugin_info* vdh_plugin_entry(void) { return &vdh::echo::kInfo; }

@@ -167,7 +167,7 @@ void VirtiofsDevice::revoke() {
     }
 }
 
-int64_t VirtiofsDevice::handle(const vdh_request* req) noexcept {
+int64_t VirtiofsDevice::handle_request(const vdh_request* req) noexcept {
     IoEngine* e = req->queue < engines_.size() ? engines_[req->queue].get() : nullptr;
     return dispatcher_->handle(*req, static_cast<FuseRequestCtx*>(req->ctx), e);
 }

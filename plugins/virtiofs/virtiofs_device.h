@@ -4,7 +4,8 @@
 // blocking pool together behind the plugin ABI. Queue 0 is hiprio (FORGETs), queues
 // 1..N are request queues, possibly served by different poll lcores. Rings, eventfds and
 // pool threads exist only while a frontend is connected; the FUSE session ends on DESTROY,
-// on a new INIT (guest reset) and on disconnect, not when the vrings merely stop.
+// on a new INIT (guest reset) and on disconnect, not when the vrings merely stop. The
+// plugin adapter (vdh/plugin_adapter.h) makes the plugin ABI out of this class.
 #pragma once
 
 #include <memory>
@@ -18,6 +19,7 @@
 #include "share_profile.h"
 #include "uring_engine.h"
 #include "vdh/plugin_abi.h"
+#include "vdh/plugin_adapter.h"
 
 namespace vdh::virtiofs {
 
@@ -31,6 +33,13 @@ public:
     VirtiofsDevice(const VirtiofsDevice&) = delete;
     VirtiofsDevice& operator=(const VirtiofsDevice&) = delete;
 
+    /// The plugin's static side (plugin_entry.cc), see vdh/plugin_adapter.h: checks a share
+    /// profile (--check-config), names the share's directory for the sandbox (making a
+    /// `create: true` one), and creates a device from its profile, reserving its fds.
+    static Status check_config(const ConfigContext& ctx);
+    static Status host_paths(HostPathsContext& ctx);
+    static Result<std::unique_ptr<VirtiofsDevice>> create(CreateContext& ctx);
+
     int start(uint64_t features, const vdh_queue_info* queues, uint16_t nq);
     void stop();
     void disconnect();
@@ -43,7 +52,7 @@ public:
         return config_space(profile_, offset, buf, len);
     }
     /// Hot path: no alloc, no block, no throw.
-    int64_t handle(const vdh_request* req) noexcept;
+    int64_t handle_request(const vdh_request* req) noexcept;
     /// End of a batch on queue \p q (lcore): submits what the batch queued for io_uring.
     uint32_t flush(uint16_t q) noexcept;
     uint32_t poll(uint16_t q) noexcept;

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Builds a tiny Linux guest for end-to-end tests: a Debian cloud kernel
 # (downloaded, never installed) plus a busybox initramfs whose /init mounts a
-# virtio-fs share, runs an optional script from it, and powers off.
+# virtio-fs share, runs an optional script from it, and powers off. virtio_blk
+# is loaded too (after the virtio-fs modules), so a script can use a
+# vhost-user-blk disk; ext4 (which also mounts ext2) is built into both kernels.
 # No root mounts, no loop devices: the initramfs is packed from a plain tree.
 #
 # Usage: build-guest.sh [--kernel 6.1|6.12] [--force] [--keep-work] [OUTDIR]
@@ -250,8 +252,10 @@ add_module() {
     load_order+=("$name")
 }
 
+# Load order matters (no modules.dep in the package): virtio core, the PCI transport, then
+# the device drivers. virtio_blk last, so the virtio-fs-only tests load what they did before.
 wanted_modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev
-                virtio_pci fuse virtiofs)
+                virtio_pci fuse virtiofs virtio_blk)
 for m in "${wanted_modules[@]}"; do
     # virtio_pci_{legacy,modern}_dev do not exist as separate objects on some
     # configs; only insist on the modules that actually provide virtio-fs.

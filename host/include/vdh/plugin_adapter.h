@@ -184,12 +184,12 @@ public:
 
 /// The static facts of a plugin that make_plugin_info() puts into vdh_plugin_info.
 struct PluginDescription {
-    const char* name = nullptr;     ///< matches devices[].type in the YAML config
-    const char* version = nullptr;  ///< free-form
-    uint32_t virtio_device_id = 0;  ///< e.g. 26 for virtio-fs, 2 for virtio-blk
-    uint64_t device_features = 0;   ///< device-specific virtio feature bits offered
-    uint32_t request_ctx_size = 0;  ///< per-request context bytes the host pre-allocates
-    uint32_t min_queues = 1;        ///< fewest virtqueues a session must have
+    const char* name = nullptr;    ///< matches devices[].type in the YAML config
+    const char* version = nullptr; ///< free-form
+    uint32_t virtio_device_id = 0; ///< e.g. 26 for virtio-fs, 2 for virtio-blk
+    uint64_t device_features = 0;  ///< device-specific virtio feature bits offered
+    uint32_t request_ctx_size = 0; ///< per-request context bytes the host pre-allocates
+    uint32_t min_queues = 1;       ///< fewest virtqueues a session must have
 };
 
 namespace adapter_detail {

@@ -134,16 +134,31 @@ TEST_F(InlineGate, PartialPagesMustBeCachedOrBeyondEof) {
     EXPECT_FALSE(gate.allow(wo.get(), O_WRONLY, 100, 50, 0));
     EXPECT_TRUE(gate.allow(wo.get(), O_WRONLY, 4096, 4096, 0));
     // Evicted from the page cache: a partial write would read from disk. (tmpfs keeps its
-    // pages: only checked where the eviction took effect.)
-    ASSERT_EQ(::fsync(fd_.get()), 0);
-    ASSERT_EQ(::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
-    char b;
-    struct iovec iov = {&b, 1};
-    if (::preadv2(fd_.get(), &iov, 1, 0, RWF_NOWAIT) >= 0) {
+    // pages: only checked where the eviction took effect.) The gate's probe (a 1-byte
+    // RWF_NOWAIT read) starts readahead when it misses, so the file is evicted again before
+    // each check, and residency is read with mincore(), which starts none.
+    auto evicted = [this] {
+        if (::fsync(fd_.get()) != 0 ||
+            ::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED) != 0) {
+            return false;
+        }
+        void* m = ::mmap(nullptr, 2 * 4096, PROT_READ, MAP_SHARED, fd_.get(), 0);
+        if (m == MAP_FAILED) {
+            return false;
+        }
+        unsigned char vec[2] = {1, 1};
+        const bool ok = ::mincore(m, 2 * 4096, vec) == 0 && (vec[0] & 1) == 0 &&
+                        (vec[1] & 1) == 0;
+        ::munmap(m, 2 * 4096);
+        return ok;
+    };
+    if (!evicted()) {
         GTEST_SKIP() << "the page cache kept the file (tmpfs?)";
     }
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 100, 50, 0));
+    ASSERT_TRUE(evicted());
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 4196, 0)); // second page partly
+    ASSERT_TRUE(evicted());
     EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 4096, 4096, 0));  // whole page: no read
 }
 
