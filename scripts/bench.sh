@@ -22,6 +22,11 @@
 # The Rust virtiofsd is included whenever it is available; the run says which, at its start
 # and in the summary: "rust-virtiofsd: included (virtiofsd 1.13.x)" or
 # "rust-virtiofsd: not available (<reason>; run scripts/rust-virtiofsd.sh)".
+# Then the virtio-blk section, scripts/bench-blk.sh (see its header): vdhost's virtioblk
+# plugin against qemu-storage-daemon's vhost-user-blk export on the same file, 4 KiB random
+# and 128 KiB sequential reads and writes at the same depths, and its null mode; results in
+# bench-results/blk-latest.{csv,json} and blk-latest-summary.txt (about 1.5 minutes in
+# quick mode). --no-blk leaves it out, --blk-only runs only it (--direct: O_DIRECT on both).
 # scripts/bench-compare.py A.json B.json compares the ratios of two runs (their latest.json).
 # Runs never overlap: a second bench.sh waits for the first (flock on /tmp/vdhost-bench.lock,
 # or $VDH_BENCH_LOCK).
@@ -29,7 +34,7 @@
 # Usage: scripts/bench.sh [--quick | --full] [--rust-virtiofsd PATH | --no-rust-virtiofsd]
 #                         [--fetch-peers] [--build-dir DIR] [--out DIR] [--reps N]
 #                         [--duration SEC] [--warmup SEC] [--workloads LIST] [--depths LIST]
-#                         [--peer-cpus LIST|all] [--keep]
+#                         [--peer-cpus LIST|all] [--keep] [--no-blk | --blk-only] [--direct] [--irq]
 #   --quick  (default) 8 reps x 0.25 s per run (+0.1 s warm-up), QD 1 and 32, 7 workloads:
 #            about 3 minutes on a 2-core machine once built, with the Rust virtiofsd
 #   --full   10 reps x 2 s (+0.25 s warm-up), QD 1, 8, 32, 128, all 13 workloads (about
@@ -39,6 +44,10 @@
 #   --fetch-peers          fetch the Rust virtiofsd first if the cache lacks it (network)
 #   --peer-cpus LIST       CPUs of the virtiofsd processes (taskset list; default: vdhost's
 #                          poll CPU; 'all' leaves them unpinned)
+#   --no-blk               leave the virtio-blk section (scripts/bench-blk.sh) out
+#   --blk-only             run only the virtio-blk section (no virtiofsd needed)
+#   --direct               virtio-blk section: O_DIRECT on both backends
+#   --irq                  virtio-blk section: the guest waits on interrupts, not polling
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -49,6 +58,7 @@ fetch_peers=0
 build_dir="$REPO/build"
 out="$REPO/bench-results"
 reps="" duration="" warmup="" workloads="" depths="" peer_cpus="" keep=0
+blk=auto blk_args=()
 VIRTIOFSD="${VDH_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
@@ -68,6 +78,10 @@ while [ $# -gt 0 ]; do
     --workloads) workloads="$2"; shift ;;
     --depths) depths="$2"; shift ;;
     --keep) keep=1 ;;
+    --no-blk) blk=none ;;
+    --blk-only) blk=only ;;
+    --direct) blk_args+=(--direct) ;;
+    --irq) blk_args+=(--irq) ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -88,6 +102,13 @@ else
     mq_depths="32,128"
 fi
 file_mib=64
+blk_args+=(--"$mode" --build-dir "$build_dir" --out "$out" --reps "$reps" --duration "$duration"
+    --warmup "$warmup" --depths "$depths")
+[ -z "$peer_cpus" ] || blk_args+=(--peer-cpus "$peer_cpus")
+[ "$keep" -eq 0 ] || blk_args+=(--keep)
+if [ "$blk" = only ]; then
+    exec bash "$REPO/scripts/bench-blk.sh" "${blk_args[@]}"
+fi
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -719,4 +740,14 @@ else
     log "gnuplot not installed (scripts/setup.sh installs gnuplot-nox): no plots"
 fi
 log "results: $out/latest.csv, $out/latest.json, $out/latest-summary.txt"
+
+# ---- virtio-blk: vdhost vs qemu-storage-daemon (under this script's lock) ----------------
+if [ "$blk" = auto ]; then
+    if [ -x "${VDH_QSD:-/usr/bin/qemu-storage-daemon}" ]; then
+        VDH_BENCH_LOCKED=1 bash "$REPO/scripts/bench-blk.sh" "${blk_args[@]}" 9>&- ||
+            failures=$((failures + 1))
+    else
+        log "virtio-blk section skipped: qemu-storage-daemon not installed (qemu-system-common)"
+    fi
+fi
 [ "$failures" -eq 0 ]

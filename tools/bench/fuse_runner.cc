@@ -19,29 +19,11 @@
 #include <thread>
 
 #include "bench/pattern.h"
+#include "bench/rng.h"
 
 namespace vdh::bench {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-int64_t now_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
-}
-
-/// xorshift64*: cheap per-thread randomness.
-struct Rng {
-    uint64_t s;
-    uint64_t next() noexcept {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return s * 0x2545F4914F6CDD1DULL;
-    }
-    uint64_t below(uint64_t n) noexcept { return n == 0 ? 0 : next() % n; }
-};
 
 /// Lookup counts owed to the device (node id -> count), open addressing, fixed capacity.
 class ForgetTable {
@@ -81,17 +63,6 @@ private:
     std::vector<uint64_t> keys_;
     std::vector<uint64_t> counts_;
     size_t used_ = 0;
-};
-
-struct Timing {
-    std::atomic<bool> go{false};
-    int64_t window_start = 0;
-    int64_t window_end = INT64_MAX;
-    bool by_ops = false;
-    /// Workers that have run their last op; they stay alive (their CPU wait readable in
-    /// /proc) until the closing sample has been taken and `release` is set.
-    mutable std::atomic<uint32_t> finished{0};
-    std::atomic<bool> release{false};
 };
 
 constexpr int kMaxErrorLogs = 5;
@@ -936,71 +907,7 @@ Result<RunResult> run_fuse(FuseChannel& ch, const Targets& targets, const RunCon
 
     RunResult r;
     uint64_t unexpected0 = ch.unexpected_completions();
-    // Backend CPU, this process's CPU, and both processes' time waiting for a CPU, at the
-    // start and the end of the window. The main thread may take them late (it shares the
-    // load generator's CPU), so each figure is scaled from the span between the two
-    // samples to the window.
-    struct Sample {
-        double cpu = -1, self = 0, wait = -1, self_wait = -1;
-        int64_t t = 0;
-    };
-    Sample s0, s1;
-    auto sample = [&](Sample& s) {
-        int64_t a = now_ns();
-        s.cpu = config.backend_pid > 0 ? process_cpu_seconds(config.backend_pid) : -1;
-        s.wait = config.backend_pid > 0 ? process_wait_seconds(config.backend_pid) : -1;
-        s.self = self_cpu_seconds();
-        s.self_wait = process_wait_seconds(::getpid());
-        s.t = a + (now_ns() - a) / 2;
-    };
-    auto release = [&] {
-        timing.release.store(true, std::memory_order_release);
-        for (auto& t : threads) {
-            t.join();
-        }
-    };
-    if (timing.by_ops) {
-        sample(s0);
-        int64_t t0 = now_ns();
-        timing.go.store(true, std::memory_order_release);
-        while (timing.finished.load(std::memory_order_acquire) < threads.size()) {
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-        }
-        r.elapsed_s = static_cast<double>(now_ns() - t0) / 1e9;
-        sample(s1);
-        release();
-    } else {
-        int64_t start = now_ns() + 1'000'000;
-        timing.window_start = start + static_cast<int64_t>(config.warmup_s * 1e9);
-        timing.window_end = timing.window_start + static_cast<int64_t>(config.duration_s * 1e9);
-        timing.go.store(true, std::memory_order_release);
-        auto sleep_until = [](int64_t t) {
-            int64_t d = t - now_ns();
-            if (d > 0) {
-                std::this_thread::sleep_for(std::chrono::nanoseconds(d));
-            }
-        };
-        sleep_until(timing.window_start);
-        sample(s0);
-        sleep_until(timing.window_end);
-        sample(s1);
-        release();
-        r.elapsed_s = static_cast<double>(timing.window_end - timing.window_start) / 1e9;
-    }
-    double span_s = static_cast<double>(s1.t - s0.t) / 1e9;
-    double scale = span_s > 0 ? r.elapsed_s / span_s : 1.0;
-    if (s0.cpu >= 0 && s1.cpu >= 0) {
-        r.backend_cpu_s = (s1.cpu - s0.cpu) * scale;
-    }
-    r.client_cpu_s = (s1.self - s0.self) * scale;
-    // Only live threads count: a backend thread that exits in the window takes its wait
-    // with it (the workers of this process live until the closing sample).
-    if (s0.wait >= 0 && s1.wait >= 0) {
-        r.backend_wait_s = std::max(0.0, s1.wait - s0.wait) * scale;
-    }
-    if (s0.self_wait >= 0 && s1.self_wait >= 0) {
-        r.client_wait_s = std::max(0.0, s1.self_wait - s0.self_wait) * scale;
-    }
+    run_window(config, timing, threads, r);
 
     bool timed_out = false;
     for (auto& w : workers) {

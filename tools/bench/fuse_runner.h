@@ -13,6 +13,7 @@
 
 #include "bench/fuse_channel.h"
 #include "bench/report.h"
+#include "bench/run_window.h"
 #include "bench/workload.h"
 #include "vdh/result.h"
 
@@ -29,21 +30,6 @@ struct Targets {
     uint64_t write_size = 0;
     uint64_t list_dir = 0;
     uint64_t create_dir = 0;
-};
-
-struct RunConfig {
-    Workload workload = Workload::Getattr;
-    uint32_t queue_depth = 1; ///< per request queue
-    uint32_t threads = 1;
-    double duration_s = 5;    ///< used when ops == 0
-    double warmup_s = 0;
-    uint64_t ops = 0;         ///< total ops over all threads; 0: run for duration_s
-    bool verify = false;
-    uint32_t readdir_bytes = 4096;
-    uint64_t file_bytes = 0; ///< offsets stay below min(file_bytes, file size)
-    std::vector<int> cpus;   ///< pin worker i to cpus[i % size] (empty: no pinning)
-    uint64_t seed = 1;
-    pid_t backend_pid = 0;   ///< sample its CPU time over the window (0: none)
 };
 
 /// Blocking helpers on the channel's setup slot.

@@ -26,12 +26,6 @@ namespace vdh::bench {
 
 namespace {
 
-int64_t now_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
 struct FreeDeleter {
     void operator()(uint8_t* p) const noexcept { std::free(p); }
 };

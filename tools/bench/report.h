@@ -18,7 +18,7 @@ struct RunResult {
     std::string label;  ///< --label (e.g. "vdhost", "virtiofsd", "raw")
     std::string target; ///< socket path, or the share dir for raw runs
     std::string workload;
-    std::string mode; ///< "fuse" or "raw"
+    std::string mode; ///< "fuse", "raw" or "blk"
     uint32_t queues = 1;
     uint32_t threads = 1;
     uint32_t queue_depth = 1;
