@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // InodeData: what the passthrough backend keeps per guest-visible inode — its FUSE node
 // id, host identity, how it is held (an O_PATH fd, or a file handle plus the mount fd to
-// open it) and its lookup count. Plain data; the rules live in InodeStore.
+// open it), its lookup count and its lock owners' fds. Plain data; the rules live in
+// InodeStore (and FileLocks for the lock fds).
 #pragma once
 
 #include <sys/stat.h>
@@ -10,12 +11,11 @@
 #include <compare>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <variant>
-#include <vector>
 
 #include "fd_budget.h"
 #include "file_handle.h"
+#include "file_locks.h"
 #include "mount_fd.h"
 #include "queue_epochs.h"
 #include "vdh/unique_fd.h"
@@ -40,14 +40,6 @@ struct InodeIdsHash {
         h ^= (i.mnt_id + 0x165667B19E3779F9ULL) * 0x94D049BB133111EBULL;
         return static_cast<size_t>(h ^ (h >> 31));
     }
-};
-
-/// An OFD lock fd opened for one lock_owner of the guest (POSIX locks are emulated with
-/// OFD locks: one open file description per owner, so owners do not share locks).
-struct LockOwnerFd {
-    uint64_t owner = 0;
-    UniqueFd fd;
-    FdSlot slot;
 };
 
 /// How a handle-held inode is held: its file handle and the fd of its mount to open it
@@ -90,9 +82,8 @@ public:
     /// Budget unit: of the fd budget (fd-held), of the inode_limit budget (handle-held).
     const FdSlot fd_slot;
 
-    /// Lock order: leaf. Never taken while holding InodeStore's map lock.
-    std::mutex lock_mutex;
-    std::vector<LockOwnerFd> lock_fds; ///< guarded by lock_mutex
+    /// The POSIX lock fds of the guest's lock owners (file_locks.h).
+    OwnerLockFds locks;
 };
 
 } // namespace vdh::virtiofs::passthrough

@@ -185,7 +185,7 @@ private:
     /// One per queue slot of epochs_ (null without epochs_); each written by one lcore.
     std::unique_ptr<QueueLookupCache<InodeData>[]> caches_;
 
-    // Lock order: taken before nothing. MountFdMap's mutex and InodeData::lock_mutex are
+    // Lock order: taken before nothing. MountFdMap's mutex and InodeData::locks.mutex are
     // never acquired while this is held, and no fd is closed under it.
     mutable std::shared_mutex mutex_;
     std::unordered_map<uint64_t, std::shared_ptr<InodeData>> by_id_;  // guarded by mutex_

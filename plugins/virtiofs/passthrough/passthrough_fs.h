@@ -16,30 +16,21 @@
 // caller's ids and SETATTR's new owner are translated to host ids first, and every
 // attribute returned carries guest ids.
 //
-// Locks: POSIX locks are OFD locks on one fd per (inode, lock_owner), released by
-// FLUSH of that owner (close semantics) and when the inode is forgotten. flock() uses the
-// open handle's fd. A blocking SETLKW waits by retrying the non-blocking call every few
-// ms (1 ms backing off to 10 ms) on a condition variable that interrupt_lock() and
-// destroy() signal. This was chosen over a real F_OFD_SETLKW interrupted by a signal:
-// that needs a process-wide signal handler installed by a plugin inside a DPDK host and
-// a careful race around entering the syscall, whereas polling is self-contained. Its
-// costs: wake-up latency of up to 10 ms after the lock is freed and no FIFO fairness
-// between waiters (OFD locks have no deadlock detection either way).
+// Locks: POSIX locks and flock() are FileLocks' (file_locks.h); this class finds the
+// inode or open file and checks that the share enables them.
 #pragma once
 
 #include <fcntl.h>
 #include <limits.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <vector>
 
 #include "credentials.h"
 #include "filesystem.h"
 #include "fd_budget.h"
+#include "file_locks.h"
 #include "handle_table.h"
 #include "inode_store.h"
 #include "passthrough_options.h"
@@ -140,12 +131,6 @@ public:
     };
 
 private:
-    /// A blocked SETLKW (or blocking flock) that interrupt_lock() can cancel.
-    struct LockWaiter {
-        uint64_t unique = 0;
-        bool cancelled = false;
-    };
-
     PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys);
 
     Result<std::shared_ptr<InodeData>> inode(uint64_t id) const { return store_.get(id); }
@@ -210,13 +195,6 @@ private:
     /// filesystem) and returns its fh.
     Result<uint64_t> add_handle(const InodeData& inode, int flags, UniqueFd fd, FdSlot slot,
                                 std::unique_ptr<DirStream> dir = nullptr);
-    /// Applies one POSIX lock request for \p owner on \p inode without blocking: 0 or an
-    /// errno. Opens the owner's OFD fd on first use.
-    int posix_lock_once(InodeData& inode, uint64_t owner, struct flock& fl);
-    /// Retries \p try_once (returns 0 or an errno) until it stops reporting contention or
-    /// the request is interrupted (EINTR). Defined in the .cc (only used there).
-    template <typename F>
-    Status wait_for_lock(uint64_t unique, F&& try_once);
 
     PassthroughOptions options_;
     std::unique_ptr<Sys> sys_;
@@ -227,16 +205,11 @@ private:
     QueueEpochs epochs_;
     InodeStore store_;
     HandleTable handles_;
+    FileLocks locks_; // opens lock fds through store_, charged to budget_
     std::atomic<bool> writeback_{false}; // set by init(); read by open/create
     std::atomic<bool> submounts_{false}; // set by init(); read by lookups
     std::atomic<bool> acl_{false};       // FUSE_POSIX_ACL negotiated (init())
     std::atomic<bool> label_{false};     // FUSE_SECURITY_CTX negotiated (init())
-
-    // Lock order: leaf; protects lock_waiters_. Never held across a syscall that can
-    // block.
-    std::mutex waiters_mutex_;
-    std::condition_variable waiters_cv_;
-    std::vector<LockWaiter*> lock_waiters_; // guarded by waiters_mutex_
 };
 
 } // namespace vdh::virtiofs::passthrough
