@@ -251,6 +251,32 @@ Status PassthroughFs::make_labelled(int parent_fd, const char* name, bool is_dir
     return ok();
 }
 
+Result<PassthroughFs::CreateScope> PassthroughFs::enter_create(const RequestCtx& c,
+                                                              const uint32_t* umask) {
+    const bool acl = acl_active();
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
+    std::optional<ScopedUmask> um;
+    if (umask != nullptr) {
+        VDH_PT_ASSIGN(auto entered, ScopedUmask::enter(acl ? *umask : 0));
+        um.emplace(std::move(entered));
+    } else {
+        (void)prepare_thread_for_creates();
+    }
+    VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+    const mode_t perm_mask = umask == nullptr || acl ? 07777 : 07777 & ~*umask;
+    return CreateScope{label, labelled, perm_mask, std::move(um), std::move(creds)};
+}
+
+template <typename Make>
+Status PassthroughFs::make_new(const CreateScope& scope, int parent_fd, const char* name,
+                               bool is_dir, Make&& make) {
+    if (scope.labelled) {
+        return make_labelled(parent_fd, name, is_dir, scope.label, make);
+    }
+    return make(name);
+}
+
 Result<UniqueFd> PassthroughFs::make_labelled_file(int parent_fd, const char* name, int flags,
                                                    mode_t mode, const Label& label) {
     int f = guest_open_flags(flags) & ~(O_TRUNC | O_DIRECTORY);
@@ -343,6 +369,18 @@ Result<fuse_entry_out> PassthroughFs::lookup_child(const InodeData& parent, int 
 
 // ---------------------------------------------------------------------------------------
 // Names and inodes
+
+Result<PassthroughFs::ParentDir> PassthroughFs::writable_parent(uint64_t parent,
+                                                                std::string_view name,
+                                                                char (&cname)[NAME_MAX + 1]) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    return ParentDir{std::move(p), std::move(pfd)};
+}
 
 Result<fuse_entry_out> PassthroughFs::lookup(const RequestCtx& c, uint64_t parent,
                                              std::string_view name) {
@@ -491,13 +529,10 @@ Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t pare
 
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        (void)prepare_thread_for_creates();
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, nullptr));
         auto make = [&](const char* n) { return sys_status(::symlinkat(ctarget, pfd.get(), n)); };
-        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, false, label, make) : make(cname));
+        VDH_TRY(make_new(scope, pfd.get(), cname, false, make));
     }
     return lookup_child(*p, pfd.get(), cname);
 }
@@ -505,71 +540,43 @@ Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t pare
 Result<fuse_entry_out> PassthroughFs::mknod(const RequestCtx& c, uint64_t parent,
                                             std::string_view name, uint32_t mode, uint32_t rdev,
                                             uint32_t umask) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    const bool acl = acl_active();
-    const mode_t m = (mode & S_IFMT) | (mode & 07777 & (acl ? 07777 : ~umask));
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
+        const mode_t m = (mode & S_IFMT) | scope.perm(mode);
         auto make = [&](const char* n) {
-            return sys_status(::mknodat(pfd.get(), n, m, static_cast<dev_t>(rdev)));
+            return sys_status(::mknodat(p.fd.get(), n, m, static_cast<dev_t>(rdev)));
         };
-        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, false, label, make) : make(cname));
+        VDH_TRY(make_new(scope, p.fd.get(), cname, false, make));
     }
-    return lookup_child(*p, pfd.get(), cname);
+    return lookup_child(*p.inode, p.fd.get(), cname);
 }
 
 Result<fuse_entry_out> PassthroughFs::mkdir(const RequestCtx& c, uint64_t parent,
                                             std::string_view name, uint32_t mode,
                                             uint32_t umask) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    const bool acl = acl_active();
-    const mode_t m = mode & 07777 & (acl ? 07777 : ~umask);
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        auto make = [&](const char* n) { return sys_status(::mkdirat(pfd.get(), n, m)); };
-        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, true, label, make) : make(cname));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
+        const mode_t m = scope.perm(mode);
+        auto make = [&](const char* n) { return sys_status(::mkdirat(p.fd.get(), n, m)); };
+        VDH_TRY(make_new(scope, p.fd.get(), cname, true, make));
     }
-    return lookup_child(*p, pfd.get(), cname);
+    return lookup_child(*p.inode, p.fd.get(), cname);
 }
 
 Status PassthroughFs::unlink(const RequestCtx&, uint64_t parent, std::string_view name) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    return sys_status(::unlinkat(pfd.get(), cname, 0));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
+    return sys_status(::unlinkat(p.fd.get(), cname, 0));
 }
 
 Status PassthroughFs::rmdir(const RequestCtx&, uint64_t parent, std::string_view name) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    return sys_status(::unlinkat(pfd.get(), cname, AT_REMOVEDIR));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
+    return sys_status(::unlinkat(p.fd.get(), cname, AT_REMOVEDIR));
 }
 
 Status PassthroughFs::rename(const RequestCtx&, uint64_t parent, std::string_view name,
@@ -743,30 +750,22 @@ Result<UniqueFd> PassthroughFs::create_open(int parent_fd, const char* name, int
 Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
                                         std::string_view name, uint32_t flags, uint32_t mode,
                                         uint32_t umask) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
     const int f = adjust_open_flags(flags);
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
     UniqueFd path;
-    const bool acl = acl_active();
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
         // The caller's credentials for both the create and the reopen of an existing
         // file: the host kernel checks the permissions (and O_TRUNC) as for a local open.
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        VDH_PT_ASSIGN(fd, create_open(pfd.get(), cname, f, (flags & O_EXCL) != 0,
-                                      mode & 07777 & (acl ? 07777 : ~umask), path,
-                                      labelled ? &label : nullptr));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
+        VDH_PT_ASSIGN(fd, create_open(p.fd.get(), cname, f, (flags & O_EXCL) != 0,
+                                      scope.perm(mode), path,
+                                      scope.labelled ? &scope.label : nullptr));
     }
-    return finish_create(*p, pfd.get(), std::move(fd), std::move(path), f, std::move(slot));
+    return finish_create(*p.inode, p.fd.get(), std::move(fd), std::move(path), f,
+                         std::move(slot));
 }
 
 Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, uint32_t flags,
@@ -782,18 +781,15 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     }
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
-    const bool acl = acl_active();
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
         VDH_PT_ASSIGN(fd, check_guest_open(sys_->openat(pfd.get(), ".",
                                                         guest_open_flags(f) | O_TMPFILE,
-                                                        mode & 07777 & (acl ? 07777 : ~umask)),
+                                                        scope.perm(mode)),
                                            f));
         // Nameless until the guest links it: labelled before anyone can see it.
-        if (labelled) {
+        if (scope.labelled) {
+            const Label& label = scope.label;
             VDH_TRY(sys_status(::fsetxattr(fd.get(), label.name, label.value, label.size, 0)));
         }
     }

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "credentials.h"
 #include "filesystem.h"
@@ -153,6 +154,16 @@ private:
     Result<fuse_entry_out> lookup_child(const InodeData& parent, int parent_fd,
                                         std::string_view name);
     Result<fuse_attr_out> attr_of(int fd) const;
+    /// A directory whose entries an operation changes, and an fd for it.
+    struct ParentDir {
+        std::shared_ptr<InodeData> inode;
+        InodeFd fd;
+    };
+    /// The parent of a new or removed entry \p name (mknod, mkdir, create, unlink, rmdir):
+    /// EROFS on a read-only share, then \p name checked as one component and copied to
+    /// \p cname (EINVAL, ENAMETOOLONG), then the parent inode (EBADF) and its fd.
+    Result<ParentDir> writable_parent(uint64_t parent, std::string_view name,
+                                      char (&cname)[NAME_MAX + 1]);
     int adjust_open_flags(uint32_t flags) const;
     Result<std::shared_ptr<HandleData>> open_handle(uint64_t fh, uint64_t nodeid) const {
         return handles_.get(fh, nodeid);
@@ -188,6 +199,30 @@ private:
     template <typename Make>
     Status make_labelled(int parent_fd, const char* name, bool is_dir, const Label& label,
                          Make&& make);
+    /// What a create-type operation (mknod, mkdir, symlink, create, tmpfile) runs under
+    /// while it makes the new inode: the guest's label for it, the umask the host kernel
+    /// applies and the caller's credentials. Ends before the new entry is looked up (with
+    /// the daemon's own credentials).
+    struct CreateScope {
+        Label label;
+        bool labelled;
+        mode_t perm_mask; ///< the guest's mode bits that reach the host
+        std::optional<ScopedUmask> umask; ///< none for symlink (its mode is fixed)
+        ScopedCredentials creds;
+        /// The permission bits of the guest's \p mode to create with: the guest's umask
+        /// applied here, unless posix_acl leaves it to the host kernel (a default ACL of
+        /// the parent then wins).
+        mode_t perm(uint32_t mode) const noexcept { return mode & perm_mask; }
+    };
+    /// Enters \p c's CreateScope: its label (label_of()), then the umask (\p umask: the
+    /// guest's; null for symlink: the thread is only prepared, failures ignored), then the
+    /// caller's credentials; the first failure is returned.
+    Result<CreateScope> enter_create(const RequestCtx& c, const uint32_t* umask);
+    /// Makes the new entry \p name with \p make (Status(const char* name)), labelled
+    /// through make_labelled() when \p scope has a label.
+    template <typename Make>
+    Status make_new(const CreateScope& scope, int parent_fd, const char* name, bool is_dir,
+                    Make&& make);
     /// The umask a create runs under and the mode bits it passes (posix_acl: the guest's
     /// umask for the host kernel to apply unless a default ACL applies; else masked here).
     bool acl_active() const noexcept { return acl_.load(std::memory_order_relaxed); }
