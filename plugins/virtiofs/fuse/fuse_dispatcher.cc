@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 #include <string_view>
+#include <type_traits>
 
 #include "fuse/dirent_writer.h"
 #include "fuse/request_ext.h"
@@ -241,6 +242,29 @@ int64_t FuseDispatcher::reply_ok(const Call& c, const void* a, size_t na, const 
         out.write(b, nb);
     }
     return static_cast<int64_t>(total);
+}
+
+template <typename T>
+int64_t FuseDispatcher::reply(const Call& c, const Result<T>& r) noexcept {
+    static_assert(std::is_class_v<T>, "the payload is a FUSE reply struct");
+    if (!r) {
+        return reply_error(c, r.error());
+    }
+    return reply_ok(c, &*r, sizeof(T));
+}
+
+int64_t FuseDispatcher::reply(const Call& c, const Status& s) noexcept {
+    if (!s) {
+        return reply_error(c, s.error());
+    }
+    return reply_ok(c, nullptr, 0);
+}
+
+int64_t FuseDispatcher::reply(const Call& c, const Result<CreateOut>& r) noexcept {
+    if (!r) {
+        return reply_error(c, r.error());
+    }
+    return reply_ok(c, &r->entry, sizeof(fuse_entry_out), &r->open, sizeof(fuse_open_out));
 }
 
 int FuseDispatcher::read_ext(Call& c, size_t unread) noexcept {
@@ -570,11 +594,7 @@ int64_t FuseDispatcher::do_lookup(Call& c) noexcept {
     if (!next_string(&p, end, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
     }
-    Result<fuse_entry_out> r = fs_.lookup(c.rc, c.h.nodeid, name);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_entry_out));
+    return reply(c, fs_.lookup(c.rc, c.h.nodeid, name));
 }
 
 int64_t FuseDispatcher::do_getattr(Call& c) noexcept {
@@ -582,22 +602,14 @@ int64_t FuseDispatcher::do_getattr(Call& c) noexcept {
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_attr_out));
     const uint64_t* fh = (in.getattr_flags & FUSE_GETATTR_FH) != 0 ? &in.fh : nullptr;
-    Result<fuse_attr_out> r = fs_.getattr(c.rc, c.h.nodeid, fh);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_attr_out));
+    return reply(c, fs_.getattr(c.rc, c.h.nodeid, fh));
 }
 
 int64_t FuseDispatcher::do_setattr(Call& c) noexcept {
     fuse_setattr_in in;
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_attr_out));
-    Result<fuse_attr_out> r = fs_.setattr(c.rc, c.h.nodeid, in);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_attr_out));
+    return reply(c, fs_.setattr(c.rc, c.h.nodeid, in));
 }
 
 template <typename Fill>
@@ -647,11 +659,7 @@ int64_t FuseDispatcher::do_symlink(Call& c) noexcept {
     if (!next_string(&p, end, &name) || !valid_name(name) || !next_string(&p, end, &target)) {
         VDH_MALFORMED(c);
     }
-    Result<fuse_entry_out> r = fs_.symlink(c.rc, c.h.nodeid, name, target);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_entry_out));
+    return reply(c, fs_.symlink(c.rc, c.h.nodeid, name, target));
 }
 
 int64_t FuseDispatcher::do_mknod(Call& c) noexcept {
@@ -665,11 +673,7 @@ int64_t FuseDispatcher::do_mknod(Call& c) noexcept {
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
     }
-    Result<fuse_entry_out> r = fs_.mknod(c.rc, c.h.nodeid, name, in.mode, in.rdev, in.umask);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_entry_out));
+    return reply(c, fs_.mknod(c.rc, c.h.nodeid, name, in.mode, in.rdev, in.umask));
 }
 
 int64_t FuseDispatcher::do_mkdir(Call& c) noexcept {
@@ -683,11 +687,7 @@ int64_t FuseDispatcher::do_mkdir(Call& c) noexcept {
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
     }
-    Result<fuse_entry_out> r = fs_.mkdir(c.rc, c.h.nodeid, name, in.mode, in.umask);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_entry_out));
+    return reply(c, fs_.mkdir(c.rc, c.h.nodeid, name, in.mode, in.umask));
 }
 
 int64_t FuseDispatcher::do_unlink_rmdir(Call& c) noexcept {
@@ -697,12 +697,8 @@ int64_t FuseDispatcher::do_unlink_rmdir(Call& c) noexcept {
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
     }
-    Status s = c.h.opcode == FUSE_UNLINK ? fs_.unlink(c.rc, c.h.nodeid, name)
-                                         : fs_.rmdir(c.rc, c.h.nodeid, name);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, c.h.opcode == FUSE_UNLINK ? fs_.unlink(c.rc, c.h.nodeid, name)
+                                              : fs_.rmdir(c.rc, c.h.nodeid, name));
 }
 
 int64_t FuseDispatcher::do_rename(Call& c) noexcept {
@@ -727,11 +723,7 @@ int64_t FuseDispatcher::do_rename(Call& c) noexcept {
         !next_string(&p, end, &newname) || !valid_name(newname)) {
         VDH_MALFORMED(c);
     }
-    Status s = fs_.rename(c.rc, c.h.nodeid, oldname, newdir, newname, flags);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.rename(c.rc, c.h.nodeid, oldname, newdir, newname, flags));
 }
 
 int64_t FuseDispatcher::do_link(Call& c) noexcept {
@@ -745,22 +737,14 @@ int64_t FuseDispatcher::do_link(Call& c) noexcept {
         VDH_MALFORMED(c);
     }
     // The header's nodeid is the new parent; the existing inode is oldnodeid.
-    Result<fuse_entry_out> r = fs_.link(c.rc, in.oldnodeid, c.h.nodeid, name);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_entry_out));
+    return reply(c, fs_.link(c.rc, in.oldnodeid, c.h.nodeid, name));
 }
 
 int64_t FuseDispatcher::do_open(Call& c) noexcept {
     fuse_open_in in;
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_open_out));
-    Result<fuse_open_out> r = fs_.open(c.rc, c.h.nodeid, in.flags);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_open_out));
+    return reply(c, fs_.open(c.rc, c.h.nodeid, in.flags));
 }
 
 int64_t FuseDispatcher::do_create(Call& c) noexcept {
@@ -774,11 +758,7 @@ int64_t FuseDispatcher::do_create(Call& c) noexcept {
     if (!next_string(&p, p + c.payload, &name) || !valid_name(name)) {
         VDH_MALFORMED(c);
     }
-    Result<CreateOut> r = fs_.create(c.rc, c.h.nodeid, name, in.flags, in.mode, in.umask);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &r->entry, sizeof(fuse_entry_out), &r->open, sizeof(fuse_open_out));
+    return reply(c, fs_.create(c.rc, c.h.nodeid, name, in.flags, in.mode, in.umask));
 }
 
 int64_t FuseDispatcher::do_tmpfile(Call& c) noexcept {
@@ -787,51 +767,31 @@ int64_t FuseDispatcher::do_tmpfile(Call& c) noexcept {
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_entry_out) + sizeof(fuse_open_out));
     VDH_READ_EXT(c, c.payload);
-    Result<CreateOut> r = fs_.tmpfile(c.rc, c.h.nodeid, in.flags, in.mode, in.umask);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &r->entry, sizeof(fuse_entry_out), &r->open, sizeof(fuse_open_out));
+    return reply(c, fs_.tmpfile(c.rc, c.h.nodeid, in.flags, in.mode, in.umask));
 }
 
 int64_t FuseDispatcher::do_statfs(Call& c) noexcept {
     VDH_NEED_OUT(c, sizeof(fuse_statfs_out));
-    Result<fuse_statfs_out> r = fs_.statfs(c.rc, c.h.nodeid);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_statfs_out));
+    return reply(c, fs_.statfs(c.rc, c.h.nodeid));
 }
 
 int64_t FuseDispatcher::do_release(Call& c) noexcept {
     fuse_release_in in;
     VDH_NEED_ARG(c, &in);
-    Status s = fs_.release(c.rc, c.h.nodeid, in.fh, in.flags, in.release_flags, in.lock_owner);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.release(c.rc, c.h.nodeid, in.fh, in.flags, in.release_flags, in.lock_owner));
 }
 
 int64_t FuseDispatcher::do_flush(Call& c) noexcept {
     fuse_flush_in in;
     VDH_NEED_ARG(c, &in);
-    Status s = fs_.flush(c.rc, c.h.nodeid, in.fh, in.lock_owner);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.flush(c.rc, c.h.nodeid, in.fh, in.lock_owner));
 }
 
 int64_t FuseDispatcher::do_opendir(Call& c) noexcept {
     fuse_open_in in;
     VDH_NEED_ARG(c, &in);
     VDH_NEED_OUT(c, sizeof(fuse_open_out));
-    Result<fuse_open_out> r = fs_.opendir(c.rc, c.h.nodeid, in.flags);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_open_out));
+    return reply(c, fs_.opendir(c.rc, c.h.nodeid, in.flags));
 }
 
 int64_t FuseDispatcher::do_readdir(Call& c) noexcept {
@@ -855,21 +815,13 @@ int64_t FuseDispatcher::do_readdir(Call& c) noexcept {
 int64_t FuseDispatcher::do_releasedir(Call& c) noexcept {
     fuse_release_in in;
     VDH_NEED_ARG(c, &in);
-    Status s = fs_.releasedir(c.rc, c.h.nodeid, in.fh);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.releasedir(c.rc, c.h.nodeid, in.fh));
 }
 
 int64_t FuseDispatcher::do_access(Call& c) noexcept {
     fuse_access_in in;
     VDH_NEED_ARG(c, &in);
-    Status s = fs_.access(c.rc, c.h.nodeid, in.mask);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.access(c.rc, c.h.nodeid, in.mask));
 }
 
 int64_t FuseDispatcher::do_setxattr(Call& c) noexcept {
@@ -889,11 +841,7 @@ int64_t FuseDispatcher::do_setxattr(Call& c) noexcept {
     if (!next_string(&p, end, &name) || name.empty() || in.size > static_cast<size_t>(end - p)) {
         VDH_MALFORMED(c);
     }
-    Status s = fs_.setxattr(c.rc, c.h.nodeid, name, p, in.size, in.flags, in.setxattr_flags);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.setxattr(c.rc, c.h.nodeid, name, p, in.size, in.flags, in.setxattr_flags));
 }
 
 int64_t FuseDispatcher::do_getxattr(Call& c) noexcept {
@@ -972,11 +920,7 @@ int64_t FuseDispatcher::do_removexattr(Call& c) noexcept {
     if (!next_string(&p, p + c.payload, &name) || name.empty()) {
         VDH_MALFORMED(c);
     }
-    Status s = fs_.removexattr(c.rc, c.h.nodeid, name);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.removexattr(c.rc, c.h.nodeid, name));
 }
 
 namespace {
@@ -995,11 +939,7 @@ int64_t FuseDispatcher::do_getlk(Call& c) noexcept {
         c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
-    Result<fuse_lk_out> r = fs_.getlk(c.rc, c.h.nodeid, in);
-    if (!r) {
-        return reply_error(c, r.error());
-    }
-    return reply_ok(c, &*r, sizeof(fuse_lk_out));
+    return reply(c, fs_.getlk(c.rc, c.h.nodeid, in));
 }
 
 int64_t FuseDispatcher::do_setlk(Call& c) noexcept {
@@ -1009,11 +949,7 @@ int64_t FuseDispatcher::do_setlk(Call& c) noexcept {
         c.ctr.add(&FuseCounters::unsupported);
         return reply_error(c, ENOSYS);
     }
-    Status s = fs_.setlk(c.rc, c.h.nodeid, in, false);
-    if (!s) {
-        return reply_error(c, s.error());
-    }
-    return reply_ok(c, nullptr, 0);
+    return reply(c, fs_.setlk(c.rc, c.h.nodeid, in, false));
 }
 
 int64_t FuseDispatcher::do_lseek(Call& c) noexcept {

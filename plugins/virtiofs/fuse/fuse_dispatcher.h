@@ -222,6 +222,12 @@ private:
     int64_t reply_error(const Call& c, int err) noexcept;
     int64_t reply_ok(const Call& c, const void* a, size_t na, const void* b = nullptr,
                      size_t nb = 0) noexcept;
+    /// The reply to a backend call: its error, or its result as the payload (\p r's
+    /// struct; none for a Status; CREATE/TMPFILE's entry then open).
+    template <typename T>
+    int64_t reply(const Call& c, const Result<T>& r) noexcept;
+    int64_t reply(const Call& c, const Status& s) noexcept;
+    int64_t reply(const Call& c, const Result<CreateOut>& r) noexcept;
     /// Whether the out buffers hold a header plus \p payload bytes.
     bool out_fits(const Call& c, size_t payload) const noexcept;
     /// Copies the request's whole argument payload to the queue's scratch (guest memory is

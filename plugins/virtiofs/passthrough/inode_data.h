@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // InodeData: what the passthrough backend keeps per guest-visible inode — its FUSE node
 // id, host identity, how it is held (an O_PATH fd, or a file handle plus the mount fd to
-// open it) and its lookup count. Plain data; the rules live in InodeStore.
+// open it), its lookup count and its lock owners' fds. Plain data; the rules live in
+// InodeStore (and FileLocks for the lock fds).
 #pragma once
 
 #include <sys/stat.h>
@@ -10,12 +11,11 @@
 #include <compare>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <vector>
+#include <variant>
 
 #include "fd_budget.h"
 #include "file_handle.h"
+#include "file_locks.h"
 #include "mount_fd.h"
 #include "queue_epochs.h"
 #include "vdh/unique_fd.h"
@@ -42,32 +42,35 @@ struct InodeIdsHash {
     }
 };
 
-/// An OFD lock fd opened for one lock_owner of the guest (POSIX locks are emulated with
-/// OFD locks: one open file description per owner, so owners do not share locks).
-struct LockOwnerFd {
-    uint64_t owner = 0;
-    UniqueFd fd;
-    FdSlot slot;
+/// How a handle-held inode is held: its file handle and the fd of its mount to open it
+/// with (open_by_handle_at). Pins nothing.
+struct OpenableHandle {
+    FileHandle handle;
+    std::shared_ptr<MountFd> mount_fd;
 };
 
-/// One inode the guest holds. Exactly one of (fd) or (handle, mount_fd) is set, fixed at
-/// creation: fd-held inodes are pinned by their O_PATH fd and may be found by ids;
-/// handle-held inodes pin nothing and may be found only by handle.
+/// How an inode is held, fixed at creation: by an O_PATH fd (pins the inode; found again
+/// by ids) or by an OpenableHandle (pins nothing; found again only by handle).
+using InodeHold = std::variant<UniqueFd, OpenableHandle>;
+
+/// One inode the guest holds.
 class InodeData : public Retirable {
 public:
-    /// fd-held.
-    InodeData(uint64_t id_, const InodeIds& ids_, uint32_t type_, UniqueFd fd_,
+    /// \p slot_: of the fd budget (fd-held), of the inode_limit budget (handle-held).
+    InodeData(uint64_t id_, const InodeIds& ids_, uint32_t type_, InodeHold hold_,
               FdSlot slot_) noexcept
-        : id(id_), ids(ids_), type(type_), fd(std::move(fd_)), fd_slot(std::move(slot_)) {}
-    /// handle-held.
-    InodeData(uint64_t id_, const InodeIds& ids_, uint32_t type_, const FileHandle& handle_,
-              std::shared_ptr<MountFd> mount_fd_, FdSlot slot_) noexcept
-        : id(id_), ids(ids_), type(type_), fd_slot(std::move(slot_)), handle(handle_),
-          mount_fd(std::move(mount_fd_)) {}
+        : id(id_), ids(ids_), type(type_), hold(std::move(hold_)), fd_slot(std::move(slot_)) {}
     InodeData(const InodeData&) = delete;
     InodeData& operator=(const InodeData&) = delete;
 
-    bool fd_held() const noexcept { return fd.valid(); }
+    bool fd_held() const noexcept { return std::holds_alternative<UniqueFd>(hold); }
+    /// The O_PATH fd of an fd-held inode, else -1.
+    int fd() const noexcept {
+        const UniqueFd* fd = std::get_if<UniqueFd>(&hold);
+        return fd != nullptr ? fd->get() : -1;
+    }
+    /// The handle of a handle-held inode, else null.
+    const OpenableHandle* handle() const noexcept { return std::get_if<OpenableHandle>(&hold); }
 
     const uint64_t id;    ///< FUSE node id (counter; 1 is the share root)
     const InodeIds ids;   ///< identity when created
@@ -75,16 +78,12 @@ public:
     /// Guest lookup count. Changed with atomics; see InodeStore for the removal protocol.
     std::atomic<uint64_t> refcount{0};
 
-    const UniqueFd fd;    ///< O_PATH fd (fd-held), else invalid
-    /// Budget unit: of the fd budget for fd (fd-held), of the inode_limit budget
-    /// (handle-held).
+    const InodeHold hold;
+    /// Budget unit: of the fd budget (fd-held), of the inode_limit budget (handle-held).
     const FdSlot fd_slot;
-    const std::optional<FileHandle> handle;     ///< handle-held: the handle
-    const std::shared_ptr<MountFd> mount_fd;    ///< handle-held: its mount's fd
 
-    /// Lock order: leaf. Never taken while holding InodeStore's map lock.
-    std::mutex lock_mutex;
-    std::vector<LockOwnerFd> lock_fds; ///< guarded by lock_mutex
+    /// The POSIX lock fds of the guest's lock owners (file_locks.h).
+    OwnerLockFds locks;
 };
 
 } // namespace vdh::virtiofs::passthrough

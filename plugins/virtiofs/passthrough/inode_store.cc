@@ -137,7 +137,7 @@ Result<LookupResult> InodeStore::lookup(const InodeData& parent, int parent_fd,
         if (!self) {
             return make_err(self.error());
         }
-        int fd = name == "." ? parent_fd : root_->fd.get();
+        int fd = name == "." ? parent_fd : root_->fd();
         LookupResult out;
         VDH_TRY(sys_.statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kStatxMask, &out.attr));
         ref(**self);
@@ -212,10 +212,11 @@ Result<std::optional<LookupResult>> InodeStore::find_by_name(int parent_fd,
     return std::optional<LookupResult>(std::move(out));
 }
 
-Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, int parent_fd,
-                                                       int fd, uint32_t type) {
+Result<std::optional<OpenableHandle>> InodeStore::decide_holding(const InodeData* parent,
+                                                                 int parent_fd, int fd,
+                                                                 uint32_t type) {
     if (mode_ == FileHandleMode::Never) {
-        return Holding{};
+        return std::optional<OpenableHandle>();
     }
     auto handle = FileHandle::from_fd(sys_, fd);
     if (!handle) {
@@ -226,7 +227,7 @@ Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, 
         if (mode_ == FileHandleMode::Mandatory) {
             return make_err(EOPNOTSUPP);
         }
-        return Holding{};
+        return std::optional<OpenableHandle>();
     }
     const FileHandle& h = **handle;
     // Directories first (mount_fd.h): the mount fd stays open as long as any inode of the
@@ -239,7 +240,7 @@ Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, 
         candidates[n++] = MountFdCandidate{parent_fd, S_IFDIR};
     }
     if (root_ && root_.get() != parent && root_->ids.mnt_id == h.mnt_id) {
-        candidates[n++] = MountFdCandidate{root_->fd.get(), S_IFDIR};
+        candidates[n++] = MountFdCandidate{root_->fd(), S_IFDIR};
     }
     if (type == S_IFDIR || (type == S_IFREG && n == 0)) {
         candidates[n++] = MountFdCandidate{fd, type};
@@ -255,14 +256,14 @@ Result<InodeStore::Holding> InodeStore::decide_holding(const InodeData* parent, 
         // by ids (rule 2). Transient mount-fd errors (EMFILE, ENOMEM) take the same path;
         // that is safe for the same reason, and the next lookup after the inode is
         // forgotten may then use a handle.
-        return Holding{};
+        return std::optional<OpenableHandle>();
     }
-    return Holding{h, std::move(*mfd)};
+    return std::optional<OpenableHandle>(OpenableHandle{h, std::move(*mfd)});
 }
 
-std::shared_ptr<InodeData> InodeStore::find_locked(const std::optional<FileHandle>& handle,
+std::shared_ptr<InodeData> InodeStore::find_locked(const FileHandle* handle,
                                                    const InodeIds& ids) const {
-    if (handle) {
+    if (handle != nullptr) {
         auto it = by_handle_.find(*handle);
         if (it != by_handle_.end()) {
             return by_id_.at(it->second);
@@ -290,7 +291,7 @@ Result<LookupResult> InodeStore::claim(const InodeData* parent, int parent_fd, U
 
     {
         std::shared_lock lock(mutex_);
-        if (auto found = find_locked(holding->handle, ids)) {
+        if (auto found = find_locked(*holding ? &(*holding)->handle : nullptr, ids)) {
             ref(*found);
             out.inode = std::move(found);
             return out; // fd and holding are released after the lock (declared earlier)
@@ -302,14 +303,14 @@ Result<LookupResult> InodeStore::claim(const InodeData* parent, int parent_fd, U
     std::shared_ptr<InodeData> made;
     const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
     try {
-        if (holding->handle) {
+        if (*holding) {
             // No fd, but memory: handle-held inodes have their own cap (inode_limit).
             auto slot = handle_budget_.acquire();
             if (!slot) {
                 return make_err(slot.error());
             }
-            made = std::make_shared<InodeData>(id, ids, type, *holding->handle,
-                                               std::move(holding->mount_fd), std::move(*slot));
+            made = std::make_shared<InodeData>(id, ids, type, std::move(**holding),
+                                               std::move(*slot));
         } else {
             auto slot = budget_.acquire();
             if (!slot) {
@@ -323,7 +324,8 @@ Result<LookupResult> InodeStore::claim(const InodeData* parent, int parent_fd, U
     made->refcount.store(1, std::memory_order_relaxed);
 
     std::unique_lock lock(mutex_);
-    if (auto found = find_locked(made->handle, ids)) {
+    const OpenableHandle* made_handle = made->handle();
+    if (auto found = find_locked(made_handle ? &made_handle->handle : nullptr, ids)) {
         ref(*found);
         out.inode = std::move(found);
         lock.unlock();
@@ -333,8 +335,8 @@ Result<LookupResult> InodeStore::claim(const InodeData* parent, int parent_fd, U
     try {
         by_id_.emplace(id, made);
         in_id = true;
-        if (made->handle) {
-            by_handle_.emplace(*made->handle, id);
+        if (made_handle != nullptr) {
+            by_handle_.emplace(made_handle->handle, id);
         } else {
             by_ids_.emplace(ids, id);
         }
@@ -385,8 +387,8 @@ void InodeStore::forget(uint64_t id, uint64_t n) {
         if (epochs_ != nullptr) {
             gen = epochs_->bump();
         }
-        if (victim->handle) {
-            auto h = by_handle_.find(*victim->handle);
+        if (const OpenableHandle* handle = victim->handle(); handle != nullptr) {
+            auto h = by_handle_.find(handle->handle);
             if (h != by_handle_.end() && h->second == id) {
                 by_handle_.erase(h);
             }
@@ -406,10 +408,11 @@ void InodeStore::forget(uint64_t id, uint64_t n) {
 }
 
 Result<InodeFd> InodeStore::path_fd(const InodeData& inode) const {
-    if (inode.fd_held()) {
-        return InodeFd(inode.fd.get());
+    const OpenableHandle* handle = inode.handle();
+    if (handle == nullptr) {
+        return InodeFd(inode.fd());
     }
-    auto fd = inode.handle->open(sys_, inode.mount_fd->fd(), O_PATH);
+    auto fd = handle->handle.open(sys_, handle->mount_fd->fd(), O_PATH);
     if (!fd) {
         return make_err(fd.error());
     }
@@ -419,10 +422,12 @@ Result<InodeFd> InodeStore::path_fd(const InodeData& inode) const {
 Result<UniqueFd> InodeStore::open(const InodeData& inode, int flags) const {
     VDH_TRY(check_guest_open_type(inode.type));
     const int kernel_flags = guest_open_flags(flags);
-    if (inode.fd_held()) {
-        return check_guest_open(sys_.reopen(inode.fd.get(), kernel_flags), flags);
+    const OpenableHandle* handle = inode.handle();
+    if (handle == nullptr) {
+        return check_guest_open(sys_.reopen(inode.fd(), kernel_flags), flags);
     }
-    return check_guest_open(inode.handle->open(sys_, inode.mount_fd->fd(), kernel_flags), flags);
+    return check_guest_open(handle->handle.open(sys_, handle->mount_fd->fd(), kernel_flags),
+                            flags);
 }
 
 void InodeStore::clear() {

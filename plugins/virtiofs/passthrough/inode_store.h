@@ -162,20 +162,16 @@ public:
     const std::shared_ptr<InodeData>& root() const noexcept { return root_; }
 
 private:
-    /// How claim() decided a new inode would be held.
-    struct Holding {
-        std::optional<FileHandle> handle;  // set: handle-held (with mount_fd)
-        std::shared_ptr<MountFd> mount_fd;
-    };
-    Result<Holding> decide_holding(const InodeData* parent, int parent_fd, int fd,
-                                   uint32_t type);
+    /// How claim() holds a new inode: by its handle, or (nullopt) by its O_PATH fd.
+    Result<std::optional<OpenableHandle>> decide_holding(const InodeData* parent, int parent_fd,
+                                                         int fd, uint32_t type);
     /// LOOKUP hit without opening the child: statx(parent_fd, name) and, when the ids
     /// name an existing fd-held inode, that inode with one more reference. nullopt: take
     /// the open path (no match, statx failed other than ENOENT, or a mode in which
     /// handles must be made). Never mode only. Takes the map lock shared, after statx.
     Result<std::optional<LookupResult>> find_by_name(int parent_fd, const char* name);
-    std::shared_ptr<InodeData> find_locked(const std::optional<FileHandle>& handle,
-                                           const InodeIds& ids) const;
+    /// \p handle: null when the file has none.
+    std::shared_ptr<InodeData> find_locked(const FileHandle* handle, const InodeIds& ids) const;
     LookupResult self_result(const std::shared_ptr<InodeData>& inode, int fd);
 
     Sys& sys_;
@@ -189,7 +185,7 @@ private:
     /// One per queue slot of epochs_ (null without epochs_); each written by one lcore.
     std::unique_ptr<QueueLookupCache<InodeData>[]> caches_;
 
-    // Lock order: taken before nothing. MountFdMap's mutex and InodeData::lock_mutex are
+    // Lock order: taken before nothing. MountFdMap's mutex and InodeData::locks.mutex are
     // never acquired while this is held, and no fd is closed under it.
     mutable std::shared_mutex mutex_;
     std::unordered_map<uint64_t, std::shared_ptr<InodeData>> by_id_;  // guarded by mutex_

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -130,24 +129,6 @@ bool is_dot_or_dotdot(const char* n) {
     return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
 }
 
-/// fuse_file_lock → struct flock (whole-file when end is OFFSET_MAX).
-Result<struct flock> to_flock(const fuse_file_lock& lk) {
-    if (lk.type != F_RDLCK && lk.type != F_WRLCK && lk.type != F_UNLCK) {
-        return make_err(EINVAL);
-    }
-    constexpr uint64_t kOffsetMax = static_cast<uint64_t>(INT64_MAX);
-    if (lk.start > kOffsetMax || lk.end < lk.start) {
-        return make_err(EINVAL);
-    }
-    struct flock fl{};
-    fl.l_type = static_cast<short>(lk.type);
-    fl.l_whence = SEEK_SET;
-    fl.l_start = static_cast<off_t>(lk.start);
-    fl.l_len = lk.end >= kOffsetMax ? 0 : static_cast<off_t>(lk.end - lk.start + 1);
-    fl.l_pid = 0;
-    return fl;
-}
-
 } // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -158,6 +139,7 @@ PassthroughFs::PassthroughFs(const PassthroughOptions& options, std::unique_ptr<
       inode_budget_(options.inode_limit),
       store_(*sys_, options.inode_file_handles, budget_, inode_budget_, &epochs_),
       handles_(&epochs_),
+      locks_(store_, budget_),
       writeback_(options.writeback),
       submounts_(options.announce_submounts) {}
 
@@ -269,6 +251,32 @@ Status PassthroughFs::make_labelled(int parent_fd, const char* name, bool is_dir
     return ok();
 }
 
+Result<PassthroughFs::CreateScope> PassthroughFs::enter_create(const RequestCtx& c,
+                                                              const uint32_t* umask) {
+    const bool acl = acl_active();
+    Label label;
+    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
+    std::optional<ScopedUmask> um;
+    if (umask != nullptr) {
+        VDH_PT_ASSIGN(auto entered, ScopedUmask::enter(acl ? *umask : 0));
+        um.emplace(std::move(entered));
+    } else {
+        (void)prepare_thread_for_creates();
+    }
+    VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+    const mode_t perm_mask = umask == nullptr || acl ? 07777 : 07777 & ~*umask;
+    return CreateScope{label, labelled, perm_mask, std::move(um), std::move(creds)};
+}
+
+template <typename Make>
+Status PassthroughFs::make_new(const CreateScope& scope, int parent_fd, const char* name,
+                               bool is_dir, Make&& make) {
+    if (scope.labelled) {
+        return make_labelled(parent_fd, name, is_dir, scope.label, make);
+    }
+    return make(name);
+}
+
 Result<UniqueFd> PassthroughFs::make_labelled_file(int parent_fd, const char* name, int flags,
                                                    mode_t mode, const Label& label) {
     int f = guest_open_flags(flags) & ~(O_TRUNC | O_DIRECTORY);
@@ -287,13 +295,7 @@ Result<UniqueFd> PassthroughFs::make_labelled_file(int parent_fd, const char* na
 }
 
 void PassthroughFs::destroy() {
-    {
-        std::lock_guard<std::mutex> g(waiters_mutex_);
-        for (auto* w : lock_waiters_) {
-            w->cancelled = true;
-        }
-    }
-    waiters_cv_.notify_all();
+    locks_.cancel_all();
     handles_.clear();
     store_.clear();
 }
@@ -367,6 +369,18 @@ Result<fuse_entry_out> PassthroughFs::lookup_child(const InodeData& parent, int 
 
 // ---------------------------------------------------------------------------------------
 // Names and inodes
+
+Result<PassthroughFs::ParentDir> PassthroughFs::writable_parent(uint64_t parent,
+                                                                std::string_view name,
+                                                                char (&cname)[NAME_MAX + 1]) {
+    if (options_.readonly) {
+        return make_err(EROFS);
+    }
+    VDH_TRY(copy_name(name, cname));
+    VDH_PT_ASSIGN(auto p, inode(parent));
+    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    return ParentDir{std::move(p), std::move(pfd)};
+}
 
 Result<fuse_entry_out> PassthroughFs::lookup(const RequestCtx& c, uint64_t parent,
                                              std::string_view name) {
@@ -515,13 +529,10 @@ Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t pare
 
     VDH_PT_ASSIGN(auto p, inode(parent));
     VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        (void)prepare_thread_for_creates();
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, nullptr));
         auto make = [&](const char* n) { return sys_status(::symlinkat(ctarget, pfd.get(), n)); };
-        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, false, label, make) : make(cname));
+        VDH_TRY(make_new(scope, pfd.get(), cname, false, make));
     }
     return lookup_child(*p, pfd.get(), cname);
 }
@@ -529,71 +540,43 @@ Result<fuse_entry_out> PassthroughFs::symlink(const RequestCtx& c, uint64_t pare
 Result<fuse_entry_out> PassthroughFs::mknod(const RequestCtx& c, uint64_t parent,
                                             std::string_view name, uint32_t mode, uint32_t rdev,
                                             uint32_t umask) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    const bool acl = acl_active();
-    const mode_t m = (mode & S_IFMT) | (mode & 07777 & (acl ? 07777 : ~umask));
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
+        const mode_t m = (mode & S_IFMT) | scope.perm(mode);
         auto make = [&](const char* n) {
-            return sys_status(::mknodat(pfd.get(), n, m, static_cast<dev_t>(rdev)));
+            return sys_status(::mknodat(p.fd.get(), n, m, static_cast<dev_t>(rdev)));
         };
-        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, false, label, make) : make(cname));
+        VDH_TRY(make_new(scope, p.fd.get(), cname, false, make));
     }
-    return lookup_child(*p, pfd.get(), cname);
+    return lookup_child(*p.inode, p.fd.get(), cname);
 }
 
 Result<fuse_entry_out> PassthroughFs::mkdir(const RequestCtx& c, uint64_t parent,
                                             std::string_view name, uint32_t mode,
                                             uint32_t umask) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    const bool acl = acl_active();
-    const mode_t m = mode & 07777 & (acl ? 07777 : ~umask);
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        auto make = [&](const char* n) { return sys_status(::mkdirat(pfd.get(), n, m)); };
-        VDH_TRY(labelled ? make_labelled(pfd.get(), cname, true, label, make) : make(cname));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
+        const mode_t m = scope.perm(mode);
+        auto make = [&](const char* n) { return sys_status(::mkdirat(p.fd.get(), n, m)); };
+        VDH_TRY(make_new(scope, p.fd.get(), cname, true, make));
     }
-    return lookup_child(*p, pfd.get(), cname);
+    return lookup_child(*p.inode, p.fd.get(), cname);
 }
 
 Status PassthroughFs::unlink(const RequestCtx&, uint64_t parent, std::string_view name) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    return sys_status(::unlinkat(pfd.get(), cname, 0));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
+    return sys_status(::unlinkat(p.fd.get(), cname, 0));
 }
 
 Status PassthroughFs::rmdir(const RequestCtx&, uint64_t parent, std::string_view name) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
-    return sys_status(::unlinkat(pfd.get(), cname, AT_REMOVEDIR));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
+    return sys_status(::unlinkat(p.fd.get(), cname, AT_REMOVEDIR));
 }
 
 Status PassthroughFs::rename(const RequestCtx&, uint64_t parent, std::string_view name,
@@ -767,30 +750,22 @@ Result<UniqueFd> PassthroughFs::create_open(int parent_fd, const char* name, int
 Result<CreateOut> PassthroughFs::create(const RequestCtx& c, uint64_t parent,
                                         std::string_view name, uint32_t flags, uint32_t mode,
                                         uint32_t umask) {
-    if (options_.readonly) {
-        return make_err(EROFS);
-    }
     char cname[NAME_MAX + 1];
-    VDH_TRY(copy_name(name, cname));
-    VDH_PT_ASSIGN(auto p, inode(parent));
-    VDH_PT_ASSIGN(InodeFd pfd, store_.path_fd(*p));
+    VDH_PT_ASSIGN(ParentDir p, writable_parent(parent, name, cname));
     const int f = adjust_open_flags(flags);
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
     UniqueFd path;
-    const bool acl = acl_active();
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
         // The caller's credentials for both the create and the reopen of an existing
         // file: the host kernel checks the permissions (and O_TRUNC) as for a local open.
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
-        VDH_PT_ASSIGN(fd, create_open(pfd.get(), cname, f, (flags & O_EXCL) != 0,
-                                      mode & 07777 & (acl ? 07777 : ~umask), path,
-                                      labelled ? &label : nullptr));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
+        VDH_PT_ASSIGN(fd, create_open(p.fd.get(), cname, f, (flags & O_EXCL) != 0,
+                                      scope.perm(mode), path,
+                                      scope.labelled ? &scope.label : nullptr));
     }
-    return finish_create(*p, pfd.get(), std::move(fd), std::move(path), f, std::move(slot));
+    return finish_create(*p.inode, p.fd.get(), std::move(fd), std::move(path), f,
+                         std::move(slot));
 }
 
 Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, uint32_t flags,
@@ -806,18 +781,15 @@ Result<CreateOut> PassthroughFs::tmpfile(const RequestCtx& c, uint64_t parent, u
     }
     VDH_PT_ASSIGN(FdSlot slot, budget_.acquire());
     UniqueFd fd;
-    const bool acl = acl_active();
-    Label label;
-    VDH_PT_ASSIGN(const bool labelled, label_of(c, &label));
     {
-        VDH_PT_ASSIGN(auto um, ScopedUmask::enter(acl ? umask : 0));
-        VDH_PT_ASSIGN(auto creds, caller_credentials(c));
+        VDH_PT_ASSIGN(CreateScope scope, enter_create(c, &umask));
         VDH_PT_ASSIGN(fd, check_guest_open(sys_->openat(pfd.get(), ".",
                                                         guest_open_flags(f) | O_TMPFILE,
-                                                        mode & 07777 & (acl ? 07777 : ~umask)),
+                                                        scope.perm(mode)),
                                            f));
         // Nameless until the guest links it: labelled before anyone can see it.
-        if (labelled) {
+        if (scope.labelled) {
+            const Label& label = scope.label;
             VDH_TRY(sys_status(::fsetxattr(fd.get(), label.name, label.value, label.size, 0)));
         }
     }
@@ -920,18 +892,7 @@ Status PassthroughFs::flush(const RequestCtx& c, uint64_t nodeid, uint64_t fh,
     // POSIX lock semantics: closing any fd of the file drops the owner's locks on it.
     auto i = inode(sec, nodeid);
     if (i) {
-        LockOwnerFd victim;
-        {
-            std::lock_guard<std::mutex> g((*i)->lock_mutex);
-            auto& v = (*i)->lock_fds;
-            for (auto it = v.begin(); it != v.end(); ++it) {
-                if (it->owner == lock_owner) {
-                    victim = std::move(*it);
-                    v.erase(it);
-                    break;
-                }
-            }
-        }
+        FileLocks::drop_owner(**i, lock_owner);
     }
     return ok();
 }
@@ -1275,132 +1236,13 @@ Status PassthroughFs::removexattr(const RequestCtx&, uint64_t nodeid, std::strin
 // ---------------------------------------------------------------------------------------
 // Locks
 
-int PassthroughFs::posix_lock_once(InodeData& inode, uint64_t owner, struct flock& fl) {
-    std::lock_guard<std::mutex> g(inode.lock_mutex);
-    int fd = -1;
-    for (auto& lf : inode.lock_fds) {
-        if (lf.owner == owner) {
-            fd = lf.fd.get();
-            break;
-        }
-    }
-    if (fd < 0) {
-        if (fl.l_type == F_UNLCK) {
-            return 0; // nothing locked by this owner
-        }
-        auto slot = budget_.acquire();
-        if (!slot) {
-            return slot.error();
-        }
-        // One open file description per owner. Write locks need a writable fd.
-        auto opened = store_.open(inode, O_RDWR | O_NONBLOCK);
-        if (!opened && fl.l_type == F_RDLCK &&
-            (opened.error() == EROFS || opened.error() == EACCES || opened.error() == EISDIR)) {
-            opened = store_.open(inode, O_RDONLY | O_NONBLOCK);
-        }
-        if (!opened) {
-            return opened.error();
-        }
-        try {
-            inode.lock_fds.push_back(LockOwnerFd{owner, std::move(*opened), std::move(*slot)});
-        } catch (const std::bad_alloc&) {
-            return ENOMEM;
-        }
-        fd = inode.lock_fds.back().fd.get();
-    }
-    if (::fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-        return errno;
-    }
-    return 0;
-}
-
-template <typename F>
-Status PassthroughFs::wait_for_lock(uint64_t unique, F&& try_once) {
-    int err = try_once();
-    if (err == 0) {
-        return ok();
-    }
-    if (err != EAGAIN && err != EACCES && err != EWOULDBLOCK) {
-        return make_err(err);
-    }
-    LockWaiter w;
-    w.unique = unique;
-    {
-        std::lock_guard<std::mutex> g(waiters_mutex_);
-        try {
-            lock_waiters_.push_back(&w);
-        } catch (const std::bad_alloc&) {
-            return make_err(ENOMEM);
-        }
-    }
-    ScopeExit unregister([&] {
-        std::lock_guard<std::mutex> g(waiters_mutex_);
-        lock_waiters_.erase(std::find(lock_waiters_.begin(), lock_waiters_.end(), &w));
-    });
-    auto delay = std::chrono::milliseconds(1);
-    for (;;) {
-        {
-            std::unique_lock<std::mutex> lk(waiters_mutex_);
-            waiters_cv_.wait_for(lk, delay, [&] { return w.cancelled; });
-            if (w.cancelled) {
-                return make_err(EINTR);
-            }
-        }
-        err = try_once();
-        if (err == 0) {
-            return ok();
-        }
-        if (err != EAGAIN && err != EACCES && err != EWOULDBLOCK) {
-            return make_err(err);
-        }
-        delay = std::min(delay * 2, std::chrono::milliseconds(10));
-    }
-}
-
 Result<fuse_lk_out> PassthroughFs::getlk(const RequestCtx&, uint64_t nodeid,
                                          const fuse_lk_in& in) {
     if (!options_.posix_locks || (in.lk_flags & FUSE_LK_FLOCK) != 0) {
         return make_err(ENOSYS);
     }
     VDH_PT_ASSIGN(auto i, inode(nodeid));
-    VDH_PT_ASSIGN(struct flock fl, to_flock(in.lk));
-    if (fl.l_type == F_UNLCK) {
-        return make_err(EINVAL);
-    }
-    int rc;
-    {
-        // Query through the owner's own description if it has one (its own locks do not
-        // conflict); otherwise any fresh description sees every lock as another owner's.
-        std::lock_guard<std::mutex> g(i->lock_mutex);
-        int fd = -1;
-        for (auto& lf : i->lock_fds) {
-            if (lf.owner == in.owner) {
-                fd = lf.fd.get();
-            }
-        }
-        UniqueFd temp;
-        if (fd < 0) {
-            auto opened = store_.open(*i, O_RDONLY | O_NONBLOCK);
-            if (!opened) {
-                return make_err(opened.error());
-            }
-            temp = std::move(*opened);
-            fd = temp.get();
-        }
-        rc = ::fcntl(fd, F_OFD_GETLK, &fl);
-        if (rc < 0) {
-            return errno_err();
-        }
-    }
-    fuse_lk_out out{};
-    out.lk.type = static_cast<uint32_t>(fl.l_type);
-    if (fl.l_type != F_UNLCK) {
-        out.lk.start = static_cast<uint64_t>(fl.l_start);
-        out.lk.end = fl.l_len == 0 ? static_cast<uint64_t>(INT64_MAX)
-                                   : static_cast<uint64_t>(fl.l_start + fl.l_len - 1);
-        out.lk.pid = fl.l_pid > 0 ? static_cast<uint32_t>(fl.l_pid) : 0;
-    }
-    return out;
+    return locks_.get_posix(*i, in);
 }
 
 Status PassthroughFs::setlk(const RequestCtx& c, uint64_t nodeid, const fuse_lk_in& in,
@@ -1410,57 +1252,15 @@ Status PassthroughFs::setlk(const RequestCtx& c, uint64_t nodeid, const fuse_lk_
             return make_err(ENOSYS);
         }
         VDH_PT_ASSIGN(auto h, open_handle(in.fh, nodeid));
-        int op;
-        switch (in.lk.type) {
-        case F_RDLCK: op = LOCK_SH; break;
-        case F_WRLCK: op = LOCK_EX; break;
-        case F_UNLCK: op = LOCK_UN; break;
-        default: return make_err(EINVAL);
-        }
-        const int fd = h->fd.get();
-        auto once = [fd, op]() -> int { return ::flock(fd, op | LOCK_NB) < 0 ? errno : 0; };
-        if (!sleep || op == LOCK_UN) {
-            int err = once();
-            return err == 0 ? ok() : make_err(err == EWOULDBLOCK ? EAGAIN : err);
-        }
-        return wait_for_lock(c.unique, once);
+        return locks_.set_flock(c.unique, h->fd.get(), in.lk.type, sleep);
     }
     if (!options_.posix_locks) {
         return make_err(ENOSYS);
     }
     VDH_PT_ASSIGN(auto i, inode(nodeid));
-    VDH_PT_ASSIGN(struct flock fl, to_flock(in.lk));
-    InodeData& node = *i;
-    const uint64_t owner = in.owner;
-    auto once = [this, &node, owner, fl]() mutable -> int {
-        struct flock copy = fl;
-        return posix_lock_once(node, owner, copy);
-    };
-    if (!sleep || fl.l_type == F_UNLCK) {
-        int err = once();
-        if (err == EACCES) {
-            err = EAGAIN;
-        }
-        return err == 0 ? ok() : make_err(err);
-    }
-    return wait_for_lock(c.unique, once);
+    return locks_.set_posix(c.unique, *i, in, sleep);
 }
 
-bool PassthroughFs::interrupt_lock(uint64_t unique) {
-    bool found = false;
-    {
-        std::lock_guard<std::mutex> g(waiters_mutex_);
-        for (auto* w : lock_waiters_) {
-            if (w->unique == unique) {
-                w->cancelled = true;
-                found = true;
-            }
-        }
-    }
-    if (found) {
-        waiters_cv_.notify_all();
-    }
-    return found;
-}
+bool PassthroughFs::interrupt_lock(uint64_t unique) { return locks_.interrupt(unique); }
 
 } // namespace vdh::virtiofs::passthrough

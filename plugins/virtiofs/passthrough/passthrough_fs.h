@@ -16,30 +16,22 @@
 // caller's ids and SETATTR's new owner are translated to host ids first, and every
 // attribute returned carries guest ids.
 //
-// Locks: POSIX locks are OFD locks on one fd per (inode, lock_owner), released by
-// FLUSH of that owner (close semantics) and when the inode is forgotten. flock() uses the
-// open handle's fd. A blocking SETLKW waits by retrying the non-blocking call every few
-// ms (1 ms backing off to 10 ms) on a condition variable that interrupt_lock() and
-// destroy() signal. This was chosen over a real F_OFD_SETLKW interrupted by a signal:
-// that needs a process-wide signal handler installed by a plugin inside a DPDK host and
-// a careful race around entering the syscall, whereas polling is self-contained. Its
-// costs: wake-up latency of up to 10 ms after the lock is freed and no FIFO fairness
-// between waiters (OFD locks have no deadlock detection either way).
+// Locks: POSIX locks and flock() are FileLocks' (file_locks.h); this class finds the
+// inode or open file and checks that the share enables them.
 #pragma once
 
 #include <fcntl.h>
 #include <limits.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <vector>
+#include <optional>
 
 #include "credentials.h"
 #include "filesystem.h"
 #include "fd_budget.h"
+#include "file_locks.h"
 #include "handle_table.h"
 #include "inode_store.h"
 #include "passthrough_options.h"
@@ -140,12 +132,6 @@ public:
     };
 
 private:
-    /// A blocked SETLKW (or blocking flock) that interrupt_lock() can cancel.
-    struct LockWaiter {
-        uint64_t unique = 0;
-        bool cancelled = false;
-    };
-
     PassthroughFs(const PassthroughOptions& options, std::unique_ptr<Sys> sys);
 
     Result<std::shared_ptr<InodeData>> inode(uint64_t id) const { return store_.get(id); }
@@ -168,6 +154,16 @@ private:
     Result<fuse_entry_out> lookup_child(const InodeData& parent, int parent_fd,
                                         std::string_view name);
     Result<fuse_attr_out> attr_of(int fd) const;
+    /// A directory whose entries an operation changes, and an fd for it.
+    struct ParentDir {
+        std::shared_ptr<InodeData> inode;
+        InodeFd fd;
+    };
+    /// The parent of a new or removed entry \p name (mknod, mkdir, create, unlink, rmdir):
+    /// EROFS on a read-only share, then \p name checked as one component and copied to
+    /// \p cname (EINVAL, ENAMETOOLONG), then the parent inode (EBADF) and its fd.
+    Result<ParentDir> writable_parent(uint64_t parent, std::string_view name,
+                                      char (&cname)[NAME_MAX + 1]);
     int adjust_open_flags(uint32_t flags) const;
     Result<std::shared_ptr<HandleData>> open_handle(uint64_t fh, uint64_t nodeid) const {
         return handles_.get(fh, nodeid);
@@ -203,6 +199,30 @@ private:
     template <typename Make>
     Status make_labelled(int parent_fd, const char* name, bool is_dir, const Label& label,
                          Make&& make);
+    /// What a create-type operation (mknod, mkdir, symlink, create, tmpfile) runs under
+    /// while it makes the new inode: the guest's label for it, the umask the host kernel
+    /// applies and the caller's credentials. Ends before the new entry is looked up (with
+    /// the daemon's own credentials).
+    struct CreateScope {
+        Label label;
+        bool labelled;
+        mode_t perm_mask; ///< the guest's mode bits that reach the host
+        std::optional<ScopedUmask> umask; ///< none for symlink (its mode is fixed)
+        ScopedCredentials creds;
+        /// The permission bits of the guest's \p mode to create with: the guest's umask
+        /// applied here, unless posix_acl leaves it to the host kernel (a default ACL of
+        /// the parent then wins).
+        mode_t perm(uint32_t mode) const noexcept { return mode & perm_mask; }
+    };
+    /// Enters \p c's CreateScope: its label (label_of()), then the umask (\p umask: the
+    /// guest's; null for symlink: the thread is only prepared, failures ignored), then the
+    /// caller's credentials; the first failure is returned.
+    Result<CreateScope> enter_create(const RequestCtx& c, const uint32_t* umask);
+    /// Makes the new entry \p name with \p make (Status(const char* name)), labelled
+    /// through make_labelled() when \p scope has a label.
+    template <typename Make>
+    Status make_new(const CreateScope& scope, int parent_fd, const char* name, bool is_dir,
+                    Make&& make);
     /// The umask a create runs under and the mode bits it passes (posix_acl: the guest's
     /// umask for the host kernel to apply unless a default ACL applies; else masked here).
     bool acl_active() const noexcept { return acl_.load(std::memory_order_relaxed); }
@@ -210,13 +230,6 @@ private:
     /// filesystem) and returns its fh.
     Result<uint64_t> add_handle(const InodeData& inode, int flags, UniqueFd fd, FdSlot slot,
                                 std::unique_ptr<DirStream> dir = nullptr);
-    /// Applies one POSIX lock request for \p owner on \p inode without blocking: 0 or an
-    /// errno. Opens the owner's OFD fd on first use.
-    int posix_lock_once(InodeData& inode, uint64_t owner, struct flock& fl);
-    /// Retries \p try_once (returns 0 or an errno) until it stops reporting contention or
-    /// the request is interrupted (EINTR). Defined in the .cc (only used there).
-    template <typename F>
-    Status wait_for_lock(uint64_t unique, F&& try_once);
 
     PassthroughOptions options_;
     std::unique_ptr<Sys> sys_;
@@ -227,16 +240,11 @@ private:
     QueueEpochs epochs_;
     InodeStore store_;
     HandleTable handles_;
+    FileLocks locks_; // opens lock fds through store_, charged to budget_
     std::atomic<bool> writeback_{false}; // set by init(); read by open/create
     std::atomic<bool> submounts_{false}; // set by init(); read by lookups
     std::atomic<bool> acl_{false};       // FUSE_POSIX_ACL negotiated (init())
     std::atomic<bool> label_{false};     // FUSE_SECURITY_CTX negotiated (init())
-
-    // Lock order: leaf; protects lock_waiters_. Never held across a syscall that can
-    // block.
-    std::mutex waiters_mutex_;
-    std::condition_variable waiters_cv_;
-    std::vector<LockWaiter*> lock_waiters_; // guarded by waiters_mutex_
 };
 
 } // namespace vdh::virtiofs::passthrough

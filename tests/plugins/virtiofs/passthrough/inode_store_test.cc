@@ -54,7 +54,7 @@ protected:
 
     Result<LookupResult> lookup(std::string_view name) {
         const auto& root = store_->root();
-        return store_->lookup(*root, root->fd.get(), name);
+        return store_->lookup(*root, root->fd(), name);
     }
 
     uint64_t lookup_id(std::string_view name) {
@@ -157,7 +157,7 @@ TEST_F(InodeStoreTest, NamesAreSingleComponents) {
     // ".." of a subdirectory is its parent (the root here).
     auto d = lookup("d");
     ASSERT_TRUE(d.has_value());
-    auto up = store_->lookup(*d->inode, d->inode->fd.get(), "..");
+    auto up = store_->lookup(*d->inode, d->inode->fd(), "..");
     ASSERT_TRUE(up.has_value());
     EXPECT_EQ(up->inode->id, kRootNodeId);
 }
@@ -168,7 +168,7 @@ TEST_F(InodeStoreTest, SymlinksAreNotFollowed) {
     auto r = lookup("out");
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->inode->type, static_cast<uint32_t>(S_IFLNK));
-    auto through = store_->lookup(*r->inode, r->inode->fd.get(), "passwd");
+    auto through = store_->lookup(*r->inode, r->inode->fd(), "passwd");
     ASSERT_FALSE(through.has_value());
     EXPECT_EQ(through.error(), ENOTDIR);
     auto opened = store_->open(*r->inode, O_RDONLY);
@@ -537,7 +537,7 @@ TEST_F(InodeStoreTest, MountFdSharedAndClosedWithLastInode) {
     auto a = lookup("a");
     auto b = lookup("b");
     ASSERT_TRUE(a.has_value() && b.has_value());
-    EXPECT_EQ(a->inode->mount_fd, b->inode->mount_fd);
+    EXPECT_EQ(a->inode->handle()->mount_fd, b->inode->handle()->mount_fd);
     EXPECT_EQ(store_->mount_fds().size(), 1u);
     EXPECT_EQ(testing::count_open_fds(), fds0 + 1);
     uint64_t ida = a->inode->id;
@@ -572,7 +572,7 @@ TEST_F(InodeStoreTest, FdLimitGivesEnfileForThisStoreOnly) {
     ASSERT_TRUE(other.init_root(*UniqueFd::from_syscall(
                                     ::open(dir_.path().c_str(), O_PATH | O_CLOEXEC)))
                     .has_value());
-    EXPECT_TRUE(other.lookup(*other.root(), other.root()->fd.get(), "c").has_value());
+    EXPECT_TRUE(other.lookup(*other.root(), other.root()->fd(), "c").has_value());
     // Forgetting frees a unit.
     store_->forget(a, 2);
     EXPECT_TRUE(lookup("c").has_value());
@@ -623,7 +623,7 @@ TEST_F(InodeStoreTest, MountFdIsADirectoryNotTheFirstFileLookedUp) {
     auto next = lookup("next");
     ASSERT_TRUE(next.has_value());
     EXPECT_FALSE(next->inode->fd_held());
-    EXPECT_EQ(next->inode->mount_fd, mfd);
+    EXPECT_EQ(next->inode->handle()->mount_fd, mfd);
     EXPECT_TRUE(store_->open(*next->inode, O_RDONLY).has_value());
 }
 
@@ -641,7 +641,7 @@ TEST_F(InodeStoreTest, MountFdFromParentDirectoryForFilesInSubdirectories) {
     auto f = store_->lookup(*d->inode, dfd->get(), "f");
     ASSERT_TRUE(f.has_value());
     struct stat st{};
-    ASSERT_EQ(::fstat(f->inode->mount_fd->fd(), &st), 0);
+    ASSERT_EQ(::fstat(f->inode->handle()->mount_fd->fd(), &st), 0);
     EXPECT_TRUE(S_ISDIR(st.st_mode));
 }
 
