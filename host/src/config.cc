@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Loads and validates the vdhost YAML config (see config.h and configs/README.md).
-// yaml-cpp is confined to this file: everything it throws is caught here and becomes a
-// ConfigError "file:line:column: key: message". Also cuts each device's `config:` block out
-// of the file as position-preserving text for its plugin. Cold path: exceptions allowed.
+// Loads and validates the vdhost YAML config (see config.h and configs/README.md) with the
+// shared reader vdh/yaml_reader.h (key checks, typed getters): everything yaml-cpp or a
+// getter throws is caught here and becomes a ConfigError "file:line:column: key: message".
+// Also cuts each device's `config:` block out of the file as position-preserving text for
+// its plugin. Cold path: exceptions allowed.
 
 #include "config.h"
 
@@ -24,7 +25,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "metrics_server.h"
-#include "vdh/yaml_util.h"
+#include "vdh/yaml_reader.h"
 
 #include "inherited_listen_fd.h"
 #include "vdh/unique_fd.h"
@@ -35,8 +36,19 @@ std::map<std::string, uint32_t>& group_cache();
 
 namespace {
 
-using yaml_messages::describe;
-using yaml_messages::quoted;
+using yaml::child_path;
+using yaml::Entry;
+using yaml::fail;
+using yaml::fail_type;
+using yaml::find_entry;
+using yaml::index_path;
+using yaml::parse_string;
+using yaml::parse_string_list;
+using yaml::parse_uint;
+using yaml::pos_of;
+using yaml::quoted;
+using yaml::read_mapping;
+using Pos = yaml::SourcePos;
 
 constexpr size_t kMaxDeviceName = 63;
 /// sun_path holds the path and its NUL.
@@ -49,143 +61,6 @@ constexpr uint64_t kMaxQueueSize = 32768;
 constexpr uint64_t kMinTeardownMs = 10;
 constexpr uint64_t kMaxTeardownMs = 600000;
 constexpr int kMaxTreeDepth = 256;
-
-constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
-
-/// 1-based position in the file.
-struct Pos {
-    int line = 1;
-    int column = 1;
-};
-
-/// Thrown inside this file only; parse_config() turns it into a ConfigError.
-struct ConfigFailure {
-    Pos pos;
-    std::string key;
-    std::string message;
-};
-
-Pos pos_of(const YAML::Mark& m) {
-    if (m.is_null()) {
-        return Pos{};
-    }
-    return Pos{m.line + 1, m.column + 1};
-}
-
-Pos pos_of(const YAML::Node& n) { return pos_of(n.Mark()); }
-
-[[noreturn]] void fail(Pos pos, std::string key, std::string message) {
-    throw ConfigFailure{pos, std::move(key), std::move(message)};
-}
-
-[[noreturn]] void fail(const YAML::Node& at, std::string key, std::string message) {
-    fail(pos_of(at), std::move(key), std::move(message));
-}
-
-std::string child_path(const std::string& parent, std::string_view key) {
-    if (parent.empty()) {
-        return std::string(key);
-    }
-    return parent + "." + std::string(key);
-}
-
-std::string index_path(const std::string& parent, size_t i) {
-    return parent + "[" + std::to_string(i) + "]";
-}
-
-[[noreturn]] void fail_type(const YAML::Node& n, const std::string& path,
-                            std::string_view expected) {
-    fail(n, path, "expected " + std::string(expected) + ", got " + describe(n));
-}
-
-/// One key of a mapping, in file order.
-struct Entry {
-    std::string key;
-    YAML::Node key_node;
-    YAML::Node value;
-};
-
-/// Checks that \p map is a mapping whose keys are strings from \p known, each present once,
-/// and returns its entries in file order.
-std::vector<Entry> read_mapping(const YAML::Node& map, const std::string& path,
-                                std::initializer_list<std::string_view> known) {
-    if (!map.IsMap()) {
-        fail_type(map, path.empty() ? "(root)" : path, "mapping");
-    }
-    std::vector<Entry> entries;
-    for (const auto& kv : map) {
-        YAML::Node k = kv.first; // a copy: the iterator's value is a temporary proxy
-        if (!k.IsScalar()) {
-            fail_type(k, path.empty() ? "(root)" : path, "string key");
-        }
-        const std::string& name = k.Scalar();
-        std::string key_path = child_path(path, name);
-        if (std::find(known.begin(), known.end(), name) == known.end()) {
-            std::string list;
-            for (std::string_view s : known) {
-                list += list.empty() ? "" : ", ";
-                list += s;
-            }
-            fail(k, key_path, "unknown key (expected one of: " + list + ")");
-        }
-        for (const Entry& e : entries) {
-            if (e.key == name) {
-                fail(k, key_path,
-                     "duplicate key (first at line " + std::to_string(pos_of(e.key_node).line) +
-                         ")");
-            }
-        }
-        entries.push_back(Entry{name, k, kv.second});
-    }
-    return entries;
-}
-
-const Entry* find_entry(const std::vector<Entry>& entries, std::string_view key) {
-    for (const Entry& e : entries) {
-        if (e.key == key) {
-            return &e;
-        }
-    }
-    return nullptr;
-}
-
-/// A plain decimal unsigned integer in [lo, hi].
-uint64_t parse_uint(const YAML::Node& n, const std::string& path, uint64_t lo = 0,
-                    uint64_t hi = UINT64_MAX) {
-    if (!n.IsScalar() || (n.Tag() != "?" && n.Tag() != kIntTag)) {
-        fail_type(n, path, "unsigned integer");
-    }
-    const std::string& s = n.Scalar();
-    uint64_t v = 0;
-    yaml_messages::Decimal d = yaml_messages::parse_decimal(s, &v);
-    if (d == yaml_messages::Decimal::NotDecimal) {
-        fail_type(n, path, "unsigned integer");
-    }
-    if (d == yaml_messages::Decimal::Overflow || v < lo || v > hi) {
-        fail(n, path,
-             "out of range: " + s + " (expected " + std::to_string(lo) + ".." + std::to_string(hi) +
-                 ")");
-    }
-    return v;
-}
-
-std::string parse_string(const YAML::Node& n, const std::string& path) {
-    if (!n.IsScalar()) {
-        fail_type(n, path, "string");
-    }
-    return n.Scalar();
-}
-
-std::vector<std::string> parse_string_list(const YAML::Node& n, const std::string& path) {
-    if (!n.IsSequence()) {
-        fail_type(n, path, "sequence");
-    }
-    std::vector<std::string> out;
-    for (size_t i = 0; i < n.size(); ++i) {
-        out.push_back(parse_string(n[i], index_path(path, i)));
-    }
-    return out;
-}
 
 /// A UNIX socket path: fits sun_path; absolute when \p absolute.
 void check_socket_path(const YAML::Node& n, const std::string& path, const std::string& value,
@@ -354,17 +229,7 @@ public:
     }
 
 private:
-    bool at_null_token(size_t off) const {
-        for (std::string_view tok : {"~", "null", "Null", "NULL"}) {
-            if (src_.text().compare(off, tok.size(), tok) == 0) {
-                char next = src_.at(off + tok.size());
-                if (next == '\0' || std::strchr(" \t\r\n,]}#", next) != nullptr) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
+    bool at_null_token(size_t off) const { return yaml::null_token_at(src_.text(), off); }
 
     /// Skips a leading tag and/or anchor (`!t &a`), and comments and space after them.
     size_t skip_properties(size_t off) const {
@@ -1034,12 +899,6 @@ private:
     unsigned online_cpus_;
 };
 
-std::string format_error(const std::string& origin, Pos pos, const std::string& key,
-                         const std::string& message) {
-    return origin + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " + key +
-           ": " + message;
-}
-
 } // namespace
 
 std::map<std::string, uint32_t>& group_cache() {
@@ -1061,20 +920,7 @@ void remember_groups() {
 template <typename Parse>
 auto run_parser(const std::string& origin, ConfigError* err, Parse parse)
     -> std::optional<decltype(parse())> {
-    std::string message;
-    try {
-        return parse();
-    } catch (const ConfigFailure& f) {
-        message = format_error(origin, f.pos, f.key, f.message);
-    } catch (const YAML::Exception& e) {
-        message = format_error(origin, pos_of(e.mark), "yaml", e.msg);
-    } catch (const std::exception& e) {
-        message = format_error(origin, Pos{}, "yaml", std::string("internal error: ") + e.what());
-    }
-    if (err != nullptr) {
-        err->message = std::move(message);
-    }
-    return std::nullopt;
+    return yaml::run(origin, "yaml", err != nullptr ? &err->message : nullptr, parse);
 }
 
 std::optional<Config> parse_config(const std::string& text, const std::string& origin,
@@ -1145,7 +991,7 @@ std::string device_error(const DeviceConfig& dev, const std::string& key,
     if (path.empty()) {
         path = "(root)";
     }
-    return format_error(dev.origin, pos, path, message);
+    return yaml::format_error(dev.origin, pos, path, message);
 }
 
 std::string device_error(const Config& cfg, const DeviceConfig& dev, const std::string& key,

@@ -1,99 +1,100 @@
 // SPDX-License-Identifier: MIT
-// BlockingPool: a device's worker threads for FUSE calls that may sleep indefinitely or long
-// (SETLKW, COPY_FILE_RANGE, SYNCFS, FSYNCDIR), so they never run on a poll lcore. One pool
-// per device, so one guest's waits never hold another guest's calls. The queue is sized
-// at start() to what the device can have in flight (the sum of its ring sizes), so the
-// device's own submits never find it full, and it never allocates per job. Threads exist
-// only between start() and shutdown() (while a frontend is connected): one at start, more
-// started on demand by the workers themselves (never by the submitting lcore) up to the
-// maximum, so a waiting lock never leaves later calls without a thread while one can start.
+// BlockingPool: a device's share of the process's worker threads for FUSE calls that may
+// sleep indefinitely or long (SETLKW, COPY_FILE_RANGE, SYNCFS, FSYNCDIR), so they never run
+// on a poll lcore. The workers belong to one pool per process (shared by every device of
+// the plugin); each device has a quota of jobs running at once (one guest's waits never
+// hold more than that many workers, so they cannot starve another guest) and its own queue
+// for jobs beyond it. The queue is sized at start() to what the device can have in flight
+// (the sum of its ring sizes), so the device's own submits never find it full, and it never
+// allocates per job. Workers exist only while some device is started (a frontend
+// connected): one when the first starts, more started on demand by the workers themselves
+// (never by a submitting lcore) up to the sum of the started devices' quotas, capped at
+// kMaxProcessThreads, so a waiting lock never leaves later calls without a thread while one
+// can start; the last device's shutdown() joins them all. Stopping, draining or shutting
+// down a device cancels and waits for its own jobs only.
 #pragma once
 
 #include <sched.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <optional>
-#include <thread>
 #include <vector>
 
 namespace vdh::virtiofs {
 
+class WorkerPool;
+
 class BlockingPool {
 public:
     using Fn = void (*)(void* ctx);
-    /// Called for each job still running when drain() waits (e.g. to interrupt a lock
-    /// wait). May be called more than once per job, and under the pool's lock: it must not
-    /// call back into the pool.
+    /// Called for each of the device's jobs still running when drain() waits (e.g. to
+    /// interrupt a lock wait). May be called more than once per job, and under the pool's
+    /// lock: it must not call back into the pool.
     using CancelFn = void (*)(void* cancel_arg, void* ctx);
 
-    /// No thread and no queue yet: see start().
-    BlockingPool(unsigned max_threads, CancelFn cancel, void* cancel_arg);
+    /// Most workers of the process, whatever the devices' quotas add up to. More devices
+    /// with stuck jobs than kMaxProcessThreads / quota can hold every worker; until then
+    /// no device waits for a thread that another device's jobs hold.
+    static constexpr unsigned kMaxProcessThreads = 64;
+
+    /// \p quota: most of this device's jobs running at once (0 means 1). No queue yet and
+    /// no claim on the process's workers: see start().
+    BlockingPool(unsigned quota, CancelFn cancel, void* cancel_arg);
     ~BlockingPool();
     BlockingPool(const BlockingPool&) = delete;
     BlockingPool& operator=(const BlockingPool&) = delete;
 
-    /// Makes room for \p capacity queued jobs and starts the first worker (if none runs).
-    /// Workers run on the CPUs the process may use except \p avoid (the device's poll
-    /// CPUs, so a long copy or sync never preempts a busy-polling lcore; all allowed CPUs
-    /// when that leaves none). Control thread, with no job queued or running. False when
-    /// out of memory or when no thread could be started.
+    /// Makes room for \p capacity queued jobs and joins the process's pool (starting its
+    /// first worker if none runs). Workers run on the CPUs the process may use except
+    /// every started device's \p avoid (their poll CPUs, so a long copy or sync never
+    /// preempts a busy-polling lcore; all allowed CPUs when that leaves none). Control
+    /// thread, with none of this device's jobs queued or running. False when out of memory
+    /// or when no thread could be started.
     bool start(unsigned capacity, const cpu_set_t* avoid = nullptr) noexcept;
-    /// Drains (cancelling running jobs), then stops and joins every worker and frees the
-    /// queue; submit() refuses until the next start(). Control thread.
+    /// Drains this device (cancelling its running jobs), then leaves the process's pool
+    /// (the last device to leave stops and joins every worker) and frees the queue;
+    /// submit() refuses until the next start(). Control thread.
     void shutdown() noexcept;
-    /// Queues fn(ctx). False if the queue is full, the pool is not started or stops.
+    /// Queues fn(ctx). False if the queue is full, the device is not started or stops.
     /// Hot path: no alloc, no block beyond a short critical section, no throw.
     bool submit(Fn fn, void* ctx) noexcept;
-    /// Cancels running jobs (cancel callback, repeated every 20 ms) and waits until queued
-    /// and running jobs finished. The pool stays usable afterwards.
+    /// Cancels this device's running jobs (cancel callback, repeated every 20 ms) and waits
+    /// until its queued and running jobs finished; other devices' jobs are not touched.
+    /// The device stays usable afterwards.
     void drain() noexcept { (void)drain_for(std::chrono::milliseconds::max()); }
-    /// drain(), giving up after \p limit. True when the pool is idle.
+    /// drain(), giving up after \p limit. True when the device has no job left.
     bool drain_for(std::chrono::milliseconds limit) noexcept;
-    /// Workers started so far.
+    /// Workers of the process's pool while this device is started (they serve it), else 0.
     unsigned threads() const noexcept;
     unsigned capacity() const noexcept;
-    unsigned max_threads() const noexcept { return max_threads_; }
+    /// Most of this device's jobs running at once.
+    unsigned quota() const noexcept { return quota_; }
+    unsigned max_threads() const noexcept { return quota_; }
+    /// This device's jobs running now.
+    unsigned running() const noexcept;
+    /// Workers the process's pool has started (for every device).
+    static unsigned process_threads() noexcept;
 
 private:
+    friend class WorkerPool;
     struct Job {
         Fn fn = nullptr;
         void* ctx = nullptr;
     };
-    /// What a new worker needs, taken under mu_: its slot in running_ and its CPUs.
-    struct Spawn {
-        unsigned index;
-        cpu_set_t cpus;
-    };
-    void worker(unsigned index, cpu_set_t cpus);
-    /// Claims the one spawn that may be under way, if below the maximum and none is (if
-    /// one is, it is asked to start one more when done). mu_ held.
-    std::optional<Spawn> reserve_spawn_locked() noexcept;
-    /// Starts the worker \p s claimed by reserve_spawn_locked(), and the one more asked
-    /// for meanwhile, if any. mu_ not held.
-    void spawn(Spawn s) noexcept;
 
-    const unsigned max_threads_;
+    const unsigned quota_;
     CancelFn cancel_;
     void* cancel_arg_;
-    /// Guards everything below. Lock order: leaf. submit() takes it on a poll lcore, so it
-    /// is never held across fn(), thread creation or a worker's setup syscalls.
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::condition_variable idle_cv_;
-    cpu_set_t cpus_{}; ///< where workers run (set by start(); empty: not pinned)
-    std::vector<Job> ring_;
+    // Guarded by the process pool's lock (WorkerPool::mu_).
+    std::vector<Job> ring_;    ///< queued jobs, head_ first
     size_t head_ = 0;
     size_t count_ = 0;
-    std::vector<void*> running_; ///< ctx per worker (nullptr when idle); max_threads_ slots
-    unsigned busy_ = 0;          ///< workers running a job
-    unsigned idle_ = 0;          ///< workers waiting for one
-    bool quit_ = true;           ///< not started, or shutting down
-    bool spawning_ = false;      ///< a worker is being started (outside mu_)
-    bool spawn_again_ = false;   ///< a job found no idle worker during that start
-    std::vector<std::thread> threads_;
+    std::vector<Job> running_; ///< quota_ slots: the jobs workers run now (fn null: free)
+    unsigned busy_ = 0;        ///< running jobs
+    bool started_ = false;     ///< joined the process's pool (start() to shutdown())
+    bool closing_ = false;     ///< leaving it: submit() refuses
+    bool draining_ = false;    ///< in drain_for(): its queued jobs go first
+    cpu_set_t avoid_{};        ///< CPUs the workers keep off for this device
 };
 
 } // namespace vdh::virtiofs

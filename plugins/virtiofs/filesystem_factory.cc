@@ -16,18 +16,6 @@ namespace vdh::virtiofs {
 
 namespace {
 double seconds(FuseTimeout t) { return static_cast<double>(t.sec) + t.nsec / 1e9; }
-
-passthrough::FileHandleMode map_mode(FileHandleMode m) {
-    switch (m) {
-    case FileHandleMode::Prefer:
-        return passthrough::FileHandleMode::Prefer;
-    case FileHandleMode::Mandatory:
-        return passthrough::FileHandleMode::Mandatory;
-    case FileHandleMode::Never:
-        break;
-    }
-    return passthrough::FileHandleMode::Never;
-}
 } // namespace
 
 std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::string* err) {
@@ -47,7 +35,7 @@ std::unique_ptr<Filesystem> make_filesystem(const ShareProfile& profile, std::st
     }
     passthrough::PassthroughOptions o;
     o.shared_dir = profile.shared_dir;
-    o.inode_file_handles = map_mode(profile.inode_file_handles);
+    o.inode_file_handles = profile.inode_file_handles;
     o.fd_limit = profile.fd_limit;
     o.inode_limit = profile.inode_limit;
     o.xattr = profile.xattr;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Share profile parsing and what follows from a profile (see share_profile.h). yaml-cpp
-// throws; every exception is caught in parse_share_profile() and becomes an error message
+// Share profile parsing and what follows from a profile (see share_profile.h), read with
+// vdh/yaml_reader.h. yaml-cpp and the reader throw; every exception is caught in
+// parse_share_profile() (yaml::run) and becomes an error message
 // "ORIGIN:LINE:COL: config.KEY: message" (positions are file positions because the
 // config text keeps the file's layout).
 #include "share_profile.h"
@@ -11,7 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "vdh/unique_fd.h"
-#include "vdh/yaml_util.h"
+#include "vdh/yaml_reader.h"
 
 #include <algorithm>
 #include <array>
@@ -27,8 +28,14 @@ namespace vdh::virtiofs {
 
 namespace {
 
-using yaml_messages::describe;
-using yaml_messages::quoted;
+using yaml::Failure;
+using yaml::fail;
+using yaml::fail_type;
+using yaml::parse_bool;
+using yaml::parse_enum;
+using yaml::parse_string;
+using yaml::parse_uint;
+using yaml::quoted;
 
 constexpr std::string_view kRoot = "config";
 constexpr size_t kMaxTagBytes = 36; ///< virtio_fs_config.tag
@@ -40,8 +47,6 @@ constexpr uint64_t kMaxInodeLimit = 16777216;
 constexpr uint64_t kOneDaySec = 86400;
 /// Request queues a device can have: the host serves 64 queues, queue 0 is hiprio.
 constexpr uint64_t kMaxRequestQueues = 63;
-constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
-constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
 constexpr std::array<std::string_view, 29> kKeys = {
@@ -76,95 +81,14 @@ constexpr std::array<std::string_view, 29> kKeys = {
     "security_label",
 };
 
-/// Thrown inside this file only.
-struct Failure {
-    SourcePos pos;
-    std::string key;
-    std::string message;
-};
-
-SourcePos pos_of(const YAML::Mark& m) {
-    if (m.is_null()) {
-        return SourcePos{};
-    }
-    return SourcePos{m.line + 1, m.column + 1};
-}
-
-[[noreturn]] void fail(const YAML::Node& at, std::string key, std::string message) {
-    throw Failure{pos_of(at.Mark()), std::move(key), std::move(message)};
+/// Where \p n is, as the profile records it.
+SourcePos pos_of(const YAML::Node& n) {
+    const yaml::SourcePos p = yaml::pos_of(n);
+    return SourcePos{p.line, p.column};
 }
 
 std::string key_path(std::string_view key) {
     return std::string(kRoot) + "." + std::string(key);
-}
-
-[[noreturn]] void fail_type(const YAML::Node& n, const std::string& path,
-                            std::string_view expected) {
-    fail(n, path, "expected " + std::string(expected) + ", got " + describe(n));
-}
-
-template <typename Range>
-std::string join(const Range& items, std::string_view sep) {
-    std::string out;
-    for (std::string_view s : items) {
-        out += out.empty() ? "" : std::string(sep);
-        out += s;
-    }
-    return out;
-}
-
-std::string parse_string(const YAML::Node& n, const std::string& path) {
-    if (!n.IsScalar()) {
-        fail_type(n, path, "string");
-    }
-    return n.Scalar();
-}
-
-bool parse_bool(const YAML::Node& n, const std::string& path) {
-    // YAML 1.2 core schema booleans only, unquoted ("yes"/"on" are strings there).
-    if (n.IsScalar() && (n.Tag() == "?" || n.Tag() == kBoolTag)) {
-        const std::string& s = n.Scalar();
-        if (s == "true" || s == "True" || s == "TRUE") {
-            return true;
-        }
-        if (s == "false" || s == "False" || s == "FALSE") {
-            return false;
-        }
-    }
-    fail_type(n, path, "boolean (true or false)");
-}
-
-uint64_t parse_uint(const YAML::Node& n, const std::string& path, uint64_t lo, uint64_t hi) {
-    if (!n.IsScalar() || (n.Tag() != "?" && n.Tag() != kIntTag)) {
-        fail_type(n, path, "unsigned integer");
-    }
-    const std::string& s = n.Scalar();
-    uint64_t v = 0;
-    yaml_messages::Decimal d = yaml_messages::parse_decimal(s, &v);
-    if (d == yaml_messages::Decimal::NotDecimal) {
-        fail_type(n, path, "unsigned integer");
-    }
-    if (d == yaml_messages::Decimal::Overflow || v < lo || v > hi) {
-        fail(n, path,
-             "out of range: " + s + " (expected " + std::to_string(lo) + ".." + std::to_string(hi) +
-                 ")");
-    }
-    return v;
-}
-
-/// One of \p names (YAML spelling, plain or quoted); returns its index.
-size_t parse_enum(const YAML::Node& n, const std::string& path,
-                  std::initializer_list<std::string_view> names) {
-    if (n.IsScalar()) {
-        size_t i = 0;
-        for (std::string_view name : names) {
-            if (n.Scalar() == name) {
-                return i;
-            }
-            ++i;
-        }
-    }
-    fail_type(n, path, "one of " + join(names, ", "));
 }
 
 class ProfileParser {
@@ -179,8 +103,8 @@ public:
             return c == ' ' || c == '\t' || c == '\r' || c == '\n';
         });
         if (blank) {
-            throw Failure{SourcePos{}, key_path("shared_dir"),
-                          "missing required key (the device has no config: block)"};
+            fail(yaml::SourcePos{}, key_path("shared_dir"),
+                 "missing required key (the device has no config: block)");
         }
         YAML::Node root = YAML::Load(std::string(yaml_));
         if (!root.IsMap()) {
@@ -189,36 +113,21 @@ public:
         refuse_translation_with_acls(root);
         std::vector<std::pair<YAML::Node, YAML::Node>> seen;
         bool have_dir = false;
-        for (auto it = root.begin(); it != root.end(); ++it) {
-            const YAML::Node k = it->first;
-            const YAML::Node v = it->second;
-            if (!k.IsScalar()) {
-                fail_type(k, std::string(kRoot), "string key");
-            }
-            const std::string& name = k.Scalar();
-            const std::string path = key_path(name);
-            if (std::find(kKeys.begin(), kKeys.end(), name) == kKeys.end()) {
-                fail(k, path, "unknown key (expected one of: " + join(kKeys, ", ") + ")");
-            }
-            for (const auto& [prev, unused] : seen) {
-                if (prev.Scalar() == name) {
-                    fail(k, path,
-                         "duplicate key (first at line " +
-                             std::to_string(pos_of(prev.Mark()).line) + ")");
-                }
-            }
+        yaml::for_each_entry(root, std::string(kRoot), kKeys, [&](const yaml::Entry& e) {
+            const YAML::Node& k = e.key_node;
+            const YAML::Node& v = e.value;
             seen.emplace_back(k, v);
             try {
-                parse_value(p, name, v, path);
+                parse_value(p, e.key, v, key_path(e.key));
             } catch (Failure& f) {
                 // An empty value's mark is wherever the next token is; point at its key.
                 if (v.IsNull() && !explicit_null(v)) {
-                    f.pos = pos_of(k.Mark());
+                    f.pos = yaml::pos_of(k);
                 }
                 throw;
             }
-            have_dir = have_dir || name == "shared_dir";
-        }
+            have_dir = have_dir || e.key == "shared_dir";
+        });
         if (!have_dir) {
             fail(root, key_path("shared_dir"), "missing required key");
         }
@@ -241,7 +150,7 @@ private:
                      const std::string& path) const {
         if (name == "shared_dir") {
             p.shared_dir = parse_shared_dir(v, path);
-            p.shared_dir_pos = pos_of(v.Mark());
+            p.shared_dir_pos = pos_of(v);
         } else if (name == "create") {
             p.create = parse_bool(v, path);
         } else if (name == "tag") {
@@ -266,7 +175,7 @@ private:
             static constexpr WritePath kValues[] = {WritePath::Auto, WritePath::Nowait,
                                                     WritePath::Inline, WritePath::Punt};
             p.write_path = kValues[parse_enum(v, path, {"auto", "nowait", "inline", "punt"})];
-            p.write_path_pos = pos_of(v.Mark());
+            p.write_path_pos = pos_of(v);
             p.write_path_written = true;
         } else if (name == "allow_direct_io") {
             p.allow_direct_io = parse_bool(v, path);
@@ -320,23 +229,7 @@ private:
         if (!v.IsNull() || v.Mark().is_null()) {
             return false;
         }
-        const auto pos = static_cast<size_t>(v.Mark().pos);
-        if (pos >= yaml_.size()) {
-            return false;
-        }
-        std::string_view rest = yaml_.substr(pos);
-        constexpr std::string_view kEnd = " \t\r\n,]}#";
-        for (std::string_view lit : {"null", "Null", "NULL", "~"}) {
-            if (lit == "~" && !tilde) {
-                continue;
-            }
-            if (rest.substr(0, lit.size()) == lit &&
-                (rest.size() == lit.size() ||
-                 kEnd.find(rest[lit.size()]) != std::string_view::npos)) {
-                return true;
-            }
-        }
-        return false;
+        return yaml::null_token_at(yaml_, static_cast<size_t>(v.Mark().pos), tilde);
     }
 
     /// A list of virtiofsd-syntax rule strings; errors at the offending item.
@@ -404,7 +297,7 @@ private:
             }
             fail(k, key_path(k.Scalar()),
                  "cannot be combined with config.posix_acl: true (line " +
-                     std::to_string(pos_of(acl_key.Mark()).line) +
+                     std::to_string(pos_of(acl_key).line) +
                      "): ACL entries hold host ids that translation does not rewrite, so the "
                      "guest would read and set wrong owners (virtiofsd refuses this too)");
         }
@@ -470,7 +363,7 @@ private:
         if (xattr_key != nullptr && !p.xattr) {
             fail(*map_key, key_path("xattrmap"),
                  "needs xattr support, but config.xattr is false (line " +
-                     std::to_string(pos_of(xattr_key->Mark()).line) +
+                     std::to_string(pos_of(*xattr_key).line) +
                      "): remove it or set it to true");
         }
         p.xattr = true;
@@ -581,8 +474,7 @@ std::string create_missing_dir(const std::string& dir, bool dry_run) {
 
 std::string format_error(std::string_view origin, SourcePos pos, const std::string& key,
                          const std::string& message) {
-    return std::string(origin) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
-           ": " + key + ": " + message;
+    return yaml::format_error(origin, yaml::SourcePos{pos.line, pos.column}, key, message);
 }
 
 FuseTimeout timeout_of(const ShareProfile& p, const std::optional<uint32_t>& override_ms) {
@@ -602,21 +494,8 @@ FuseTimeout timeout_of(const ShareProfile& p, const std::optional<uint32_t>& ove
 
 std::optional<ShareProfile> parse_share_profile(std::string_view yaml, std::string_view origin,
                                                 std::string_view device_name, std::string* error) {
-    std::string message;
-    try {
-        return ProfileParser(yaml, device_name).parse();
-    } catch (const Failure& f) {
-        message = format_error(origin, f.pos, f.key, f.message);
-    } catch (const YAML::Exception& e) {
-        message = format_error(origin, pos_of(e.mark), std::string(kRoot), e.msg);
-    } catch (const std::exception& e) {
-        message = format_error(origin, SourcePos{}, std::string(kRoot),
-                               std::string("internal error: ") + e.what());
-    }
-    if (error != nullptr) {
-        *error = std::move(message);
-    }
-    return std::nullopt;
+    return yaml::run(origin, kRoot, error,
+                     [&] { return ProfileParser(yaml, device_name).parse(); });
 }
 
 bool check_shared_dir(const ShareProfile& profile, std::string_view origin, std::string* error) {

@@ -14,6 +14,7 @@
 
 #include "filesystem.h"
 #include "passthrough/id_map.h"
+#include "passthrough/passthrough_options.h"
 #include "passthrough/xattr_map.h"
 #include "write_path.h"
 
@@ -27,12 +28,9 @@ enum class CachePolicy {
     Metadata, ///< 1 day timeouts, but file data is not cached (direct I/O)
 };
 
-/// How the backend identifies inodes, as virtiofsd's --inode-file-handles.
-enum class FileHandleMode {
-    Never,     ///< O_PATH fds only
-    Prefer,    ///< file handles where the file system supports them, else O_PATH fds
-    Mandatory, ///< file handles or fail
-};
+/// How the backend identifies inodes, as virtiofsd's --inode-file-handles: the backend's
+/// own enum (passthrough/passthrough_options.h), so the profile's value is handed on as is.
+using passthrough::FileHandleMode;
 
 enum class BackendKind {
     Passthrough, ///< a host directory

@@ -13,8 +13,8 @@ namespace vdh::virtiofs {
 const vdh_host_api* VirtiofsDevice::g_host_ = nullptr;
 
 namespace {
-/// Most blocking-pool threads per device (started on demand: one while a frontend is
-/// connected, more only while calls wait).
+/// The device's quota of the process's blocking workers (blocking_pool.h): most of its
+/// blocking calls running at once; more wait in its own queue.
 constexpr unsigned kBlockingThreads = 4;
 /// How long stop() keeps interrupting and waiting for blocking calls.
 constexpr std::chrono::milliseconds kStopDrainLimit{1000};

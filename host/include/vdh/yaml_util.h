@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Helpers for YAML config parsing shared by the host's config loader and plugins that
 // parse their own `config:` block: error wording (so every "expected X, got Y" reads the
-// same) and strict scalar parsing. Cold path only (allocates); needs yaml-cpp.
+// same) and strict scalar parsing. Cold path only (allocates); needs yaml-cpp. A plugin
+// parsing a whole block uses vdh/yaml_reader.h, built on these.
 #pragma once
 
 #include <yaml-cpp/yaml.h>

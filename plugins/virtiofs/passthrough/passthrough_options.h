@@ -13,7 +13,8 @@
 
 namespace vdh::virtiofs::passthrough {
 
-/// How inodes are held (the `inode_file_handles` share option).
+/// How inodes are held (the `inode_file_handles` share option, as virtiofsd's
+/// --inode-file-handles). The one definition: the share profile uses it too.
 enum class FileHandleMode {
     Never,     ///< O_PATH fds only
     Prefer,    ///< file handles where the filesystem allows, else O_PATH fds

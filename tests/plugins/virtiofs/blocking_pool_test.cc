@@ -3,7 +3,10 @@
 // maximum (a waiting job never leaves the next one without a thread while one can start,
 // also when jobs arrive together), a queue sized at start() that takes exactly that many
 // jobs, drain() interrupting running jobs through the cancel callback, and shutdown()
-// joining every worker.
+// joining every worker. With several devices on the process's one pool: each runs at most
+// its quota at once, one device's stuck jobs never hold another's, a device's drain and
+// shutdown cancel and wait for its own jobs only, and 64 started devices share one worker
+// until jobs wait (then at most the process's cap).
 #include "blocking_pool.h"
 
 #include <dirent.h>
@@ -12,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -226,6 +230,147 @@ TEST(BlockingPool, ShutdownJoinsEveryWorkerAndStartWorksAgain) {
     late.release();
     EXPECT_TRUE(pool.submit(&Waiter::run, &late));
     ASSERT_TRUE(eventually([&] { return late.finished.load() == 1; }));
+}
+
+// ---- one pool per process, a quota per device -----------------------------------------------
+
+TEST(BlockingPool, EachDeviceRunsAtMostItsQuotaAndQueuesTheRest) {
+    BlockingPool a(2, &Waiter::cancel, nullptr);
+    BlockingPool b(2, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(a.start(16));
+    ASSERT_TRUE(b.start(16));
+    std::vector<Waiter> wa(4);
+    for (auto& x : wa) {
+        ASSERT_TRUE(a.submit(&Waiter::run, &x));
+    }
+    ASSERT_TRUE(eventually([&] { return wa[0].started.load() + wa[1].started.load() == 2; }));
+    // Workers to spare (b's quota), but a's third and fourth jobs wait in a's queue.
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(wa[2].started.load() + wa[3].started.load(), 0);
+    EXPECT_EQ(a.running(), 2u);
+    // b is not held up by a's waiting jobs.
+    Waiter wb;
+    wb.release();
+    ASSERT_TRUE(b.submit(&Waiter::run, &wb));
+    ASSERT_TRUE(eventually([&] { return wb.finished.load() == 1; }));
+    // One of a's jobs ends: the next queued one runs, still at most two at once.
+    wa[0].release();
+    ASSERT_TRUE(eventually([&] { return wa[2].started.load() == 1; }));
+    EXPECT_EQ(wa[3].started.load(), 0);
+    EXPECT_LE(a.running(), 2u);
+    for (auto& x : wa) {
+        x.release();
+    }
+    a.drain();
+    b.drain();
+    for (auto& x : wa) {
+        EXPECT_EQ(x.finished.load(), 1);
+    }
+}
+
+TEST(BlockingPool, OneDevicesStuckJobsDoNotBlockAnothers) {
+    // a's jobs never end on their own and cannot be cancelled (no callback): a holds its
+    // quota of workers for as long as they run.
+    BlockingPool a(3, nullptr, nullptr);
+    BlockingPool b(1, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(a.start(32));
+    ASSERT_TRUE(b.start(8));
+    std::vector<Waiter> stuck(10);
+    for (auto& x : stuck) {
+        ASSERT_TRUE(a.submit(&Waiter::run, &x));
+    }
+    ASSERT_TRUE(eventually([&] { return a.running() == 3u; }));
+    // b's jobs run one after another while a's are stuck.
+    std::vector<Waiter> quick(8);
+    for (auto& x : quick) {
+        x.release();
+        ASSERT_TRUE(b.submit(&Waiter::run, &x));
+    }
+    for (auto& x : quick) {
+        ASSERT_TRUE(eventually([&] { return x.finished.load() == 1; }));
+    }
+    // The process's workers: at most the sum of the quotas.
+    EXPECT_LE(BlockingPool::process_threads(), 4u);
+    EXPECT_EQ(a.threads(), BlockingPool::process_threads());
+    for (auto& x : stuck) {
+        x.release();
+    }
+    a.shutdown();
+    b.shutdown();
+}
+
+TEST(BlockingPool, TeardownOfOneDeviceCancelsAndWaitsForItsOwnJobsOnly) {
+    const int before = task_count();
+    BlockingPool a(2, nullptr, nullptr); // not cancellable: keeps running through b's teardown
+    BlockingPool b(2, &Waiter::cancel, nullptr);
+    ASSERT_TRUE(a.start(8));
+    ASSERT_TRUE(b.start(8));
+    Waiter wa;
+    std::vector<Waiter> wb(3); // one more than b's quota: one is queued
+    ASSERT_TRUE(a.submit(&Waiter::run, &wa));
+    for (auto& x : wb) {
+        ASSERT_TRUE(b.submit(&Waiter::run, &x));
+    }
+    ASSERT_TRUE(eventually([&] { return wa.started.load() == 1 && b.running() == 2u; }));
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(b.drain_for(2s)); // b's jobs are cancelled and end; a's keeps running
+    b.shutdown();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    for (auto& x : wb) {
+        EXPECT_EQ(x.finished.load(), 1);
+        EXPECT_TRUE(x.cancelled);
+    }
+    EXPECT_EQ(b.threads(), 0u);
+    EXPECT_FALSE(wa.cancelled);
+    EXPECT_EQ(wa.finished.load(), 0);
+    EXPECT_EQ(a.running(), 1u);
+    // a still takes and runs jobs.
+    Waiter more;
+    more.release();
+    ASSERT_TRUE(a.submit(&Waiter::run, &more));
+    ASSERT_TRUE(eventually([&] { return more.finished.load() == 1; }));
+    // a's teardown waits for its job (held by whatever it uses until it ends).
+    std::thread releaser([&] {
+        std::this_thread::sleep_for(100ms);
+        wa.release();
+    });
+    a.shutdown();
+    EXPECT_EQ(wa.finished.load(), 1);
+    releaser.join();
+    // The last device gone, the process has no worker left.
+    EXPECT_EQ(BlockingPool::process_threads(), 0u);
+    EXPECT_EQ(task_count(), before);
+}
+
+TEST(BlockingPool, ManyStartedDevicesShareOneWorkerUntilJobsWait) {
+    const int before = task_count();
+    std::vector<std::unique_ptr<BlockingPool>> devs;
+    for (int i = 0; i < 64; ++i) {
+        devs.push_back(std::make_unique<BlockingPool>(4, &Waiter::cancel, nullptr));
+        ASSERT_TRUE(devs.back()->start(16));
+    }
+    // 64 started devices: one worker (a pool per device started one each).
+    EXPECT_EQ(BlockingPool::process_threads(), 1u);
+    EXPECT_EQ(task_count(), before + 1);
+    // Waiting jobs on many devices (three each on 32): workers grow up to the process's
+    // cap, and the jobs beyond it queue.
+    std::vector<Waiter> w(32 * 3);
+    for (size_t i = 0; i < w.size(); ++i) {
+        ASSERT_TRUE(devs[i / 3]->submit(&Waiter::run, &w[i]));
+    }
+    ASSERT_TRUE(eventually(
+        [&] { return BlockingPool::process_threads() == BlockingPool::kMaxProcessThreads; }));
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(BlockingPool::process_threads(), BlockingPool::kMaxProcessThreads);
+    // Each teardown cancels its own waits and runs its queued jobs first, though every
+    // other worker waits for another device.
+    auto t0 = std::chrono::steady_clock::now();
+    devs.clear();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    for (auto& x : w) {
+        EXPECT_EQ(x.finished.load(), 1);
+    }
+    EXPECT_EQ(task_count(), before);
 }
 
 } // namespace
