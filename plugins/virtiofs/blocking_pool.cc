@@ -46,7 +46,8 @@ public:
             try {
                 // Control path (a device joining); no-ops once the capacity is there.
                 devices_.reserve(devices_.size() + 1);
-                threads_.reserve(BlockingPool::kMaxProcessThreads);
+                // A worker is only started below the quotas' sum (reserve_spawn_locked()).
+                threads_.reserve(quota_sum_ + d.quota_);
             } catch (const std::bad_alloc&) {
                 return false;
             }
@@ -199,8 +200,7 @@ private:
     /// Claims the one spawn that may be under way, if below the maximum and none is (if
     /// one is, it is asked to start one more when done). mu_ held.
     std::optional<Spawn> reserve_spawn_locked() noexcept {
-        const unsigned max = std::min(quota_sum_, BlockingPool::kMaxProcessThreads);
-        if (quit_ || threads_.size() >= max) {
+        if (quit_ || threads_.size() >= quota_sum_) {
             return std::nullopt;
         }
         if (spawning_) {

@@ -8,9 +8,11 @@
 // (the sum of its ring sizes), so the device's own submits never find it full, and it never
 // allocates per job. Workers exist only while some device is started (a frontend
 // connected): one when the first starts, more started on demand by the workers themselves
-// (never by a submitting lcore) up to the sum of the started devices' quotas, capped at
-// kMaxProcessThreads, so a waiting lock never leaves later calls without a thread while one
-// can start; the last device's shutdown() joins them all. Stopping, draining or shutting
+// (never by a submitting lcore) up to the sum of the started devices' quotas. There is no
+// lower cap on purpose: the jobs running at once never exceed that sum, so a device below
+// its quota always finds a worker, however many other guests keep theirs waiting (a cap
+// would let enough hostile guests hold every worker). Idle shares cost no thread; the
+// last device's shutdown() joins them all. Stopping, draining or shutting
 // down a device cancels and waits for its own jobs only.
 #pragma once
 
@@ -31,11 +33,6 @@ public:
     /// interrupt a lock wait). May be called more than once per job, and under the pool's
     /// lock: it must not call back into the pool.
     using CancelFn = void (*)(void* cancel_arg, void* ctx);
-
-    /// Most workers of the process, whatever the devices' quotas add up to. More devices
-    /// with stuck jobs than kMaxProcessThreads / quota can hold every worker; until then
-    /// no device waits for a thread that another device's jobs hold.
-    static constexpr unsigned kMaxProcessThreads = 64;
 
     /// \p quota: most of this device's jobs running at once (0 means 1). No queue yet and
     /// no claim on the process's workers: see start().
