@@ -15,7 +15,7 @@
 #include "filesystem.h"
 #include "passthrough/id_map.h"
 #include "passthrough/xattr_map.h"
-#include "write_path.h"
+#include "vdh/write_path.h"
 
 namespace vdh::virtiofs {
 

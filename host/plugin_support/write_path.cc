@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The write-path probe of a share and the inline-write gate of a queue (see write_path.h).
-#include "write_path.h"
+// The write-path probe of a share and the inline-write gate of a queue (see vdh/write_path.h; shared by the virtio-fs and virtio-blk plugins).
+#include "vdh/write_path.h"
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -16,7 +16,7 @@
 
 #include "vdh/unique_fd.h"
 
-namespace vdh::virtiofs {
+namespace vdh {
 namespace {
 
 constexpr uint64_t kPage = 4096;
@@ -229,4 +229,4 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
     return r < 0 ? -static_cast<int64_t>(e) : static_cast<int64_t>(r);
 }
 
-} // namespace vdh::virtiofs
+} // namespace vdh

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// How a share's buffered WRITEs reach the host file, chosen once per share at device
+// How a device's buffered WRITEs reach the host file, chosen once per share or disk at device
 // creation by probing its filesystem (share key `write_path`), and the per-queue gate that
 // decides, request by request, whether a write may run inline on the poll lcore.
 //
@@ -23,7 +23,7 @@
 
 #include "vdh/result.h"
 
-namespace vdh::virtiofs {
+namespace vdh {
 
 enum class WritePath : uint8_t {
     Auto,   ///< choose by probing (profile default)
@@ -134,4 +134,4 @@ private:
     std::atomic<uint64_t> backoffs_{0};
 };
 
-} // namespace vdh::virtiofs
+} // namespace vdh
