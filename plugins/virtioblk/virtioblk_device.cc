@@ -101,6 +101,7 @@ VirtioblkDevice::VirtioblkDevice(const vdh_host_api* host, std::string name, Blk
         gates_.push_back(
             std::make_unique<InlineWriteGate>(backing_.write_path == WritePath::Inline));
     }
+    inline_path_ = backing_.write_path == WritePath::Inline;
     open_flags_ = ::fcntl(backing_.fd.get(), F_GETFL);
     if (open_flags_ < 0) {
         open_flags_ = O_SYNC; // unknown: the gate then never writes inline
@@ -221,6 +222,19 @@ int64_t VirtioblkDevice::handle_request(const vdh_request* req) noexcept {
             c->fd = backing_.buffered_fd.get();
             bump(qc.buffered_fallbacks);
         }
+        c->next_deferred = nullptr;
+        if (d.op == BlkOp::Write && inline_path_ && c->fd == backing_.fd.get() &&
+            c->remaining <= InlineWriteGate::kMaxInline &&
+            (write_inflight_[c->queue] > 0 || deferred_head_[c->queue] != nullptr)) {
+            // Wait for the queue's io_uring writes instead of joining them (drain_deferred()).
+            if (deferred_tail_[c->queue] != nullptr) {
+                deferred_tail_[c->queue]->next_deferred = c;
+            } else {
+                deferred_head_[c->queue] = c;
+            }
+            deferred_tail_[c->queue] = c;
+            return VDH_ASYNC;
+        }
         if (d.op == BlkOp::Write && write_inline(c)) {
             return c->used_len;
         }
@@ -329,11 +343,38 @@ void VirtioblkDevice::on_cqe(void* self, uint64_t user_data, int32_t res) noexce
     d->finish(c, kStatusIoErr);
 }
 
+void VirtioblkDevice::drain_deferred(uint16_t q) noexcept {
+    while (write_inflight_[q] == 0 && deferred_head_[q] != nullptr) {
+        RequestCtx* c = deferred_head_[q];
+        deferred_head_[q] = c->next_deferred;
+        if (deferred_head_[q] == nullptr) {
+            deferred_tail_[q] = nullptr;
+        }
+        c->next_deferred = nullptr;
+        if (write_inline(c)) {
+            host_->complete(c->token, c->used_len);
+            continue;
+        }
+        c->ordered = true;
+        ++write_inflight_[q];
+        if (!submit(c)) {
+            c->ordered = false;
+            --write_inflight_[q];
+            bump(counters_[q].io_errors);
+            bump(counters_[q].ioerr);
+            *c->status_byte = kStatusIoErr;
+            host_->complete(c->token, c->used_len);
+        }
+    }
+}
+
 void VirtioblkDevice::finish(RequestCtx* c, uint8_t status) noexcept {
     QueueCounters& qc = counters_[c->queue];
     if (c->ordered) {
         c->ordered = false;
-        --write_inflight_[c->queue];
+        if (--write_inflight_[c->queue] == 0 && deferred_head_[c->queue] != nullptr) {
+            drain_deferred(c->queue);
+        }
     }
     if (status == kStatusOk) {
         switch (c->op) {

@@ -48,6 +48,7 @@ struct RequestCtx {
     uint8_t retries = 0; ///< EAGAIN / EINTR resubmissions
     bool unmap = false;  ///< WRITE_ZEROES: punch a hole
     bool ordered = false; ///< a write-class request counted in write_inflight_ until finish()
+    RequestCtx* next_deferred = nullptr; ///< in its queue's deferred-write list
     struct iovec iov[kMaxDataIovecs];
 };
 
@@ -133,6 +134,9 @@ class VirtioblkDevice {
     /// disk's write path is inline; vdh/write_path.h). True when it completed (status OK);
     /// false when it goes to io_uring (\p c advanced past what a short write wrote).
     bool write_inline(RequestCtx* c) noexcept;
+    /// Runs the queue's deferred writes once nothing write-class of it is in flight on
+    /// io_uring: inline when the gate allows, else io_uring (the rest then waits again).
+    void drain_deferred(uint16_t q) noexcept;
     /// Writes the status, counts, and completes \p c through the host (lcore).
     void finish(RequestCtx* c, uint8_t status) noexcept;
     void log(int level, const std::string& msg) const;
@@ -154,6 +158,13 @@ class VirtioblkDevice {
     /// are readable by anyone).
     std::vector<std::unique_ptr<InlineWriteGate>> gates_;
     std::array<uint32_t, kMaxQueues> write_inflight_{};
+    /// Per queue (inline path only): small writes that arrived while write-class requests
+    /// were in flight on io_uring, in arrival order. Holding them (their ring slots bound the
+    /// list) instead of punting them too keeps a full queue from staying on io_uring for
+    /// good once one write went there.
+    std::array<RequestCtx*, kMaxQueues> deferred_head_{};
+    std::array<RequestCtx*, kMaxQueues> deferred_tail_{};
+    bool inline_path_ = false; ///< the disk's write path is WritePath::Inline
     int open_flags_ = 0; ///< the backing fd's status flags (for the gate's O_DIRECT/O_SYNC rule)
     /// Guards changes of engines_ (control thread) against stats readers. Lcores read
     /// engines_ without it: it only changes while no queue is served. Lock order: leaf.
