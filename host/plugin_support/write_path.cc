@@ -138,7 +138,7 @@ bool InlineWriteGate::page_ready(int fd, uint64_t page_off) noexcept {
 
 bool InlineWriteGate::allow(int fd, int open_flags, uint64_t off, uint64_t len,
                             uint32_t io_in_flight) noexcept {
-    if (!enabled_ || len == 0 || len > kMaxInline || io_in_flight != 0 ||
+    if (!enabled_ || len == 0 || len > max_inline_ || io_in_flight != 0 ||
         (open_flags & (O_DIRECT | O_SYNC | O_DSYNC)) != 0) {
         return false;
     }

@@ -113,6 +113,11 @@ TEST_F(InlineGate, RulesThatSendAWriteToIoUring) {
     InlineWriteGate gate(true);
     EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, InlineWriteGate::kMaxInline, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, InlineWriteGate::kMaxInline + 1, 0));
+    // A plugin may set its own limit (virtio-blk: 128 KiB).
+    InlineWriteGate big(true, InlineWriteGate::kSlow, InlineWriteGate::kStallBurst, 128 * 1024);
+    EXPECT_EQ(big.max_inline(), 128u * 1024);
+    EXPECT_TRUE(big.allow(fd_.get(), O_RDWR, 0, 128 * 1024, 0));
+    EXPECT_FALSE(big.allow(fd_.get(), O_RDWR, 0, 128 * 1024 + 1, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 0, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_DIRECT, 0, 4096, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_SYNC, 0, 4096, 0));

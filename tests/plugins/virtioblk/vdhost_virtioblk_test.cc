@@ -317,8 +317,8 @@ TEST_F(VdhostVirtioblk, SmallWritesGoInlineOnAPageCacheFilesystemLargeOnesThroug
     EXPECT_EQ(w->status, frontend::kBlkSOk);
     EXPECT_EQ(host_bytes(img(0), 4096 * 512, small.size()), small);
     EXPECT_EQ(host_bytes(img(0), (4096 + 9) * 512, sector.size()), sector);
-    // 128 KiB is beyond the gate's inline limit: io_uring.
-    const auto big = pattern(128 << 10, 23);
+    // 256 KiB is beyond the disk's inline limit (128 KiB): io_uring.
+    const auto big = pattern(256 << 10, 23);
     w = blk.write(8192, big);
     ASSERT_TRUE(w.has_value()) << w.error();
     EXPECT_EQ(w->status, frontend::kBlkSOk);
