@@ -29,7 +29,8 @@ bool resolve_blk_write_path(const BlkProfile& p, BackingFile& b, std::string_vie
         return true;
     }
     const size_t slash = p.path.rfind('/');
-    const std::string dir = slash == 0 || slash == std::string::npos ? "/" : p.path.substr(0, slash);
+    const std::string dir =
+        slash == 0 || slash == std::string::npos ? "/" : p.path.substr(0, slash);
     std::string msg;
     auto c = choose_write_path(dir, p.write_path, false, &msg);
     if (!c) {

@@ -102,10 +102,9 @@ VirtioblkDevice::VirtioblkDevice(const vdh_host_api* host, std::string name, Blk
     geometry_.write_zeroes = profile_.write_zeroes && !profile_.readonly;
     limits_ = decode_limits(geometry_);
     for (uint32_t q = 0; q < profile_.num_queues; ++q) {
-        gates_.push_back(
-            std::make_unique<InlineWriteGate>(backing_.write_path == WritePath::Inline,
-                                              InlineWriteGate::kSlow, InlineWriteGate::kStallBurst,
-                                              kMaxInlineWrite));
+        gates_.push_back(std::make_unique<InlineWriteGate>(
+            backing_.write_path == WritePath::Inline, InlineWriteGate::kSlow,
+            InlineWriteGate::kStallBurst, kMaxInlineWrite));
     }
     inline_path_ = backing_.write_path == WritePath::Inline;
     open_flags_ = ::fcntl(backing_.fd.get(), F_GETFL);

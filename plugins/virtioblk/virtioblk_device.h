@@ -45,8 +45,8 @@ struct RequestCtx {
     int fd = -1; ///< the backing fd this request uses (direct or buffered)
     uint16_t queue = 0;
     BlkOp op = BlkOp::Fail;
-    uint8_t retries = 0; ///< EAGAIN / EINTR resubmissions
-    bool unmap = false;  ///< WRITE_ZEROES: punch a hole
+    uint8_t retries = 0;  ///< EAGAIN / EINTR resubmissions
+    bool unmap = false;   ///< WRITE_ZEROES: punch a hole
     bool ordered = false; ///< a write-class request counted in write_inflight_ until finish()
     RequestCtx* next_deferred = nullptr; ///< in its queue's deferred-write list
     struct iovec iov[kMaxDataIovecs];
@@ -77,7 +77,8 @@ struct alignas(64) QueueCounters {
 
 /// Totals over queues (a snapshot).
 struct BlkStats {
-    uint64_t reads = 0, writes = 0, inline_writes = 0, uring_writes = 0, flushes = 0, discards = 0, write_zeroes = 0, get_ids = 0;
+    uint64_t reads = 0, writes = 0, inline_writes = 0, uring_writes = 0, flushes = 0, discards = 0,
+             write_zeroes = 0, get_ids = 0;
     uint64_t read_bytes = 0, written_bytes = 0;
     uint64_t ioerr = 0, unsupp = 0, no_status = 0, io_errors = 0, short_io = 0;
     uint64_t buffered_fallbacks = 0;

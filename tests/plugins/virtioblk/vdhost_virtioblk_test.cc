@@ -334,8 +334,7 @@ TEST_F(VdhostVirtioblk, SmallWritesGoInlineOnAPageCacheFilesystemLargeOnesThroug
         EXPECT_EQ(stat("disk0", "uring_writes"), uring0 + 1);
     }
     // The read-only disk punts.
-    EXPECT_NE(st.find("\"write_path\":\"punt\"", st.find("\"name\":\"disk1\"")),
-              std::string::npos)
+    EXPECT_NE(st.find("\"write_path\":\"punt\"", st.find("\"name\":\"disk1\"")), std::string::npos)
         << st;
 }
 
