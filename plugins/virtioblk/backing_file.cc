@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "blk_write_path.h"
+
 namespace vdh::virtioblk {
 
 namespace {
@@ -119,6 +121,9 @@ std::optional<BackingFile> open_backing(const BlkProfile& p, std::string_view or
     if (b.capacity_bytes == 0) {
         return fail(p.path + " holds " + std::to_string(b.size_bytes) +
                     " bytes: less than one block of block_size " + std::to_string(p.block_size));
+    }
+    if (!resolve_blk_write_path(p, b, origin, error)) {
+        return std::nullopt;
     }
     return b;
 }

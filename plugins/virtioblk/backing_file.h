@@ -31,6 +31,9 @@ struct BackingFile {
     /// Direct-I/O memory alignment (buffer addresses); 0 when the kernel does not say.
     uint32_t dio_mem_align = 0;
     uint64_t capacity_bytes = 0; ///< size_bytes rounded down to the profile's block_size
+    /// How OUT requests reach the file (blk_write_path.h), resolved by open_backing().
+    WritePath write_path = WritePath::Punt;
+    std::string write_path_reason;
 };
 
 /// Opens \p p.path: O_RDONLY with `readonly`, else O_RDWR; O_DIRECT with `direct`;

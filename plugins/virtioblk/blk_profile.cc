@@ -29,8 +29,9 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 8> kKeys = {
-    "path", "readonly", "block_size", "direct", "discard", "write_zeroes", "num_queues", "serial",
+constexpr std::array<std::string_view, 9> kKeys = {
+    "path",         "readonly",   "block_size", "direct",     "discard",
+    "write_zeroes", "num_queues", "serial",     "write_path",
 };
 
 /// Thrown inside this file only.
@@ -217,6 +218,24 @@ class ProfileParser {
             p.write_zeroes = parse_bool(v, path);
         } else if (name == "num_queues") {
             p.num_queues = static_cast<uint32_t>(parse_uint(v, path, 1, kMaxQueues));
+        } else if (name == "write_path") {
+            if (!v.IsScalar()) {
+                fail_type(v, path, "string");
+            }
+            const std::string& s = v.Scalar();
+            if (s == "auto") {
+                p.write_path = WritePath::Auto;
+            } else if (s == "nowait") {
+                p.write_path = WritePath::Nowait;
+            } else if (s == "inline") {
+                p.write_path = WritePath::Inline;
+            } else if (s == "punt") {
+                p.write_path = WritePath::Punt;
+            } else {
+                fail(v, path, "expected one of auto, nowait, inline, punt, got \"" + s + "\"");
+            }
+            p.write_path_pos = pos_of(v.Mark());
+            p.write_path_written = true;
         } else { // serial
             p.serial = parse_serial(v, path);
         }

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "vdh/write_path.h"
+
 namespace vdh::virtioblk {
 
 /// 1-based position in the config file.
@@ -33,6 +35,11 @@ struct BlkProfile {
     bool write_zeroes = true; ///< offer VIRTIO_BLK_F_WRITE_ZEROES
     uint32_t num_queues = 1;  ///< request queues (1..16); >1 offers VIRTIO_BLK_F_MQ
     std::string serial;       ///< GET_ID answer, <= 20 bytes; default: the device name cut
+    /// How OUT requests reach the backing file (vdh/write_path.h; blk_write_path.h resolves
+    /// Auto when the file is opened).
+    WritePath write_path = WritePath::Auto;
+    SourcePos write_path_pos;
+    bool write_path_written = false;
 };
 
 /// Parses a device's `config:` block. \p yaml has the file's line/column layout (see

@@ -24,6 +24,7 @@
 #include "request_decoder.h"
 #include "vdh/plugin_abi.h"
 #include "vdh/plugin_adapter.h"
+#include "vdh/write_path.h"
 
 namespace vdh::virtioblk {
 
@@ -44,8 +45,10 @@ struct RequestCtx {
     int fd = -1; ///< the backing fd this request uses (direct or buffered)
     uint16_t queue = 0;
     BlkOp op = BlkOp::Fail;
-    uint8_t retries = 0; ///< EAGAIN / EINTR resubmissions
-    bool unmap = false;  ///< WRITE_ZEROES: punch a hole
+    uint8_t retries = 0;  ///< EAGAIN / EINTR resubmissions
+    bool unmap = false;   ///< WRITE_ZEROES: punch a hole
+    bool ordered = false; ///< a write-class request counted in write_inflight_ until finish()
+    RequestCtx* next_deferred = nullptr; ///< in its queue's deferred-write list
     struct iovec iov[kMaxDataIovecs];
 };
 
@@ -53,6 +56,8 @@ struct RequestCtx {
 struct alignas(64) QueueCounters {
     std::atomic<uint64_t> reads{0};
     std::atomic<uint64_t> writes{0};
+    std::atomic<uint64_t> inline_writes{0}; ///< writes done as pwritev on the lcore
+    std::atomic<uint64_t> uring_writes{0};  ///< writes done through io_uring
     std::atomic<uint64_t> flushes{0};
     std::atomic<uint64_t> discards{0};
     std::atomic<uint64_t> write_zeroes{0};
@@ -72,12 +77,14 @@ struct alignas(64) QueueCounters {
 
 /// Totals over queues (a snapshot).
 struct BlkStats {
-    uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0, get_ids = 0;
+    uint64_t reads = 0, writes = 0, inline_writes = 0, uring_writes = 0, flushes = 0, discards = 0,
+             write_zeroes = 0, get_ids = 0;
     uint64_t read_bytes = 0, written_bytes = 0;
     uint64_t ioerr = 0, unsupp = 0, no_status = 0, io_errors = 0, short_io = 0;
     uint64_t buffered_fallbacks = 0;
     std::array<uint64_t, static_cast<size_t>(BlkError::Count)> malformed{};
     uint64_t uring_submitted = 0, uring_enters = 0;
+    uint64_t inline_slow_writes = 0, inline_preempted_writes = 0, inline_backoffs = 0;
 };
 
 class VirtioblkDevice {
@@ -124,6 +131,13 @@ class VirtioblkDevice {
     static void on_cqe(void* self, uint64_t user_data, int32_t res) noexcept;
     /// Queues \p c's next operation on its queue's ring. False when no SQE could be had.
     bool submit(RequestCtx* c) noexcept;
+    /// Runs an OUT request as a pwritev on the lcore when the queue's gate allows it (the
+    /// disk's write path is inline; vdh/write_path.h). True when it completed (status OK);
+    /// false when it goes to io_uring (\p c advanced past what a short write wrote).
+    bool write_inline(RequestCtx* c) noexcept;
+    /// Runs the queue's deferred writes once nothing write-class of it is in flight on
+    /// io_uring: inline when the gate allows, else io_uring (the rest then waits again).
+    void drain_deferred(uint16_t q) noexcept;
     /// Writes the status, counts, and completes \p c through the host (lcore).
     void finish(RequestCtx* c, uint8_t status) noexcept;
     void log(int level, const std::string& msg) const;
@@ -139,6 +153,20 @@ class VirtioblkDevice {
     /// PUNCH_HOLE (a hole reads as zeroes). Set by an lcore, read by all.
     std::atomic<bool> zero_range_unsupported_{false};
     std::array<QueueCounters, kMaxQueues> counters_;
+    /// Per queue: the inline-write gate (enabled only on the inline path) and the
+    /// write-class requests (OUT, FLUSH, DISCARD, WRITE_ZEROES) in flight on io_uring, which
+    /// an inline write must not overtake or wait behind. Lcore only (the gates' counters
+    /// are readable by anyone).
+    std::vector<std::unique_ptr<InlineWriteGate>> gates_;
+    std::array<uint32_t, kMaxQueues> write_inflight_{};
+    /// Per queue (inline path only): small writes that arrived while write-class requests
+    /// were in flight on io_uring, in arrival order. Holding them (their ring slots bound the
+    /// list) instead of punting them too keeps a full queue from staying on io_uring for
+    /// good once one write went there.
+    std::array<RequestCtx*, kMaxQueues> deferred_head_{};
+    std::array<RequestCtx*, kMaxQueues> deferred_tail_{};
+    bool inline_path_ = false; ///< the disk's write path is WritePath::Inline
+    int open_flags_ = 0; ///< the backing fd's status flags (for the gate's O_DIRECT/O_SYNC rule)
     /// Guards changes of engines_ (control thread) against stats readers. Lcores read
     /// engines_ without it: it only changes while no queue is served. Lock order: leaf.
     mutable std::mutex ctl_mu_;

@@ -16,7 +16,7 @@
 #include "passthrough/id_map.h"
 #include "passthrough/passthrough_options.h"
 #include "passthrough/xattr_map.h"
-#include "write_path.h"
+#include "vdh/write_path.h"
 
 namespace vdh::virtiofs {
 

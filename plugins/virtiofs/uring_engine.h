@@ -19,7 +19,7 @@
 
 #include "blocking_pool.h"
 #include "fuse/io_engine.h"
-#include "write_path.h"
+#include "vdh/write_path.h"
 #include "vdh/unique_fd.h"
 
 namespace vdh::virtiofs {

@@ -72,7 +72,7 @@ TEST(BlkProfile, BadKeysNameFileLineColumnAndKey) {
     EXPECT_EQ(error_of("readonly: true\n"), "disk.yaml:1:1: config.path: missing required key");
     EXPECT_EQ(error_of("path: /d\nsize: 1\n"),
               "disk.yaml:2:1: config.size: unknown key (expected one of: path, readonly, "
-              "block_size, direct, discard, write_zeroes, num_queues, serial)");
+              "block_size, direct, discard, write_zeroes, num_queues, serial, write_path)");
     EXPECT_EQ(error_of("path: /d\npath: /e\n"),
               "disk.yaml:2:1: config.path: duplicate key (first at line 1)");
     EXPECT_EQ(error_of("path: disk.img\n"),

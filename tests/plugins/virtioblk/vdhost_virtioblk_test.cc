@@ -10,8 +10,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -266,6 +268,74 @@ TEST_F(VdhostVirtioblk, WriteThenReadBackReachesTheHostFile) {
     EXPECT_GE(stat("disk0", "flushes"), 1);
     EXPECT_GE(stat("disk0", "writes"), 2);
     EXPECT_GE(stat("disk0", "read_bytes"), static_cast<long>(data.size() + 512));
+}
+
+/// Independent of the code under test: does \p dir take a 4 KiB RWF_NOWAIT write?
+bool kernel_takes_nowait(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return false;
+    }
+    static char buf[4096];
+    struct iovec iov = {buf, sizeof(buf)};
+    bool ok = ::pwritev2(fd, &iov, 1, 0, RWF_NOWAIT) == 4096;
+    if (!ok && errno == EAGAIN && ::pwrite(fd, buf, sizeof(buf), 0) == 4096) {
+        ok = ::pwritev2(fd, &iov, 1, 0, RWF_NOWAIT) == 4096;
+    }
+    ::close(fd);
+    return ok;
+}
+
+TEST_F(VdhostVirtioblk, SmallWritesGoInlineOnAPageCacheFilesystemLargeOnesThroughIoUring) {
+    // The images live on the test directory's filesystem (ext4 or tmpfs here, which refuse
+    // non-blocking buffered writes): the disk's write path is inline. On xfs it is nowait
+    // and every write goes through io_uring.
+    const bool nowait = kernel_takes_nowait(dir_->path());
+    const std::string st = testing::vdhost_stats(dir_->file("ctl.sock"));
+    const auto at = st.find("\"name\":\"disk0\"");
+    ASSERT_NE(at, std::string::npos) << st;
+    EXPECT_NE(st.find(nowait ? "\"write_path\":\"nowait\"" : "\"write_path\":\"inline\"", at),
+              std::string::npos)
+        << st;
+    Device* d = connect(0, 2);
+    ASSERT_NE(d, nullptr);
+    BlkRequester blk(d->queue(1));
+    const long inline0 = stat("disk0", "inline_writes");
+    const long uring0 = stat("disk0", "uring_writes");
+    ASSERT_GE(inline0, 0);
+    ASSERT_GE(uring0, 0);
+    // 4 KiB and 512-byte writes (a partial page: the image's pages are in the page cache,
+    // written by make_image) take the inline path; the data lands in the host file.
+    const auto small = pattern(4096, 21);
+    auto w = blk.write(4096, small);
+    ASSERT_TRUE(w.has_value()) << w.error();
+    EXPECT_EQ(w->status, frontend::kBlkSOk);
+    EXPECT_EQ(w->used_len, 1u);
+    const auto sector = pattern(512, 22);
+    w = blk.write(4096 + 9, sector);
+    ASSERT_TRUE(w.has_value()) << w.error();
+    EXPECT_EQ(w->status, frontend::kBlkSOk);
+    EXPECT_EQ(host_bytes(img(0), 4096 * 512, small.size()), small);
+    EXPECT_EQ(host_bytes(img(0), (4096 + 9) * 512, sector.size()), sector);
+    // 256 KiB is beyond the disk's inline limit (128 KiB): io_uring.
+    const auto big = pattern(256 << 10, 23);
+    w = blk.write(8192, big);
+    ASSERT_TRUE(w.has_value()) << w.error();
+    EXPECT_EQ(w->status, frontend::kBlkSOk);
+    EXPECT_EQ(host_bytes(img(0), 8192 * 512, big.size()), big);
+    auto r = blk.read(4096, static_cast<uint32_t>(small.size()));
+    ASSERT_TRUE(r.has_value()) << r.error();
+    EXPECT_EQ(r->data, small);
+    if (nowait) {
+        EXPECT_EQ(stat("disk0", "inline_writes"), inline0);
+        EXPECT_EQ(stat("disk0", "uring_writes"), uring0 + 3);
+    } else {
+        EXPECT_EQ(stat("disk0", "inline_writes"), inline0 + 2);
+        EXPECT_EQ(stat("disk0", "uring_writes"), uring0 + 1);
+    }
+    // The read-only disk punts.
+    EXPECT_NE(st.find("\"write_path\":\"punt\"", st.find("\"name\":\"disk1\"")), std::string::npos)
+        << st;
 }
 
 TEST_F(VdhostVirtioblk, DiscardPunchesAHoleAndWriteZeroesZeroes) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The write-path probe of a share and the inline-write gate of a queue (see write_path.h).
-#include "write_path.h"
+// The write-path probe of a share and the inline-write gate of a queue (see vdh/write_path.h; shared by the virtio-fs and virtio-blk plugins).
+#include "vdh/write_path.h"
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -16,7 +16,7 @@
 
 #include "vdh/unique_fd.h"
 
-namespace vdh::virtiofs {
+namespace vdh {
 namespace {
 
 constexpr uint64_t kPage = 4096;
@@ -138,7 +138,7 @@ bool InlineWriteGate::page_ready(int fd, uint64_t page_off) noexcept {
 
 bool InlineWriteGate::allow(int fd, int open_flags, uint64_t off, uint64_t len,
                             uint32_t io_in_flight) noexcept {
-    if (!enabled_ || len == 0 || len > kMaxInline || io_in_flight != 0 ||
+    if (!enabled_ || len == 0 || len > max_inline_ || io_in_flight != 0 ||
         (open_flags & (O_DIRECT | O_SYNC | O_DSYNC)) != 0) {
         return false;
     }
@@ -229,4 +229,4 @@ int64_t InlineWriteGate::write(int fd, const struct iovec* iov, int n, uint64_t 
     return r < 0 ? -static_cast<int64_t>(e) : static_cast<int64_t>(r);
 }
 
-} // namespace vdh::virtiofs
+} // namespace vdh

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// How a share's buffered WRITEs reach the host file, chosen once per share at device
+// How a device's buffered WRITEs reach the host file, chosen once per share or disk at device
 // creation by probing its filesystem (share key `write_path`), and the per-queue gate that
 // decides, request by request, whether a write may run inline on the poll lcore.
 //
@@ -23,7 +23,7 @@
 
 #include "vdh/result.h"
 
-namespace vdh::virtiofs {
+namespace vdh {
 
 enum class WritePath : uint8_t {
     Auto,   ///< choose by probing (profile default)
@@ -54,7 +54,7 @@ Result<WritePathChoice> choose_write_path(const std::string& dir, WritePath requ
 /// A write runs inline only when all of these hold, so that it cannot wait on disk:
 ///  - its file is on the share root's own filesystem, the one the path was probed on (a
 ///    submount may be NFS or FUSE; checked by the dispatcher through IoFile::on_share_fs);
-///  - it is at most kMaxInline bytes;
+///  - it is at most max_inline bytes (kMaxInline unless the plugin says otherwise);
 ///  - the file was not opened O_DIRECT, O_SYNC or O_DSYNC (those wait for the device);
 ///  - no write, fallocate or fsync of this queue is in flight on io_uring (the inline write
 ///    would wait for the inode lock such a request holds);
@@ -86,9 +86,13 @@ public:
 
     /// \p enabled: the share's path is WritePath::Inline. \p slow: from how long an inline
     /// write counts as a stall; \p burst: the bucket's size (tests shorten both).
+    /// \p max_inline: the largest write that may run inline.
     explicit InlineWriteGate(bool enabled, std::chrono::nanoseconds slow = kSlow,
-                             std::chrono::nanoseconds burst = kStallBurst) noexcept
-        : enabled_(enabled), slow_limit_(slow), burst_(burst) {}
+                             std::chrono::nanoseconds burst = kStallBurst,
+                             uint64_t max_inline = kMaxInline) noexcept
+        : enabled_(enabled), slow_limit_(slow), burst_(burst), max_inline_(max_inline) {}
+
+    uint64_t max_inline() const noexcept { return max_inline_; }
 
     /// True when the write of \p len bytes at \p off to \p fd (opened with \p open_flags)
     /// may run inline now. \p io_in_flight: write-class requests of this queue in flight.
@@ -117,6 +121,7 @@ private:
     bool enabled_;
     std::chrono::nanoseconds slow_limit_;
     std::chrono::nanoseconds burst_;
+    uint64_t max_inline_;
     Clock::time_point backoff_until_{};
     Clock::time_point last_slow_{};
     Clock::time_point last_backoff_{};
@@ -134,4 +139,4 @@ private:
     std::atomic<uint64_t> backoffs_{0};
 };
 
-} // namespace vdh::virtiofs
+} // namespace vdh

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Tests of the write-path probe and the inline-write gate (plugins/virtiofs/write_path.*)
+// Tests of the write-path probe and the inline-write gate (host/plugin_support/write_path.*, vdh/write_path.h)
 // on real files: which filesystems get which path, and each rule that keeps an inline
 // write from waiting on disk (size, open flags, in-flight writes, uncached edge pages,
 // write-only fds, the backoff after a slow write).
-#include "write_path.h"
+#include "vdh/write_path.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,13 +14,13 @@
 #include <string>
 #include <thread>
 
-#include "passthrough/test_util.h"
+#include "temp_dir.h"
 #include "vdh/unique_fd.h"
 
-namespace vdh::virtiofs {
+namespace vdh {
 namespace {
 
-using passthrough::testing::TempDir;
+using vdh::testing::TempDir;
 using namespace std::chrono_literals;
 
 /// Independent of the code under test: does \p dir take a 4 KiB RWF_NOWAIT write?
@@ -85,7 +85,7 @@ TEST(WritePathChoice, ExplicitChoicesAndTheirRefusals) {
 class InlineGate : public ::testing::Test {
 protected:
     void SetUp() override {
-        path_ = dir_ / "f";
+        path_ = dir_.file("f");
         fd_ = open_file(path_, O_CREAT | O_RDWR);
         std::string page(8192, 'a');
         ASSERT_EQ(::pwrite(fd_.get(), page.data(), page.size(), 0), 8192);
@@ -113,6 +113,11 @@ TEST_F(InlineGate, RulesThatSendAWriteToIoUring) {
     InlineWriteGate gate(true);
     EXPECT_TRUE(gate.allow(fd_.get(), O_RDWR, 0, InlineWriteGate::kMaxInline, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, InlineWriteGate::kMaxInline + 1, 0));
+    // A plugin may set its own limit (virtio-blk: 128 KiB).
+    InlineWriteGate big(true, InlineWriteGate::kSlow, InlineWriteGate::kStallBurst, 128 * 1024);
+    EXPECT_EQ(big.max_inline(), 128u * 1024);
+    EXPECT_TRUE(big.allow(fd_.get(), O_RDWR, 0, 128 * 1024, 0));
+    EXPECT_FALSE(big.allow(fd_.get(), O_RDWR, 0, 128 * 1024 + 1, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR, 0, 0, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_DIRECT, 0, 4096, 0));
     EXPECT_FALSE(gate.allow(fd_.get(), O_RDWR | O_SYNC, 0, 4096, 0));
@@ -197,7 +202,7 @@ TEST_F(InlineGate, StallBeyondTheBudgetBacksOffThenDoubles) {
     // a page of another file that was just evicted: the copy takes a major fault and the
     // thread sleeps on the disk read, a real stall. (The first write after the sleep above
     // may still count as preempted: the run delay of its wake-up is taken off.)
-    const std::string src_path = dir_ / "src";
+    const std::string src_path = dir_.file("src");
     UniqueFd src = open_file(src_path, O_CREAT | O_RDWR);
     ASSERT_EQ(::pwrite(src.get(), data.data(), data.size(), 0), 4096);
     for (off_t off = 0; off < 64 * 4096 && gate.backoffs() < 2; off += 4096) {
@@ -224,4 +229,4 @@ TEST_F(InlineGate, ErrorsComeBackAsNegativeErrno) {
 }
 
 } // namespace
-} // namespace vdh::virtiofs
+} // namespace vdh
