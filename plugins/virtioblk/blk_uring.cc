@@ -2,9 +2,9 @@
 // io_uring submission and reaping for one virtio-blk request queue (see blk_uring.h).
 #include "blk_uring.h"
 
-#include <sched.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "vdh/poll_ring.h"
 
 namespace vdh::virtioblk {
 
@@ -14,10 +14,7 @@ constexpr uint64_t kCancelTag = ~0ULL;
 } // namespace
 
 BlkUring::BlkUring(uint32_t entries, uint32_t poll_cpu, bool batched) noexcept
-    : entries_(entries < 8      ? 8
-               : entries > 4096 ? 4096
-                                : entries),
-      poll_cpu_(poll_cpu), batched_(batched) {}
+    : entries_(clamp_ring_entries(entries)), poll_cpu_(poll_cpu), batched_(batched) {}
 
 BlkUring::~BlkUring() {
     if (ring_ok_) {
@@ -26,7 +23,7 @@ BlkUring::~BlkUring() {
 }
 
 bool BlkUring::init() noexcept {
-    auto e = UniqueFd::from_syscall(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    auto e = make_ring_eventfd();
     if (!e) {
         return false;
     }
@@ -41,33 +38,12 @@ bool BlkUring::ensure_ring() noexcept {
     if (ring_failed_) {
         return false;
     }
-    // Created here, on the lcore: the thread that submits owns io_uring's worker pool. Only
-    // this thread submits, so SINGLE_ISSUER (6.0+; fall back without it).
-    if (io_uring_queue_init(entries_, &ring_, IORING_SETUP_SINGLE_ISSUER) != 0 &&
-        io_uring_queue_init(entries_, &ring_, 0) != 0) {
+    // Created here, on the lcore (vdh/poll_ring.h): only this thread submits.
+    if (!init_poll_ring(&ring_, entries_, efd_.get(), poll_cpu_)) {
         ring_failed_ = true;
         return false;
     }
     ring_ok_ = true;
-    if (io_uring_register_eventfd(&ring_, efd_.get()) != 0) {
-        io_uring_queue_exit(&ring_);
-        ring_ok_ = false;
-        ring_failed_ = true;
-        return false;
-    }
-    // io-wq workers inherit this thread's pinning to the poll CPU (traps.md #1): give them
-    // every other CPU, so a punted write does not compete with the busy-polling lcore.
-    cpu_set_t mask;
-    CPU_ZERO(&mask);
-    const long n = sysconf(_SC_NPROCESSORS_ONLN);
-    for (long c = 0; c < n && c < CPU_SETSIZE; ++c) {
-        if (static_cast<uint32_t>(c) != poll_cpu_) {
-            CPU_SET(c, &mask);
-        }
-    }
-    if (CPU_COUNT(&mask) > 0) {
-        io_uring_register_iowq_aff(&ring_, sizeof(mask), &mask);
-    }
     return true;
 }
 

@@ -2,18 +2,17 @@
 // io_uring submission and reaping for one request queue.
 #include "uring_engine.h"
 
-#include <sched.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "fuse/fuse_dispatcher.h"
+#include "vdh/poll_ring.h"
 
 namespace vdh::virtiofs {
 
-UringEngine::UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool,
-                         bool batched, WritePath write_path) noexcept
-    : entries_(entries < 8 ? 8 : entries > 4096 ? 4096 : entries), poll_cpu_(poll_cpu),
-      batched_(batched), pool_(pool), gate_(write_path == WritePath::Inline) {}
+UringEngine::UringEngine(uint32_t entries, uint32_t poll_cpu, BlockingPool* pool, bool batched,
+                         WritePath write_path) noexcept
+    : entries_(clamp_ring_entries(entries)), poll_cpu_(poll_cpu), batched_(batched), pool_(pool),
+      gate_(write_path == WritePath::Inline) {}
 
 UringEngine::~UringEngine() {
     if (ring_ok_) {
@@ -22,7 +21,7 @@ UringEngine::~UringEngine() {
 }
 
 bool UringEngine::init() noexcept {
-    auto e = UniqueFd::from_syscall(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    auto e = make_ring_eventfd();
     if (!e) {
         return false;
     }
@@ -37,39 +36,12 @@ bool UringEngine::ensure_ring() noexcept {
     if (ring_failed_) {
         return false;
     }
-    // Created here, on the lcore: the thread that submits owns io_uring's worker pool.
-    // Only this thread ever submits: SINGLE_ISSUER lets the kernel skip the submission
-    // lock (6.0+; older kernels refuse the flag, so fall back). COOP_TASKRUN is not used:
-    // its task work would not wake the lcore while it sleeps in epoll on our eventfd.
-    if (io_uring_queue_init(entries_, &ring_, IORING_SETUP_SINGLE_ISSUER) != 0 &&
-        io_uring_queue_init(entries_, &ring_, 0) != 0) {
+    // Created here, on the lcore (vdh/poll_ring.h): only this thread submits.
+    if (!init_poll_ring(&ring_, entries_, efd_.get(), poll_cpu_)) {
         ring_failed_ = true;
         return false;
     }
     ring_ok_ = true;
-    if (io_uring_register_eventfd(&ring_, efd_.get()) != 0) {
-        io_uring_queue_exit(&ring_);
-        ring_ok_ = false;
-        ring_failed_ = true;
-        return false;
-    }
-    // io-wq workers inherit this thread's pinning to the poll CPU; move them to the
-    // other CPUs so a punted cold read does not compete with busy polling.
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    if (sched_getaffinity(0, sizeof(all), &all) == 0) {
-        cpu_set_t mask;
-        CPU_ZERO(&mask);
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        for (long c = 0; c < n && c < CPU_SETSIZE; ++c) {
-            if (static_cast<uint32_t>(c) != poll_cpu_) {
-                CPU_SET(c, &mask);
-            }
-        }
-        if (CPU_COUNT(&mask) > 0) {
-            io_uring_register_iowq_aff(&ring_, sizeof(mask), &mask);
-        }
-    }
     return true;
 }
 
@@ -128,7 +100,8 @@ struct io_uring_sqe* UringEngine::next_sqe() noexcept {
 }
 
 bool UringEngine::submit(struct io_uring_sqe* sqe, void* ctx, bool write_class) noexcept {
-    io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(ctx) | (write_class ? kWriteClassBit : 0));
+    io_uring_sqe_set_data64(sqe,
+                            reinterpret_cast<uint64_t>(ctx) | (write_class ? kWriteClassBit : 0));
     ++inflight_;
     writes_inflight_ += write_class ? 1 : 0;
     submitted_.store(submitted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -190,8 +163,8 @@ bool UringEngine::fallocate(int fd, int mode, uint64_t off, uint64_t len, void* 
     return submit(sqe, ctx, true);
 }
 
-int64_t UringEngine::write_now(int fd, int open_flags, const struct iovec* iov, int n,
-                               uint64_t off, uint64_t len) {
+int64_t UringEngine::write_now(int fd, int open_flags, const struct iovec* iov, int n, uint64_t off,
+                               uint64_t len) {
     if (!gate_.allow(fd, open_flags, off, len, writes_inflight_)) {
         return kNotNow;
     }
