@@ -7,9 +7,16 @@
 # build-asan/meson-logs/sanitizer-reports.json), even when the test that started the
 # process passed. Results: build-asan/meson-logs/testlog.json (scripts/test-summary.py).
 #
-# Usage: scripts/sanitize.sh [meson test arguments]
+# Usage: scripts/sanitize.sh [--build-only | meson test arguments]
+#   --build-only  configures and builds build-asan, runs nothing (scripts/test.sh builds it
+#                 this way at the lowest priority while the main suites run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+build_only=0
+if [ "${1:-}" = --build-only ]; then
+    build_only=1
+    shift
+fi
 
 dir=build-asan
 logs="$dir/meson-logs"
@@ -24,6 +31,7 @@ if [ ! -f "$dir/build.ninja" ]; then
         -Dcpp_args=-fno-sanitize-recover=undefined || exit 1
 fi
 ninja -C "$dir" -j"$(nproc)" || exit 1
+[ "$build_only" = 0 ] || exit 0
 
 mkdir -p "$logs"
 rm -f "$logs"/sanitizer.*
