@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=60
+seconds=45
 jobs=2
 while getopts "t:j:" o; do
     case "$o" in
