@@ -424,10 +424,8 @@ int run(const Options& o) {
         }
         runtime->set_metrics(&telemetry.registry());
     }
-    for (const DeviceConfig& d : cfg->devices) {
-        if (!runtime->add(d, DeviceOrigin::Config, &err)) {
-            return fail(err);
-        }
+    if (!runtime->add_all(cfg->devices, DeviceOrigin::Config, &err)) {
+        return fail(err);
     }
     // From here on RLIMIT_NOFILE's hard limit is what devices added later can use.
     fd_budget.set_limit(std::max(read_nofile_limits().hard, fd_budget.needed()));

@@ -198,15 +198,50 @@ bool Runtime::check_new(const DeviceConfig& dev, std::string* err) const {
 bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err) {
     std::lock_guard<std::mutex> ops(ops_mu_);
     reap_retired();
+    std::unique_ptr<Device> d = prepare(dev, err);
+    return d != nullptr && serve(std::move(d), origin, err);
+}
+
+bool Runtime::add_all(const std::vector<DeviceConfig>& devs, DeviceOrigin origin,
+                      std::string* err) {
+    std::lock_guard<std::mutex> ops(ops_mu_);
+    reap_retired();
+    // Every device is created (and its fds reserved) before the first socket listens: a
+    // config that does not fit never lets a guest connect to part of it.
+    std::vector<std::unique_ptr<Device>> ready;
+    for (const DeviceConfig& dev : devs) {
+        for (const auto& r : ready) {
+            if (r->name() == dev.name || r->socket() == dev.socket) {
+                *err = device_error(dev, r->name() == dev.name ? "name" : "socket",
+                                    "device " + r->name() + " has the same " +
+                                        (r->name() == dev.name ? "name" : "socket"));
+                return false;
+            }
+        }
+        std::unique_ptr<Device> d = prepare(dev, err);
+        if (d == nullptr) {
+            return false; // `ready` gives its fds back
+        }
+        ready.push_back(std::move(d));
+    }
+    for (auto& d : ready) {
+        if (!serve(std::move(d), origin, err)) {
+            return false; // the caller tears down what already serves
+        }
+    }
+    return true;
+}
+
+std::unique_ptr<Device> Runtime::prepare(const DeviceConfig& dev, std::string* err) {
     if (!check_new(dev, err)) {
-        return false;
+        return nullptr;
     }
     std::vector<PollLcore*> ls;
     for (unsigned cpu : dev.lcores) {
         auto it = lcores_.find(cpu);
         if (it == lcores_.end()) {
             *err = device_error(dev, "lcore", "CPU " + std::to_string(cpu) + " runs no poll lcore");
-            return false;
+            return nullptr;
         }
         ls.push_back(it->second);
     }
@@ -215,17 +250,21 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
     d->set_fd_budget(fd_budget_);
     // A device destroyed on the way out gives its fds back itself (~Device).
     if (!d->create(host_api(), dev.origin, err)) {
-        return false;
+        return nullptr;
     }
     NofileLimits nofile = read_nofile_limits();
     if (fd_budget_->needed() > nofile.soft && !set_nofile_limit(fd_budget_->needed(), err)) {
-        return false;
+        return nullptr;
     }
     if (config_.host.sandbox == SandboxMode::None && dev.socket_fd < 0 &&
         !secure_socket_dir(parent_dir(dev.socket), dev.has_socket_group, dev.socket_gid, err)) {
         *err = device_error(dev, "socket", *err);
-        return false;
+        return nullptr;
     }
+    return d;
+}
+
+bool Runtime::serve(std::unique_ptr<Device> d, DeviceOrigin origin, std::string* err) {
     Device* raw = d.get();
     {
         std::lock_guard<std::mutex> g(mu_);
@@ -245,7 +284,7 @@ bool Runtime::add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err
     if (metrics_ != nullptr) {
         metrics_->add_device(raw);
     }
-    VDH_NOTICE(dev.name.c_str(), "device added (%s, from %s)", dev.type.c_str(),
+    VDH_NOTICE(raw->name().c_str(), "device added (%s, from %s)", raw->config().type.c_str(),
                origin_name(origin));
     return true;
 }

@@ -78,6 +78,12 @@ public:
     /// socket. False + \p err (naming the config position) on failure; nothing is left.
     bool add(const DeviceConfig& dev, DeviceOrigin origin, std::string* err);
 
+    /// add() for the devices of a config at start: all of them are created and their fds
+    /// reserved before any socket listens, so a config that does not fit is refused before
+    /// a guest can connect to part of it. On failure, devices already serving stay (the
+    /// caller removes them with remove_all()).
+    bool add_all(const std::vector<DeviceConfig>& devs, DeviceOrigin origin, std::string* err);
+
     /// Stops serving \p name: its socket goes away and the plugin instance is destroyed and
     /// its fds are given back. A connected guest's session is revoked when the plugin can
     /// (its requests fail from then on; the device is freed when the frontend disconnects),
@@ -118,6 +124,9 @@ private:
     /// Refuses \p dev when its name or socket is taken, its type has no plugin, or (in a
     /// sandbox) its directories or socket directory are not inside the sandbox.
     bool check_new(const DeviceConfig& dev, std::string* err) const;
+    /// add()'s halves: create the device and reserve its fds; then list it and listen.
+    std::unique_ptr<Device> prepare(const DeviceConfig& dev, std::string* err);
+    bool serve(std::unique_ptr<Device> d, DeviceOrigin origin, std::string* err);
     /// Is \p path inside a sandbox directory (writable when \p writable)?
     bool in_sandbox(const std::string& path, bool writable, bool socket_dir) const;
     /// Frees devices removed earlier whose stuck requests have completed since.
