@@ -3,8 +3,10 @@
 # as the last line of its output, and exits 1 if anything failed.
 #
 # Each argument is one source:
-#  - a meson log directory (or its testlog.json): individual cases are counted from meson's
-#    JUnit report (testlog.junit.xml), which holds every gtest case and TAP line. A test
+#  - a meson log directory (or its testlog.json, or a testlog-NAME.json written with
+#    `meson test --logbase testlog-NAME`): individual cases are counted from meson's JUnit
+#    report (testlog.junit.xml, testlog-NAME.junit.xml), which holds every gtest case and
+#    TAP line. A test
 #    with no cases there counts as one case by its result in testlog.json, and a test that
 #    failed, timed out or crashed without a failing case counts as one more failure.
 #  - any other .json file: JSON lines {"name": ..., "result": "OK"|"FAIL"|"SKIP"|...}, one
@@ -20,9 +22,8 @@ import xml.etree.ElementTree as ET
 OK_RESULTS = ("OK", "EXPECTEDFAIL")
 
 
-def junit_cases(logdir):
+def junit_cases(junit):
     cases = {}  # meson test name -> [passed, failed, skipped]
-    junit = os.path.join(logdir, "testlog.junit.xml")
     if not os.path.exists(junit):
         return cases
     root = ET.parse(junit).getroot()
@@ -43,8 +44,7 @@ def junit_cases(logdir):
 
 def count(path, with_junit):
     """Returns ([passed, failed, skipped], [failed test descriptions]) for one source."""
-    logdir = os.path.dirname(path)
-    cases = junit_cases(logdir) if with_junit else {}
+    cases = junit_cases(path[:-len(".json")] + ".junit.xml") if with_junit else {}
     total = [0, 0, 0]
     bad = []
     with open(path) as f:
@@ -77,7 +77,7 @@ def main(sources):
         with_junit = True
         if os.path.isdir(path):
             path = os.path.join(path, "testlog.json")
-        elif os.path.basename(path) != "testlog.json":
+        elif not (os.path.basename(path).startswith("testlog") and path.endswith(".json")):
             with_junit = False
         if not os.path.exists(path):
             bad.append(f"{prefix}{path} (no results)")

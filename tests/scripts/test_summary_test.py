@@ -60,6 +60,20 @@ class TestSummary(unittest.TestCase):
         self.results("meson-logs/testlog.json", {"name": "t", "result": "TIMEOUT"})
         self.assertEqual(summarize(os.path.join(self.dir, "meson-logs")), (1, "0 passed, 1 failed"))
 
+    def test_named_meson_log_counts_its_own_junit_cases(self):
+        # `meson test --logbase testlog-timing` writes testlog-timing.{json,junit.xml}; its
+        # cases come from its own JUnit report, not from testlog.junit.xml.
+        os.mkdir(os.path.join(self.dir, "meson-logs"))
+        self.results("meson-logs/testlog.json", {"name": "u", "result": "OK"})
+        named = self.results("meson-logs/testlog-timing.json", {"name": "t", "result": "FAIL"})
+        junit = ('<testsuites><testsuite name="vdhost.t">'
+                 '<testcase name="a"/><testcase name="b"/>'
+                 '<testcase name="c"><failure/></testcase></testsuite></testsuites>')
+        with open(os.path.join(self.dir, "meson-logs", "testlog-timing.junit.xml"), "w") as f:
+            f.write(junit)
+        self.assertEqual(summarize(os.path.join(self.dir, "meson-logs"), named),
+                         (1, "3 passed, 1 failed"))
+
 
 if __name__ == "__main__":
     unittest.main()
