@@ -49,7 +49,7 @@ constexpr uint64_t kOneDaySec = 86400;
 constexpr uint64_t kMaxRequestQueues = 63;
 
 /// Every key, in the order the error message lists them.
-constexpr std::array<std::string_view, 29> kKeys = {
+constexpr std::array<std::string_view, 30> kKeys = {
     "shared_dir",
     "create",
     "tag",
@@ -73,6 +73,7 @@ constexpr std::array<std::string_view, 29> kKeys = {
     "allow_mmap",
     "readdirplus",
     "preserve_noatime",
+    "request_timing",
     "announce_tag",
     "request_queues",
     "xattrmap",
@@ -196,6 +197,8 @@ private:
             p.readdirplus = parse_bool(v, path);
         } else if (name == "preserve_noatime") {
             p.preserve_noatime = parse_bool(v, path);
+        } else if (name == "request_timing") {
+            p.request_timing = parse_bool(v, path);
         } else if (name == "announce_tag") {
             p.announce_tag = parse_bool(v, path);
         } else if (name == "request_queues") {

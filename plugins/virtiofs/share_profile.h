@@ -98,6 +98,9 @@ struct ShareProfile {
     /// Keep O_NOATIME of guest opens (virtiofsd --preserve-noatime); off: it is dropped,
     /// so a guest open updates atime as the host's mount options say.
     bool preserve_noatime = false;
+    /// Time every request for vdhost_fuse_request_duration_seconds (two TSC reads and a
+    /// histogram bucket per request). Off: the histograms stay empty, every counter stays.
+    bool request_timing = true;
     /// Serve the tag to the vhost-user frontend: offer VHOST_USER_PROTOCOL_F_CONFIG and
     /// answer GET_CONFIG with virtio_fs_config (see config_space()). Off by default, as
     /// virtiofsd without --tag: QEMU's vhost-user-fs keeps the tag itself (QEMU 7.2 masks

@@ -88,6 +88,7 @@ int VirtiofsDevice::start(uint64_t /*features*/, const vdh_queue_info* queues, u
         if (!dispatcher_ || dispatcher_->config().num_queues < nq) {
             FuseDispatcherConfig cfg;
             cfg.max_pages = profile_.max_pages;
+            cfg.time_requests = profile_.request_timing;
             cfg.num_queues = nq > kMinDispatcherQueues ? nq : kMinDispatcherQueues;
             cfg.engine = nullptr;
             cfg.done = &VirtiofsDevice::on_done;

@@ -309,9 +309,10 @@ int64_t FuseDispatcher::handle(const vdh_request& req, FuseRequestCtx* ctx,
         c.ctr.add(&FuseCounters::malformed);
         return -EINVAL; // no header, no unique: nothing meaningful to reply
     }
-    c.start = __rdtsc();
+    // start 0: untimed (an asynchronous request carries it in its context to finish_io).
+    c.start = config_.time_requests ? __rdtsc() : 0;
     const int64_t r = dispatch(c);
-    if (r != VDH_ASYNC) {
+    if (r != VDH_ASYNC && c.start != 0) {
         // An asynchronous request is timed when its reply is encoded (finish_io).
         c.ctr.latency(c.h.opcode, __rdtsc() - c.start);
     }
@@ -1316,7 +1317,9 @@ void FuseDispatcher::complete_on_lcore(void* p, int64_t res) noexcept {
 void FuseDispatcher::finish_io(FuseRequestCtx* ctx, int64_t res,
                                const FuseCounterSink& ctr) noexcept {
     const int64_t written = encode_io_reply(ctx, res, ctr);
-    ctr.latency(ctx->opcode, __rdtsc() - ctx->start_tsc);
+    if (ctx->start_tsc != 0) {
+        ctr.latency(ctx->opcode, __rdtsc() - ctx->start_tsc);
+    }
     // The engine is done with the fd: let it go (the last reference closes it).
     release_file(ctx);
     void* token = ctx->token; // ctx may be reused once done() returns

@@ -83,6 +83,9 @@ struct FuseDispatcherConfig {
     /// (~140 KiB) for names and xattr values. Requests on other queues that need scratch
     /// get EIO.
     uint16_t num_queues = 2;
+    /// Time each request into the latency histograms (FuseCounters::latency): two TSC
+    /// reads per request. Off: no TSC read, the histograms stay empty.
+    bool time_requests = true;
     /// Default engine for handle(req, ctx); null = everything synchronous.
     IoEngine* engine = nullptr;
     /// Called once per asynchronous request after its reply is encoded, with the bytes

@@ -171,8 +171,8 @@ TEST(ShareProfile, UnknownKeyListsExpectedKeys) {
               "writeback, xattr, readonly, announce_submounts, inode_file_handles, fd_limit, "
               "inode_limit, max_pages, posix_locks, flock, entry_timeout_ms, attr_timeout_ms, backend, "
               "write_path, translate_uid, translate_gid, allow_mmap, readdirplus, "
-              "preserve_noatime, announce_tag, request_queues, xattrmap, allow_direct_io, "
-              "posix_acl, security_label)");
+              "preserve_noatime, request_timing, announce_tag, request_queues, xattrmap, "
+              "allow_direct_io, posix_acl, security_label)");
 }
 
 TEST(ShareProfile, PosixAclAndSecurityLabel) {
@@ -449,6 +449,9 @@ TEST(ShareProfile, ParityKeys) {
     EXPECT_TRUE(p.allow_mmap);
     EXPECT_EQ(p.readdirplus, false);
     EXPECT_TRUE(p.preserve_noatime);
+    EXPECT_TRUE(p.request_timing);
+    p = parse_ok(block("      shared_dir: /x\n      request_timing: false\n"));
+    EXPECT_FALSE(p.request_timing);
     p = parse_ok(block("      shared_dir: /x\n      cache: never\n      readdirplus: true\n"));
     EXPECT_EQ(p.readdirplus, true);
     EXPECT_EQ(parse_error(block("      shared_dir: /x\n      allow_mmap: on\n")),

@@ -495,6 +495,28 @@ TEST_F(FuseDispatcherTest, UnsupportedOpcodesGetEnosys) {
     EXPECT_EQ(disp().stats().unsupported, 11u);
 }
 
+// request_timing (FuseDispatcherConfig::time_requests): on, each request lands in its
+// opcode's latency histogram; off, the histograms stay empty and the counters still count.
+TEST_F(FuseDispatcherTest, RequestTimingFillsTheLatencyHistogramOnlyWhenOn) {
+    for (bool on : {true, false}) {
+        SCOPED_TRACE(on);
+        d.reset();
+        cfg.time_requests = on;
+        init();
+        for (int i = 0; i < 3; ++i) {
+            call(Msg(FUSE_GETATTR).add(fuse_getattr_in{}));
+        }
+        FuseStats s = disp().stats();
+        uint64_t timed = 0;
+        for (uint64_t n : s.latency[FUSE_GETATTR]) {
+            timed += n;
+        }
+        EXPECT_EQ(s.requests[FUSE_GETATTR], 3u);
+        EXPECT_EQ(timed, on ? 3u : 0u);
+        EXPECT_EQ(s.latency_cycles[FUSE_GETATTR] != 0, on);
+    }
+}
+
 TEST_F(FuseDispatcherTest, QueueWithoutScratchGetsEioForNamedOps) {
     init();
     Chain ch(Msg(FUSE_LOOKUP).name("a").build(), {4096}, {}, /*queue=*/7);
