@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
@@ -70,6 +71,30 @@ bool journal_stream_matches(const char* env, int fd) noexcept {
     }
     return static_cast<unsigned long long>(st.st_dev) == dev &&
            static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+void print_error(const char* fmt, ...) noexcept {
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = std::vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    const size_t len = std::min(static_cast<size_t>(n), sizeof(text) - 1);
+    if (!to_journal()) {
+        std::fwrite(text, 1, len, stderr);
+        return;
+    }
+    // One "<3>" per line (the journal splits at newlines).
+    for (size_t start = 0; start < len;) {
+        const char* nl = static_cast<const char*>(std::memchr(text + start, '\n', len - start));
+        const size_t end = nl != nullptr ? static_cast<size_t>(nl - text) + 1 : len;
+        std::fprintf(stderr, "<%d>%.*s%s", VDH_LOG_ERR, static_cast<int>(end - start),
+                     text + start, nl != nullptr ? "" : "\n");
+        start = end;
+    }
 }
 
 int format_log_prefix(char* buf, size_t size, int level, const char* component, bool journal,

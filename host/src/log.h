@@ -26,6 +26,12 @@ int parse_log_level(std::string_view name) noexcept;
 void log_msg(int level, const char* component, const char* fmt, ...) noexcept
     __attribute__((format(printf, 3, 4)));
 
+/// A user-facing error (a bad config, a bad option) printed as is on stderr: no timestamp
+/// or component, so command-line output stays plain. Under the journal each line gets the
+/// err priority prefix "<3>", so `journalctl -p err` shows why vdhost did not start.
+/// \p fmt ends its lines with "\n" itself.
+void print_error(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+
 /// Formats the start of a line into \p buf (\p size bytes): the journal's "<N>component: "
 /// when \p journal, else "HH:MM:SS.mmm vdhost[LEVEL] component: " with \p now (UTC).
 /// Returns its length (snprintf's), or -1.

@@ -222,12 +222,12 @@ int run(const Options& o) {
     ConfigError cerr;
     auto cfg = load_config(o.config, cpus, &cerr);
     if (!cfg) {
-        std::fprintf(stderr, "%s\n", cerr.message.c_str());
+        print_error("%s\n", cerr.message.c_str());
         return 1;
     }
     int level = parse_log_level(o.log_level.empty() ? cfg->host.log_level : o.log_level);
     if (level < 0) {
-        std::fprintf(stderr, "--log-level: unknown level \"%s\" (expected err, warning, notice, "
+        print_error("--log-level: unknown level \"%s\" (expected err, warning, notice, "
                              "info or debug)\n", o.log_level.c_str());
         return 1;
     }
@@ -240,7 +240,7 @@ int run(const Options& o) {
         if (plugins.count(d.type) == 0) {
             std::string path = find_plugin(dirs, d.type);
             if (path.empty()) {
-                std::fprintf(stderr, "%s\n",
+                print_error("%s\n",
                              device_error(*cfg, d, "type",
                                           "no plugin \"" + d.type + "\" (looked for vdh-" +
                                               d.type + ".so in " + join(dirs, ", ") + ")")
@@ -250,14 +250,14 @@ int run(const Options& o) {
             std::string err;
             auto p = load_plugin(path, &err);
             if (!p) {
-                std::fprintf(stderr, "%s\n", device_error(*cfg, d, "type", err).c_str());
+                print_error("%s\n", device_error(*cfg, d, "type", err).c_str());
                 return 1;
             }
             plugins[d.type] = std::move(p);
         }
         std::string err;
         if (!plugin_check_config(*plugins[d.type], d, &err)) {
-            std::fprintf(stderr, "%s\n", err.c_str());
+            print_error("%s\n", err.c_str());
             return 1;
         }
     }
@@ -286,7 +286,7 @@ int run(const Options& o) {
             dev->set_fd_budget(&fd_budget);
             std::string err;
             if (!dev->create(host_api(/*check_only=*/true), cfg->path, &err)) {
-                std::fprintf(stderr, "%s\n", err.c_str());
+                print_error("%s\n", err.c_str());
                 return 1;
             }
             trial.push_back(std::move(dev));
@@ -529,7 +529,7 @@ int main(int argc, char** argv) {
         po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
         po::notify(vm);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "vdhost: %s\nTry 'vdhost --help'.\n", e.what());
+        vdh::print_error("vdhost: %s\nTry 'vdhost --help'.\n", e.what());
         return 2;
     }
     if (vm.count("help")) {
@@ -544,7 +544,7 @@ int main(int argc, char** argv) {
         std::string reply;
         std::string err;
         if (!vdh::control_request(o.stats_socket, "stats", &reply, &err)) {
-            std::fprintf(stderr, "vdhost: %s\n", err.c_str());
+            vdh::print_error("vdhost: %s\n", err.c_str());
             return 1;
         }
         std::fputs(reply.c_str(), stdout);
@@ -558,7 +558,7 @@ int main(int argc, char** argv) {
         // No --config: the installed default (meson's sysconfdir/vdhost/vdhost.yaml).
         o.config = VDH_DEFAULT_CONFIG;
         if (access(o.config.c_str(), R_OK) != 0) {
-            std::fprintf(stderr, "vdhost: no --config given and the default config %s cannot "
+            vdh::print_error("vdhost: no --config given and the default config %s cannot "
                                  "be read: %s\nGive one with --config FILE.\n",
                          o.config.c_str(), strerror(errno));
             return 1;
@@ -568,7 +568,7 @@ int main(int argc, char** argv) {
     try {
         return vdh::run(o);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "vdhost: fatal: %s\n", e.what());
+        vdh::print_error("vdhost: fatal: %s\n", e.what());
         return 1;
     }
 }

@@ -7,8 +7,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "temp_dir.h"
@@ -65,6 +68,52 @@ TEST(Log, JournalStreamMatchesOnlyTheSameDeviceAndInode) {
         EXPECT_FALSE(journal_stream_matches(bad.c_str(), a.get())) << bad;
     }
     EXPECT_FALSE(journal_stream_matches((dev + ":" + ino).c_str(), -1));
+}
+
+/// What print_error writes (\p text) to a stderr that is the file \p path, in a child
+/// process, with JOURNAL_STREAM naming that file when \p journal (the journal decision is
+/// made once per process, so each case gets a fresh one).
+std::string print_error_output(const std::string& path, bool journal, const char* text) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+        struct stat st {};
+        if (fd < 0 || ::fstat(fd, &st) != 0 || ::dup2(fd, STDERR_FILENO) < 0) {
+            ::_exit(2);
+        }
+        if (journal) {
+            const std::string v = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+            ::setenv("JOURNAL_STREAM", v.c_str(), 1);
+        } else {
+            ::unsetenv("JOURNAL_STREAM");
+        }
+        print_error("%s", text);
+        std::fflush(stderr);
+        ::_exit(0);
+    }
+    int status = 0;
+    EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    FILE* f = std::fopen(path.c_str(), "r");
+    std::string out;
+    if (f != nullptr) {
+        char buf[512];
+        size_t n;
+        while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+            out.append(buf, n);
+        }
+        std::fclose(f);
+    }
+    return out;
+}
+
+TEST(Log, PrintErrorIsPlainOnATerminalAndErrPriorityUnderTheJournal) {
+    testing::TempDir dir;
+    const char* text = "cfg.yaml:3:5: host.x: unknown key\nTry 'vdhost --help'.\n";
+    EXPECT_EQ(print_error_output(dir.file("plain"), false, text), text);
+    EXPECT_EQ(print_error_output(dir.file("journal"), true, text),
+              "<3>cfg.yaml:3:5: host.x: unknown key\n<3>Try 'vdhost --help'.\n");
+    EXPECT_EQ(print_error_output(dir.file("no-newline"), true, "no newline"), "<3>no newline\n");
 }
 
 } // namespace
