@@ -77,86 +77,22 @@ command -v python3 >/dev/null || die "python3 is needed (scripts/setup.sh)"
 [ -x "$QSD" ] || die "$QSD not found (Debian: qemu-system-common)"
 qsd_version="$("$QSD" --version | head -n 1)"
 
-# ---- build ------------------------------------------------------------------------------
-if [ ! -f "$build_dir/build.ninja" ]; then
-    log "configuring $build_dir"
-    meson setup "$build_dir" >/dev/null
-fi
+. "$(dirname "$0")/bench-lib.sh"
 log "building vdhost, the virtioblk plugin and vdhost-bench in $build_dir"
-ninja -C "$build_dir" -j2 host/vdhost plugins/virtioblk/vdh-virtioblk.so \
-    tools/bench/vdhost-bench >/dev/null
-VDHOST="$build_dir/host/vdhost"
-BENCH="$build_dir/tools/bench/vdhost-bench"
-PLUGINS="$build_dir/plugins"
-
-# ---- one benchmark at a time (bench.sh holds the lock when it runs this script) ---------
-if [ -z "${VDH_BENCH_LOCKED:-}" ]; then
-    exec 9>"${VDH_BENCH_LOCK:-/tmp/vdhost-bench.lock}"
-    if ! flock -n 9; then
-        log "another benchmark is running; waiting for it to finish"
-        flock 9
-    fi
-fi
-
-ncpu=$(nproc)
-lcore=$((ncpu - 1))
-bench_cpu=0
-[ "$ncpu" -ge 2 ] || log "warning: one CPU only; the load generator shares it with the poll lcore"
-: "${peer_cpus:=$lcore}"
-peer_pin=(taskset -c "$peer_cpus")
-[ "$peer_cpus" != all ] || peer_pin=()
-[ "$peer_cpus" = all ] || taskset -c "$peer_cpus" true 2>/dev/null ||
-    die "--peer-cpus $peer_cpus: not a CPU list taskset accepts"
-BENCH_RUN=(taskset -c "$bench_cpu" "$BENCH")
-
-work="$(mktemp -d /tmp/vdh-bench-blk.XXXXXX)"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -TERM "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
-    if [ "$keep" -eq 1 ]; then log "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_build "$build_dir" host/vdhost plugins/virtioblk/vdh-virtioblk.so tools/bench/vdhost-bench
+bench_lock # (bench.sh holds it when it runs this script)
+bench_cpus "$peer_cpus"
+bench_workdir vdh-bench-blk
 mkdir -p "$out"
 csv="$work/runs.csv"
 failures=0
 start_time=$(date +%s)
-load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-busy_before=$({ head -n 1 /proc/stat; sleep 1; head -n 1 /proc/stat; } | awk '
-    { idle = $5 + $6; tot = 0; for (i = 2; i <= 9; i++) tot += $i }
-    NR == 1 { i0 = idle; t0 = tot }
-    NR == 2 { printf "%.0f\n", (tot > t0) ? 100 * (1 - (idle - i0) / (tot - t0)) : 0 }')
-log "load average at the start: $load_start ($ncpu CPUs); CPUs ${busy_before}% busy over the last second"
-[ "$busy_before" -le 10 ] ||
-    log "warning: the machine is busy; other tasks will compete with the backends"
+bench_busy_probe
 
 disk="$work/disk.img"
 disk_mib=$((2 * area_mib))
 truncate -s "${disk_mib}M" "$disk"
 if [ "$direct" -eq 1 ]; then qsd_direct=on vd_direct=true; else qsd_direct=off vd_direct=false; fi
-
-wait_socket() { # PATH PID
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-stop_pid() { # PID
-    local i
-    kill -TERM "$1" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 
 start_vdhost() { # NAME FILE DIRECT -> sets vd_pid, vd_sock
     local name="$1"

@@ -50,53 +50,16 @@ done
 log() { printf 'bench-telemetry: %s\n' "$*" >&2; }
 die() { printf 'bench-telemetry: %s\n' "$*" >&2; exit 1; }
 
-if [ ! -f "$build_dir/build.ninja" ]; then
-    log "configuring $build_dir"
-    meson setup "$build_dir" >/dev/null
-fi
-ninja -C "$build_dir" -j2 host/vdhost plugins/virtiofs/vdh-virtiofs.so tools/bench/vdhost-bench >/dev/null
-VDHOST="$build_dir/host/vdhost"
-BENCH="$build_dir/tools/bench/vdhost-bench"
-PLUGINS="$build_dir/plugins"
-
-# One benchmark at a time on this machine (the lock scripts/bench.sh takes).
-exec 9>"${VDH_BENCH_LOCK:-/tmp/vdhost-bench.lock}"
-if ! flock -n 9; then
-    log "another benchmark is running; waiting for it to finish"
-    flock 9
-fi
-
+. "$REPO/scripts/bench-lib.sh"
+bench_build "$build_dir" host/vdhost plugins/virtiofs/vdh-virtiofs.so tools/bench/vdhost-bench
+bench_lock
 # CPUs as in bench.sh: the three poll lcores on the last CPU (only the one being measured
 # is busy; the others sleep on their kick eventfds), the load generator on CPU 0.
-ncpu=$(nproc)
-lcore=$((ncpu - 1))
-bench_cpu=0
-work="$(mktemp -d /tmp/vdh-bench-telemetry.XXXXXX)"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -TERM "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
-    if [ "$keep" -eq 1 ]; then log "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_cpus
+bench_workdir vdh-bench-telemetry
 share="$work/share"
 mkdir -p "$share" "$out"
 csv="$work/runs.csv"
-
-wait_socket() { # PATH PID
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 start_vdhost() { # LABEL TIMING -> appends to labels, socks, bpids
     local name="$1" timing="$2"
@@ -130,7 +93,7 @@ start_vdhost timing-b true
 start_vdhost no-timing false
 log "$reps reps x ${duration}s (+${warmup}s warm-up), QD $depths, $workloads; alternating $labels"
 rc=0
-taskset -c "$bench_cpu" "$BENCH" --socket "$socks" --no-prepare --poll --cpus "$bench_cpu" \
+"${BENCH_RUN[@]}" --socket "$socks" --no-prepare --poll --cpus "$bench_cpu" \
     --file-size-mib 64 --duration "$duration" --warmup "$warmup" --reps "$reps" --rep 1 \
     --backend-pid "$bpids" --label "$labels" --csv "$csv" --workload "$workloads" \
     --queue-depth "$depths" >"$work/bench.out" 2>"$work/bench.err" || rc=$?

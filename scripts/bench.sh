@@ -143,80 +143,23 @@ else
 fi
 log "rust-virtiofsd: $rust_status${rust:+ - $rust}"
 
-# ---- build ------------------------------------------------------------------------------
-if [ ! -f "$build_dir/build.ninja" ]; then
-    log "configuring $build_dir"
-    meson setup "$build_dir" >/dev/null
-fi
+. "$REPO/scripts/bench-lib.sh"
 log "building vdhost, the virtiofs plugin and vdhost-bench in $build_dir"
-ninja -C "$build_dir" -j2 host/vdhost plugins/virtiofs/vdh-virtiofs.so tools/bench/vdhost-bench >/dev/null
-VDHOST="$build_dir/host/vdhost"
-BENCH="$build_dir/tools/bench/vdhost-bench"
-PLUGINS="$build_dir/plugins"
-
-# ---- one benchmark at a time on this machine (from any checkout with this script): two
-# runs would compete for the same CPUs --------------------------------------------------------
-exec 9>"${VDH_BENCH_LOCK:-/tmp/vdhost-bench.lock}"
-if ! flock -n 9; then
-    log "another scripts/bench.sh is running; waiting for it to finish"
-    flock 9
-fi
-
-# ---- CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0, the peers on
-# the poll lcore's CPU (so each backend serves from one CPU and none from the generator's) --
-ncpu=$(nproc)
-lcore=$((ncpu - 1))
-bench_cpu=0
-[ "$ncpu" -ge 2 ] || log "warning: one CPU only; the load generator shares it with the poll lcore"
-: "${peer_cpus:=$lcore}"
-peer_pin=(taskset -c "$peer_cpus")
-[ "$peer_cpus" != all ] || peer_pin=()
-[ "$peer_cpus" = all ] || taskset -c "$peer_cpus" true 2>/dev/null ||
-    die "--peer-cpus $peer_cpus: not a CPU list taskset accepts"
-# The load generator's threads are pinned by --cpus; taskset pins its main thread too.
-BENCH_RUN=(taskset -c "$bench_cpu" "$BENCH")
-
-work="$(mktemp -d /tmp/vdh-bench.XXXXXX)"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -TERM "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
-    if [ "$keep" -eq 1 ]; then log "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_build "$build_dir" host/vdhost plugins/virtiofs/vdh-virtiofs.so tools/bench/vdhost-bench
+bench_lock
+# CPUs: vdhost's poll lcore on the last CPU, the load generator on CPU 0, the peers on the
+# poll lcore's CPU (so each backend serves from one CPU and none from the generator's).
+bench_cpus "$peer_cpus"
+bench_workdir vdh-bench
 share="$work/share"
 mkdir -p "$share" "$work/nullshare" "$out"
 csv="$work/runs.csv"
 failures=0
 start_time=$(date +%s)
-load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-# How busy the CPUs are right now (the load average still counts a run that just ended).
-busy_before=$({ head -n 1 /proc/stat; sleep 1; head -n 1 /proc/stat; } | awk '
-    { idle = $5 + $6; tot = 0; for (i = 2; i <= 9; i++) tot += $i }
-    NR == 1 { i0 = idle; t0 = tot }
-    NR == 2 { printf "%.0f\n", (tot > t0) ? 100 * (1 - (idle - i0) / (tot - t0)) : 0 }')
-log "load average at the start: $load_start ($ncpu CPUs);" \
-    "CPUs ${busy_before}% busy over the last second"
-[ "$busy_before" -le 10 ] ||
-    log "warning: the machine is busy; other tasks will compete with the backends"
+bench_busy_probe
 
 log "preparing $share (${file_mib} MiB files, 10000-entry directory)"
 "$BENCH" --share-dir "$share" --prepare-only --file-size-mib "$file_mib" >/dev/null
-
-wait_socket() { # PATH PID
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -S "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 start_vdhost() { # NAME BACKEND -> sets vd_pid, vd_sock
     local name="$1" backend="$2" dir="$share"
@@ -239,14 +182,6 @@ YAML
     pids+=("$vd_pid")
     vd_sock="$work/$name.sock"
     wait_socket "$vd_sock" "$vd_pid" || { cat "$work/$name.log" >&2; die "vdhost ($name) did not start"; }
-}
-
-stop_pid() { # PID
-    local i
-    kill -TERM "$1" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
 }
 
 # bench LABELS SOCKETS PIDS ARGS...: one vdhost-bench process, alternating between the
