@@ -9,6 +9,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# The sanitizer tree compiles at the lowest priority from here on, beside the main build,
+# the guest images and the main suites: it takes only the CPU time they leave idle (the
+# build's serial steps; most tests wait on guests and sockets), so it does not disturb
+# them; its stage then finishes the build and runs the suites.
+prebuild=""
+if [ "${VDH_SKIP_SANITIZE:-0}" != 1 ]; then
+    mkdir -p build-asan
+    nice -n 19 bash scripts/sanitize.sh --build-only >build-asan/prebuild.log 2>&1 &
+    prebuild=$!
+fi
 if ! bash scripts/build.sh; then
     echo "build failed"
     echo "0 passed, 1 failed"
@@ -35,15 +45,6 @@ stage() { # name command...: runs a stage, keeps its time and exit status
 }
 
 rc=0
-# The sanitizer tree compiles at the lowest priority while the main suites run: it takes
-# only the CPU time they leave idle (most of their tests wait on guests and sockets), so
-# it does not disturb their timing; its stage then finishes the build and runs the suites.
-prebuild=""
-if [ "${VDH_SKIP_SANITIZE:-0}" != 1 ]; then
-    mkdir -p build/meson-logs
-    nice -n 19 bash scripts/sanitize.sh --build-only >build/meson-logs/asan-prebuild.log 2>&1 &
-    prebuild=$!
-fi
 # No stale results: a run that fails before its tests leaves none (a failure to the summary).
 rm -f build/meson-logs/testlog*.json build/meson-logs/testlog*.junit.xml
 # Suite 'timing' (tests that assert latencies and rates) is left out here and runs once the
