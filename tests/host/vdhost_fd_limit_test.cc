@@ -7,9 +7,11 @@
 // --check-config, with the numbers.
 #include <gtest/gtest.h>
 
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <linux/capability.h>
 
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "fuse_client/fuse_session.h"
+#include "vdh/unique_fd.h"
 #include "vdhost_process.h"
 
 namespace vdh {
@@ -131,10 +134,29 @@ TEST_F(VdhostFdLimit, OneShareRunsOutOfItsBudgetTheOtherDoesNot) {
 TEST_F(VdhostFdLimit, BudgetsThatDoNotFitAreRefusedAtStartAndByCheckConfig) {
     std::string ctl = dir_.file("ctl.sock");
     std::string yaml = two_shares(dir_, ctl, 600); // ~540 + 2 x 744 > 1536
+    // Watched from before the start: no device of a config that does not fit ever listens
+    // (every device reserves its fds before the first socket is created).
+    UniqueFd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    ASSERT_TRUE(watch);
+    ASSERT_GE(::inotify_add_watch(watch.get(), dir_.path().c_str(), IN_CREATE), 0);
     VdhostProcess v;
     v.set_child_setup(lower_fd_limit);
     EXPECT_FALSE(v.start(dir_, yaml, {dir_.file("a.sock")}, std::chrono::seconds(5)));
     EXPECT_NE(v.stop(SIGTERM, std::chrono::seconds(10)), 0);
+    std::vector<std::string> created;
+    alignas(inotify_event) char events[4096];
+    for (ssize_t n; (n = ::read(watch.get(), events, sizeof(events))) > 0;) {
+        for (ssize_t off = 0; off < n;) {
+            const auto* e = reinterpret_cast<const inotify_event*>(events + off);
+            if (e->len != 0) {
+                created.emplace_back(e->name);
+            }
+            off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+        }
+    }
+    for (const std::string& name : created) {
+        EXPECT_EQ(name.find(".sock"), std::string::npos) << name << " was created";
+    }
     std::string log = v.log();
     EXPECT_NE(log.find("device fs_b: cannot reserve 744 fds: the process fd limit (RLIMIT_NOFILE) "
                        "is 1536, the host reserves "),
