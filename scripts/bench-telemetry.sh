@@ -111,7 +111,7 @@ for name in timing timing-b no-timing; do
 done
 
 python3 - "$csv" "$work" "$out" "$reps" "$duration" "$warmup" <<'PY'
-import csv, json, os, re, statistics, sys
+import csv, json, os, re, shutil, statistics, sys
 
 path, work, out, reps, duration, warmup = sys.argv[1:7]
 rows = list(csv.DictReader(open(path)))
@@ -197,6 +197,6 @@ text = "\n".join(lines)
 print(text)
 open(os.path.join(out, "telemetry-ab.txt"), "w").write(text + "\n")
 json.dump(result, open(os.path.join(out, "telemetry-ab.json"), "w"), indent=1)
-os.replace(path, os.path.join(out, "telemetry-ab.csv")) if os.path.dirname(path) != out else None
+shutil.move(path, os.path.join(out, "telemetry-ab.csv"))  # /tmp may be another filesystem
 sys.exit(0 if result["histogram_check_ok"] and errors == 0 and keys else 1)
 PY

@@ -209,15 +209,8 @@ bool Runtime::add_all(const std::vector<DeviceConfig>& devs, DeviceOrigin origin
     // Every device is created (and its fds reserved) before the first socket listens: a
     // config that does not fit never lets a guest connect to part of it.
     std::vector<std::unique_ptr<Device>> ready;
+    // (Names and sockets within one config are unique: the config loader refuses repeats.)
     for (const DeviceConfig& dev : devs) {
-        for (const auto& r : ready) {
-            if (r->name() == dev.name || r->socket() == dev.socket) {
-                *err = device_error(dev, r->name() == dev.name ? "name" : "socket",
-                                    "device " + r->name() + " has the same " +
-                                        (r->name() == dev.name ? "name" : "socket"));
-                return false;
-            }
-        }
         std::unique_ptr<Device> d = prepare(dev, err);
         if (d == nullptr) {
             return false; // `ready` gives its fds back
